@@ -1,0 +1,102 @@
+"""Grad-CAM (Selvaraju et al. 2017), eq. 1.15-1.16 / 3.5: the CAM of class ``c`` is
+``ReLU(sum_k A_ck F_k)`` with ``A_ck = (1/hw) sum_ij d s_c / d F_kij``, the spatially averaged gradient
+of the class score with respect to the feature maps ``F`` of a chosen layer.
+
+For a linear classification layer on globally averaged features (the CAM head, eq. 3.4),
+``A_ck = W_ck / (hw)``, so Grad-CAM before the ReLU is ``(M_c - b_c) / (hw)``: the CAM of eq. 3.3 up to
+its bias and a positive factor (section 1.3.4).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..errors import InputError, ModelError
+
+
+def _default_layer(model: nn.Module) -> nn.Module:
+    for attr in ("backbone", "features"):
+        layer = getattr(model, attr, None)
+        if isinstance(layer, nn.Module):
+            return layer
+    raise ModelError(f"{type(model).__name__} has no 'backbone' or 'features' module; pass layer=<the module "
+                     "whose output feature maps Grad-CAM should weight>")
+
+
+def grad_cam(model: nn.Module, inputs: torch.Tensor, *, classes: torch.Tensor | None = None,
+             layer: nn.Module | None = None, create_graph: bool = False,
+             relu: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Grad-CAM of a batch (eq. 1.15-1.16).
+
+    Parameters
+    ----------
+    model:
+        Any model returning logits ``(N, C)``.
+    inputs:
+        Images ``(N, D, H, W)`` in [0, 1].
+    classes:
+        ``None``: the maps of every class, ``(N, C, h, w)`` like ``model.cams``; an int tensor ``(N,)``:
+        one map per sample for that class (label or prediction), ``(N, 1, h, w)``.
+    layer:
+        Module whose output is ``F`` (4-D). Defaults to ``model.backbone`` (WSL models) or
+        ``model.features`` (C&W networks).
+    create_graph:
+        Keep the graph of the gradients so that the maps are differentiable (w.r.t. the input and the
+        parameters), e.g. for attacks on the maps. Otherwise they are detached.
+    relu:
+        Apply the ReLU of eq. 1.15.
+
+    Returns
+    -------
+    ``(logits, maps)``. Samples are independent only when the model is in eval mode (batch norm in
+    training mode mixes the batch). The model's mode, parameters and ``.grad`` are left untouched.
+    """
+    if inputs.dim() != 4:
+        raise InputError(f"inputs must be images (N, D, H, W), got shape {tuple(inputs.shape)}")
+    layer = _default_layer(model) if layer is None else layer
+    captured: list[torch.Tensor] = []
+
+    def hook(_module: nn.Module, _args: object, output: torch.Tensor) -> torch.Tensor | None:
+        if not isinstance(output, torch.Tensor) or output.dim() != 4:
+            raise ModelError(f"Grad-CAM layer {type(_module).__name__} must output (N, K, h, w) feature maps")
+        if not output.requires_grad:  # frozen model and plain inputs: track from the features on
+            output = output.detach().requires_grad_()
+            captured.append(output)
+            return output
+        captured.append(output)
+        return None
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        with torch.enable_grad():
+            logits = model(inputs)
+    finally:
+        handle.remove()
+    if len(captured) != 1:
+        raise ModelError(f"Grad-CAM layer ran {len(captured)} times in one forward pass; choose a module "
+                         "that runs once")
+    if logits.dim() != 2:
+        raise ModelError(f"Grad-CAM needs logits (N, C), the model returned shape {tuple(logits.shape)}")
+    features = captured[0]
+    n, num_classes = logits.shape
+    if classes is None:
+        targets = [logits[:, c] for c in range(num_classes)]
+    else:
+        classes = torch.as_tensor(classes, device=logits.device).long().view(-1)
+        if classes.shape[0] != n or classes.min() < 0 or classes.max() >= num_classes:
+            raise InputError(f"classes must be {n} class indices in [0, {num_classes}), got "
+                             f"{classes.tolist()}")
+        targets = [logits.gather(1, classes.view(-1, 1))[:, 0]]
+    maps = []
+    for i, score in enumerate(targets):
+        (grad,) = torch.autograd.grad(score.sum(), features, create_graph=create_graph,
+                                      retain_graph=create_graph or i < len(targets) - 1)
+        weights = grad.mean(dim=(2, 3), keepdim=True)  # eq. 1.16
+        maps.append((weights * features).sum(dim=1))  # eq. 1.15, before the ReLU
+    cams = torch.stack(maps, dim=1)
+    if relu:
+        cams = torch.relu(cams)
+    if not create_graph:
+        cams, logits = cams.detach(), logits.detach()
+    return logits, cams

@@ -1,0 +1,113 @@
+"""Weakly supervised classifiers: normalization + backbone + pooling head (section 1.3.2.1), returning
+logits from ``forward`` and class activation maps from ``cams``; bilinear upsampling of the CAMs to the
+input size (section 1.3.4) and the test-time augmentation of section 3.4.2."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import InputError
+from .normalize import IMAGENET_MEAN, IMAGENET_STD, Normalize
+
+
+class WSLClassifier(nn.Module):
+    """``Normalize -> backbone -> head`` on images in [0, 1].
+
+    Parameters
+    ----------
+    backbone:
+        Feature extractor with ``out_channels`` and ``stride`` attributes (see ``backbones.py``).
+    head:
+        A pooling head mapping features to ``(logits, cams)`` with a ``num_classes`` attribute.
+    mean, std:
+        Normalization, ImageNet's by default (the backbones are ImageNet ResNets).
+    config:
+        The model zoo's description (``{"name": ..., **kwargs}``) that rebuilds this model with
+        ``create_model(**config)``; set by :func:`advwsl.models.create_model`.
+
+    Attributes
+    ----------
+    num_classes, stride, config.
+    """
+
+    def __init__(self, backbone: nn.Module, head: nn.Module, *, mean: Sequence[float] = IMAGENET_MEAN,
+                 std: Sequence[float] = IMAGENET_STD, config: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.normalize = Normalize(mean, std)
+        self.backbone = backbone
+        self.head = head
+        self.num_classes = int(head.num_classes)
+        self.stride = int(backbone.stride)
+        self.in_channels = len(tuple(mean))
+        self.config = dict(config) if config is not None else None
+
+    def _check(self, x: torch.Tensor) -> None:
+        if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != self.in_channels:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise InputError(f"expected images (N, {self.in_channels}, H, W) in [0, 1], got {shape}")
+        if x.shape[2] < self.stride or x.shape[3] < self.stride:
+            raise InputError(f"images of size {tuple(x.shape[2:])} are smaller than the model's stride "
+                             f"{self.stride}; use inputs of at least {self.stride}x{self.stride}")
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Feature maps ``F`` ``(N, K, H/S, W/S)`` of images in [0, 1]."""
+        self._check(x)
+        return self.backbone(self.normalize(x))
+
+    def cams(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits ``(N, C)`` and CAMs ``(N, C, H/S, W/S)``, both differentiable w.r.t. ``x``."""
+        return self.head(self.features(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.cams(x)[0]
+
+
+def upsample_cams(cams: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """Bilinear interpolation of CAMs ``(N, C, h, w)`` to ``size`` (the input size; section 1.3.4).
+    Differentiable; ``align_corners=False`` so each CAM cell covers its ``stride x stride`` input block."""
+    if cams.dim() != 4:
+        raise InputError(f"CAMs must be a (N, C, h, w) tensor, got shape {tuple(cams.shape)}")
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    if len(size) != 2 or min(size) < 1:
+        raise InputError(f"size must be a positive int or (H, W), got {size!r}")
+    if tuple(cams.shape[2:]) == size:
+        return cams
+    return F.interpolate(cams, size=size, mode="bilinear", align_corners=False)
+
+
+def tta_cams(model: nn.Module, inputs: torch.Tensor, *,
+                           scales: Sequence[float] = (0.5, 1.0, 1.5, 2.0),
+                           flip: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Section 3.4.2: CAMs of the image and of its horizontal flip at several scales (0.5, 1, 1.5, 2),
+    each resized bilinearly to the input size (flipped back), then averaged; the logits are averaged too.
+
+    Returns ``(logits (N, C), cams (N, C, H, W))`` at the input resolution. Runs in the model's current
+    mode and keeps the autograd graph (wrap in ``torch.no_grad()`` for evaluation).
+    """
+    if not hasattr(model, "cams"):
+        raise InputError(f"{type(model).__name__} has no cams(x) method; test-time augmentation needs a WSL "
+                         "model")
+    if not scales or any(s <= 0 for s in scales):
+        raise InputError(f"scales must be positive numbers, got {tuple(scales)}")
+    size = tuple(inputs.shape[2:])
+    stride = int(getattr(model, "stride", 1))
+    logits_sum, cams_sum, count = None, None, 0
+    for scale in scales:
+        scaled_size = tuple(max(stride, round(s * scale)) for s in size)
+        scaled = inputs if scaled_size == size else F.interpolate(
+            inputs, size=scaled_size, mode="bilinear", align_corners=False)
+        for flipped in ((False, True) if flip else (False,)):
+            view = scaled.flip(3) if flipped else scaled
+            logits, cams = model.cams(view)
+            cams = upsample_cams(cams, size)
+            if flipped:
+                cams = cams.flip(3)
+            logits_sum = logits if logits_sum is None else logits_sum + logits
+            cams_sum = cams if cams_sum is None else cams_sum + cams
+            count += 1
+    return logits_sum / count, cams_sum / count
