@@ -1,0 +1,318 @@
+"""Built-in synthetic histology: procedurally generated H&E-like tiles with an image-level label and a
+pixel mask, the default dataset of every command (no download, no files shipped).
+
+What it is. Each RGB tile shows pink stroma (fibrous eosin texture with slow intensity variation), small
+round purple nuclei scattered at a random density, and a few pale lumen-like holes. A *lesion* tile also
+contains one region of interest (ROI): a blob with an irregular border whose area ranges from about 3 %
+to about 75 % of the tile (log-uniform), and whose pixels form the ground-truth mask. A *normal* tile has an
+empty mask. The lesion is drawn with the same stain colours as the rest of the tile and with the same
+expected nuclear area fraction, so it is not salient (section 1.2.3: regions of interest in histology are
+not salient and not structured like objects): it differs only by nuclear size, shape and arrangement.
+Per-tile stain variation (colour jitter, gamma) and background variation (nuclear density, holes) make
+simple colour statistics a poor classifier, while a small CNN that looks at the nuclei learns the task.
+
+Lesion patterns (stand-ins named after the BACH classes of section 2.1.1.2, not models of real pathology):
+
+* ``carcinoma``: large, pleomorphic (round and elongated) nuclei in crowded clusters,
+* ``gland``: pale lumina ringed by small nuclei (benign-like glands),
+* ``duct``: pale lumina ringed by large pleomorphic nuclei (duct-confined, in-situ-like).
+
+Class sets: ``num_classes=2`` -> (normal, malignant=carcinoma); ``3`` -> (normal, benign=gland,
+malignant=carcinoma); ``4`` -> (normal, benign=gland, in_situ=duct, invasive=carcinoma).
+
+Organization (section 2.1.2.2): a fixed test pool, and a train+valid pool partitioned into 5 seeded,
+stratified folds (80 % train / 20 % validation). Tile ``i`` of a pool depends only on ``(seed, pool, i)``
+and the generator settings, so the same seed gives identical tensors whatever the order of access, the
+subset size or the caching. Labels follow an exact, deterministic class-balance schedule.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from ..errors import InputError
+from .folds import assign_folds
+
+CLASS_SETS: dict[int, tuple[tuple[str, ...], tuple[str | None, ...]]] = {
+    2: (("normal", "malignant"), (None, "carcinoma")),
+    3: (("normal", "benign", "malignant"), (None, "gland", "carcinoma")),
+    4: (("normal", "benign", "in_situ", "invasive"), (None, "gland", "duct", "carcinoma")),
+}
+_POOLS = {"trainval": 0, "test": 1}
+_SMALL = ((1.0, 1.0, 0.0), (1.25, 1.25, 0.0), (1.5, 1.5, 0.0))           # (semi-axis a, b, angle)
+_LARGE = ((2.1, 2.1, 0.0), (2.6, 2.6, 0.0), (3.0, 3.0, 0.0), (3.2, 2.2, 0.0), (3.2, 2.2, 45.0),
+          (3.2, 2.2, 90.0), (3.2, 2.2, 135.0))
+_N_SMALL, _N_LARGE = len(_SMALL), len(_LARGE)
+
+
+@lru_cache(maxsize=8)
+def _kernels(scale: float) -> tuple[torch.Tensor, np.ndarray]:
+    """Anti-aliased ellipse stamps (K, 1, k, k) for the small then large nuclei, and their areas."""
+    shapes = _SMALL + _LARGE
+    half = int(math.ceil(3.2 * scale + 1))
+    sub = 4  # 4x4 supersampling per pixel for the coverage
+    t = (np.arange(-half * sub, (half + 1) * sub) + 0.5) / sub - 0.5
+    yy, xx = np.meshgrid(t, t, indexing="ij")
+    stamps = []
+    for a, b, ang in shapes:
+        th = math.radians(ang)
+        u = (xx * math.cos(th) + yy * math.sin(th)) / (a * scale)
+        v = (-xx * math.sin(th) + yy * math.cos(th)) / (b * scale)
+        inside = (u * u + v * v <= 1.0).astype(np.float32)
+        k = 2 * half + 1
+        stamps.append(inside.reshape(k, sub, k, sub).mean(axis=(1, 3)))
+    bank = np.stack(stamps)[:, None].astype(np.float32)
+    return torch.from_numpy(bank), bank.sum(axis=(1, 2, 3))
+
+
+def _smooth_noise(rng: np.random.Generator, size: int, cell: int, count: int) -> np.ndarray:
+    """``count`` smooth random fields (count, size, size) in about [-1, 1]: bilinear interpolation of a
+    coarse Gaussian grid with one node every ``cell`` pixels."""
+    g = size // cell + 2
+    coarse = torch.from_numpy(rng.standard_normal((1, count, g, g)).astype(np.float32))
+    fine = F.interpolate(coarse, size=(g - 1) * cell, mode="bilinear", align_corners=True)
+    return fine[0, :, :size, :size].clamp(-2.5, 2.5).numpy() / 2.5
+
+
+def _disc_union(size: int, circles: np.ndarray) -> np.ndarray:
+    """Anti-aliased union of discs (rows cx, cy, r) as an (size, size) coverage map."""
+    if len(circles) == 0:
+        return np.zeros((size, size), np.float32)
+    c = np.arange(size, dtype=np.float32)
+    dx = c[None, None, :] - circles[:, 0, None, None]
+    dy = c[None, :, None] - circles[:, 1, None, None]
+    cover = np.clip(circles[:, 2, None, None] - np.sqrt(dx * dx + dy * dy) + 0.5, 0.0, 1.0)
+    return cover.max(axis=0).astype(np.float32)
+
+
+def _layout(rng: np.random.Generator, size: int, pattern: str | None, roi_fraction: tuple[float, float],
+            scale: float) -> dict[str, np.ndarray]:
+    """Random layout of one tile: ROI mask, lumen coverage, nucleus impulses per stamp, stroma intensity,
+    chromatin texture and stain colours (everything needing per-tile randomness)."""
+    s, area = float(size), float(size * size)
+    noise = _smooth_noise(rng, size, max(4, size // 8), 4)  # stroma, fibre warp, ROI border, clustering
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+
+    mask = np.zeros((size, size), np.float32)
+    centre = None
+    if pattern is not None:
+        lo, hi = roi_fraction
+        frac = math.exp(rng.uniform(math.log(lo), math.log(hi)))
+        aspect = math.exp(rng.uniform(-0.4, 0.4))
+        a = math.sqrt(frac * area / math.pi / aspect)
+        b = a * aspect
+        ext = 0.5 * max(a, b)
+        cx, cy = (rng.uniform(min(ext, s / 2), max(s - ext, s / 2)) for _ in range(2))
+        th = rng.uniform(0, math.pi)
+        u = ((xx - cx) * math.cos(th) + (yy - cy) * math.sin(th)) / a
+        v = (-(xx - cx) * math.sin(th) + (yy - cy) * math.cos(th)) / b
+        mask = (np.sqrt(u * u + v * v) < 1.0 + 0.3 * noise[2]).astype(np.float32)
+        centre = (int(min(max(round(cx), 0), size - 1)), int(min(max(round(cy), 0), size - 1)))
+        mask[centre[1], centre[0]] = 1.0
+
+    # pale holes anywhere (vessels, fat, tears) + gland/duct lumina inside the ROI
+    n_holes = int(rng.integers(0, 4))
+    holes = np.stack([rng.uniform(0, s, n_holes), rng.uniform(0, s, n_holes),
+                      rng.uniform(1.5, 5.0, n_holes) * scale], axis=1)
+    impulses = np.zeros((_N_SMALL + _N_LARGE, size, size), np.float32)
+    lumina = np.zeros((0, 3), np.float32)
+    if pattern in ("gland", "duct"):
+        big = pattern == "duct"
+        spacing = (16.0 if big else 11.0) * scale
+        off = rng.uniform(0, spacing, 2)
+        gx, gy = np.meshgrid(np.arange(off[0], s, spacing), np.arange(off[1], s, spacing))
+        cand = np.stack([gx.ravel(), gy.ravel()], 1) + rng.uniform(-2, 2, (gx.size, 2)) * scale
+        cand = np.clip(cand, 0, s - 1)
+        keep = mask[cand[:, 1].round().astype(int), cand[:, 0].round().astype(int)] > 0
+        cand = cand[keep]
+        cand = cand[np.hypot(cand[:, 0] - centre[0], cand[:, 1] - centre[1]) > 0.8 * spacing]
+        cand = np.concatenate([np.array([centre], np.float32), cand.astype(np.float32)])
+        r_lumen = rng.uniform(2.2, 3.4, len(cand)) * scale if big else rng.uniform(1.8, 3.0, len(cand)) * scale
+        lumina = np.concatenate([cand, r_lumen[:, None]], 1).astype(np.float32)
+        first = _N_SMALL if big else 0
+        n_kinds = _N_LARGE if big else _N_SMALL
+        r_nuc = (2.6 if big else 1.25) * scale
+        for cx_, cy_, rl in lumina:
+            ring = rl + r_nuc + 0.3 * scale
+            m = max(5, int(round(2 * math.pi * ring / (2 * r_nuc + (2.5 if big else 0.8) * scale))))
+            ang = rng.uniform(0, 2 * math.pi) + 2 * math.pi * np.arange(m) / m + rng.normal(0, 0.08, m)
+            px = np.clip(np.round(cx_ + ring * np.cos(ang)), 0, size - 1).astype(int)
+            py = np.clip(np.round(cy_ + ring * np.sin(ang)), 0, size - 1).astype(int)
+            np.add.at(impulses, (first + rng.integers(0, n_kinds, m), py, px), 1.0)
+    lumen = _disc_union(size, np.concatenate([holes.astype(np.float32), lumina]))
+
+    # scattered nuclei: background small ones; carcinoma ROI large clustered ones; glands sparse small ones
+    _, areas = _kernels(scale)
+    phi_bg = rng.uniform(0.06, 0.18)
+    rate = np.full((size, size), phi_bg / areas[:_N_SMALL].mean(), np.float32)
+    large = np.zeros((size, size), bool)
+    if pattern == "carcinoma":
+        phi_les = rng.uniform(0.06, 0.18)
+        roi_area = max(float(mask.sum()), 1.0)
+        r_les = max(phi_les / areas[_N_SMALL:].mean(), 3.0 / roi_area)
+        clusters = np.clip(0.5 + 0.9 * noise[3], 0.15, 1.6)
+        rate = np.where(mask > 0, r_les * clusters, rate)
+        large = mask > 0
+        impulses[_N_SMALL + int(rng.integers(0, _N_LARGE)), centre[1], centre[0]] += 1.0
+    elif pattern is not None:
+        rate = np.where(mask > 0, 0.4 * rate, rate)
+    hit = rng.random((size, size)) < rate
+    kind = np.where(large, _N_SMALL + rng.integers(0, _N_LARGE, (size, size)),
+                    rng.integers(0, _N_SMALL, (size, size)))
+    ys, xs = np.nonzero(hit)
+    np.add.at(impulses, (kind[ys, xs], ys, xs), 1.0)
+
+    th = rng.uniform(0, math.pi)
+    freq = rng.uniform(0.12, 0.22) / scale
+    fibre = np.sin(2 * math.pi * freq * (xx * math.cos(th) + yy * math.sin(th)) + 2.5 * noise[1] * math.pi)
+    grain = rng.standard_normal((size, size)).astype(np.float32)
+    stroma = np.clip(0.5 + 0.14 * fibre + 0.2 * noise[0] + 0.06 * grain, 0.0, 1.0)
+    colours = np.array([[0.96, 0.76, 0.86], [0.82, 0.42, 0.63], [0.40, 0.24, 0.58], [0.97, 0.92, 0.95]],
+                       np.float32) + rng.uniform(-0.05, 0.05, (4, 3)).astype(np.float32)
+    return {
+        "mask": mask, "lumen": lumen, "impulses": impulses, "stroma": stroma.astype(np.float32),
+        "chromatin": rng.random((size, size)).astype(np.float32), "colours": np.clip(colours, 0, 1),
+        "gamma": rng.uniform(0.85, 1.15, 3).astype(np.float32),
+        "pixel_noise": rng.standard_normal((3, size, size)).astype(np.float32),
+    }
+
+
+def _render(layouts: list[dict[str, np.ndarray]], scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batch-render layouts into 8-bit-quantized RGB images (B, 3, H, W) in [0, 1] and masks (B, H, W)."""
+    def stack(key: str) -> torch.Tensor:
+        return torch.from_numpy(np.stack([lay[key] for lay in layouts]))
+
+    bank, _ = _kernels(scale)
+    impulses = stack("impulses")
+    size, k = impulses.shape[-1], bank.shape[-1]
+    # stamping = a convolution of the sparse impulse maps with the stamps; FFT is cheaper than direct here
+    full = (size + k - 1, size + k - 1)
+    spec = (torch.fft.rfft2(impulses, s=full) * torch.fft.rfft2(bank[:, 0], s=full)).sum(1, keepdim=True)
+    nuclei = torch.fft.irfft2(spec, s=full)[..., k // 2:k // 2 + size, k // 2:k // 2 + size]
+    lumen = stack("lumen").unsqueeze(1)
+    nuclei = nuclei.clamp(0, 1) * (1 - lumen)
+    nuclei = nuclei * (0.7 + 0.3 * stack("chromatin").unsqueeze(1))
+    col = stack("colours")[:, :, :, None, None]  # (B, 4, 3, 1, 1): stroma light/dark, nucleus, lumen
+    t = stack("stroma").unsqueeze(1)
+    img = col[:, 0] * (1 - t) + col[:, 1] * t
+    img = img * (1 - lumen) + col[:, 3] * lumen
+    img = img * (1 - nuclei) + col[:, 2] * nuclei
+    img = img.clamp(0, 1) ** stack("gamma")[:, :, None, None]
+    img = (img + 0.012 * stack("pixel_noise")).clamp(0, 1)
+    img = torch.round(img * 255) / 255
+    return img, stack("mask")
+
+
+def class_schedule(n: int, weights: Sequence[float]) -> np.ndarray:
+    """Labels ``0..n-1`` with exact class balance: sample i gets the class whose count lags most behind
+    ``(i + 1) * weight`` (largest deficit; ties to the smaller class index)."""
+    w = np.asarray(weights, np.float64)
+    w = w / w.sum()
+    counts = np.zeros(len(w))
+    out = np.empty(n, np.int64)
+    for i in range(n):
+        c = int(np.argmax((i + 1) * w - counts + 1e-9 * -np.arange(len(w))))
+        out[i] = c
+        counts[c] += 1
+    return out
+
+
+class SyntheticHistology(Dataset):
+    """Synthetic H&E-like tiles with image labels and ROI masks (see the module docstring).
+
+    Parameters
+    ----------
+    split : ``"train"``, ``"valid"``, ``"test"`` or ``"trainval"``.
+    n : keep only the first ``n`` samples of the split (``None``: all).
+    size : tile side in pixels.
+    num_classes : 2, 3 or 4 (class names in :attr:`classes`).
+    seed : generator seed; also seeds the folds.
+    fold : which of the ``n_folds`` folds gives the validation set (section 2.1.2.2).
+    n_trainval, n_test : sizes of the train+valid pool and of the fixed test pool.
+    roi_fraction : (min, max) ROI area as a fraction of the tile (sampled log-uniformly).
+    class_weights : relative class frequencies (default: balanced).
+    scale : nucleus size multiplier (1 = nuclei of radius 1-3.2 px).
+    transform : callable on the sample dict (see :mod:`advwsl.data.transforms`), applied on access.
+    cache : keep generated tiles in memory.
+
+    ``__getitem__`` returns ``{"image": float32 (3, size, size) in [0, 1], "label": int,
+    "mask": float32 (size, size) in {0, 1}, "index": int}``.
+    """
+
+    def __init__(self, split: str = "train", *, n: int | None = None, size: int = 64, num_classes: int = 2,
+                 seed: int = 0, fold: int = 0, n_folds: int = 5, n_trainval: int = 1280, n_test: int = 256,
+                 roi_fraction: tuple[float, float] = (0.03, 0.75), class_weights: Sequence[float] | None = None,
+                 scale: float = 1.0, transform: Callable[[dict], dict] | None = None, cache: bool = True) -> None:
+        if split not in ("train", "valid", "test", "trainval"):
+            raise InputError(f"split must be 'train', 'valid', 'test' or 'trainval', got {split!r}")
+        if num_classes not in CLASS_SETS:
+            raise InputError(f"num_classes must be one of {sorted(CLASS_SETS)}, got {num_classes}")
+        if size < 16:
+            raise InputError(f"size must be at least 16 pixels, got {size}")
+        lo, hi = roi_fraction
+        if not 0 < lo <= hi <= 1:
+            raise InputError(f"roi_fraction must satisfy 0 < min <= max <= 1, got {roi_fraction}")
+        weights = [1.0] * num_classes if class_weights is None else list(class_weights)
+        if len(weights) != num_classes or min(weights) < 0 or sum(weights) <= 0:
+            raise InputError(f"class_weights must be {num_classes} non-negative numbers, got {class_weights}")
+        if not 0 <= fold < n_folds:
+            raise InputError(f"fold must be in 0..{n_folds - 1}, got {fold}")
+        self.split, self.size, self.num_classes, self.seed, self.fold = split, size, num_classes, seed, fold
+        self.roi_fraction, self.scale, self.transform, self.cache = (lo, hi), float(scale), transform, cache
+        self.classes, self.patterns = CLASS_SETS[num_classes]
+        self.pool = "test" if split == "test" else "trainval"
+        pool_labels = class_schedule(n_test if split == "test" else n_trainval, weights)
+        indices = np.arange(len(pool_labels))
+        if split in ("train", "valid"):
+            folds = assign_folds(pool_labels, n_folds=n_folds, seed=seed)
+            indices = indices[(folds == fold) == (split == "valid")]
+        self.indices = indices[:n] if n is not None else indices
+        self.labels = pool_labels[self.indices]
+        self._cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def _generate(self, positions: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        layouts = []
+        for p in positions:
+            rng = np.random.default_rng([self.seed, _POOLS[self.pool], int(self.indices[p]), self.size])
+            layouts.append(_layout(rng, self.size, self.patterns[int(self.labels[p])], self.roi_fraction,
+                                   self.scale))
+        return _render(layouts, self.scale)
+
+    def _tiles(self, positions: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.cache:
+            return self._generate(positions)
+        todo = [p for p in positions if p not in self._cache]
+        for start in range(0, len(todo), 128):
+            chunk = todo[start:start + 128]
+            imgs, masks = self._generate(chunk)
+            for p, im, m in zip(chunk, imgs, masks):
+                self._cache[p] = (im, m)
+        return (torch.stack([self._cache[p][0] for p in positions]),
+                torch.stack([self._cache[p][1] for p in positions]))
+
+    def __getitem__(self, i: int) -> dict:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"index {i} out of range for {len(self)} samples")
+        i = i % len(self)
+        if self.cache and i not in self._cache:
+            # generate the surrounding chunk at once: batched rendering is much faster than one by one
+            start = (i // 128) * 128
+            self._tiles(list(range(start, min(start + 128, len(self)))))
+        img, mask = self._tiles([i])
+        sample = {"image": img[0], "label": int(self.labels[i]), "mask": mask[0], "index": int(self.indices[i])}
+        return self.transform(sample) if self.transform is not None else sample
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """All untransformed samples at once: images (N, 3, H, W), labels (N,) int64, masks (N, H, W)."""
+        imgs, masks = self._tiles(list(range(len(self))))
+        return imgs, torch.from_numpy(self.labels.copy()), masks
