@@ -78,7 +78,18 @@ def grad_cam(model: nn.Module, inputs: torch.Tensor, *, classes: torch.Tensor | 
                          "that runs once")
     if logits.dim() != 2:
         raise ModelError(f"Grad-CAM needs logits (N, C), the model returned shape {tuple(logits.shape)}")
-    features = captured[0]
+    with torch.enable_grad():  # also under an outer torch.no_grad()
+        cams = _weighted_maps(logits, captured[0], classes, create_graph)
+        if relu:
+            cams = torch.relu(cams)
+    if not create_graph:
+        cams, logits = cams.detach(), logits.detach()
+    return logits, cams
+
+
+def _weighted_maps(logits: torch.Tensor, features: torch.Tensor, classes: torch.Tensor | None,
+                   create_graph: bool) -> torch.Tensor:
+    """Eq. 1.15 before the ReLU, with the weights of eq. 1.16, for every class or one class per sample."""
     n, num_classes = logits.shape
     if classes is None:
         targets = [logits[:, c] for c in range(num_classes)]
@@ -93,10 +104,5 @@ def grad_cam(model: nn.Module, inputs: torch.Tensor, *, classes: torch.Tensor | 
         (grad,) = torch.autograd.grad(score.sum(), features, create_graph=create_graph,
                                       retain_graph=create_graph or i < len(targets) - 1)
         weights = grad.mean(dim=(2, 3), keepdim=True)  # eq. 1.16
-        maps.append((weights * features).sum(dim=1))  # eq. 1.15, before the ReLU
-    cams = torch.stack(maps, dim=1)
-    if relu:
-        cams = torch.relu(cams)
-    if not create_graph:
-        cams, logits = cams.detach(), logits.detach()
-    return logits, cams
+        maps.append((weights * features).sum(dim=1))  # eq. 1.15
+    return torch.stack(maps, dim=1)

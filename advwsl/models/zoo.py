@@ -100,7 +100,12 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     except TypeError as exc:
         raise InputError(f"invalid arguments for model {name!r}: {exc}") from None
     bound.apply_defaults()
-    model = spec.builder(*bound.args, **bound.kwargs)
+    try:
+        model = spec.builder(*bound.args, **bound.kwargs)
+    except AdvwslError:
+        raise
+    except (TypeError, ValueError) as exc:  # constructor arguments the builder forwarded as given
+        raise InputError(f"invalid arguments for model {name!r}: {exc}") from None
     resolved = dict(bound.arguments)
     extra: dict[str, Any] = {}
     for param in signature.parameters.values():
