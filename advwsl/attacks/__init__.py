@@ -12,6 +12,7 @@ from ..errors import InputError
 from .carlini_wagner import carlini_wagner_l2
 from .ddn import ddn
 from .deepfool import deepfool
+from .pgd import pgd_l2
 
 Attack = Callable[..., torch.Tensor]
 
@@ -48,5 +49,6 @@ register_attack("ddn", ddn)
 register_attack("cw", carlini_wagner_l2)
 register_attack("carlini_wagner_l2", carlini_wagner_l2)
 register_attack("deepfool", deepfool)
+register_attack("pgd", pgd_l2)
 
-__all__ = ["ATTACKS", "Attack", "carlini_wagner_l2", "ddn", "deepfool", "get_attack", "register_attack"]
+__all__ = ["ATTACKS", "Attack", "carlini_wagner_l2", "ddn", "deepfool", "get_attack", "pgd_l2", "register_attack"]

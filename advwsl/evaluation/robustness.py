@@ -1,0 +1,215 @@
+"""Robustness evaluation of a model as in section A V-7: several minimal-norm attacks (C&W, DeepFool, DDN)
+per sample, their per-sample minimum ("All"), the rows of Tables A V-5/A V-6 (attack success, mean L2,
+median L2, accuracy at a chosen epsilon) and the accuracy-vs-epsilon curves of Figure A V-4, with the
+sanity checks of :mod:`advwsl.evaluation.sanity`.
+
+The work is split into batches of ``batch_size`` consecutive samples; shard ``k`` of ``N`` evaluates the
+batches ``b`` with ``b % N == k``, each with the same seed as in a single-process run, so merging the
+shards (:func:`merge_reports`) reproduces the single-process report exactly.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ..errors import ConfigError, InputError
+from ..results import AttackResult, combine_results
+from . import sanity
+from .robustness_report import RobustnessReport, merge_reports
+
+#: Budgets of section A V-7: C&W 9 x 10 000, DeepFool 100, DDN 1 000.
+REFERENCE_BUDGETS: dict[str, dict[str, Any]] = {
+    "cw": {"binary_search_steps": 9, "steps": 10000}, "deepfool": {"steps": 100}, "ddn": {"steps": 1000}}
+
+
+def parse_shard(text: str | tuple[int, int] | None) -> tuple[int, int]:
+    """``"k/N"`` (0 <= k < N) as ``(k, N)``; None is ``(0, 1)``."""
+    if text is None:
+        return 0, 1
+    try:
+        k, n = (int(v) for v in (text.split("/") if isinstance(text, str) else text))
+    except (ValueError, TypeError):
+        raise ConfigError(f"shard must look like k/N (e.g. 0/4), got {text!r}") from None
+    if n < 1 or not 0 <= k < n:
+        raise ConfigError(f"shard {k}/{n} is out of range: need 0 <= k < N; shards are 0/N ... {max(n, 1) - 1}/N")
+    return k, n
+
+
+def parse_budget(attack: str, text: str | int) -> dict[str, Any]:
+    """An attack budget as keyword arguments: ``"1000"`` -> ``steps=1000``; for C&W ``"9x10000"`` ->
+    ``binary_search_steps=9, steps=10000`` (Table A V-9's ``4x25`` and ``1x100`` likewise)."""
+    text = str(text).lower().replace("\u00d7", "x")
+    parts = text.split("x")
+    if len(parts) == 2 and attack not in ("cw", "carlini_wagner_l2"):
+        raise ConfigError(f"budget {text!r}: the SEARCHESxSTEPS form is for C&W only; give {attack} a step count")
+    if len(parts) > 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ConfigError(f"budget for {attack} must be a positive step count (e.g. 100) or, for C&W, "
+                          f"SEARCHESxSTEPS (e.g. 9x10000), got {text!r}")
+    if len(parts) == 2:
+        return {"binary_search_steps": int(parts[0]), "steps": int(parts[1])}
+    return {"steps": int(parts[0])}
+
+
+def default_epsilons(epsilon: float, num: int = 41) -> tuple[float, ...]:
+    """A curve grid from 0 to ``2.5 * epsilon`` (the range of Figure A V-4 around the table's epsilon)."""
+    return tuple(float(v) for v in np.round(np.linspace(0.0, 2.5 * epsilon, num), 10))
+
+
+def _seed(seed: int, batch: int, salt: int) -> int:
+    """A seed that depends only on the evaluation seed, the batch and the measurement (not on the shard)."""
+    return (seed * 1_000_003 + batch * 7_919 + salt) % (2**31 - 1)
+
+
+def _run(model: nn.Module, x: torch.Tensor, y: torch.Tensor, index: np.ndarray, attack: Any,
+         kwargs: dict[str, Any], levels: int | None, seed: int, name: str | None = None) -> AttackResult:
+    """One verified run on one batch, its records carrying the samples' positions ``index`` in the set."""
+    from ..attacks.runner import run_attack
+
+    torch.manual_seed(seed)
+    r = run_attack(model, x, y, attack=attack, attack_kwargs=kwargs, batch_size=len(x), levels=levels,
+                   progress=False, seed=seed, name=name)
+    return replace(r, index=index[r.index])
+
+
+def evaluate_robustness(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, epsilon: float,
+                        attacks: Sequence[str] = ("cw", "deepfool", "ddn"),
+                        budgets: Mapping[str, Mapping[str, Any]] | None = None,
+                        epsilons: Sequence[float] | None = None, batch_size: int = 128, levels: int | None = 256,
+                        shard: str | tuple[int, int] | None = None, seed: int = 0, checks: bool = True,
+                        more_steps_factor: int = 3, check_samples: int = 64, noise_draws: int = 8,
+                        pgd_epsilons: Sequence[float] | None = None, pgd_steps: int = 20,
+                        model_name: str = "model", progress: bool = True) -> RobustnessReport:
+    """Evaluate the robustness of ``model`` as in section A V-7 (Tables A V-5/A V-6, Figure A V-4).
+
+    Every attack in ``attacks`` (registered names: ``cw``, ``deepfool``, ``ddn``, ...) runs untargeted on
+    every sample through :func:`advwsl.attacks.runner.run_attack` (verified records), with the keyword
+    budget ``budgets[name]`` (default: the reference's, :data:`REFERENCE_BUDGETS`). ``"All"`` is the
+    per-sample smallest adversarial over them.
+
+    With ``checks``, three more measurements feed the sanity checks: PGD-L2 (``pgd_steps`` steps) at
+    ``pgd_epsilons`` (default ``epsilon / 2, epsilon, 2 epsilon``), whose accuracies must not increase with
+    epsilon; the first attack rerun with ``more_steps_factor`` times its steps on about ``check_samples``
+    samples (every ``ceil(N / check_samples)``-th index); and ``noise_draws`` Gaussian perturbations per
+    sample with the norm of its "All" adversarial.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Classifier returning logits for images in [0, 1]; left as found.
+    inputs, labels : Tensor
+        The whole evaluation set ``(N, C, H, W)`` in [0, 1] and its labels ``(N,)`` (also when sharded:
+        each shard picks its batches from it).
+    epsilon : float
+        Radius of the accuracy column of the table (1.5 on MNIST, 0.5 on CIFAR-10 in the reference).
+    epsilons : sequence of float, optional
+        Grid of the curves (default :func:`default_epsilons`).
+    batch_size : int
+        Samples per batch; also the unit of sharding.
+    levels : int or None
+        Lattice of attacks that quantize (256: 8-bit images); None keeps floats.
+    shard : "k/N", optional
+        Evaluate only the batches ``b`` with ``b % N == k``; :func:`merge_reports` joins the shards.
+    seed : int
+        Every random draw of batch ``b`` is seeded from ``(seed, b)``, whatever the sharding.
+    model_name : str
+        Named in the warning of a model that looks gradient-masked.
+    progress : bool
+        Show a progress bar over batches.
+
+    Returns
+    -------
+    RobustnessReport
+    """
+    from tqdm.auto import tqdm
+
+    k, n_shards = parse_shard(shard)
+    if not (isinstance(epsilon, (int, float)) and math.isfinite(epsilon) and epsilon > 0):
+        raise ConfigError(f"epsilon (the table's accuracy radius) must be positive, got {epsilon!r}")
+    if not attacks:
+        raise ConfigError("attacks is empty; name at least one of cw, deepfool, ddn")
+    if len(set(attacks)) != len(attacks):
+        raise ConfigError(f"attacks lists a name twice: {list(attacks)}")
+    if not isinstance(inputs, torch.Tensor) or not isinstance(labels, torch.Tensor) or len(inputs) != len(labels):
+        raise InputError("inputs and labels must be tensors with one label per image, got "
+                         f"{type(inputs).__name__} {tuple(getattr(inputs, 'shape', ()))} and "
+                         f"{type(labels).__name__} {tuple(getattr(labels, 'shape', ()))}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    from ..attacks import get_attack
+    from ..attacks.pgd import pgd_l2
+
+    for name in attacks:
+        get_attack(name)
+    budgets = {name: dict((budgets or {}).get(name, REFERENCE_BUDGETS.get(name, {}))) for name in attacks}
+    epsilons = tuple(float(e) for e in (epsilons if epsilons is not None else default_epsilons(epsilon)))
+    pgd_eps = tuple(float(e) for e in (pgd_epsilons if pgd_epsilons is not None else
+                                       (epsilon / 2, epsilon, 2 * epsilon))) if checks else ()
+    rerun = "ddn" if "ddn" in attacks else attacks[0]
+    more_kwargs = dict(budgets[rerun])
+    if checks:
+        params = inspect.signature(get_attack(rerun)).parameters
+        base_steps = more_kwargs.get("steps", params["steps"].default if "steps" in params else None)
+        if base_steps is None:
+            raise ConfigError(f"the more-steps check needs a 'steps' budget; {rerun} has none (pass checks=False)")
+        more_kwargs["steps"] = int(base_steps) * more_steps_factor
+    n = len(inputs)
+    stride = max(1, math.ceil(n / check_samples))
+    batches = [b for b in range(math.ceil(n / batch_size)) if b % n_shards == k]
+    parts: dict[str, list[AttackResult]] = {name: [] for name in attacks}
+    pgd_parts: dict[float, list[AttackResult]] = {e: [] for e in pgd_eps}
+    more_parts: list[AttackResult] = []
+    noise_parts: list[pd.DataFrame] = []
+    tic = time.perf_counter()
+    for b in tqdm(batches, desc=f"robustness {k}/{n_shards}", unit="batch", disable=not progress):
+        start = b * batch_size
+        x, y = inputs[start:start + batch_size], labels[start:start + batch_size]
+        index = np.arange(start, start + len(x))
+        batch = []
+        for j, name in enumerate(attacks):
+            batch.append(_run(model, x, y, index, name, budgets[name], levels, _seed(seed, b, j)))
+            parts[name].append(batch[-1])
+        if not checks:
+            continue
+        for j, eps in enumerate(pgd_eps):
+            pgd_parts[eps].append(_run(model, x, y, index, pgd_l2, {"epsilon": eps, "steps": pgd_steps}, levels,
+                                       _seed(seed, b, 100 + j), name="PGD"))
+        pick = np.flatnonzero(index % stride == 0)
+        if len(pick):
+            more_parts.append(_run(model, x[pick], y[pick], index[pick], rerun, more_kwargs, levels,
+                                   _seed(seed, b, 200)))
+        best = combine_results(batch)
+        device = next((p.device for p in model.parameters()), x.device)
+        fooled = sanity.noise_fooled(model, x.to(device), y.to(device), torch.from_numpy(best.norms).float(),
+                                     draws=noise_draws, generator=torch.Generator().manual_seed(_seed(seed, b, 300)))
+        noise_parts.append(pd.DataFrame({"index": best.index, "noise_fooled": fooled.cpu().numpy()}))
+    if not batches:
+        raise ConfigError(f"shard {k}/{n_shards} holds no batch: {n} samples make only "
+                          f"{math.ceil(n / batch_size)} batches of {batch_size}; use fewer shards")
+    from .robustness_report import concat_results
+
+    results = {name: concat_results(parts[name]) for name in attacks}
+    results["All"] = combine_results(list(results.values()))
+    config = {"model_name": model_name, "attacks": list(attacks), "budgets": budgets, "levels": levels,
+              "batch_size": batch_size, "seed": seed, "n_samples": n, "checks": checks,
+              "more_steps": {"attack": rerun, **more_kwargs} if checks else None, "check_stride": stride,
+              "noise_draws": noise_draws, "pgd_steps": pgd_steps, "shard": [k, n_shards],
+              "seconds": time.perf_counter() - tic}
+    return RobustnessReport(
+        results, float(epsilon), epsilons, config,
+        pgd={e: concat_results(v) for e, v in pgd_parts.items()},
+        more_steps=concat_results(more_parts) if more_parts else None,
+        noise=pd.concat(noise_parts, ignore_index=True) if noise_parts else None)
+
+
+__all__ = ["REFERENCE_BUDGETS", "RobustnessReport", "default_epsilons", "evaluate_robustness", "merge_reports",
+           "parse_budget", "parse_shard"]

@@ -1,0 +1,194 @@
+"""The report of a robustness evaluation (section A V-7): per-sample :class:`~advwsl.results.AttackResult`
+records of every attack, from which the rows of Tables A V-5/A V-6, the curves of Figure A V-4 and the
+sanity checks are derived; saving, loading and the exact merge of shards."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ConfigError
+from ..results import COLUMNS, AttackResult, combine_results, load_result
+from ..runs import write_json
+from . import sanity
+
+
+def concat_results(parts: Sequence[AttackResult]) -> AttackResult:
+    """One result from per-batch (or per-shard) results of the same attack, sorted by sample index."""
+    index = np.concatenate([p.index for p in parts])
+    if np.unique(index).size != index.size:
+        raise ConfigError("the same sample appears in two shards; merge the shards of one evaluation only once")
+    order = np.argsort(index, kind="stable")
+    cols = {c: np.concatenate([getattr(p, c) for p in parts])[order] for c in COLUMNS}
+    return replace(parts[0], seconds=float(sum(p.seconds for p in parts)), adversarials=None, **cols)
+
+
+@dataclass
+class RobustnessReport:
+    """Everything an evaluation measured, per sample, with the tables, curves and checks derived from it.
+
+    ``results`` maps each attack name (and ``"All"``) to its :class:`AttackResult`; ``pgd`` maps budget
+    radii to the PGD-L2 results of the monotonicity check; ``more_steps`` holds the rerun of the first
+    attack with more steps on a subset; ``noise`` is a frame (``index``, ``noise_fooled``) for the
+    Gaussian-noise check; ``config`` records how it was run (shard included).
+    """
+
+    results: dict[str, AttackResult]
+    epsilon: float
+    epsilons: tuple[float, ...]
+    config: dict[str, Any]
+    pgd: dict[float, AttackResult] = field(default_factory=dict)
+    more_steps: AttackResult | None = None
+    noise: pd.DataFrame | None = None
+
+    @property
+    def attacks(self) -> list[str]:
+        return [k for k in self.results if k != "All"]
+
+    def table(self) -> pd.DataFrame:
+        """The rows of Tables A V-5/A V-6: attack success (%), mean L2 of successes, median L2 (failures
+        counted as the distance to a gray image), model accuracy (%) at ``epsilon``."""
+        rows = []
+        for name, r in self.results.items():
+            s = r.summary()
+            rows.append({"attack": r.attack, "budget": r.budget if name != "All" else "", "success": s["success"],
+                         "mean_l2": s["mean_l2"], "median_l2": s["median_l2"],
+                         f"accuracy_at_{self.epsilon:g}": 100.0 * float(r.accuracy(self.epsilon))})
+        return pd.DataFrame(rows)
+
+    def curves(self) -> pd.DataFrame:
+        """Figure A V-4: accuracy (%) against epsilon, one curve per attack and ``All``; long format."""
+        frames = []
+        for name, r in self.results.items():
+            c = r.robustness_curve(self.epsilons)
+            frames.append(pd.DataFrame({"attack": name, "epsilon": c["epsilon"], "accuracy": 100 * c["accuracy"]}))
+        for eps, r in sorted(self.pgd.items()):
+            frames.append(pd.DataFrame({"attack": "pgd (bounded)", "epsilon": [eps],
+                                        "accuracy": [100.0 * float(np.mean(r.originally_correct & ~r.success))]}))
+        return pd.concat(frames, ignore_index=True)
+
+    def checks(self) -> list[sanity.SanityCheck]:
+        """The sanity checks (see :mod:`advwsl.evaluation.sanity`) on the per-sample records."""
+        curves = {name: (list(self.epsilons), list(r.accuracy(np.asarray(self.epsilons)))) for name, r in
+                  self.results.items()}
+        if len(self.pgd) > 1:
+            eps = sorted(self.pgd)
+            curves["pgd (bounded)"] = (eps, [float(np.mean(self.pgd[e].originally_correct & ~self.pgd[e].success))
+                                             for e in eps])
+        out = [sanity.check_monotone(curves)]
+        out.append(sanity.check_unbounded_success(
+            {name: float(np.mean(r.success[r.originally_correct])) if r.originally_correct.any() else 1.0
+             for name, r in self.results.items()}))
+        if self.more_steps is not None and len(self.more_steps):
+            base = self.results[self.config["more_steps"]["attack"]]
+            pos = np.searchsorted(base.index, self.more_steps.index)
+            ok = self.more_steps.originally_correct
+            out.append(sanity.check_more_steps(base.norms[pos][ok], self.more_steps.norms[ok],
+                                               label=f"{base.attack} {base.budget} -> {self.more_steps.budget}"))
+        if self.noise is not None and "All" in self.results:
+            best = self.results["All"]
+            ok = best.originally_correct & best.success
+            fooled = self.noise["noise_fooled"].to_numpy()[ok]
+            out.append(sanity.check_noise(float(fooled.mean()) if fooled.size else 0.0, 1.0 if ok.any() else 0.0))
+        return out
+
+    def warning(self, *, emit: bool = False) -> str | None:
+        """A warning naming the model when a check failed (see :func:`sanity.masking_warning`)."""
+        return sanity.masking_warning(self.config.get("model_name", "model"), self.checks(), emit=emit)
+
+    def markdown(self) -> str:
+        """Table A V-5 layout in Markdown, followed by the checks."""
+        t = self.table()
+        acc_col = t.columns[-1]
+        lines = [f"| Attack | Budget | Attack success | Mean L2 | Median L2 | Accuracy at eps <= {self.epsilon:g} |",
+                 "|---|---|---:|---:|---:|---:|"]
+        for row in t.itertuples(index=False):
+            name = "**All**" if row.attack == "All" else row.attack
+            lines.append(f"| {name} | {row.budget} | {row.success:.1f} | {row.mean_l2:.4f} | {row.median_l2:.4f} | "
+                         f"{getattr(row, acc_col):.1f} |")
+        lines.append("")
+        lines += [f"- [{'ok' if c.passed else 'FAIL'}] {c.name}: {c.message}" for c in self.checks()]
+        warn = self.warning()
+        if warn:
+            lines += ["", f"**Warning**: {warn}"]
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------------------------ save / load
+    def save(self, directory: str | Path) -> Path:
+        """Write per-sample CSVs (one per attack, PGD radius, more-steps rerun, noise), ``table.csv``,
+        ``curves.csv``, ``summary.json`` and ``table.md`` into ``directory``; nothing is overwritten."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        if (directory / "robustness.json").exists():
+            raise ConfigError(f"{directory} already holds a robustness evaluation; choose another folder")
+        for name, r in self.results.items():
+            if name != "All":
+                r.save(directory, f"attack-{name}")
+        for i, (eps, r) in enumerate(sorted(self.pgd.items())):
+            r.save(directory, f"pgd-{i}")
+        if self.more_steps is not None:
+            self.more_steps.save(directory, "more-steps")
+        if self.noise is not None:
+            self.noise.to_csv(directory / "noise.csv", index=False)
+        self.table().to_csv(directory / "table.csv", index=False)
+        self.curves().to_csv(directory / "curves.csv", index=False)
+        (directory / "table.md").write_text(self.markdown() + "\n")
+        write_json(directory / "summary.json", {"table": self.table().to_dict(orient="records"),
+                                                "checks": [c.as_dict() for c in self.checks()],
+                                                "warning": self.warning()})
+        write_json(directory / "robustness.json", {
+            "attacks": self.attacks, "epsilon": self.epsilon, "epsilons": list(self.epsilons),
+            "pgd_epsilons": sorted(self.pgd), "more_steps": self.more_steps is not None,
+            "noise": self.noise is not None, "config": self.config})
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> RobustnessReport:
+        """Read a report written by :meth:`save`."""
+        directory = Path(directory)
+        meta_path = directory / "robustness.json"
+        if not meta_path.is_file():
+            raise ConfigError(f"{directory} holds no robustness evaluation (no robustness.json); pass the run "
+                              "directory written by `advwsl evaluate-robustness`")
+        meta = json.loads(meta_path.read_text())
+        results = {name: load_result(directory / f"attack-{name}") for name in meta["attacks"]}
+        results["All"] = combine_results(list(results.values()))
+        pgd = {float(e): load_result(directory / f"pgd-{i}") for i, e in enumerate(meta["pgd_epsilons"])}
+        more = load_result(directory / "more-steps") if meta["more_steps"] else None
+        noise = pd.read_csv(directory / "noise.csv") if meta["noise"] else None
+        return cls(results, float(meta["epsilon"]), tuple(meta["epsilons"]), meta["config"], pgd, more, noise)
+
+
+def merge_reports(reports: Sequence[RobustnessReport]) -> RobustnessReport:
+    """Join the shards of one evaluation into the report a single process would have produced (per-sample
+    records identical; run times add up). Shards must share attacks, budgets, seeds and batch size, and
+    together cover every shard ``0/N ... N-1/N`` once."""
+    if not reports:
+        raise ConfigError("merge needs at least one shard run directory")
+    first = reports[0]
+    key = {k: v for k, v in first.config.items() if k not in ("shard", "seconds")}
+    n_shards = first.config["shard"][1]
+    for r in reports[1:]:
+        other = {k: v for k, v in r.config.items() if k not in ("shard", "seconds")}
+        if other != key or r.attacks != first.attacks or r.epsilons != first.epsilons:
+            diff = sorted(k for k in set(key) | set(other) if key.get(k) != other.get(k))
+            raise ConfigError(f"shard {r.config['shard']} was run with other settings than shard "
+                              f"{first.config['shard']} (differs in {diff or 'attacks/epsilons'}); merge shards "
+                              "of one evaluation")
+    shards = sorted(r.config["shard"][0] for r in reports)
+    if shards != list(range(n_shards)):
+        raise ConfigError(f"merge needs every shard 0..{n_shards - 1} of {n_shards} exactly once, got {shards}")
+    results = {name: concat_results([r.results[name] for r in reports]) for name in first.attacks}
+    results["All"] = combine_results(list(results.values()))
+    pgd = {e: concat_results([r.pgd[e] for r in reports]) for e in first.pgd}
+    more = concat_results([r.more_steps for r in reports]) if first.more_steps is not None else None
+    noise = None
+    if first.noise is not None:
+        noise = pd.concat([r.noise for r in reports]).sort_values("index", kind="stable").reset_index(drop=True)
+    return RobustnessReport(results, first.epsilon, first.epsilons, {**key, "shard": [0, 1]}, pgd, more, noise)
