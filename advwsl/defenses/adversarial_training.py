@@ -1,10 +1,13 @@
-"""The adversarial half of adversarial training: a ``perturb(model, images, labels) -> images`` hook that
-the training loop calls on every batch (section A V-6).
+"""Adversarial training (section A V-6): DDN training (eq. A V-9) and the Madry PGD-L2 defense (eq. A V-7)
+as one ``perturb(model, images, labels) -> images`` hook that :func:`advwsl.training.train_one_epoch` (and
+so :func:`advwsl.training.fit`, resumable and distributed) calls on every training batch.
 
-The attack runs with the model frozen (eval mode, parameter gradients off, restored afterwards), its
-perturbation is projected onto the epsilon-ball, and the statistics of the training adversarials (mean
-L2 of what the model is trained on, mean L2 the attack found before projection, share misclassified) are
-accumulated until the training loop reads them at the end of the epoch.
+The attack runs with the model frozen (eval mode, parameter gradients off, restored afterwards, so the
+update that follows runs in train mode), its perturbation is projected onto the epsilon-ball, and the
+statistics of the training adversarials (mean L2 of what the model is trained on, mean L2 the attack
+found before projection, share misclassified) are accumulated until the training loop reads them at the
+end of the epoch. The first ``clean_epochs`` epochs can be clean (the reference's CIFAR-10 recipe trains
+200 clean epochs, then 30 adversarial ones); starting from a clean checkpoint is the other way.
 """
 
 from __future__ import annotations
@@ -53,6 +56,9 @@ class AdversarialPerturbation:
         Share alpha of each batch kept clean (eq. A V-6); 0 trains on adversarials only.
     levels : int, optional
         Put the projected adversarials back on the lattice of this many levels, never leaving the ball.
+    clean_epochs : int
+        Number of first epochs left clean (the hook is the identity until then). Epochs are counted by the
+        training loop's call of :meth:`reset` at the start of each epoch, and saved in :meth:`state_dict`.
     name : str
         Label used in logs.
     seed : int
@@ -60,11 +66,13 @@ class AdversarialPerturbation:
     """
 
     def __init__(self, attack: Attack, epsilon: float, *, attack_kwargs: dict[str, Any] | None = None,
-                 clean_fraction: float = 0.0, levels: int | None = None, name: str = "adversarial",
-                 seed: int = 0) -> None:
+                 clean_fraction: float = 0.0, levels: int | None = None, clean_epochs: int = 0,
+                 name: str = "adversarial", seed: int = 0) -> None:
         if not (isinstance(epsilon, (int, float)) and math.isfinite(epsilon) and epsilon > 0):
             raise ConfigError(f"epsilon (the training epsilon_max) must be a positive L2 radius, got {epsilon!r}; "
                               f"the reference uses {EPSILON_MAX}")
+        if not isinstance(clean_epochs, int) or clean_epochs < 0:
+            raise ConfigError(f"clean_epochs must be a non-negative integer, got {clean_epochs!r}")
         if not 0.0 <= clean_fraction < 1.0:
             raise ConfigError(f"clean_fraction (alpha of eq. A V-6) must be in [0, 1), got {clean_fraction!r}")
         self.attack = attack
@@ -72,12 +80,24 @@ class AdversarialPerturbation:
         self.attack_kwargs = dict(attack_kwargs or {})
         self.clean_fraction = float(clean_fraction)
         self.levels = levels
+        self.clean_epochs = clean_epochs
         self.name = name
         self._generator = torch.Generator().manual_seed(seed)
-        self.reset()
+        self.epoch = 0
+        self._clear()
+
+    @property
+    def active(self) -> bool:
+        """Whether the current epoch is adversarial (past the ``clean_epochs``; outside a training loop,
+        before any :meth:`reset`, only when ``clean_epochs`` is 0)."""
+        return self.epoch > self.clean_epochs if self.epoch else self.clean_epochs == 0
 
     def reset(self) -> None:
-        """Start a new epoch of statistics."""
+        """Start a new epoch: counts it and clears the statistics (the training loop calls this)."""
+        self.epoch += 1
+        self._clear()
+
+    def _clear(self) -> None:
         self._n = 0
         self._sum_l2 = 0.0
         self._sum_attack_l2 = 0.0
@@ -96,13 +116,16 @@ class AdversarialPerturbation:
                 "attack_seconds": self._seconds, "adv_samples": float(self._n)}
 
     def state_dict(self) -> dict[str, Any]:
-        """What a resumed run needs to pick the same clean shares (the generator state)."""
-        return {"generator": self._generator.get_state()}
+        """What a resumed run needs: the epochs counted and the generator of the clean shares."""
+        return {"generator": self._generator.get_state(), "epoch": self.epoch}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._generator.set_state(state["generator"])
+        self.epoch = int(state.get("epoch", 0))
 
     def __call__(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if not self.active:
+            return images
         net = _unwrap(model)
         n = images.shape[0]
         n_clean = int(round(self.clean_fraction * n))
@@ -140,7 +163,8 @@ class AdversarialPerturbation:
 
 
 def ddn_training(epsilon: float, *, steps: int = 100, gamma: float = 0.05, levels: int | None = 256,
-                 clean_fraction: float = 0.0, seed: int = 0, **attack_kwargs: Any) -> AdversarialPerturbation:
+                 clean_fraction: float = 0.0, clean_epochs: int = 0, seed: int = 0,
+                 **attack_kwargs: Any) -> AdversarialPerturbation:
     """DDN adversarial training (section A V-6, eq. A V-9): each batch is replaced by DDN adversarials
     (``steps`` iterations, 100 in the reference, quantized to ``levels``) on the true labels, projected
     onto the ``epsilon``-ball (2.4 on MNIST, 1.0 on CIFAR-10)."""
@@ -148,11 +172,12 @@ def ddn_training(epsilon: float, *, steps: int = 100, gamma: float = 0.05, level
 
     kwargs = {"steps": steps, "gamma": gamma, "levels": levels, **attack_kwargs}
     return AdversarialPerturbation(ddn, epsilon, attack_kwargs=kwargs, clean_fraction=clean_fraction,
-                                   levels=levels, name=f"ddn-{steps}", seed=seed)
+                                   levels=levels, clean_epochs=clean_epochs, name=f"ddn-{steps}", seed=seed)
 
 
 def madry_training(epsilon: float, *, steps: int = 40, step_size: float | None = None, random_start: bool = True,
-                   levels: int | None = None, clean_fraction: float = 0.0, seed: int = 0) -> AdversarialPerturbation:
+                   levels: int | None = None, clean_fraction: float = 0.0, clean_epochs: int = 0,
+                   seed: int = 0) -> AdversarialPerturbation:
     """Madry et al.'s defense (eq. A V-7) with an L2 region: each batch is replaced by the PGD-L2
     adversarial that maximizes the loss inside the ``epsilon``-ball (random start, ``steps`` normalized
     steps of ``step_size``, default ``2.5 * epsilon / steps``)."""
@@ -168,17 +193,38 @@ def madry_training(epsilon: float, *, steps: int = 40, step_size: float | None =
     kwargs = {"epsilon": epsilon, "steps": steps, "step_size": step_size, "random_start": random_start,
               "levels": levels}
     return AdversarialPerturbation(attack, epsilon, attack_kwargs=kwargs, clean_fraction=clean_fraction,
-                                   levels=levels, name=f"pgd-{steps}", seed=seed)
+                                   levels=levels, clean_epochs=clean_epochs, name=f"pgd-{steps}", seed=seed)
 
 
 def make_perturbation(attack: str, epsilon: float, *, steps: int | None = None, clean_fraction: float = 0.0,
-                      levels: int | None = 256, seed: int = 0, **kwargs: Any) -> AdversarialPerturbation:
+                      clean_epochs: int = 0, levels: int | None = 256, seed: int = 0,
+                      **kwargs: Any) -> AdversarialPerturbation:
     """``ddn`` (eq. A V-9) or ``pgd`` (Madry, eq. A V-7) training by name, as the command line asks.
     ``steps`` defaults to 100 for DDN and 40 for PGD."""
+    common = {"levels": levels, "clean_fraction": clean_fraction, "clean_epochs": clean_epochs, "seed": seed}
     if attack == "ddn":
-        return ddn_training(epsilon, steps=steps or 100, levels=levels, clean_fraction=clean_fraction, seed=seed,
-                            **kwargs)
+        return ddn_training(epsilon, steps=steps or 100, **common, **kwargs)
     if attack in ("pgd", "madry"):
-        return madry_training(epsilon, steps=steps or 40, levels=levels, clean_fraction=clean_fraction, seed=seed,
-                              **kwargs)
+        return madry_training(epsilon, steps=steps or 40, **common, **kwargs)
     raise ConfigError(f"unknown adversarial training attack {attack!r}; use 'ddn' (eq. A V-9) or 'pgd' (Madry)")
+
+
+def adversarial_train(model: nn.Module, loader: Any, optimizer: torch.optim.Optimizer, *,
+                      perturbation: AdversarialPerturbation | None, epochs: int, scheduler: Any | None = None,
+                      progress: bool = False) -> list[dict[str, float]]:
+    """Train ``model`` for ``epochs`` epochs of :func:`advwsl.training.train_one_epoch` with the
+    adversarial hook ``perturbation`` (None: clean training of the same length, the baseline). Returns one
+    row of training metrics per epoch, including the hook's ``adv_l2_mean`` (mean L2 of the training
+    adversarials). For runs with validation, checkpoints, resume and DDP use :func:`advwsl.training.fit`
+    with ``perturb=perturbation``."""
+    from ..training import train_one_epoch
+
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ConfigError(f"epochs must be a positive integer, got {epochs!r}")
+    history = []
+    for epoch in range(epochs):
+        row = train_one_epoch(model, loader, optimizer, scheduler=scheduler, perturb=perturbation,
+                              progress=progress, desc=f"epoch {epoch + 1}/{epochs}")
+        history.append({"epoch": float(epoch + 1), **row,
+                        "adversarial": float(perturbation is not None and perturbation.active)})
+    return history
