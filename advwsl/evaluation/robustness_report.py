@@ -122,7 +122,8 @@ class RobustnessReport:
     # ------------------------------------------------------------------------------------ save / load
     def save(self, directory: str | Path) -> Path:
         """Write per-sample CSVs (one per attack, PGD radius, more-steps rerun, noise), ``table.csv``,
-        ``curves.csv``, ``summary.json`` and ``table.md`` into ``directory``; nothing is overwritten."""
+        ``curves.csv``, ``curves.png`` (Figure A V-4), ``summary.json`` and ``table.md`` into
+        ``directory``; nothing is overwritten."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         if (directory / "robustness.json").exists():
@@ -139,6 +140,10 @@ class RobustnessReport:
         self.table().to_csv(directory / "table.csv", index=False)
         self.curves().to_csv(directory / "curves.csv", index=False)
         (directory / "table.md").write_text(self.markdown() + "\n")
+        from ..plotting import plot_robustness_curves
+
+        plot_robustness_curves(self.curves(), directory / "curves.png", epsilon=self.epsilon,
+                               title=f"{self.config.get('model_name', 'model')}: accuracy under attack")
         write_json(directory / "summary.json", {"table": self.table().to_dict(orient="records"),
                                                 "checks": [c.as_dict() for c in self.checks()],
                                                 "warning": self.warning()})
