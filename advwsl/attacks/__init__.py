@@ -9,6 +9,7 @@ from collections.abc import Callable
 import torch
 
 from ..errors import InputError
+from .cam import cam_ddn
 from .carlini_wagner import carlini_wagner_l2
 from .ddn import ddn
 from .deepfool import deepfool
@@ -50,5 +51,6 @@ register_attack("cw", carlini_wagner_l2)
 register_attack("carlini_wagner_l2", carlini_wagner_l2)
 register_attack("deepfool", deepfool)
 register_attack("pgd", pgd_l2)
+register_attack("cam-ddn", cam_ddn)
 
-__all__ = ["ATTACKS", "Attack", "carlini_wagner_l2", "ddn", "deepfool", "get_attack", "pgd_l2", "register_attack"]
+__all__ = ["ATTACKS", "Attack", "cam_ddn", "carlini_wagner_l2", "ddn", "deepfool", "get_attack", "pgd_l2", "register_attack"]

@@ -1,0 +1,302 @@
+"""An attack on the localization itself: a minimal-L2 perturbation that moves a weakly supervised model's
+class activation map while its prediction stays the same.
+
+It follows the Decoupled Direction and Norm scheme of Algorithm A V-1 (appendix V of the reference): the
+perturbation lives on an ε-sphere around the image; ε shrinks by (1 - γ) after an iterate that reaches
+the goal and grows by (1 + γ) otherwise; the direction is the normalized gradient of a differentiable
+surrogate of the goal, with a step α cosine-annealed from 1 to 0.01; iterates are clipped to [0, 1] and
+quantized; the lowest-norm iterate that reaches the goal is returned.
+
+The goal (a binary decision, like "is adversarial" in Algorithm A V-1) is reached when
+
+* the model still predicts the given label, and
+* the Dice (eq. 2.3) between the binarized CAM of that label on the perturbed image and the binarized
+  clean CAM is below ``dice_threshold``
+
+(CAMs upsampled to the input size and normalized / binarized as in :mod:`advwsl.evaluation.cams`).
+
+The direction descends the soft Dice between the perturbed normalized CAM and the clean region. While the
+label's logit margin is at or below ``kappa`` times its clean margin, it descends instead the hinge
+``max(0, kappa · margin_clean - margin)``, and ε shrinks (a smaller perturbation is closer to the
+clean, correctly classified image): the search moves the map without settling across the decision
+boundary. ε grows only while the label holds and the CAM has not moved enough.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..errors import InputError
+from ..evaluation.cams import (DEFAULT_CAM_THRESHOLD, binarize, class_maps, dice_iou, require_cams)
+from ..results import AttackResult
+from ..utils import frozen
+from ._validation import check_attack_inputs
+from .ddn import cosine_step_sizes, quantize
+
+__all__ = ["cam_ddn", "cam_goal_reached", "run_cam_attack", "soft_dice"]
+
+
+def soft_dice(maps: Tensor, regions: Tensor, eps: float = 1e-6) -> Tensor:
+    """Differentiable Dice between maps in [0, 1] (N, H, W) and boolean regions (N, H, W), per sample:
+    ``2 Σ p·r / (Σ p + Σ r)`` (eq. 2.3 with the binary prediction relaxed to its activation)."""
+    r = regions.to(maps.dtype).flatten(1)
+    p = maps.flatten(1)
+    return 2 * (p * r).sum(1) / (p.sum(1) + r.sum(1) + eps)
+
+
+def _margin(logits: Tensor, labels: Tensor) -> Tensor:
+    """``z_y - max_{j != y} z_j`` (positive while the label is predicted, as in eq. A V-5)."""
+    own = logits.gather(1, labels.view(-1, 1)).squeeze(1)
+    other = logits.scatter(1, labels.view(-1, 1), float("-inf")).amax(1)
+    return own - other
+
+
+def _goal(logits: Tensor, maps: Tensor, labels: Tensor, clean_regions: Tensor, dice_threshold: float,
+          cam_threshold: float) -> tuple[Tensor, Tensor]:
+    kept = logits.argmax(1) == labels
+    dice, _ = dice_iou(binarize(maps, cam_threshold), clean_regions)
+    return kept & (dice.to(kept.device) < dice_threshold), kept
+
+
+@torch.no_grad()
+def cam_goal_reached(model: nn.Module, inputs: Tensor, adversarials: Tensor, labels: Tensor, *,
+                     dice_threshold: float = 0.5, cam_threshold: float = DEFAULT_CAM_THRESHOLD,
+                     batch_size: int = 64) -> tuple[Tensor, Tensor]:
+    """Re-evaluate the goal of :func:`cam_ddn`: for each sample, (reached, dice) where ``reached`` means
+    the model predicts ``labels`` on both images and the Dice between the binarized CAMs of that label on
+    the clean and adversarial images is below ``dice_threshold``; ``dice`` is that Dice."""
+    require_cams(model)
+    reached, dices = [], []
+    with frozen(model):
+        for s in range(0, len(inputs), batch_size):
+            x, xa, y = inputs[s:s + batch_size], adversarials[s:s + batch_size], labels[s:s + batch_size]
+            logits, cams = model.cams(x)
+            adv_logits, adv_cams = model.cams(xa)
+            size = x.shape[2:]
+            clean_regions = binarize(class_maps(cams, y, size), cam_threshold)
+            ok, _ = _goal(adv_logits, class_maps(adv_cams, y, size), y, clean_regions, dice_threshold,
+                          cam_threshold)
+            dice, _ = dice_iou(binarize(class_maps(adv_cams, y, size), cam_threshold), clean_regions)
+            reached.append((ok & (logits.argmax(1) == y)).cpu())
+            dices.append(dice.cpu())
+    return torch.cat(reached), torch.cat(dices)
+
+
+def cam_ddn(model: nn.Module, inputs: Tensor, labels: Tensor, *, targeted: bool = False, steps: int = 100,
+            gamma: float = 0.05, init_epsilon: float = 1.0, alpha_init: float = 1.0, alpha_final: float = 0.01,
+            dice_threshold: float = 0.5, cam_threshold: float = DEFAULT_CAM_THRESHOLD, kappa: float = 0.0,
+            levels: int | None = 256, seed: int | None = None,
+            generator: torch.Generator | None = None) -> Tensor:
+    """DDN on the CAM (Algorithm A V-1 with the goal "CAM moved, label kept"): for each image, a small
+    L2 perturbation after which the model still predicts ``labels`` but the binarized CAM of that class
+    has a Dice below ``dice_threshold`` with the clean one.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A weakly supervised classifier with ``cams(x) -> (logits (N, C), cams (N, C, h, w))`` whose CAMs
+        are differentiable. Run frozen (eval mode, no parameter gradients) and left exactly as found.
+    inputs : Tensor
+        Images in [0, 1], (N, C, H, W); not modified.
+    labels : Tensor
+        The class whose prediction is kept and whose CAM is moved (N,). Samples the model does not
+        classify as ``labels`` are returned unchanged (there is no prediction to keep).
+    targeted : bool
+        Must be False: the label is kept, there is no target class.
+    steps : int
+        Iterations K (one forward and one backward pass each, plus one forward for the final iterate).
+    gamma : float
+        Factor γ by which ε changes each iteration (0.05, eq. A V-8).
+    init_epsilon : float
+        Initial norm ε₀ (1 in the reference); ε is capped at the distance to the farthest box corner.
+    alpha_init, alpha_final : float
+        Step size of the first and last iteration, cosine annealing in between (1 and 0.01).
+    dice_threshold : float
+        The goal: Dice between the binarized clean and perturbed CAMs of the label below this value.
+    cam_threshold : float
+        Binarization threshold of the [0, 1]-normalized, upsampled CAMs.
+    kappa : float
+        The direction turns to protecting the label when its logit margin ``z_y - max_j z_j`` falls below
+        ``kappa`` times the clean margin (0: only once the label is lost).
+    levels : int or None
+        Quantize evaluated iterates (and so the result) to this many levels (256 = 8 bits); None: floats.
+    seed, generator
+        Source of the random directions that replace zero gradients.
+
+    Returns
+    -------
+    Tensor
+        The lowest-norm perturbed images that reached the goal; the original image where none did.
+    """
+    if targeted:
+        raise InputError("cam_ddn keeps the predicted label and moves its CAM; it has no targeted mode "
+                         "(call it with targeted=False)")
+    require_cams(model)
+    check_attack_inputs(inputs, labels, (0.0, 1.0))
+    if inputs.dim() != 4:
+        raise InputError(f"inputs must be a batch of images (N, C, H, W), got shape {tuple(inputs.shape)}")
+    if not isinstance(steps, int) or steps < 1 or not 0 < gamma < 1 or not init_epsilon > 0:
+        raise InputError(f"need an integer steps >= 1, 0 < gamma < 1 and init_epsilon > 0; got steps={steps!r}, "
+                         f"gamma={gamma!r}, init_epsilon={init_epsilon!r}")
+    if not 0 < dice_threshold <= 1:
+        raise InputError(f"dice_threshold must lie in (0, 1], got {dice_threshold!r}")
+    if not 0 <= kappa < 1:
+        raise InputError(f"kappa is a fraction of the clean logit margin in [0, 1), got {kappa!r}")
+    if levels is not None and (not isinstance(levels, int) or levels < 2):
+        raise InputError(f"levels must be an integer >= 2 (256 for 8-bit images) or None, got {levels!r}")
+    if generator is None and seed is not None:
+        generator = torch.Generator(device=inputs.device).manual_seed(int(seed))
+
+    x = inputs.detach()
+    n = x.shape[0]
+    size = x.shape[2:]
+    view = (n,) + (1,) * (x.dim() - 1)
+    tiny = torch.finfo(x.dtype).tiny
+    worst_norm = torch.maximum(x, 1 - x).flatten(1).norm(dim=1)
+    epsilon = torch.full((n,), float(init_epsilon), device=x.device, dtype=x.dtype).minimum(worst_norm)
+    random_dir = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    random_dir /= random_dir.flatten(1).norm(dim=1).clamp_min(tiny).view(view)
+    best_norm = torch.full((n,), math.inf, device=x.device, dtype=x.dtype)
+    best_adv = x.clone()
+    delta = torch.zeros_like(x)
+
+    with frozen(model):
+        with torch.no_grad():
+            logits, cams = model.cams(x)
+        if logits.dim() != 2 or logits.shape[1] < 2 or int(labels.max()) >= logits.shape[1]:
+            raise InputError(f"labels must index the model's {logits.shape[-1]} classes (logits "
+                             f"{tuple(logits.shape)}, largest label {int(labels.max())})")
+        labels = labels.long()
+        attackable = logits.argmax(1) == labels
+        guard = kappa * _margin(logits, labels).clamp_min(0)
+        clean_regions = binarize(class_maps(cams, labels, size), cam_threshold)
+        x_eval = x
+        for k, alpha in enumerate(cosine_step_sizes(steps, alpha_init, alpha_final)):
+            x_eval = x_eval.detach().requires_grad_(True)
+            with torch.enable_grad():
+                adv_logits, adv_cams = model.cams(x_eval)
+                maps = class_maps(adv_cams, labels, size)
+                margin = _margin(adv_logits, labels)
+                protect = margin.detach() <= guard
+                # minimise the soft Dice with the clean region, or the margin hinge while the label is at risk
+                objective = torch.where(protect, (guard - margin).clamp_min(0), soft_dice(maps, clean_regions))
+                grad = torch.autograd.grad(objective.sum(), x_eval)[0]
+            with torch.no_grad():
+                x_eval = x_eval.detach()
+                reached, kept = _goal(adv_logits.detach(), maps.detach(), labels, clean_regions,
+                                      dice_threshold, cam_threshold)
+                best_norm, best_adv = _keep_best(x, x_eval, reached & attackable, best_norm, best_adv)
+                grad_norm = grad.flatten(1).norm(dim=1)
+                direction = torch.where((grad_norm > tiny).view(view),
+                                        -grad / grad_norm.clamp_min(tiny).view(view), random_dir)
+                delta = delta + alpha * direction
+                # grow ε only while the label holds and the CAM has not moved enough
+                grow = kept & ~reached
+                epsilon = torch.where(grow, epsilon * (1 + gamma), epsilon * (1 - gamma)).minimum(worst_norm)
+                delta = delta * (epsilon / delta.flatten(1).norm(dim=1).clamp_min(tiny)).view(view)
+                x_cont = (x + delta).clamp_(0, 1)
+                delta = torch.where(attackable.view(view), x_cont - x, torch.zeros_like(x))
+                x_eval = quantize(x + delta, levels) if levels is not None else x + delta
+        with torch.no_grad():
+            adv_logits, adv_cams = model.cams(x_eval)
+            reached, _ = _goal(adv_logits, class_maps(adv_cams, labels, size), labels, clean_regions,
+                               dice_threshold, cam_threshold)
+            best_norm, best_adv = _keep_best(x, x_eval, reached & attackable, best_norm, best_adv)
+    return best_adv
+
+
+def _keep_best(x: Tensor, x_eval: Tensor, reached: Tensor, best_norm: Tensor,
+               best_adv: Tensor) -> tuple[Tensor, Tensor]:
+    norm = (x_eval - x).flatten(1).norm(dim=1)
+    better = reached & (norm < best_norm)
+    view = (-1,) + (1,) * (x.dim() - 1)
+    return torch.where(better, norm, best_norm), torch.where(better.view(view), x_eval, best_adv)
+
+
+class _CountingCamModel(nn.Module):
+    """Counts the forward passes (``forward`` or ``cams``) and the backward passes through them."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.forwards = 0
+        self.backwards = 0
+
+    def _count_backward(self, grad: Tensor) -> None:
+        self.backwards += 1
+
+    def _counted(self, out: Tensor) -> Tensor:
+        self.forwards += 1
+        if out.requires_grad:
+            out.register_hook(self._count_backward)
+        return out
+
+    def cams(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        logits, cams = self.model.cams(x)
+        # one hook per pass: on the CAMs, which every objective of cam_ddn goes through
+        return logits, self._counted(cams)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._counted(self.model(x))
+
+
+def run_cam_attack(model: nn.Module, inputs: Tensor, labels: Tensor, *, attack_kwargs: dict | None = None,
+                   batch_size: int = 64, seed: int | None = 0, progress: bool = True) -> AttackResult:
+    """Run :func:`cam_ddn` batch by batch and return verified per-sample records as an
+    :class:`~advwsl.results.AttackResult` whose ``success`` is the CAM goal ("label kept and CAM moved"),
+    re-evaluated on the returned images; ``adv_pred`` is the re-predicted class, ``l2`` the recomputed
+    norm, ``n_forward``/``n_backward`` the passes the attack made. The Table A V-1 aggregates and the
+    robustness curve of the result then read: share of images whose CAM the attack moved, norm needed,
+    and the share of correctly classified images whose CAM survives every perturbation of norm ε.
+    The adversarial images are kept in ``result.adversarials`` (CPU)."""
+    from tqdm.auto import tqdm
+
+    from .runner import _verify  # imported here: the runner imports the attack registry
+
+    kwargs = dict(attack_kwargs or {})
+    kwargs.setdefault("levels", 256)
+    if seed is not None:
+        kwargs.setdefault("seed", seed)
+    goal = {k: kwargs[k] for k in ("dice_threshold", "cam_threshold") if k in kwargs}
+    counter = _CountingCamModel(model)
+    keys = ("index", "label", "clean_pred", "adv_pred", "originally_correct", "success", "l2", "gray_l2",
+            "n_forward", "n_backward")
+    rec: dict[str, list] = {k: [] for k in keys}
+    advs, seconds = [], 0.0
+    device = next(iter(model.parameters()), inputs).device
+    with tqdm(total=len(inputs), desc=f"CAM-DDN {kwargs.get('steps', 100)}", unit="img",
+              disable=not progress) as bar:
+        for s in range(0, len(inputs), batch_size):
+            x = inputs[s:s + batch_size].to(device)
+            y = labels[s:s + batch_size].to(device).long()
+            counter.forwards = counter.backwards = 0
+            tic = time.perf_counter()
+            adv = cam_ddn(counter, x, y, **kwargs).detach()
+            seconds += time.perf_counter() - tic
+            _verify(adv, x, (0.0, 1.0), kwargs["levels"], "cam-ddn")
+            reached, _ = cam_goal_reached(model, x, adv, y, **goal)
+            with torch.no_grad(), frozen(model):
+                clean_pred = model(x).argmax(1)
+                adv_pred = model(adv).argmax(1)
+            n = len(x)
+            for key, value in (("index", torch.arange(s, s + n)), ("label", y), ("clean_pred", clean_pred),
+                               ("adv_pred", adv_pred), ("originally_correct", clean_pred == y),
+                               ("success", reached.to(device) & (clean_pred == y)),
+                               ("l2", (adv - x).flatten(1).norm(dim=1)),
+                               ("gray_l2", (0.5 - x).flatten(1).norm(dim=1)),
+                               ("n_forward", torch.full((n,), counter.forwards)),
+                               ("n_backward", torch.full((n,), counter.backwards))):
+                rec[key].append(value.detach().cpu().numpy())
+            advs.append(adv.cpu())
+            bar.update(n)
+    cols = {k: np.concatenate(v) for k, v in rec.items()}
+    return AttackResult(attack="CAM-DDN", budget=str(kwargs.get("steps", 100)), targeted=False,
+                        target=np.full(len(inputs), -1), seconds=seconds, levels=kwargs["levels"],
+                        bounds=(0.0, 1.0), params={"attack": "cam-ddn", **{k: v for k, v in kwargs.items()
+                                                                          if k != "generator"}},
+                        adversarials=torch.cat(advs), **cols)
