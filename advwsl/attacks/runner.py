@@ -176,7 +176,8 @@ def run_attack(model: nn.Module, data: torch.Tensor | Iterable[Any], labels: tor
         kwargs.setdefault("seed", seed)
     lo, hi = (float(b) for b in bounds)
 
-    counter = CountingModel(model).eval()
+    counter = CountingModel(model)
+    counter.training = False  # the wrapper only; .eval() would also switch the wrapped model
     records: dict[str, list[np.ndarray]] = {k: [] for k in ("index", "label", "target", "clean_pred", "adv_pred",
                                                              "originally_correct", "success", "l2", "gray_l2",
                                                              "n_forward", "n_backward")}

@@ -41,7 +41,7 @@ def check_inputs(inputs: torch.Tensor, bounds: tuple[float, float] = (0.0, 1.0))
     mn, mx = float(inputs.min()), float(inputs.max())
     if mn < lo or mx > hi:
         hint = (" (they look normalized: put the Normalize module inside the model and pass images in [0, 1])"
-                if mn < lo else " (they look like 0-255 values: divide by 255)" if mx > 1.5 * hi else "")
+                if mn < lo else " (they look like 0-255 values: divide by 255)" if mx > 2 * hi + 1 else "")
         raise InputError(f"inputs must lie within bounds [{lo}, {hi}], got values in [{mn:.4g}, {mx:.4g}]{hint}")
 
 
@@ -97,6 +97,6 @@ def attack_mode(model: nn.Module) -> Iterator[nn.Module]:
     if model.training:
         warnings.warn("the model is in train mode; it is attacked in eval mode and put back in train mode "
                       "afterwards (call model.eval() before attacking to silence this)", AdvwslWarning,
-                      stacklevel=3)
+                      stacklevel=4)
     with frozen(model):
         yield model
