@@ -30,8 +30,10 @@ _TORCHVISION = {
 BACKBONES = (*_TORCHVISION, "resnet-mini")
 STRIDES = (8, 16, 32)
 
-#: Default widths of ``resnet-mini``: four stages of one BasicBlock each. At 64x64 on two CPU cores a
-#: WILDCAT model on it trains on a few hundred images per second (see benchmarks/bench_heads.py).
+#: Default widths of ``resnet-mini``: four stages of one BasicBlock each (0.31 M parameters with a WILDCAT
+#: head, 42 MFLOP forward+backward per 64x64 image, 35x less than ResNet-18). A WILDCAT model on it
+#: trains at about 200 images/s at 64x64 on one busy CPU core (SGD, batch 32), so about 12 000 images
+#: (e.g. 600 images x 20 epochs) take a minute. Wider (32, 64, 128, 256) costs 4x the FLOPs.
 MINI_WIDTHS = (16, 32, 64, 128)
 MINI_BLOCKS = (1, 1, 1, 1)
 

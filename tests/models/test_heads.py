@@ -144,8 +144,9 @@ def test_deepmil_adapted_by_default_for_more_than_two_classes():
 def test_deepmil_gated_formula():
     head = DeepMILHead(4, 2, hidden=5, gated=True).double()
     feats = torch.randn(1, 4, 3, 3, dtype=torch.float64)
-    v = torch.tanh(head.attention_v(feats))
-    u = torch.sigmoid(head.attention_u(feats))
+    weight, bias = head.attention_vu.weight[:, :, 0, 0], head.attention_vu.bias
+    v = torch.tanh(torch.einsum("lk,nkhw->nlhw", weight[:5], feats) + bias[:5].view(1, -1, 1, 1))
+    u = torch.sigmoid(torch.einsum("lk,nkhw->nlhw", weight[5:], feats) + bias[5:].view(1, -1, 1, 1))
     psi = torch.einsum("l,nlhw->nhw", head.attention_w.weight.view(-1), v * u) + head.attention_w.bias
     torch.testing.assert_close(head.attention_logits(feats)[:, 0], psi)  # eq. 1.6
 

@@ -65,9 +65,9 @@ class DeepMILHead(nn.Module):
         self.per_class = num_classes > 2 if per_class is None else bool(per_class)
         branches = num_classes if self.per_class else 1
         self.branches = branches
-        # V (and U) of every branch in one 1x1 convolution; w of each branch on its own group.
-        self.attention_v = nn.Conv2d(in_channels, branches * self.hidden, 1)
-        self.attention_u = nn.Conv2d(in_channels, branches * self.hidden, 1) if self.gated else None
+        # V (and U) of every branch in one 1x1 convolution (fewer kernels: the head stays cheap next to
+        # the backbone); w of each branch on its own group.
+        self.attention_vu = nn.Conv2d(in_channels, (2 if self.gated else 1) * branches * self.hidden, 1)
         self.attention_w = nn.Conv2d(branches * self.hidden, branches, 1, groups=branches)
         if self.per_class:
             # one scoring vector per class, applied to that class's bag representation
@@ -82,9 +82,12 @@ class DeepMILHead(nn.Module):
 
     def attention_logits(self, features: torch.Tensor) -> torch.Tensor:
         """``psi(F_ij)`` for every position and branch, ``(N, B, h, w)`` (eq. 1.5-1.6)."""
-        hidden = torch.tanh(self.attention_v(features))
-        if self.attention_u is not None:
-            hidden = hidden * torch.sigmoid(self.attention_u(features))
+        projected = self.attention_vu(features)
+        if self.gated:
+            v, u = projected.chunk(2, dim=1)
+            hidden = torch.tanh(v) * torch.sigmoid(u)
+        else:
+            hidden = torch.tanh(projected)
         return self.attention_w(hidden)
 
     def attention(self, features: torch.Tensor) -> torch.Tensor:
