@@ -6,12 +6,12 @@ from .entropy import entropy_loss
 from .jia import JiaLoss, jia_probability, jia_size_penalty
 from .robust import AdaptiveRobustLoss, log_partition, robust_nll, robust_rho
 from .size import (AdaptiveSizeLoss, add_size_noise, kl_size_loss, l2_size_loss, normalized_cams,
-                   per_image_noise, predicted_sizes, size_targets)
+                   per_image_noise, predicted_sizes, size_targets, SizeAnnotator)
 from .total import CRITERIA, ImageLabelLoss, SizeSupervisedLoss, build_criterion
 
 __all__ = [
     "entropy_loss", "JiaLoss", "jia_probability", "jia_size_penalty", "AdaptiveRobustLoss", "log_partition",
     "robust_nll", "robust_rho", "AdaptiveSizeLoss", "add_size_noise", "kl_size_loss", "l2_size_loss",
-    "normalized_cams", "per_image_noise", "predicted_sizes", "size_targets", "CRITERIA", "ImageLabelLoss",
+    "normalized_cams", "per_image_noise", "predicted_sizes", "size_targets", "SizeAnnotator", "CRITERIA", "ImageLabelLoss",
     "SizeSupervisedLoss", "build_criterion",
 ]

@@ -20,7 +20,7 @@ from ..errors import InputError
 from .robust import AdaptiveRobustLoss
 
 __all__ = ["normalized_cams", "predicted_sizes", "size_targets", "add_size_noise", "per_image_noise",
-           "kl_size_loss", "l2_size_loss", "AdaptiveSizeLoss", "SIZE_LOSSES"]
+           "SizeAnnotator", "kl_size_loss", "l2_size_loss", "AdaptiveSizeLoss", "SIZE_LOSSES"]
 
 NORMALIZATIONS = ("softmax", "sigmoid")
 
@@ -91,6 +91,38 @@ def add_size_noise(sizes: Tensor, labels: Tensor, sigma: float = 0.0, *, generat
     if background:
         out[:, 0] = 1 - noisy
     return out
+
+
+class SizeAnnotator:
+    """Size annotations of a training batch (section 4.4.3): true sizes from the (cropped) masks, plus
+    noise z ~ N(0, sigma_s^2) drawn per crop (``mode="per_crop"``, GlaS) or fixed per image index
+    (``mode="per_image"``, CAMELYON16). Call as ``annotator(masks, labels, indices)``; the per-crop
+    generator is part of :meth:`state_dict` so a resumed run draws the same noise."""
+
+    def __init__(self, num_classes: int, sigma: float = 0.0, *, mode: str = "per_crop", seed: int = 0) -> None:
+        if mode not in ("per_crop", "per_image"):
+            raise InputError(f"mode must be 'per_crop' or 'per_image', got {mode!r}")
+        if sigma < 0:
+            raise InputError(f"the size noise sigma_s must be >= 0, got {sigma}")
+        self.num_classes, self.sigma, self.mode, self.seed = int(num_classes), float(sigma), mode, int(seed)
+        self.generator = torch.Generator().manual_seed(self.seed)
+
+    def __call__(self, masks: Tensor, labels: Tensor, indices: Tensor | None = None) -> Tensor:
+        sizes = size_targets(masks, labels, self.num_classes)
+        if self.sigma == 0:
+            return sizes
+        if self.mode == "per_image":
+            if indices is None:
+                raise InputError("per-image size noise needs the sample indices; use a dataset whose samples "
+                                 "carry an 'index' or mode='per_crop'")
+            return add_size_noise(sizes, labels, noise=per_image_noise(indices, self.sigma, self.seed))
+        return add_size_noise(sizes, labels, self.sigma, generator=self.generator)
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
 
 
 def _check_pair(pred: Tensor, target: Tensor) -> None:

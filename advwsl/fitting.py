@@ -1,0 +1,269 @@
+"""A full training run (``fit``) and k-fold runs (``fit_folds``, section 2.1.2.2) on top of the loops of
+:mod:`advwsl.training`: validation every epoch, best and last checkpoints, a resumable state saved
+atomically after every epoch, the per-epoch metrics CSV, learning curves and summaries (mean +- std over
+folds). The same call runs under ``torchrun`` with DistributedDataParallel; rank 0 writes every file."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from .errors import ConfigError
+
+__all__ = ["FitResult", "FoldsResult", "fit", "fit_folds", "FOLD_METRICS"]
+
+@dataclass
+class FitResult:
+    """Outcome of :func:`fit`: the run directory, one metrics row per epoch, the best epoch (by
+    ``config.monitor`` on the validation set), its validation metrics and its test metrics (or None)."""
+
+    run_dir: Path
+    history: list[dict[str, float]]
+    best_epoch: int
+    best: dict[str, float]
+    test: dict[str, float] | None
+
+
+def _is_better(value: float, best: float | None, monitor: str) -> bool:
+    if math.isnan(value):
+        return False
+    if best is None:
+        return True
+    return value < best if monitor.endswith("loss") else value > best
+
+
+def _shard(dataset: Any, rank: int, world: int) -> Any:
+    """Rank ``rank``'s share of an evaluation set: indices rank, rank + world, ... (no padding, so the
+    reduced metrics equal the single-process ones)."""
+    from torch.utils.data import Subset
+
+    return dataset if world == 1 else Subset(dataset, range(rank, len(dataset), world))
+
+
+def fit(config: Any, run_dir: str | Path, *, model: nn.Module | None = None, train_set: Any = None,
+        valid_set: Any = None, test_set: Any = None, criterion: nn.Module | None = None,
+        perturb: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None, resume: bool = False, fold: int | None = None,
+        on_epoch_end: Callable[[int, dict[str, float]], dict[str, float] | None] | None = None) -> FitResult:
+    """Train one model as ``config`` (a :class:`~advwsl.recipes.TrainConfig` or a dict) describes, validating
+    every epoch, in ``run_dir`` (which must exist; see :func:`advwsl.runs.create_run_dir`).
+
+    Writes ``metrics.csv`` (one row per epoch, appended), ``checkpoints/best`` and ``checkpoints/last``
+    (:func:`advwsl.models.zoo.save_model`; the learned loss parameters are in the sidecar's
+    ``loss_state``), ``state/last.pt`` (everything needed to resume, saved atomically after every epoch),
+    ``learning_curves.png`` and ``summary.json`` / ``summary.md``. With ``resume`` the run continues after
+    its last completed epoch and ends as the uninterrupted run would (same seed).
+
+    ``model``, the datasets and ``criterion`` default to those built from ``config`` (``fold`` defaults to
+    ``config.folds[0]``). ``perturb`` is the adversarial-training hook (see the module docstring).
+    ``on_epoch_end(epoch, row)`` may return extra scalars to log in that epoch's row.
+    Under ``torchrun`` the same call trains with DistributedDataParallel (rank 0 writes every file).
+    """
+    from torch.nn.parallel import DistributedDataParallel
+    from torch.utils.data import DataLoader, DistributedSampler
+
+    from .losses import SizeAnnotator, build_criterion
+    from .models.zoo import save_model
+    from .recipes import TrainConfig, build_datasets, build_model, build_optimizer, build_scheduler
+    from .run_state import append_metrics_csv, load_state, read_metrics_csv, rng_state, save_state, set_rng_state
+    from .training import WithCams, evaluate, init_distributed, train_one_epoch
+    from .utils import seed_everything, select_device
+
+    config = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(dict(config))
+    fold = config.folds[0] if fold is None else fold
+    run_dir = Path(run_dir)
+    state_path, csv_path = run_dir / "state" / "last.pt", run_dir / "metrics.csv"
+    if (run_dir / "summary.json").is_file():
+        if not resume:
+            raise ConfigError(f"{run_dir} already holds a finished run; choose a new run directory")
+        return _load_result(run_dir)
+    if state_path.is_file() and not resume:
+        raise ConfigError(f"{run_dir} already holds a run in progress; continue it with resume (--resume {run_dir})")
+    rank, world, ddp_device = init_distributed()
+    device = ddp_device or select_device(config.device)
+    if config.batch_size % world:
+        raise ConfigError(f"batch_size {config.batch_size} is not divisible by the {world} processes")
+    seed_everything(config.seed + rank)
+    if train_set is None or valid_set is None:
+        built = build_datasets(config, fold)
+        train_set = train_set if train_set is not None else built[0]
+        valid_set = valid_set if valid_set is not None else built[1]
+        test_set = test_set if test_set is not None else (built[2] if config.evaluate_test else None)
+    classes = getattr(train_set, "classes", None)
+    if model is None:
+        num_classes = len(classes) if classes is not None else int(getattr(train_set, "num_classes"))
+        model = build_model(config, num_classes)
+    model = model.to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    criterion = (criterion if criterion is not None else build_criterion(config.loss, **config.loss_kwargs)).to(device)
+    annotator = None
+    if getattr(criterion, "needs_sizes", False):
+        annotator = SizeAnnotator(model.num_classes, config.size_noise, mode=config.size_noise_mode,
+                                  seed=config.seed + 7919 * rank)
+    per_rank = config.batch_size // world
+    sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=config.seed)
+    train_loader = DataLoader(train_set, batch_size=per_rank, sampler=sampler, num_workers=config.num_workers,
+                              drop_last=len(sampler) >= per_rank, pin_memory=device.type == "cuda")
+    eval_loader = lambda ds: DataLoader(_shard(ds, rank, world), batch_size=per_rank,  # noqa: E731
+                                        num_workers=config.num_workers)
+    valid_loader = eval_loader(valid_set)
+    optimizer = build_optimizer(config, model, criterion)
+    scheduler = build_scheduler(config, optimizer, len(train_loader))
+    net: nn.Module = WithCams(model) if getattr(criterion, "needs_cams", False) else model
+    if world > 1:
+        if config.sync_bn and device.type == "cuda":
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            net = WithCams(model) if isinstance(net, WithCams) else model
+        net = DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None)
+    start_epoch, best_value, best_epoch, history = 0, None, 0, []
+    if resume and state_path.is_file():
+        state = load_state(state_path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        criterion.load_state_dict(state["criterion"])
+        for obj, key in ((annotator, "annotator"), (perturb, "perturb")):
+            if obj is not None and hasattr(obj, "load_state_dict") and state.get(key) is not None:
+                obj.load_state_dict(state[key])
+        set_rng_state(state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0])
+        start_epoch, best_value, best_epoch, history = (state["epoch"], state["best_value"], state["best_epoch"],
+                                                        state["history"])
+        if rank == 0:  # rows of epochs whose state was saved but whose CSV line was not written yet
+            done = {int(r["epoch"]) for r in read_metrics_csv(csv_path)}
+            append_metrics_csv(csv_path, [r for r in history if int(r["epoch"]) not in done])
+    eval_kw = dict(criterion=criterion, cam_threshold=config.cam_threshold, cam_class=config.cam_class,
+                   amp=config.amp, channels_last=config.channels_last)
+    meta = {"classes": list(classes) if classes is not None else None, "training": config.to_dict(),
+            "dataset": {"name": config.dataset, "fold": fold}}
+    for epoch in range(start_epoch, config.epochs):
+        sampler.set_epoch(epoch)
+        desc = f"epoch {epoch + 1}/{config.epochs}"
+        train = train_one_epoch(net, train_loader, optimizer, criterion=criterion, scheduler=scheduler,
+                                perturb=perturb, size_annotator=annotator, amp=config.amp,
+                                channels_last=config.channels_last, progress=config.progress, desc=desc)
+        valid = evaluate(net, valid_loader, progress=config.progress, desc=f"{desc} valid", **eval_kw)
+        row = {"epoch": float(epoch + 1), **{f"train_{k}": v for k, v in train.items()},
+               **{f"valid_{k}": v for k, v in valid.items()}}
+        if on_epoch_end is not None:
+            row.update(on_epoch_end(epoch + 1, row) or {})
+        history.append(row)
+        value = valid.get(config.monitor, math.nan)
+        if f"valid_{config.monitor}" not in row:
+            raise ConfigError(f"monitor {config.monitor!r} is not a validation metric; choose one of {sorted(valid)}")
+        improved = _is_better(value, best_value, config.monitor)
+        if improved:
+            best_value, best_epoch = value, epoch + 1
+        rngs = [rng_state()]
+        if world > 1:
+            rngs = [None] * world
+            dist.all_gather_object(rngs, rng_state())
+        if rank == 0:
+            loss_state = {k: v.tolist() for k, v in criterion.state_dict().items()}
+            info = {**meta, "metrics": {k: v for k, v in valid.items()}, "epoch": epoch + 1, "loss_state": loss_state}
+            if improved:
+                save_model(model, run_dir / "checkpoints" / "best", metadata=info, overwrite=True)
+            save_model(model, run_dir / "checkpoints" / "last", metadata=info, overwrite=True)
+            save_state(state_path, {
+                "epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "criterion": criterion.state_dict(),
+                "annotator": annotator.state_dict() if annotator is not None else None,
+                "perturb": perturb.state_dict() if hasattr(perturb, "state_dict") else None,
+                "rng": rngs, "best_value": best_value, "best_epoch": best_epoch, "history": history})
+            append_metrics_csv(csv_path, [row])
+        if world > 1:
+            dist.barrier()
+    return _finish(config, run_dir, model, history, best_epoch, test_set, eval_loader, eval_kw)
+
+
+def _finish(config: Any, run_dir: Path, model: nn.Module, history: list[dict[str, float]], best_epoch: int,
+            test_set: Any, eval_loader: Callable, eval_kw: dict[str, Any]) -> FitResult:
+    """Evaluate the best checkpoint on the test set and write the learning curves and the summary."""
+    from safetensors.torch import load_file
+
+    from .run_state import markdown_table
+    from .training import evaluate
+
+    rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    test = None
+    if test_set is not None and config.evaluate_test:
+        weights = load_file(str(run_dir / "checkpoints" / "best.safetensors"))
+        model.load_state_dict(weights)
+        test = evaluate(model, eval_loader(test_set), progress=config.progress, desc="test", **eval_kw)
+    best = {k[6:]: v for k, v in history[best_epoch - 1].items() if k.startswith("valid_")}
+    result = FitResult(run_dir, history, best_epoch, best, test)
+    if rank == 0:
+        from .plotting import plot_learning_curves
+        from .runs import write_json
+
+        plot_learning_curves(history, run_dir / "learning_curves.png", title=f"{config.model} on {config.dataset}")
+        write_json(run_dir / "summary.json", {"best_epoch": best_epoch, "monitor": config.monitor, "valid": best,
+                                              "test": test, "epochs": len(history)})
+        keys = [k for k in ("accuracy", "ap", "map", "dice", "dice_pixels", "mdice_positive", "miou") if k in best]
+        rows = [["valid (best epoch %d)" % best_epoch, *(f"{100 * best[k]:.2f}" for k in keys)]]
+        if test is not None:
+            rows.append(["test", *(f"{100 * test.get(k, math.nan):.2f}" for k in keys)])
+        (run_dir / "summary.md").write_text(f"# {config.model} / {config.loss} on {config.dataset}\n\n"
+                                            + markdown_table(["split", *keys], rows))
+    return result
+
+
+def _load_result(run_dir: Path) -> FitResult:
+    from .run_state import read_metrics_csv
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    return FitResult(run_dir, read_metrics_csv(run_dir / "metrics.csv"), int(summary["best_epoch"]),
+                     summary["valid"], summary.get("test"))
+
+
+FOLD_METRICS = ("accuracy", "ap", "map", "dice", "dice_pixels", "mdice_positive", "miou")
+
+
+@dataclass
+class FoldsResult:
+    """Outcome of :func:`fit_folds`: one :class:`FitResult` per fold and, per metric, the (mean, std) over
+    folds of the test metrics (validation metrics of the best epoch when there is no test set)."""
+
+    run_dir: Path
+    results: list[FitResult]
+    summary: dict[str, tuple[float, float]]
+
+
+def fit_folds(config: Any, run_dir: str | Path, *, resume: bool = False, **fit_kwargs: Any) -> FoldsResult:
+    """Section 2.1.2.2: one :func:`fit` per validation fold of ``config.folds`` in ``run_dir/fold_<k>``,
+    then ``summary.json`` and ``summary.md`` in ``run_dir`` with every fold's metrics and mean ± std.
+    With ``resume``, finished folds are read back, the interrupted fold continues and the others start."""
+    from .recipes import TrainConfig
+    from .run_state import format_mean_std, markdown_table, mean_std
+    from .runs import write_json
+
+    config = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(dict(config))
+    run_dir = Path(run_dir)
+    rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    results = []
+    for k in config.folds:
+        fold_dir = run_dir / f"fold_{k}"
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        results.append(fit(config, fold_dir, fold=k, resume=resume, **fit_kwargs))
+    per_fold = [r.test if r.test is not None else r.best for r in results]
+    keys = [m for m in FOLD_METRICS if any(m in f for f in per_fold)]
+    summary = {m: mean_std([f.get(m, math.nan) for f in per_fold]) for m in keys}
+    if rank == 0:
+        split = "test" if all(r.test is not None for r in results) else "valid (best epoch)"
+        rows = [[f"fold {k}", *(f"{100 * f.get(m, math.nan):.2f}" for m in keys)] for k, f in zip(config.folds, per_fold)]
+        rows.append(["mean ± std", *(format_mean_std([f.get(m, math.nan) for f in per_fold]) for m in keys)])
+        text = (f"# {config.model} / {config.loss} on {config.dataset} ({split}, {len(results)} folds, %)\n\n"
+                + markdown_table(["", *keys], rows))
+        summary_md = run_dir / "summary.md"
+        if not summary_md.exists():
+            summary_md.write_text(text)
+            write_json(run_dir / "summary.json", {"split": split, "folds": list(config.folds),
+                                                  "per_fold": per_fold, "mean_std": summary})
+    return FoldsResult(run_dir, results, summary)

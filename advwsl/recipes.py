@@ -1,0 +1,228 @@
+"""Training recipes of the reference as data: the configuration of a run (:class:`TrainConfig`), named
+per-dataset presets (sections 2.1.3.1 and 4.4.2), the optimizer (SGD with Nesterov momentum 0.9 and
+weight decay 1e-4) and the learning-rate schedules (step decay of section 2.1.3.1, cosine annealing of
+appendix II), stepped once per iteration."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import ConfigError
+
+__all__ = ["TrainConfig", "PRESETS", "preset", "load_config", "build_optimizer", "build_scheduler",
+           "lr_factor", "SCHEDULES"]
+
+SCHEDULES = ("step", "cosine", "constant")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (saved as ``config.json`` in the run directory).
+
+    Model: ``model`` (zoo name), ``backbone``, ``stride``, ``pretrained``, ``model_kwargs`` (head options).
+    Data: ``dataset`` (name for :func:`advwsl.data.get_dataset`), ``data_root``, ``dataset_kwargs``,
+    ``folds`` (validation folds to run, section 2.1.2.2), ``augment`` (the dataset's training augmentation
+    of section 2.1.3.1, :func:`advwsl.data.transforms.training_transform`: random crops, flips, rotations by
+    multiples of 90 degrees, colour jitter).
+    Optimization: ``epochs``, ``batch_size`` (global, split over ranks), ``lr``, ``momentum``,
+    ``weight_decay``, ``nesterov``, ``schedule`` (``step``: lr times ``gamma`` at each of ``milestones``
+    (fractions of the run; default one at 1/2, section 2.1.3.1); ``cosine``: appendix II down to
+    ``lr_min``; ``constant``).
+    Loss: ``loss`` (``image``, ``size-kl``, ``size-l2``, ``size-adaptive``, ``jia``), ``loss_kwargs``
+    (``lambda_size``, ``lambda_entropy``, ``r`` ...), ``size_noise`` (sigma_s of section 4.4.3) and
+    ``size_noise_mode`` (``per_crop``: GlaS protocol; ``per_image``: fixed per image, CAMELYON16 protocol).
+    Evaluation: ``monitor`` (validation metric selecting the best checkpoint, higher is better unless it
+    ends with ``loss``), ``cam_threshold`` and ``cam_class`` (see :func:`advwsl.training.evaluate`),
+    ``evaluate_test`` (evaluate the best checkpoint on the test split at the end).
+    Execution: ``seed``, ``device``, ``amp`` (bf16 autocast), ``channels_last``, ``num_workers``,
+    ``sync_bn`` (SyncBatchNorm under DDP), ``progress``.
+    """
+
+    model: str = "wildcat"
+    backbone: str = "resnet-mini"
+    stride: int = 32
+    pretrained: bool = False
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    dataset: str = "synthetic"
+    data_root: str | None = None
+    dataset_kwargs: dict[str, Any] = field(default_factory=dict)
+    folds: list[int] = field(default_factory=lambda: [0])
+    augment: bool = True
+    epochs: int = 8
+    batch_size: int = 32
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    nesterov: bool = True
+    schedule: str = "step"
+    milestones: list[float] = field(default_factory=lambda: [0.5])
+    gamma: float = 0.1
+    lr_min: float = 0.0
+    loss: str = "image"
+    loss_kwargs: dict[str, Any] = field(default_factory=dict)
+    size_noise: float = 0.0
+    size_noise_mode: str = "per_crop"
+    monitor: str = "accuracy"
+    cam_threshold: str = "zero"
+    cam_class: str = "true"
+    evaluate_test: bool = True
+    seed: int = 0
+    device: str | None = None
+    amp: bool = False
+    channels_last: bool = False
+    num_workers: int = 0
+    sync_bn: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {self.schedule!r}"),
+            (all(0 < m < 1 for m in self.milestones), f"milestones are fractions of the run in (0, 1), got "
+                                                      f"{self.milestones}"),
+            (self.size_noise >= 0, f"size_noise (sigma_s) must be >= 0, got {self.size_noise}"),
+            (self.size_noise_mode in ("per_crop", "per_image"),
+             f"size_noise_mode must be 'per_crop' or 'per_image', got {self.size_noise_mode!r}"),
+            (self.cam_threshold in ("zero", "argmax", "minmax"),
+             f"cam_threshold must be 'zero', 'argmax' or 'minmax', got {self.cam_threshold!r}"),
+            (self.cam_class in ("true", "predicted") or str(self.cam_class).isdigit(),
+             f"cam_class must be 'true', 'predicted' or a class index, got {self.cam_class!r}"),
+            (len(self.folds) >= 1 and all(int(f) >= 0 for f in self.folds), f"folds must be indices, got {self.folds}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build from a mapping; unknown keys are an error naming the valid ones."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"unknown training option(s) {unknown}; valid options: {sorted(names)}")
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return self.from_dict({**self.to_dict(), **changes})
+
+
+# Section 2.1.3.1 (weakly supervised training, image labels), section 4.4.2 (size supervision) and a fast
+# CPU recipe for the built-in synthetic set. The crops of section 2.1.3.1 (BreakHis 448, GlaS 416, BACH
+# 512 at a random angle, none on CAMELYON16) are part of each dataset's training transform.
+PRESETS: dict[str, dict[str, Any]] = {
+    "breakhis": {"dataset": "breakhis", "backbone": "resnet18", "pretrained": True, "batch_size": 64,
+                 "epochs": 80, "lr": 0.01, "schedule": "step"},
+    "bach": {"dataset": "bach", "backbone": "resnet18", "pretrained": True, "batch_size": 64, "epochs": 20,
+             "lr": 0.01, "schedule": "step"},
+    "glas": {"dataset": "glas", "backbone": "resnet18", "pretrained": True, "batch_size": 32, "epochs": 160,
+             "lr": 0.01, "schedule": "step"},
+    "camelyon16": {"dataset": "camelyon16", "backbone": "resnet18", "pretrained": True, "batch_size": 64,
+                   "epochs": 20, "lr": 0.01, "schedule": "step", "cam_class": "1"},
+    "glas-size": {"dataset": "glas", "backbone": "resnet18", "pretrained": True, "model": "cam",
+                  "batch_size": 32, "epochs": 160, "lr": 0.01, "schedule": "cosine",
+                  "loss": "size-adaptive", "loss_kwargs": {"lambda_size": 10.0, "lambda_entropy": 0.1},
+                  "size_noise_mode": "per_crop", "monitor": "dice_pixels", "cam_threshold": "argmax"},
+    "camelyon16-size": {"dataset": "camelyon16", "backbone": "resnet18", "pretrained": True, "model": "cam",
+                        "batch_size": 64, "epochs": 20, "lr": 0.01, "schedule": "cosine",
+                        "loss": "size-adaptive", "loss_kwargs": {"lambda_size": 3.0, "lambda_entropy": 0.1},
+                        "size_noise_mode": "per_image", "monitor": "dice_pixels", "cam_threshold": "argmax",
+                        "cam_class": "1"},
+    "synthetic": {"dataset": "synthetic", "backbone": "resnet-mini", "stride": 8, "pretrained": False,
+                  "batch_size": 32, "epochs": 6, "lr": 0.05, "schedule": "cosine",
+                  "dataset_kwargs": {"size": 64, "n_trainval": 1280, "n_test": 256}},
+}
+
+
+def preset(name: str, **overrides: Any) -> TrainConfig:
+    """The named recipe (see :data:`PRESETS`) with ``overrides`` applied."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; available: {', '.join(sorted(PRESETS))}")
+    return TrainConfig.from_dict({**PRESETS[name], **overrides})
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a configuration file (JSON, or TOML for ``.toml``) into a dict of :class:`TrainConfig` options
+    (a ``preset = "name"`` key expands to that preset first)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found")
+    try:
+        data = tomllib.loads(path.read_text()) if path.suffix == ".toml" else json.loads(path.read_text())
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot parse config file {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of options, got {type(data).__name__}")
+    data = dict(data.get("config", data)) if set(data) <= {"run", "config"} else dict(data)  # a run's config.json
+    name = data.pop("preset", None)
+    if name is not None:
+        if name not in PRESETS:
+            raise ConfigError(f"unknown preset {name!r} in {path}; available: {', '.join(sorted(PRESETS))}")
+        data = {**PRESETS[name], **data}
+    return data
+
+
+def build_optimizer(config: TrainConfig, model: nn.Module, criterion: nn.Module | None = None
+                    ) -> torch.optim.SGD:
+    """Section 2.1.3.1: SGD, Nesterov momentum 0.9, weight decay 1e-4 on the model; the learned loss
+    parameters (adaptive loss alpha and scale) in a second group without weight decay."""
+    groups = [{"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": config.weight_decay}]
+    loss_params = [p for p in criterion.parameters() if p.requires_grad] if criterion is not None else []
+    if loss_params:
+        groups.append({"params": loss_params, "weight_decay": 0.0})
+    return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
+
+
+def lr_factor(config: TrainConfig, iteration: int, total: int) -> float:
+    """Multiplier of the initial learning rate after ``iteration`` of ``total`` iterations."""
+    if config.schedule == "constant" or total <= 0:
+        return 1.0
+    t = min(iteration / total, 1.0)
+    if config.schedule == "step":
+        return config.gamma ** sum(t >= m for m in config.milestones)
+    floor = config.lr_min / config.lr
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))  # appendix II
+
+
+def build_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int
+                    ) -> torch.optim.lr_scheduler.LambdaLR:
+    """Per-iteration schedule over ``config.epochs * steps_per_epoch`` iterations."""
+    total = config.epochs * steps_per_epoch
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor(config, it, total))
+
+
+def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
+    """The zoo model of ``config`` for ``num_classes`` classes (backbone options only for WSL models)."""
+    from .models.zoo import create_model, model_info
+
+    kwargs = dict(config.model_kwargs)
+    if model_info(config.model).task == "wsl":
+        kwargs.update(backbone=config.backbone, stride=config.stride, pretrained=config.pretrained)
+    return create_model(config.model, num_classes=num_classes, **kwargs)
+
+
+def build_datasets(config: TrainConfig, fold: int) -> tuple[Any, Any, Any]:
+    """``(train, valid, test)`` datasets of ``config.dataset`` for validation fold ``fold`` (section
+    2.1.2.2), the training set with the dataset's augmentation of section 2.1.3.1 when ``config.augment``."""
+    from .data import get_dataset
+    from .data.transforms import eval_transform, training_transform
+
+    train_tf = training_transform(config.dataset) if config.augment else eval_transform(config.dataset)
+    common = {"root": config.data_root, "fold": fold, **config.dataset_kwargs}
+    train = get_dataset(config.dataset, split="train", transform=train_tf, **common)
+    valid = get_dataset(config.dataset, split="valid", transform=eval_transform(config.dataset), **common)
+    test = get_dataset(config.dataset, split="test", transform=eval_transform(config.dataset), **common)
+    return train, valid, test

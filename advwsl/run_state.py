@@ -1,0 +1,114 @@
+"""Files of a training run: the resumable state (model, optimizer, scheduler, loss parameters, RNG states,
+history; written atomically every epoch), the per-epoch metrics CSV (only ever appended to), and the
+summary of one run or of several folds (mean +- std, as the reference's tables report them)."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import CheckpointError
+
+__all__ = ["save_state", "load_state", "rng_state", "set_rng_state", "append_metrics_csv", "read_metrics_csv",
+           "mean_std", "format_mean_std", "markdown_table"]
+
+
+def save_state(path: str | Path, state: dict[str, Any]) -> Path:
+    """``torch.save`` to a temporary file then an atomic rename: a run killed while saving keeps the
+    previous complete state."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_state(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no resumable state at {path}; the run has not completed an epoch yet, start it "
+                              "again without --resume")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # a truncated or foreign file
+        raise CheckpointError(f"cannot read the resumable state {path} ({exc}); it is not an advwsl run state") \
+            from None
+
+
+def rng_state() -> dict[str, Any]:
+    """States of the Python, NumPy, torch CPU and CUDA generators."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def read_metrics_csv(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a metrics CSV with numbers parsed (empty cells become NaN)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with open(path, newline="") as fh:
+        return [{k: (float(v) if v not in ("", None) else math.nan) for k, v in row.items()}
+                for row in csv.DictReader(fh)]
+
+
+def append_metrics_csv(path: str | Path, rows: Sequence[dict[str, Any]]) -> None:
+    """Append ``rows`` to the CSV (header from the first row ever written; existing lines are kept)."""
+    if not rows:
+        return
+    path = Path(path)
+    new = not path.is_file() or path.stat().st_size == 0
+    if new:
+        fields = list(rows[0])
+    else:
+        with open(path, newline="") as fh:
+            fields = next(csv.reader(fh))
+    with open(path, "a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
+        if new:
+            writer.writeheader()
+        for row in rows:
+            writer.writerow({k: row.get(k, "") for k in fields})
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value), ignoring NaN."""
+    v = np.asarray([x for x in values if not math.isnan(x)], dtype=np.float64)
+    if v.size == 0:
+        return math.nan, math.nan
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
+
+
+def format_mean_std(values: Sequence[float], *, percent: bool = True, digits: int = 2) -> str:
+    """``"mean ± std"`` in percent, the reference's table format."""
+    m, s = mean_std(values)
+    if math.isnan(m):
+        return "-"
+    k = 100.0 if percent else 1.0
+    return f"{m * k:.{digits}f} ± {s * k:.{digits}f}"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,284 @@
+"""Training and evaluation loops for the reference's models (sections 2.1.3, 3.4.2 and 4.4.2):
+``train_one_epoch``, ``evaluate`` and ``fit`` (a full run with validation every epoch, best and last
+checkpoints, resumable state, metrics CSV, learning curves and a summary), DDP-ready under ``torchrun``.
+
+Batches may be dicts (``image``, ``label`` and optionally ``mask`` and ``index``, as the datasets of
+:mod:`advwsl.data` return them) or tuples ``(image, label[, mask])``. Images are in [0, 1].
+
+CAM-based localization (Evaluation B, section 2.1.2.1). The CAM of one class per image (``cam_class``:
+the true class as on GlaS, the predicted class, or a fixed class index such as the metastatic class of
+CAMELYON16) is upsampled bilinearly to the input size and binarized (``cam_threshold``):
+
+* ``"zero"`` (default): the class map is foreground where it scores above the background's constant 0
+  (section 3.4.2; equivalently sigmoid(M) > 0.5, and attention > 1/(hw) for Deep MIL),
+* ``"argmax"``: arg max of ``[0, M_1, ..., M_K]`` equals the class (the segmentation of eq. 4.6 used with
+  size supervision; the normalized maps of eq. 4.7 have the same arg max),
+* ``"minmax"``: the map min-max normalized per image to [0, 1] and thresholded at 0.5.
+
+The adversarial-training hook: ``perturb(model, images, labels) -> images`` runs on every training batch
+after it is moved to the device and before the forward pass, with the unwrapped classifier in train mode
+(the hook freezes it itself if needed). Optional methods are used when present: ``perturb.reset()`` at
+the start of each epoch, ``perturb.stats() -> dict[str, float]`` merged into the epoch's training metrics
+(averaged over ranks), ``perturb.state_dict()`` / ``load_state_dict()`` saved with the resumable state.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable
+from contextlib import nullcontext
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+
+from .errors import ConfigError, InputError
+from .evaluation.metrics import BinarySegmentationMeter, ClassificationMeter, _all_reduce_sum
+from .fitting import FitResult, FoldsResult, fit, fit_folds
+from .losses import ImageLabelLoss, SizeAnnotator, size_targets
+
+__all__ = ["train_one_epoch", "evaluate", "fit", "fit_folds", "FitResult", "FoldsResult", "cam_masks", "WithCams", "unwrap",
+           "init_distributed", "Perturb"]
+
+Perturb = Callable[[nn.Module, Tensor, Tensor], Tensor]
+
+
+class WithCams(nn.Module):
+    """Wraps a WSL model so that ``forward`` returns ``(logits, cams)``; wrap this (not the model) in
+    DistributedDataParallel when the loss needs the CAMs, so gradients are synchronized."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return self.model.cams(x)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The classifier inside DistributedDataParallel and/or :class:`WithCams`."""
+    if isinstance(model, DistributedDataParallel):
+        model = model.module
+    return model.model if isinstance(model, WithCams) else model
+
+
+def init_distributed() -> tuple[int, int, torch.device | None]:
+    """Join the process group described by the ``torchrun`` environment (NCCL on GPUs, gloo otherwise).
+    Returns ``(rank, world_size, device)``; ``device`` is ``cuda:LOCAL_RANK`` on GPUs, else None."""
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if world <= 1:
+        return 0, 1, None
+    use_cuda = torch.cuda.is_available()
+    device = None
+    if use_cuda:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+def _unpack(batch: Any) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+    if isinstance(batch, dict):
+        if "image" not in batch or "label" not in batch:
+            raise InputError(f"a batch dict needs 'image' and 'label' keys, got {sorted(batch)}")
+        return batch["image"], batch["label"], batch.get("mask"), batch.get("index")
+    if isinstance(batch, (tuple, list)) and len(batch) in (2, 3):
+        return batch[0], batch[1], (batch[2] if len(batch) == 3 else None), None
+    raise InputError(f"a batch must be a dict with 'image' and 'label' or a tuple (image, label[, mask]); got "
+                     f"{type(batch).__name__}")
+
+
+def _autocast(device: torch.device, amp: bool):
+    return torch.autocast(device.type, dtype=torch.bfloat16) if amp else nullcontext()
+
+
+def _to_device(x: Tensor, device: torch.device, channels_last: bool) -> Tensor:
+    x = x.to(device, non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def _mean_over_ranks(values: dict[str, float]) -> dict[str, float]:
+    if not values or not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return values
+    keys = sorted(values)
+    t = _all_reduce_sum(torch.tensor([float(values[k]) for k in keys], dtype=torch.float64))
+    return {k: v / dist.get_world_size() for k, v in zip(keys, t.tolist())}
+
+
+def _progress(iterable: Iterable, enabled: bool, desc: str, total: int | None):
+    if not enabled or (dist.is_available() and dist.is_initialized() and dist.get_rank() != 0):
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True)
+
+
+def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer, *,
+                    criterion: nn.Module | None = None, scheduler: Any | None = None,
+                    perturb: Perturb | None = None, size_annotator: SizeAnnotator | None = None,
+                    amp: bool = False, channels_last: bool = False, progress: bool = False,
+                    desc: str = "train") -> dict[str, float]:
+    """One pass over ``loader`` in train mode; returns the epoch's metrics (averaged over all ranks):
+    ``loss`` and the loss parts (``cls``, ``size``, ``entropy``, ``alpha``, ``scale`` when present),
+    ``accuracy`` of the training predictions, ``lr`` at the end, ``images``, ``seconds``,
+    ``images_per_s``, and the hook's ``perturb.stats()``.
+
+    ``model`` may be wrapped in DistributedDataParallel (around :class:`WithCams` when ``criterion`` needs
+    the CAMs). ``criterion`` defaults to the image-label cross-entropy (eq. 4.4); a size criterion gets its
+    true sizes from the batch masks through ``size_annotator`` (default: exact sizes). ``scheduler`` is
+    stepped after every iteration. ``amp`` runs forward passes under bf16 autocast.
+    """
+    criterion = criterion if criterion is not None else ImageLabelLoss()
+    base = unwrap(model)
+    device = next(base.parameters()).device
+    needs_cams = bool(getattr(criterion, "needs_cams", False))
+    if needs_cams and isinstance(model, DistributedDataParallel) and not isinstance(model.module, WithCams):
+        raise ConfigError("under DistributedDataParallel a CAM-based loss needs DDP(WithCams(model)) so that the "
+                          "CAM forward pass synchronizes gradients")
+    if needs_cams and not hasattr(base, "cams"):
+        raise ConfigError(f"the loss {type(criterion).__name__} needs CAMs but {type(base).__name__} has no cams()")
+    if getattr(criterion, "needs_sizes", False) and size_annotator is None:
+        size_annotator = SizeAnnotator(base.num_classes)
+    if hasattr(perturb, "reset"):
+        perturb.reset()
+    model.train()
+    criterion.train()
+    sums: dict[str, Tensor] = {}
+    n_seen, correct = torch.zeros((), dtype=torch.float64), torch.zeros((), dtype=torch.float64)
+    start = time.perf_counter()
+    total = len(loader) if hasattr(loader, "__len__") else None
+    bar = _progress(loader, progress, desc, total)
+    for batch in bar:
+        images, labels, masks, indices = _unpack(batch)
+        x = _to_device(images, device, channels_last)
+        y = labels.to(device, non_blocking=True)
+        sizes = None
+        if getattr(criterion, "needs_sizes", False):
+            if masks is None:
+                raise InputError("size supervision needs masks in the batches (a dataset with a 'mask' per sample)")
+            sizes = size_annotator(masks, labels, indices).to(device)
+        if perturb is not None:
+            x = perturb(base, x, y)
+        with _autocast(device, amp):
+            if needs_cams:
+                logits, cams = model(x) if isinstance(model, (DistributedDataParallel, WithCams)) else base.cams(x)
+            else:
+                logits, cams = model(x), None
+            loss, parts = criterion(logits, y, cams=cams, sizes=sizes, input_size=tuple(x.shape[-2:]))
+        if not torch.isfinite(loss):
+            raise InputError(f"the training loss became {loss.item()} at {desc}; lower the learning rate or check "
+                             "the inputs (images must be finite and in [0, 1])")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        n = x.shape[0]
+        n_seen += n
+        if y.dim() == 1:
+            correct += (logits.detach().argmax(1) == y).sum().double().cpu()
+        for k, v in {"loss": loss.detach(), **parts}.items():
+            sums[k] = sums.get(k, torch.zeros((), dtype=torch.float64)) + float(v) * n
+        if bar is not loader:
+            bar.set_postfix(loss=f"{loss.item():.4f}", acc=f"{float(correct / n_seen.clamp_min(1)):.3f}")
+    seconds = time.perf_counter() - start
+    keys = sorted(sums)
+    reduced = _all_reduce_sum(torch.stack([n_seen, correct, *(sums[k] for k in keys)]))
+    n_all = max(reduced[0].item(), 1.0)
+    out = {k: v / n_all for k, v in zip(keys, reduced[2:].tolist())}
+    out.update(accuracy=reduced[1].item() / n_all, lr=optimizer.param_groups[0]["lr"], images=reduced[0].item(),
+               seconds=seconds, images_per_s=reduced[0].item() / max(seconds, 1e-9))
+    if hasattr(perturb, "stats"):
+        out.update(_mean_over_ranks({k: float(v) for k, v in perturb.stats().items()}))
+    return out
+
+
+def cam_masks(cams: Tensor, classes: Tensor, size: tuple[int, int], threshold: str = "zero") -> Tensor:
+    """Binary localization ``(N, H, W)`` of class ``classes[i]`` from CAMs ``(N, K, h, w)`` upsampled to
+    ``size`` (see the module docstring for the ``threshold`` rules ``zero``, ``argmax``, ``minmax``)."""
+    from .models.wsl import upsample_cams
+
+    up = upsample_cams(cams.float(), size)
+    idx = classes.long().to(up.device)
+    if threshold == "argmax":
+        scores = torch.cat([torch.zeros_like(up[:, :1]), up], dim=1)
+        return scores.argmax(1) == (idx + 1).view(-1, 1, 1)
+    m = up.gather(1, idx.view(-1, 1, 1, 1).expand(-1, 1, *up.shape[2:]))[:, 0]
+    if threshold == "zero":
+        return m > 0
+    if threshold == "minmax":
+        lo, hi = m.amin(dim=(1, 2), keepdim=True), m.amax(dim=(1, 2), keepdim=True)
+        return (m - lo) / (hi - lo).clamp_min(1e-12) >= 0.5
+    raise InputError(f"cam_threshold must be 'zero', 'argmax' or 'minmax', got {threshold!r}")
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: Iterable, *, criterion: nn.Module | None = None,
+             cam_threshold: str = "zero", cam_class: str | int = "true", amp: bool = False,
+             channels_last: bool = False, progress: bool = False, desc: str = "eval") -> dict[str, float]:
+    """Evaluate in eval mode, streaming over ``loader`` (each rank its own shard; results reduced over ranks).
+
+    Returns ``loss`` (the criterion's loss with exact sizes, or cross-entropy), ``accuracy`` (eq. 2.1),
+    ``map`` (eq. 2.2), ``ap`` for two classes and ``n``; when the batches carry masks and the model has
+    CAMs, also the CAM localization metrics ``dice`` (per image), ``dice_pixels``, ``mdice_positive``,
+    ``iou`` and ``miou`` (eq. 2.3, 3.12-3.14) with the CAM of ``cam_class`` binarized by ``cam_threshold``.
+    Image scores are the criterion's ``scores(logits, cams)`` (softmax of the logits by default).
+    """
+    criterion = criterion if criterion is not None else ImageLabelLoss()
+    base = unwrap(model)
+    device = next(base.parameters()).device
+    modes = [(m, m.training) for m in base.modules()]
+    base.eval()
+    cls_meter: ClassificationMeter | None = None
+    seg_meter = BinarySegmentationMeter()
+    seg_used = False
+    loss_sum = torch.zeros(2, dtype=torch.float64)
+    try:
+        total = len(loader) if hasattr(loader, "__len__") else None
+        for batch in _progress(loader, progress, desc, total):
+            images, labels, masks, _ = _unpack(batch)
+            x = _to_device(images, device, channels_last)
+            y = labels.to(device)
+            want_cams = hasattr(base, "cams") and (masks is not None or getattr(criterion, "needs_cams", False))
+            with _autocast(device, amp):
+                logits, cams = base.cams(x) if want_cams else (base(x), None)
+            logits = logits.float()
+            cams = cams.float() if cams is not None else None
+            scores = criterion.scores(logits, cams)
+            if cls_meter is None:
+                cls_meter = ClassificationMeter(scores.shape[1], multilabel=y.dim() == 2)
+            cls_meter.update(scores, y)
+            if getattr(criterion, "needs_sizes", False) and masks is not None:
+                sizes = size_targets(masks, labels, base.num_classes).to(device)
+                loss, _ = criterion(logits, y, cams=cams, sizes=sizes, input_size=tuple(x.shape[-2:]))
+            elif y.dim() == 1:
+                loss = F.cross_entropy(logits, y.long())
+            else:
+                loss = F.binary_cross_entropy_with_logits(logits, y.float())
+            loss_sum += torch.tensor([loss.item() * x.shape[0], x.shape[0]], dtype=torch.float64)
+            if masks is not None and cams is not None and y.dim() == 1:
+                if cam_class == "true":
+                    classes = y
+                elif cam_class == "predicted":
+                    classes = scores.argmax(1)
+                else:
+                    classes = torch.full_like(y, int(cam_class))
+                pred = cam_masks(cams, classes, tuple(x.shape[-2:]), cam_threshold)
+                seg_meter.update(pred.cpu(), masks > 0.5)
+                seg_used = True
+    finally:
+        for m, training in modes:
+            m.training = training
+    if cls_meter is None:
+        raise InputError(f"{desc}: the loader yielded no batch; check the dataset split is not empty")
+    out = cls_meter.compute()
+    s, n = _all_reduce_sum(loss_sum).tolist()
+    out["loss"] = s / max(n, 1.0)
+    if bool(_all_reduce_sum(torch.tensor([float(seg_used)])).item()):
+        out.update(seg_meter.compute())
+    return {k: float(v) for k, v in out.items()}
