@@ -91,3 +91,102 @@ def plot_robustness_curves(curves: Any, path: str | Path, *, title: str | None =
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_cam_grid(images: Any, adversarials: Any, clean_maps: Any, adv_maps: Any, path: str | Path, *,
+                  masks: Any | None = None, row_titles: Sequence[str] | None = None, threshold: float = 0.5,
+                  title: str | None = None) -> Path:
+    """One row per image: image | adversarial | amplified perturbation | CAM on the clean image | CAM on
+    the adversarial | ground truth (or an empty panel without masks).
+
+    ``images`` and ``adversarials`` are (N, C, H, W) in [0, 1]; ``clean_maps``/``adv_maps`` the normalized
+    input-sized CAMs (N, H, W) in [0, 1], drawn over the image with the contour of the region at
+    ``threshold``; ``masks`` (N, H, W) ground truth. The perturbation is shown as ``0.5 + δ / (2 max|δ|)``
+    per image (mid-gray = unchanged) and its amplification is written in its title. Returns the path."""
+    import numpy as np
+
+    def arr(t: Any) -> np.ndarray:
+        return t.detach().cpu().float().numpy() if hasattr(t, "detach") else np.asarray(t, dtype=np.float32)
+
+    def rgb(t: np.ndarray) -> np.ndarray:
+        return np.clip(t.transpose(1, 2, 0), 0, 1) if t.shape[0] in (3, 4) else np.clip(t[0], 0, 1)
+
+    x, xa, mc, ma = arr(images), arr(adversarials), arr(clean_maps), arr(adv_maps)
+    gt = arr(masks) if masks is not None else None
+    n = len(x)
+    cols = ["image", "adversarial", "perturbation", "CAM clean", "CAM adversarial", "ground truth"]
+    fig, axes = plt.subplots(n, 6, figsize=(11.5, 2.0 * n + 0.4), squeeze=False)
+    gray = x.shape[1] == 1
+    for i in range(n):
+        delta = xa[i] - x[i]
+        peak = float(np.abs(delta).max())
+        gain = 0.5 / peak if peak > 0 else 1.0
+        panels = [rgb(x[i]), rgb(xa[i]), rgb(0.5 + gain * delta)]
+        for j, panel in enumerate(panels):
+            axes[i, j].imshow(panel, cmap="gray" if gray else None, vmin=0, vmax=1)
+        axes[i, 2].set_title(f"x{2 * gain:.0f}", fontsize=7, loc="right", pad=2)
+        for j, (base, cam) in enumerate(((x[i], mc[i]), (xa[i], ma[i])), start=3):
+            axes[i, j].imshow(rgb(base), cmap="gray" if gray else None, vmin=0, vmax=1)
+            axes[i, j].imshow(cam, cmap="jet", alpha=0.45, vmin=0, vmax=1)
+            if cam.max() >= threshold > cam.min():
+                axes[i, j].contour(cam, levels=[threshold], colors="white", linewidths=0.9)
+        axes[i, 5].imshow(rgb(x[i]), cmap="gray" if gray else None, vmin=0, vmax=1)
+        if gt is not None:
+            axes[i, 5].imshow(np.ma.masked_where(gt[i] < 0.5, gt[i]), cmap="autumn", alpha=0.55, vmin=0, vmax=1)
+            if gt[i].max() >= 0.5 > gt[i].min():
+                axes[i, 5].contour(gt[i], levels=[0.5], colors="yellow", linewidths=0.9)
+        else:
+            axes[i, 5].text(0.5, 0.5, "no mask", ha="center", va="center", transform=axes[i, 5].transAxes)
+        if row_titles is not None:
+            axes[i, 0].set_ylabel(row_titles[i], fontsize=7, rotation=0, ha="right", va="center", labelpad=4)
+        for ax in axes[i]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    for j, name in enumerate(cols):
+        axes[0, j].set_title(name, fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_cam_curves(curve: Any, path: str | Path, *, accuracy: Any | None = None,
+                    title: str | None = None) -> Path:
+    """CAM robustness against the L2 budget ε: left, accuracy (%) from the minimal norms (``accuracy``:
+    a frame with ``epsilon`` and ``accuracy`` in [0, 1], optional) and the CAM's agreement with the
+    ground truth (``mask_dice``, ``mask_iou``, when present); right, how much the CAM moved (``cam_dice``,
+    ``cam_iou``, ``cam_spearman`` and the centre-of-mass shift ``com_shift`` as a fraction of the image
+    diagonal). ``curve`` is the frame of :func:`advwsl.evaluation.cams.cam_robustness`. Returns the path."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.0))
+    if accuracy is not None:
+        left.plot(accuracy["epsilon"], accuracy["accuracy"], "k-", lw=2, label="accuracy")
+    for key, style in (("mask_dice", "-"), ("mask_iou", "--")):
+        if key in curve:
+            left.plot(curve["epsilon"], curve[key], style, color="tab:green", label=f"CAM vs mask: {key[5:]}")
+    left.set(xlabel="L2 budget epsilon", ylabel="share / score", ylim=(0, 1.02), title="prediction and localization")
+    for key, colour in (("cam_dice", "tab:blue"), ("cam_iou", "tab:cyan"), ("cam_spearman", "tab:purple"),
+                        ("com_shift", "tab:red")):
+        if key in curve:
+            label = {"cam_dice": "Dice(clean CAM, adv CAM)", "cam_iou": "IoU(clean CAM, adv CAM)",
+                     "cam_spearman": "Spearman rank correlation",
+                     "com_shift": "centre-of-mass shift / diagonal"}[key]
+            right.plot(curve["epsilon"], curve[key], color=colour, label=label)
+    right.set(xlabel="L2 budget epsilon", ylabel="mean over images", ylim=(-0.02, 1.02),
+              title="how much the CAM moved")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        handles, _ = ax.get_legend_handles_labels()
+        if handles:
+            ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

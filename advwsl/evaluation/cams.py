@@ -14,7 +14,8 @@ classifier offers. This module measures
 Conventions (used everywhere, including by :func:`advwsl.attacks.cam.cam_ddn`): the CAM of one class is
 upsampled bilinearly to the input size, min-max normalized to [0, 1] per image (:func:`normalize_maps`)
 and binarized at ``threshold`` (default :data:`DEFAULT_CAM_THRESHOLD` = 0.5: a pixel is in the region when
-its activation is above half-way between the map's minimum and maximum). Two empty regions have Dice and
+its activation is at least half-way between the map's minimum and maximum, the ``"minmax"`` rule of
+:func:`advwsl.training.cam_masks`; a constant map has an empty region). Two empty regions have Dice and
 IoU 1.
 """
 
@@ -72,10 +73,10 @@ def class_maps(cams: Tensor, classes: Tensor, size: Sequence[int] | None = None)
 
 
 def binarize(maps: Tensor, threshold: float = DEFAULT_CAM_THRESHOLD) -> Tensor:
-    """Region of each normalized map: ``maps > threshold`` (bool)."""
-    if not 0.0 <= threshold < 1.0:
-        raise InputError(f"CAM threshold must lie in [0, 1) for maps normalized to [0, 1], got {threshold}")
-    return maps > threshold
+    """Region of each normalized map: ``maps >= threshold`` (bool)."""
+    if not 0.0 < threshold <= 1.0:
+        raise InputError(f"CAM threshold must lie in (0, 1] for maps normalized to [0, 1], got {threshold}")
+    return maps >= threshold
 
 
 def dice_iou(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:

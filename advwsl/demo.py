@@ -1,0 +1,158 @@
+"""The built-in demo: weakly supervised classifiers trained by advwsl itself on the built-in synthetic
+histology set (:mod:`advwsl.data.synthetic`), so that ``advwsl attack --model wildcat`` works on a fresh
+machine with no dataset, no pretrained weight and no network.
+
+It is a synthetic demo: the tiles are procedurally generated H&E-like images, not patient data, and the
+numbers measured on them say how the toolkit works, not how a model behaves on real histology.
+
+Every WSL zoo name (``cam``, ``max``, ``lse``, ``wildcat``, ``deepmil``, ``deepmil-gated``,
+``deepmil-adapted``, ``deepmil-multi``) is trained with one recipe (:data:`DEMO_RECIPE`): a small ResNet
+(``resnet-mini``) with total stride 8, so a 64 x 64 tile gives 8 x 8 CAMs; SGD with Nesterov momentum
+and weight decay 1e-4 (section 2.1.3.1) with a cosine schedule (appendix II); flips and 90-degree
+rotations. Training is :func:`advwsl.training.fit`; the best checkpoint (validation accuracy) is cached
+under ``advwsl.utils.cache_dir("models")/demo`` (``$ADVWSL_HOME``, else ``$XDG_CACHE_HOME/advwsl``, else
+``~/.cache/advwsl``) under a name that hashes the model name, the recipe and :data:`DEMO_VERSION`, and
+reused on the next call. An interrupted training resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import InputError
+from .utils import cache_dir
+
+__all__ = ["DEMO_VERSION", "DEMO_DATASET", "DEMO_RECIPE", "DEMO_NOTICE", "demo_config", "demo_checkpoint",
+           "demo_model", "demo_data", "is_demo_cached"]
+
+#: Bumped whenever the recipe or the data generator changes what the demo model learns.
+DEMO_VERSION = 1
+
+#: The built-in synthetic set of the demo (binary: normal / malignant, 64 x 64 tiles with ROI masks).
+DEMO_DATASET: dict[str, Any] = {"size": 64, "num_classes": 2, "n_trainval": 1280, "n_test": 128, "seed": 0}
+
+#: Training recipe shared by every WSL zoo model in the demo (options of advwsl.recipes.TrainConfig).
+DEMO_RECIPE: dict[str, Any] = {
+    "backbone": "resnet-mini", "stride": 8, "pretrained": False, "epochs": 12, "batch_size": 32, "lr": 0.05,
+    "schedule": "cosine", "augment": True, "monitor": "accuracy", "cam_threshold": "minmax",
+    "cam_class": "true", "evaluate_test": False, "seed": 0,
+}
+
+DEMO_NOTICE = ("synthetic demo: a {name} model trained by advwsl on the built-in synthetic H&E-like set "
+               "(procedurally generated tiles, not patient data)")
+
+
+def demo_config(name: str = "wildcat", **overrides: Any) -> dict[str, Any]:
+    """The training configuration (:class:`advwsl.recipes.TrainConfig` options) of the demo model
+    ``name``; ``overrides`` replace recipe entries (``dataset_kwargs`` entries are merged)."""
+    from .models.zoo import list_models
+
+    wsl = list_models("wsl")
+    if name not in wsl:
+        raise InputError(f"unknown demo model {name!r}; the demo trains the weakly supervised models: "
+                         f"{', '.join(wsl)}")
+    overrides = dict(overrides)
+    dataset = {**DEMO_DATASET, **overrides.pop("dataset_kwargs", {})}
+    config = {**copy.deepcopy(DEMO_RECIPE), "model": name, "dataset": "synthetic", "dataset_kwargs": dataset,
+              **overrides}
+    return config
+
+
+def _key(config: dict[str, Any]) -> str:
+    text = json.dumps({"config": {k: v for k, v in config.items() if k not in ("progress", "device")},
+                       "version": DEMO_VERSION}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def demo_checkpoint(name: str = "wildcat", **overrides: Any) -> Path:
+    """Where the demo checkpoint of ``name`` (with these recipe ``overrides``) is cached: the stem of
+    ``<stem>.safetensors`` + ``<stem>.json``."""
+    config = demo_config(name, **overrides)
+    return Path(cache_dir("models", "demo")) / f"{name}-v{DEMO_VERSION}-{_key(config)}"
+
+
+def is_demo_cached(name: str = "wildcat", **overrides: Any) -> bool:
+    """Whether :func:`demo_model` would load ``name`` from the cache rather than train it."""
+    from .models.zoo import checkpoint_paths
+
+    return all(p.is_file() for p in checkpoint_paths(demo_checkpoint(name, **overrides)))
+
+
+def demo_data(split: str = "test", **dataset_kwargs: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                                                   list[str]]:
+    """The demo's synthetic split as tensors: images (N, 3, 64, 64) in [0, 1], labels (N,), masks
+    (N, 64, 64) and the class names. ``dataset_kwargs`` override :data:`DEMO_DATASET`."""
+    from .data.synthetic import SyntheticHistology
+
+    kwargs = {**DEMO_DATASET, **dataset_kwargs}
+    data = SyntheticHistology(split, **kwargs)
+    images, labels, masks = data.tensors()
+    return images, labels, masks, list(data.classes)
+
+
+def demo_model(name: str = "wildcat", *, retrain: bool = False, progress: bool = True,
+               log: Callable[[str], None] | None = None, **overrides: Any) -> nn.Module:
+    """The demo model ``name`` (any WSL zoo name): loaded from the cache, or trained now with
+    :func:`advwsl.training.fit` (progress bars per epoch) and cached. Returned on the CPU in eval mode;
+    its ``demo_info`` attribute holds the checkpoint path and the sidecar metadata (classes, training
+    configuration, dataset, validation and test metrics). ``retrain`` trains again and replaces the
+    cached checkpoint; ``log`` receives one-line notices; ``overrides`` change the recipe (a different
+    recipe is a different cache entry)."""
+    from .models.zoo import checkpoint_info, checkpoint_paths, load_model, save_model
+    from .training import fit
+
+    config = demo_config(name, **overrides)
+    stem = demo_checkpoint(name, **overrides)
+    say = log or (lambda message: None)
+    if is_demo_cached(name, **overrides) and not retrain:
+        model = load_model(stem)
+        model.demo_info = {"checkpoint": str(stem), **checkpoint_info(stem)}
+        return model
+
+    run_dir = stem.with_name(stem.name + ".training")
+    if retrain and run_dir.exists():
+        shutil.rmtree(run_dir)
+    resume = (run_dir / "state" / "last.pt").is_file() or (run_dir / "summary.json").is_file()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    say(f"training the demo {name} model on the built-in synthetic histology set (first use only; cached in "
+        f"{stem.parent})" + (", resuming an interrupted training" if resume else ""))
+    fit({**config, "progress": progress}, run_dir, resume=resume)
+
+    model = load_model(run_dir / "checkpoints" / "best")
+    info = checkpoint_info(run_dir / "checkpoints" / "best")
+    metrics = {"valid": info.get("metrics", {}), "test": _test_metrics(model, config)}
+    metadata = {"classes": info.get("classes"), "training": config, "demo": True, "demo_version": DEMO_VERSION,
+                "dataset": {"name": "synthetic", **config["dataset_kwargs"], "fold": 0}, "metrics": metrics,
+                "epoch": info.get("epoch")}
+    # write under a temporary name, then move into place: a concurrent reader sees all or nothing
+    tmp = stem.with_name(f"{stem.name}-tmp{os.getpid()}")
+    save_model(model, tmp, metadata=metadata, overwrite=True)
+    for src, dst in zip(checkpoint_paths(tmp), checkpoint_paths(stem)):
+        os.replace(src, dst)
+    say(f"demo {name} model cached at {stem}.safetensors (test accuracy "
+        f"{100 * metrics['test']['accuracy']:.1f} %, CAM Dice {metrics['test']['cam_dice']:.3f})")
+    model = load_model(stem)
+    model.demo_info = {"checkpoint": str(stem), **checkpoint_info(stem)}
+    return model
+
+
+def _test_metrics(model: nn.Module, config: dict[str, Any]) -> dict[str, float]:
+    """Accuracy and CAM localization of the demo model on its test split (CAM of the predicted class,
+    min-max normalized, threshold 0.5, images with a lesion only)."""
+    from .evaluation.cams import mask_scores, predict_maps
+
+    images, labels, masks, _ = demo_data("test", **config["dataset_kwargs"])
+    preds, maps = predict_maps(model, images)
+    dice, iou, valid = mask_scores(maps, masks)
+    return {"accuracy": float((preds == labels).float().mean()), "cam_dice": float(dice[valid].mean()),
+            "cam_iou": float(iou[valid].mean()), "n": int(len(labels))}

@@ -1,0 +1,177 @@
+"""The main job: attack a weakly supervised classifier and measure what happens to its predictions and to
+its class activation maps, writing everything into a run directory.
+
+``goal="label"`` runs DDN (Algorithm A V-1) to change the predicted label; ``goal="cam"`` runs
+:func:`advwsl.attacks.cam.cam_ddn` to move the CAM while the label stays. Either way the job reports the
+Table A V-1 row of the attack, the accuracy (or, for the CAM goal, the share of images whose CAM
+survives) at a few L2 budgets ε and over a full grid, the CAM's agreement with the ground-truth masks on
+clean and adversarial images, how much the CAM moved, the same CAM measures over ε (each minimal-norm
+perturbation clipped to ε), and an image grid.
+
+Files written (all new; nothing is overwritten): ``<attack>.csv/.json/.md`` (per-sample records, summary,
+Table A V-1 row), ``cams.csv`` (per-sample CAM measures), ``accuracy_curve.csv/.png``,
+``cam_curves.csv/.png``, ``cam_grid.png``, ``summary.json`` and ``summary.md`` (the table printed).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ..errors import InputError, ModelError
+from ..results import AttackResult
+from ..runs import write_json
+
+__all__ = ["TABLE_EPSILONS", "run_wsl_attack", "format_report"]
+
+#: The budgets ε of the accuracy columns of the report (L2, images in [0, 1]).
+TABLE_EPSILONS = (0.1, 0.25, 0.5, 1.0)
+
+
+def _grid_rows(per: pd.DataFrame, result: AttackResult, n: int) -> list[int]:
+    """Images shown in the grid: successfully attacked images with a lesion first, then one without."""
+    success = pd.Series(result.success, index=result.index)
+    has_mask = per["has_mask"] if "has_mask" in per else pd.Series(False, index=per.index)
+    order = [i for i in per.index if success.get(i, False) and has_mask[i]][: max(n - 1, 1)]
+    order += [i for i in per.index if success.get(i, False) and not has_mask[i]][:1]
+    order += [i for i in per.index if i not in order]
+    return order[:n]
+
+
+def run_wsl_attack(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, run_dir: str | Path, *,
+                   masks: torch.Tensor | None = None, classes: Sequence[str] | None = None, goal: str = "label",
+                   steps: int = 100, batch_size: int = 64, epsilons: Sequence[float] = TABLE_EPSILONS,
+                   dice_threshold: float = 0.5, cam_threshold: float = 0.5, levels: int | None = 256,
+                   seed: int = 0, grid_rows: int = 4, progress: bool = True,
+                   log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Attack ``images`` (N, C, H, W) in [0, 1] with true ``labels`` and write the report into the existing
+    directory ``run_dir``. ``masks`` (N, H, W) enable the localization measures (skipped with a notice
+    otherwise); a model without ``cams`` gets the label measures only (``goal="cam"`` then is an error).
+    Returns the summary (also written to ``summary.json``); ``format_report(summary)`` is the table."""
+    from ..attacks.cam import run_cam_attack
+    from ..attacks.runner import run_attack
+    from ..evaluation.cams import cam_robustness, predict_maps
+    from ..plotting import plot_cam_curves, plot_cam_grid, plot_robustness_curves
+
+    say = log or (lambda message: None)
+    run_dir = Path(run_dir)
+    if goal not in ("label", "cam"):
+        raise InputError(f"goal must be 'label' or 'cam', got {goal!r}")
+    has_cams = callable(getattr(model, "cams", None))
+    if goal == "cam" and not has_cams:
+        raise ModelError(f"--goal cam attacks the class activation maps, but this {type(model).__name__} model has "
+                         "none (it is not a weakly supervised model with cams(x)); use --goal label, or a WSL "
+                         "model (cam, max, lse, wildcat, deepmil, ...)")
+    notices = []
+    if not has_cams:
+        notices.append("the model has no class activation maps: CAM measures skipped")
+    elif masks is None:
+        notices.append("the dataset has no ground-truth masks: CAM localization (Dice/IoU vs mask) skipped")
+    elif not bool((masks.flatten(1) > 0.5).any(1).any()):
+        notices.append("no image has a non-empty mask: CAM localization (Dice/IoU vs mask) skipped")
+        masks = None
+    for message in notices:
+        say(message)
+
+    if goal == "label":
+        result = run_attack(model, images, labels, attack="ddn", attack_kwargs={"steps": steps}, levels=levels,
+                            batch_size=batch_size, progress=progress, seed=seed, keep_adversarials=True)
+    else:
+        result = run_cam_attack(model, images, labels, batch_size=batch_size, progress=progress, seed=seed,
+                                attack_kwargs={"steps": steps, "levels": levels, "dice_threshold": dice_threshold,
+                                               "cam_threshold": cam_threshold})
+    stem = "ddn" if goal == "label" else "cam-ddn"
+    files = {k: str(v) for k, v in result.save(run_dir, stem=f"{stem}-{steps}").items()}
+    table = result.summary()
+    curve = result.robustness_curve()
+    curve.to_csv(run_dir / "accuracy_curve.csv", index=False)
+    curve_name = "accuracy" if goal == "label" else "CAM intact and label kept"
+    plot_robustness_curves(pd.DataFrame({"attack": f"{result.attack} {result.budget}", "epsilon": curve["epsilon"],
+                                         "accuracy": 100 * curve["accuracy"]}),
+                           run_dir / "accuracy_curve.png", title=f"{curve_name} against the L2 budget")
+    files.update(accuracy_curve=str(run_dir / "accuracy_curve.csv"),
+                 accuracy_curve_png=str(run_dir / "accuracy_curve.png"))
+    summary: dict[str, Any] = {
+        "goal": goal, "attack": result.attack, "steps": steps, "n_images": int(len(images)),
+        "clean_accuracy": 100.0 * result.clean_accuracy, "table_a_v_1": table,
+        "accuracy_at": {f"{e:g}": 100.0 * float(result.accuracy(e)) for e in epsilons},
+        "curve_name": curve_name, "notices": notices, "cam_threshold": cam_threshold,
+        "dice_threshold": dice_threshold, "classes": list(classes) if classes is not None else None,
+    }
+
+    if has_cams:
+        adversarials = result.adversarials.to(images.device)
+        grid = np.union1d(curve["epsilon"].to_numpy()[:: max(1, len(curve) // 15)], np.asarray(epsilons, float))
+        per, cam_curve, cam_summary = cam_robustness(model, images, adversarials, masks, epsilons=grid,
+                                                     threshold=cam_threshold, batch_size=batch_size)
+        per.insert(1, "success", result.success[np.argsort(result.index)])
+        per.to_csv(run_dir / "cams.csv", index=False)
+        cam_curve.to_csv(run_dir / "cam_curves.csv", index=False)
+        plot_cam_curves(cam_curve, run_dir / "cam_curves.png", accuracy=curve,
+                        title=f"{result.attack} {result.budget}: what the perturbation does to the CAM")
+        rows = _grid_rows(per, result, grid_rows)
+        idx = torch.tensor(rows)
+        _, clean_maps = predict_maps(model, images[idx], torch.as_tensor(per["cam_class"].to_numpy()[rows]))
+        _, adv_maps = predict_maps(model, adversarials[idx], torch.as_tensor(per["cam_class"].to_numpy()[rows]))
+        name = (lambda c: classes[c] if classes is not None else str(c))
+        titles = [f"#{i}  {name(int(per.loc[i, 'clean_pred']))} -> {name(int(per.loc[i, 'adv_pred']))}\n"
+                  f"L2 {per.loc[i, 'l2']:.3f}\nCAM Dice {per.loc[i, 'cam_dice']:.2f}" for i in rows]
+        plot_cam_grid(images[idx], adversarials[idx], clean_maps, adv_maps, run_dir / "cam_grid.png",
+                      masks=masks[idx] if masks is not None else None, row_titles=titles, threshold=cam_threshold,
+                      title=f"{result.attack} {result.budget} (goal: {goal}); CAM of the clean prediction")
+        files.update(cams=str(run_dir / "cams.csv"), cam_curves=str(run_dir / "cam_curves.csv"),
+                     cam_curves_png=str(run_dir / "cam_curves.png"), cam_grid_png=str(run_dir / "cam_grid.png"))
+        summary["cams"] = cam_summary
+        at = cam_curve.set_index("epsilon")
+        summary["cams_at"] = {f"{e:g}": {k: float(v) for k, v in at.loc[float(e)].items()} for e in epsilons}
+    summary["files"] = files
+    write_json(run_dir / "summary.json", summary)
+    (run_dir / "summary.md").write_text(format_report(summary) + "\n")
+    return summary
+
+
+def _f(value: Any, digits: int = 3, scale: float = 1.0) -> str:
+    return "-" if value is None or not math.isfinite(float(value)) else f"{scale * float(value):.{digits}f}"
+
+
+def format_report(summary: dict[str, Any]) -> str:
+    """The report of :func:`run_wsl_attack` as Markdown tables: the Table A V-1 row, accuracy at a few ε,
+    CAM localization (clean / adversarial / at each ε) and CAM movement."""
+    t = summary["table_a_v_1"]
+    eps = list(summary["accuracy_at"])
+    lines = ["| Attack | Budget | Success | Mean L2 | Median L2 | #Grads | Run-time (s) |",
+             "|---|---|---:|---:|---:|---:|---:|",
+             f"| {t['attack']} | {t['budget']} | {_f(t['success'], 1)} | {_f(t['mean_l2'], 4)} | "
+             f"{_f(t['median_l2'], 4)} | {_f(t['grads_per_sample'], 0)} | {_f(t['seconds'], 1)} |", ""]
+    lines.append(f"Clean accuracy: {summary['clean_accuracy']:.1f} % of {summary['n_images']} images")
+    what = "Accuracy" if summary["goal"] == "label" else "CAM intact and label kept"
+    lines.append(f"{what} (%) at L2 budget epsilon:")
+    lines.append("| epsilon | " + " | ".join(eps) + " |")
+    lines.append("|---:|" + "---:|" * len(eps))
+    lines.append(f"| {what.split(' ')[0].lower()} | " + " | ".join(f"{summary['accuracy_at'][e]:.1f}" for e in eps) + " |")
+    cams = summary.get("cams")
+    if cams:
+        lines.append("")
+        lines.append(f"CAM of the clean prediction (min-max normalized, threshold {summary['cam_threshold']:g}):")
+        lines.append("| measure | clean | adversarial | " + " | ".join(f"eps={e}" for e in eps) + " |")
+        lines.append("|---|---:|---:|" + "---:|" * len(eps))
+        at = summary["cams_at"]
+        if "mask_dice_clean" in cams:
+            for key, name in (("dice", "Dice vs mask"), ("iou", "IoU vs mask")):
+                lines.append(f"| {name} ({int(cams['n_with_mask'])} lesion images) | {_f(cams[f'mask_{key}_clean'])} | "
+                             f"{_f(cams[f'mask_{key}_adv'])} | " + " | ".join(_f(at[e][f'mask_{key}']) for e in eps) + " |")
+        for key, name in (("cam_dice", "Dice(clean CAM, adv CAM)"), ("cam_iou", "IoU(clean CAM, adv CAM)"),
+                          ("cam_spearman", "Spearman(clean CAM, adv CAM)"),
+                          ("com_shift_px", "centre-of-mass shift (px)"), ("com_shift", "shift / image diagonal")):
+            lines.append(f"| {name} | {_f(1.0 if key in ('cam_dice', 'cam_iou', 'cam_spearman') else 0.0)} | "
+                         f"{_f(cams[key])} | " + " | ".join(_f(at[e][key]) for e in eps) + " |")
+    for message in summary.get("notices", []):
+        lines.append(f"Note: {message}")
+    return "\n".join(lines)
