@@ -38,3 +38,117 @@ def sklearn_digits(size: int = 16, split: str | None = None, *, test_fraction: f
     mask[test_idx] = True
     sel = torch.from_numpy(mask if split == "test" else ~mask)
     return x[sel], y[sel]
+
+
+class _DictDataset(torch.utils.data.Dataset):
+    """Wraps a torchvision dataset of ``(PIL image, int)`` into sample dicts ``{"image", "label", "index"}``
+    with images float (C, H, W) in [0, 1]."""
+
+    def __init__(self, base, classes, name: str, transform=None, image_transform=None) -> None:
+        self.base, self.classes, self.name = base, tuple(classes), name
+        self.transform, self.image_transform = transform, image_transform
+        self.labels = np.asarray(getattr(base, "targets", [s[1] for s in getattr(base, "samples", [])]))
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> dict:
+        from torchvision.transforms.functional import pil_to_tensor
+
+        img, label = self.base[i]
+        if self.image_transform is not None:
+            img = self.image_transform(img)
+        x = pil_to_tensor(img).float() / 255.0
+        sample = {"image": x, "label": int(label), "index": int(i)}
+        return self.transform(sample) if self.transform is not None else sample
+
+    def __repr__(self) -> str:
+        return f"{self.name}(n={len(self)}, classes={len(self.classes)})"
+
+
+def _to_rgb(image):
+    return image.convert("RGB")
+
+
+def _torchvision_split(split: str) -> bool:
+    if split not in ("train", "test", "val"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    return split == "train"
+
+
+def mnist(root: str, split: str = "train", *, transform=None) -> torch.utils.data.Dataset:
+    """MNIST (appendix V) from ``root`` through torchvision, never downloaded: expects
+    ``<root>/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte``. Samples are dicts with images
+    (1, 28, 28) in [0, 1]."""
+    from torchvision.datasets import MNIST
+
+    from ..errors import DatasetError
+
+    try:
+        base = MNIST(str(root), train=_torchvision_split(split), download=False)
+    except RuntimeError as exc:
+        raise DatasetError(f"MNIST not found under {root}: expected {root}/MNIST/raw/train-images-idx3-ubyte "
+                           f"and the other three idx files (download them once with torchvision, "
+                           f"MNIST(root, download=True), on a machine with internet) [{exc}]") from None
+    return _DictDataset(base, [str(d) for d in range(10)], f"mnist-{split}", transform)
+
+
+def cifar10(root: str, split: str = "train", *, transform=None) -> torch.utils.data.Dataset:
+    """CIFAR-10 (appendix V) from ``root`` through torchvision, never downloaded: expects
+    ``<root>/cifar-10-batches-py/``. Samples are dicts with images (3, 32, 32) in [0, 1]."""
+    from torchvision.datasets import CIFAR10
+
+    from ..errors import DatasetError
+
+    try:
+        base = CIFAR10(str(root), train=_torchvision_split(split), download=False)
+    except RuntimeError as exc:
+        raise DatasetError(f"CIFAR-10 not found or corrupted under {root}: expected "
+                           f"{root}/cifar-10-batches-py/{{data_batch_1..5,test_batch,batches.meta}} as extracted "
+                           f"from cifar-10-python.tar.gz [{exc}]") from None
+    return _DictDataset(base, base.classes, f"cifar10-{split}", transform)
+
+
+def imagenet_folder(root: str, split: str = "val", *, image_size: int = 224,
+                    transform=None) -> torch.utils.data.Dataset:
+    """ImageNet from class folders ``<root>/{train,val}/<wnid>/*.JPEG`` (torchvision ImageFolder). Images
+    are resized (shorter side ``image_size / 0.875``) and center-cropped to ``image_size`` (299 for the
+    Inception V3 of appendix V), as dicts with images (3, image_size, image_size) in [0, 1]."""
+    from pathlib import Path
+
+    from torchvision import transforms as T
+    from torchvision.datasets import ImageFolder
+
+    from ..errors import DatasetError
+
+    folder = Path(root) / ("train" if split == "train" else "val")
+    if not folder.is_dir():
+        raise DatasetError(f"expected ImageNet class folders at {folder}/<wnid>/*.JPEG, not found")
+    try:
+        base = ImageFolder(str(folder))
+    except (FileNotFoundError, RuntimeError) as exc:
+        raise DatasetError(f"no image found in the class folders of {folder}: {exc}") from None
+    resize = T.Compose([T.Resize(int(round(image_size / 0.875))), T.CenterCrop(image_size), _to_rgb])
+    return _DictDataset(base, base.classes, f"imagenet-{split}", transform, image_transform=resize)
+
+
+class DigitsDataset(torch.utils.data.Dataset):
+    """:func:`sklearn_digits` as sample dicts ``{"image": (1, size, size) in [0, 1], "label", "index"}``."""
+
+    classes = tuple(str(d) for d in range(10))
+
+    def __init__(self, split: str = "train", *, size: int = 16, seed: int = 0, transform=None) -> None:
+        from ..errors import InputError
+
+        if split not in ("train", "test"):
+            raise InputError(f"the digits have only 'train' and 'test' splits, got {split!r}")
+        self.images, labels = sklearn_digits(size, split, seed=seed)
+        self.labels = labels.numpy()
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> dict:
+        sample = {"image": self.images[i], "label": int(self.labels[i]), "index": int(i)}
+        return self.transform(sample) if self.transform is not None else sample

@@ -1,0 +1,117 @@
+"""Reading images and masks from disk, and the table-backed dataset every real loader returns.
+
+A loader builds a *split table* (see :mod:`advwsl.data.folds`): one row per sample with ``path`` (relative
+to the dataset root), ``label`` and optionally ``mask_path``; :class:`TableDataset` serves the rows of one
+split as sample dicts ``{"image": float32 (3, H, W) in [0, 1], "label": int, "mask": ..., "index": int,
+"path": str}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from ..errors import DatasetError
+
+
+def read_image(path: str | Path) -> torch.Tensor:
+    """An RGB image file as float32 (3, H, W) in [0, 1] (8-bit or 16-bit PNG/JPEG/BMP/TIFF; grey images are
+    repeated to three channels, alpha is dropped)."""
+    path = Path(path)
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            if im.mode in ("I;16", "I;16B", "I"):
+                arr = np.asarray(im, dtype=np.float32) / 65535.0
+                arr = np.repeat(arr[..., None], 3, axis=2)
+            else:
+                arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    except FileNotFoundError:
+        raise DatasetError(f"image file {path} not found") from None
+    except Exception as exc:  # PIL cannot read some TIFF flavours: try tifffile
+        if path.suffix.lower() not in (".tif", ".tiff"):
+            raise DatasetError(f"cannot read image {path}: {exc}") from None
+        import tifffile
+
+        raw = tifffile.imread(path)
+        scale = float(np.iinfo(raw.dtype).max) if raw.dtype.kind in "ui" else 1.0
+        arr = raw.astype(np.float32) / scale
+        if arr.ndim == 2:
+            arr = np.repeat(arr[..., None], 3, axis=2)
+        arr = arr[..., :3]
+    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+
+
+def read_label_map(path: str | Path) -> np.ndarray:
+    """A label image (palette PNG, grey BMP, ...) as an integer array (H, W) of its stored values
+    (palette indices for palette images, not colours)."""
+    from PIL import Image
+
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"mask file {path} not found")
+    with Image.open(path) as im:
+        if im.mode in ("P", "L", "I", "I;16", "1"):
+            return np.asarray(im).astype(np.int64)
+        arr = np.asarray(im.convert("RGB")).astype(np.int64)
+    # RGB-encoded label image: a pixel is foreground where any channel is non-zero
+    return (arr.max(axis=2) > 0).astype(np.int64)
+
+
+def require_dir(path: Path, what: str) -> Path:
+    """``path`` if it is a folder, else a :class:`DatasetError` naming what was expected there."""
+    if not path.is_dir():
+        raise DatasetError(f"expected {what} at {path}, but that folder does not exist; check --data-root "
+                           f"(or the root argument) points at the dataset as extracted from its archive")
+    return path
+
+
+class TableDataset(Dataset):
+    """Samples of one split of a split table, read from ``root`` on access.
+
+    ``mask_mode`` says how the optional ``mask_path`` column becomes ``"mask"``: ``"binary"`` -> float32
+    (H, W) in {0, 1} (value > 0), ``"index"`` -> int64 (H, W) class indices kept as stored. Rows without a
+    mask file get no ``"mask"`` key, unless ``empty_mask`` is set, in which case an all-zero mask is returned
+    (e.g. a normal CAMELYON16 patch).
+    """
+
+    def __init__(self, table: pd.DataFrame, root: str | Path, *, classes: Sequence[str],
+                 transform: Callable[[dict], dict] | None = None, mask_mode: str = "binary",
+                 empty_mask: bool = False, name: str = "dataset") -> None:
+        self.table = table.reset_index(drop=True)
+        self.root = Path(root)
+        self.classes = tuple(classes)
+        self.transform = transform
+        self.mask_mode = mask_mode
+        self.empty_mask = empty_mask
+        self.name = name
+        self.labels = self.table["label"].to_numpy()
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getitem__(self, i: int) -> dict:
+        row = self.table.iloc[i]
+        image = read_image(self.root / row["path"])
+        sample: dict = {"image": image, "label": int(row["label"]), "index": int(i), "path": str(row["path"])}
+        mask_path = row.get("mask_path") if "mask_path" in self.table.columns else None
+        if isinstance(mask_path, str) and mask_path:
+            raw = read_label_map(self.root / mask_path)
+            if raw.shape != tuple(image.shape[-2:]):
+                raise DatasetError(f"mask {self.root / mask_path} is {raw.shape[1]}x{raw.shape[0]} but its "
+                                   f"image is {image.shape[2]}x{image.shape[1]}")
+            sample["mask"] = (torch.from_numpy(raw > 0).float() if self.mask_mode == "binary"
+                              else torch.from_numpy(raw))
+        elif self.empty_mask:
+            sample["mask"] = torch.zeros(image.shape[-2:], dtype=torch.float32)
+        return self.transform(sample) if self.transform is not None else sample
+
+    def __repr__(self) -> str:
+        counts = np.bincount(self.labels.astype(int), minlength=len(self.classes)) if len(self) else []
+        return f"{type(self).__name__}({self.name}, n={len(self)}, classes={dict(zip(self.classes, counts))})"
