@@ -29,21 +29,21 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import InputError
+from .errors import ConfigError, InputError
 from .utils import cache_dir
 
 __all__ = ["DEMO_VERSION", "DEMO_DATASET", "DEMO_RECIPE", "DEMO_NOTICE", "demo_config", "demo_checkpoint",
-           "demo_model", "demo_data", "is_demo_cached"]
+           "demo_model", "demo_data", "is_demo_cached", "RECIPE_ENV"]
 
 #: Bumped whenever the recipe or the data generator changes what the demo model learns.
 DEMO_VERSION = 1
 
 #: The built-in synthetic set of the demo (binary: normal / malignant, 64 x 64 tiles with ROI masks).
-DEMO_DATASET: dict[str, Any] = {"size": 64, "num_classes": 2, "n_trainval": 1280, "n_test": 128, "seed": 0}
+DEMO_DATASET: dict[str, Any] = {"size": 64, "num_classes": 2, "n_trainval": 2560, "n_test": 128, "seed": 0}
 
 #: Training recipe shared by every WSL zoo model in the demo (options of advwsl.recipes.TrainConfig).
 DEMO_RECIPE: dict[str, Any] = {
-    "backbone": "resnet-mini", "stride": 8, "pretrained": False, "epochs": 12, "batch_size": 32, "lr": 0.05,
+    "backbone": "resnet-mini", "stride": 8, "pretrained": False, "epochs": 10, "batch_size": 32, "lr": 0.05,
     "schedule": "cosine", "augment": True, "monitor": "accuracy", "cam_threshold": "minmax",
     "cam_class": "true", "evaluate_test": False, "seed": 0,
 }
@@ -52,16 +52,38 @@ DEMO_NOTICE = ("synthetic demo: a {name} model trained by advwsl on the built-in
                "(procedurally generated tiles, not patient data)")
 
 
+#: Environment variable holding a JSON object of recipe overrides (smaller, faster demos for tests and
+#: quick trials; a different recipe is a different cache entry).
+RECIPE_ENV = "ADVWSL_DEMO_RECIPE"
+
+
+def _env_overrides() -> dict[str, Any]:
+    text = os.environ.get(RECIPE_ENV, "").strip()
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"${RECIPE_ENV} must be a JSON object of training options such as "
+                          f"'{{\"epochs\": 2}}', got {text!r} ({exc})") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"${RECIPE_ENV} must be a JSON object, got {text!r}")
+    return value
+
+
 def demo_config(name: str = "wildcat", **overrides: Any) -> dict[str, Any]:
     """The training configuration (:class:`advwsl.recipes.TrainConfig` options) of the demo model
-    ``name``; ``overrides`` replace recipe entries (``dataset_kwargs`` entries are merged)."""
+    ``name``; ``overrides`` (after those of ``$ADVWSL_DEMO_RECIPE``, a JSON object) replace recipe
+    entries; ``dataset_kwargs`` entries are merged into :data:`DEMO_DATASET`."""
     from .models.zoo import list_models
 
     wsl = list_models("wsl")
     if name not in wsl:
         raise InputError(f"unknown demo model {name!r}; the demo trains the weakly supervised models: "
                          f"{', '.join(wsl)}")
-    overrides = dict(overrides)
+    env = _env_overrides()
+    overrides = {**env, **overrides, "dataset_kwargs": {**env.get("dataset_kwargs", {}),
+                                                       **overrides.get("dataset_kwargs", {})}}
     dataset = {**DEMO_DATASET, **overrides.pop("dataset_kwargs", {})}
     config = {**copy.deepcopy(DEMO_RECIPE), "model": name, "dataset": "synthetic", "dataset_kwargs": dataset,
               **overrides}

@@ -146,7 +146,16 @@ def format_report(summary: dict[str, Any]) -> str:
     CAM localization (clean / adversarial / at each ε) and CAM movement."""
     t = summary["table_a_v_1"]
     eps = list(summary["accuracy_at"])
-    lines = ["| Attack | Budget | Success | Mean L2 | Median L2 | #Grads | Run-time (s) |",
+    lines = []
+    model = summary.get("model")
+    if model:
+        lines.append(f"Model: {model.get('notice') or model['checkpoint']}")
+    if summary.get("data"):
+        lines.append(f"Data: {summary['data']}, {summary['n_images']} images")
+    goal = ("DDN changes the predicted label" if summary["goal"] == "label" else
+            f"CAM-DDN moves the CAM (Dice with the clean CAM < {summary['dice_threshold']:g}) and keeps the label")
+    lines += [f"Attack: {goal}; {summary['steps']} steps", ""]
+    lines += ["| Attack | Budget | Success | Mean L2 | Median L2 | #Grads | Run-time (s) |",
              "|---|---|---:|---:|---:|---:|---:|",
              f"| {t['attack']} | {t['budget']} | {_f(t['success'], 1)} | {_f(t['mean_l2'], 4)} | "
              f"{_f(t['median_l2'], 4)} | {_f(t['grads_per_sample'], 0)} | {_f(t['seconds'], 1)} |", ""]
@@ -175,3 +184,95 @@ def format_report(summary: dict[str, Any]) -> str:
     for message in summary.get("notices", []):
         lines.append(f"Note: {message}")
     return "\n".join(lines)
+
+
+def load_wsl_data(dataset: str | None, *, split: str = "test", data_root: str | None = None,
+                  n_samples: int | None = None, demo_kwargs: dict[str, Any] | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[str] | None, str]:
+    """Images (N, C, H, W) in [0, 1], labels, masks (N, H, W) or None (when the dataset has none), class
+    names and a description. ``dataset=None`` is the demo's built-in synthetic split
+    (:func:`advwsl.demo.demo_data`); other names go through :func:`advwsl.data.get_dataset`."""
+    from ..errors import DatasetError
+
+    if n_samples is not None and n_samples < 1:
+        raise InputError(f"--n-samples must be positive, got {n_samples}")
+    if dataset is None:
+        from ..demo import demo_data
+
+        images, labels, masks, classes = demo_data(split, **(demo_kwargs or {}))
+        n = len(labels) if n_samples is None else min(n_samples, len(labels))
+        return images[:n], labels[:n], masks[:n], classes, f"built-in synthetic histology, {split} split"
+    from ..data import get_dataset
+    from ..data.transforms import eval_transform
+
+    data = get_dataset(dataset, root=data_root, split=split, transform=eval_transform(dataset))
+    count = len(data) if n_samples is None else min(n_samples, len(data))
+    if count == 0:
+        raise DatasetError(f"dataset {dataset!r} split {split!r} is empty; check --data-root and --split")
+    items = [data[i] for i in range(count)]
+    if not isinstance(items[0], dict):
+        items = [{"image": it[0], "label": it[1]} for it in items]
+    shapes = {tuple(it["image"].shape) for it in items}
+    if len(shapes) > 1:
+        raise DatasetError(f"dataset {dataset!r} has images of several sizes {sorted(shapes)[:3]}...; the attack "
+                           "batches whole images, so use a split of equal-sized images (e.g. prepared patches)")
+    images = torch.stack([it["image"] for it in items])
+    labels = torch.tensor([int(it["label"]) for it in items])
+    masks = None
+    if all(it.get("mask") is not None for it in items):
+        masks = torch.stack([torch.as_tensor(it["mask"]).float().reshape(images.shape[-2:]) for it in items])
+    classes = getattr(data, "classes", None)
+    return images, labels, masks, list(classes) if classes is not None else None, f"{dataset}, {split} split"
+
+
+def wsl_attack_job(*, model: str = "wildcat", checkpoint: str | None = None, dataset: str | None = None,
+                   data_root: str | None = None, split: str = "test", n_samples: int | None = None,
+                   goal: str = "label", steps: int = 100, batch_size: int = 64, device: str | None = None,
+                   out: str | None = None, seed: int = 0, levels: int | None = 256, dice_threshold: float = 0.5,
+                   cam_threshold: float = 0.5, progress: bool = True,
+                   log: Callable[[str], None] | None = None) -> tuple[Path, dict[str, Any]]:
+    """``advwsl attack`` on a weakly supervised model: resolve the model (a WSL zoo name without
+    ``checkpoint`` is the built-in demo, trained on first use and cached; see :mod:`advwsl.demo`), the data
+    (``dataset=None``: the demo's synthetic test split), create the run directory and run
+    :func:`run_wsl_attack`. Returns the run directory and the summary."""
+    from ..demo import DEMO_NOTICE, demo_model
+    from ..models.zoo import list_models
+    from ..runs import create_run_dir
+    from ..utils import seed_everything, select_device
+    from .attack import resolve_model
+
+    say = log or (lambda message: None)
+    if goal not in ("label", "cam"):
+        raise InputError(f"--goal must be 'label' or 'cam', got {goal!r}")
+    seed_everything(seed)
+    dev = select_device(device)
+    is_demo = checkpoint is None and model in list_models("wsl")
+    if is_demo:
+        net = demo_model(model, progress=progress, log=say)
+        source = {"name": model, "demo": True, "checkpoint": net.demo_info["checkpoint"],
+                  "notice": DEMO_NOTICE.format(name=model), "metrics": net.demo_info.get("metrics")}
+        say(source["notice"])
+    else:
+        net = resolve_model(model, checkpoint=checkpoint)
+        source = {"name": model, "demo": False, "checkpoint": checkpoint or model}
+    if goal == "cam" and not callable(getattr(net, "cams", None)):
+        raise ModelError(f"--goal cam attacks the class activation maps, but {checkpoint or model} is a "
+                         f"{type(net).__name__}, which has none (not a weakly supervised model with cams(x)); use "
+                         "--goal label, or a WSL model (cam, max, lse, wildcat, deepmil, ...)")
+    images, labels, masks, classes, description = load_wsl_data(
+        dataset, split=split, data_root=data_root, n_samples=n_samples)
+    if classes is None and is_demo:
+        classes = net.demo_info.get("classes")
+    config = {"model": source, "dataset": dataset or "synthetic (demo)", "data": description, "split": split,
+              "n_samples": int(len(labels)), "goal": goal, "steps": steps, "batch_size": batch_size,
+              "device": str(dev), "seed": seed, "levels": levels, "dice_threshold": dice_threshold,
+              "cam_threshold": cam_threshold}
+    run_dir = create_run_dir("attack", out, config=config)
+    summary = run_wsl_attack(net.to(dev).eval(), images.to(dev), labels.to(dev), run_dir,
+                             masks=masks.to(dev) if masks is not None else None, classes=classes, goal=goal,
+                             steps=steps, batch_size=batch_size, dice_threshold=dice_threshold,
+                             cam_threshold=cam_threshold, levels=levels, seed=seed, progress=progress, log=say)
+    summary.update(model=source, data=description)
+    write_json(run_dir / "summary.json", summary, overwrite=True)
+    (run_dir / "summary.md").write_text(format_report(summary) + "\n")
+    return run_dir, summary
