@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import math
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -23,7 +24,9 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, InputError
+from ..evaluation.checks import AdvwslWarning
 from ..results import AttackResult, combine_results
+from ..utils import frozen
 from . import sanity
 from .robustness_report import RobustnessReport, merge_reports
 
@@ -169,32 +172,37 @@ def evaluate_robustness(model: nn.Module, inputs: torch.Tensor, labels: torch.Te
     pgd_parts: dict[float, list[AttackResult]] = {e: [] for e in pgd_eps}
     more_parts: list[AttackResult] = []
     noise_parts: list[pd.DataFrame] = []
-    tic = time.perf_counter()
-    for b in tqdm(batches, desc=f"robustness {k}/{n_shards}", unit="batch", disable=not progress):
-        start = b * batch_size
-        x, y = inputs[start:start + batch_size], labels[start:start + batch_size]
-        index = np.arange(start, start + len(x))
-        batch = []
-        for j, name in enumerate(attacks):
-            batch.append(_run(model, x, y, index, name, budgets[name], levels, _seed(seed, b, j)))
-            parts[name].append(batch[-1])
-        if not checks:
-            continue
-        for j, eps in enumerate(pgd_eps):
-            pgd_parts[eps].append(_run(model, x, y, index, pgd_l2, {"epsilon": eps, "steps": pgd_steps}, levels,
-                                       _seed(seed, b, 100 + j), name="PGD"))
-        pick = np.flatnonzero(index % stride == 0)
-        if len(pick):
-            more_parts.append(_run(model, x[pick], y[pick], index[pick], rerun, more_kwargs, levels,
-                                   _seed(seed, b, 200)))
-        best = combine_results(batch)
-        device = next((p.device for p in model.parameters()), x.device)
-        fooled = sanity.noise_fooled(model, x.to(device), y.to(device), torch.from_numpy(best.norms).float(),
-                                     draws=noise_draws, generator=torch.Generator().manual_seed(_seed(seed, b, 300)))
-        noise_parts.append(pd.DataFrame({"index": best.index, "noise_fooled": fooled.cpu().numpy()}))
     if not batches:
         raise ConfigError(f"shard {k}/{n_shards} holds no batch: {n} samples make only "
                           f"{math.ceil(n / batch_size)} batches of {batch_size}; use fewer shards")
+    if model.training:
+        warnings.warn(f"{model_name} is in train mode; it is evaluated in eval mode and put back in train mode "
+                      "afterwards (call model.eval() first to silence this)", AdvwslWarning, stacklevel=2)
+    tic = time.perf_counter()
+    with frozen(model):
+        for b in tqdm(batches, desc=f"robustness {k}/{n_shards}", unit="batch", disable=not progress):
+            start = b * batch_size
+            x, y = inputs[start:start + batch_size], labels[start:start + batch_size]
+            index = np.arange(start, start + len(x))
+            batch = [_run(model, x, y, index, name, budgets[name], levels, _seed(seed, b, j))
+                     for j, name in enumerate(attacks)]
+            for name, result in zip(attacks, batch):
+                parts[name].append(result)
+            if not checks:
+                continue
+            for j, eps in enumerate(pgd_eps):
+                pgd_parts[eps].append(_run(model, x, y, index, pgd_l2, {"epsilon": eps, "steps": pgd_steps}, levels,
+                                           _seed(seed, b, 100 + j), name="PGD"))
+            pick = np.flatnonzero(index % stride == 0)
+            if len(pick):
+                more_parts.append(_run(model, x[pick], y[pick], index[pick], rerun, more_kwargs, levels,
+                                       _seed(seed, b, 200)))
+            best = combine_results(batch)
+            device = next((p.device for p in model.parameters()), x.device)
+            fooled = sanity.noise_fooled(model, x.to(device), y.to(device), torch.from_numpy(best.norms).float(),
+                                         draws=noise_draws,
+                                         generator=torch.Generator().manual_seed(_seed(seed, b, 300)))
+            noise_parts.append(pd.DataFrame({"index": best.index, "noise_fooled": fooled.cpu().numpy()}))
     from .robustness_report import concat_results
 
     results = {name: concat_results(parts[name]) for name in attacks}

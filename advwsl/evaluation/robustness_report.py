@@ -108,10 +108,10 @@ class RobustnessReport:
         acc_col = t.columns[-1]
         lines = [f"| Attack | Budget | Attack success | Mean L2 | Median L2 | Accuracy at eps <= {self.epsilon:g} |",
                  "|---|---|---:|---:|---:|---:|"]
-        for row in t.itertuples(index=False):
-            name = "**All**" if row.attack == "All" else row.attack
-            lines.append(f"| {name} | {row.budget} | {row.success:.1f} | {row.mean_l2:.4f} | {row.median_l2:.4f} | "
-                         f"{getattr(row, acc_col):.1f} |")
+        for row in t.to_dict(orient="records"):
+            name = "**All**" if row["attack"] == "All" else row["attack"]
+            lines.append(f"| {name} | {row['budget']} | {row['success']:.1f} | {row['mean_l2']:.4f} | "
+                         f"{row['median_l2']:.4f} | {row[acc_col]:.1f} |")
         lines.append("")
         lines += [f"- [{'ok' if c.passed else 'FAIL'}] {c.name}: {c.message}" for c in self.checks()]
         warn = self.warning()

@@ -134,9 +134,10 @@ def masking_warning(model_name: str, checks: Sequence[SanityCheck], *, emit: boo
     failed = [c for c in checks if not c.passed]
     if not failed:
         return None
-    text = (f"model {model_name!r} looks gradient-masked; its robustness numbers are not trustworthy: "
+    text = (f"model {model_name!r} looks gradient-masked (or under-attacked); its robustness numbers are not "
+            "trustworthy: "
             + "; ".join(c.message for c in failed)
-            + ". Try gradient-free or BPDA attacks, more steps, or remove non-differentiable input processing.")
+            + ". Try more attack steps, gradient-free or BPDA attacks, or remove non-differentiable input processing.")
     if emit:
         warnings.warn(text, GradientMaskingWarning, stacklevel=2)
     return text

@@ -123,7 +123,7 @@ def test_table_curves_and_all_row_are_consistent(digits):
 
 def test_gradient_masked_model_is_flagged_and_named(digits):
     net, x, y = digits
-    masked = Rounded(net)
+    masked = Rounded(net).eval()
     with pytest.warns(sanity.GradientMaskingWarning, match="'rounded-net' looks gradient-masked"):
         report = _evaluate(masked, x[:32], y[:32], model_name="rounded-net", attacks=("ddn", "deepfool"))
         text = report.warning(emit=True)
@@ -133,6 +133,20 @@ def test_gradient_masked_model_is_flagged_and_named(digits):
     assert failed & {"Gaussian noise far weaker than the attack", "unbounded attacks reach ~100% success",
                      "more steps change little"}, report.markdown()
     assert "gradient-masked" in report.markdown() and "rounded-net" in text
+
+
+def test_model_in_train_mode_is_evaluated_in_eval_mode_and_restored(digits):
+    net, x, y = digits
+    net.train()
+    try:
+        from advwsl.evaluation.checks import AdvwslWarning
+
+        with pytest.warns(AdvwslWarning, match="train mode"):
+            report = _evaluate(net, x[:8], y[:8], checks=False, attacks=("ddn",))
+        assert net.training and all(p.requires_grad for p in net.parameters())
+        assert report.results["ddn"].originally_correct.any()
+    finally:
+        net.eval()
 
 
 def test_sanity_checks_closed_cases():
