@@ -33,7 +33,7 @@ NAME_RE = re.compile(r"^(train|testA|testB)_(\d+)$")
 
 
 def _dataset_dir(root: Path) -> Path:
-    require_dir(root, "the GlaS (Warwick QU) dataset")
+    require_dir(root, "the GlaS dataset (Warwick QU Dataset (Released 2016_07_08)/ with Grade.csv)")
     if (root / "Grade.csv").is_file():
         return root
     found = sorted(p.parent for p in root.glob("*/Grade.csv"))
