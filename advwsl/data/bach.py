@@ -41,7 +41,8 @@ def scan(root: str | Path) -> pd.DataFrame:
     """Every labelled BACH image: columns ``path`` (relative to ``root``), ``label`` (index in
     :data:`CLASSES`), ``file``."""
     root = Path(root)
-    photos = _photos_dir(require_dir(root, "the BACH dataset (ICIAR2018_BACH_Challenge/Photos/{Normal,Benign,InSitu,Invasive}/)"))
+    layout = "ICIAR2018_BACH_Challenge/Photos/{Normal,Benign,InSitu,Invasive}/"
+    photos = _photos_dir(require_dir(root, f"the BACH dataset ({layout})"))
     csv = photos / "microscopy_ground_truth.csv"
     if not csv.is_file():
         raise DatasetError(f"expected the BACH label file {csv} (lines 'n001.tif,Normal'), not found")

@@ -50,7 +50,8 @@ def scan(root: str | Path) -> pd.DataFrame:
     """Every BreakHis image under ``root``: columns ``path`` (relative to ``root``), ``label`` (0 benign,
     1 malignant), ``tumor_type``, ``patient`` (``<year>-<slide>``), ``magnification``, ``file``."""
     root = Path(root)
-    base = _slides_dir(require_dir(root, "the BreakHis dataset (BreaKHis_v1/histology_slides/breast/{benign,malignant}/...)"))
+    layout = "BreaKHis_v1/histology_slides/breast/{benign,malignant}/..."
+    base = _slides_dir(require_dir(root, f"the BreakHis dataset ({layout})"))
     rows = []
     for path in sorted(base.glob("*/SOB/*/*/*X/*.png")):
         m = NAME_RE.match(path.name)

@@ -110,7 +110,8 @@ def rasterize(annotation: Annotation, x0: int, y0: int, width: int, height: int,
     return mask
 
 
-def grid_fractions(annotation: Annotation, slide_size: tuple[int, int], patch_size: int) -> dict[tuple[int, int], float]:
+def grid_fractions(annotation: Annotation, slide_size: tuple[int, int],
+                   patch_size: int) -> dict[tuple[int, int], float]:
     """Metastatic fraction p_m of every non-overlapping level-0 grid patch (x, y multiples of
     ``patch_size``, wholly inside the slide) that touches a tumour polygon's bounding box; other patches
     have p_m = 0 and are omitted."""

@@ -96,7 +96,8 @@ def discover_slides(slides_dir: str | Path, annotations_dir: str | Path,
         raise DatasetError(f"no *.tif slide found under {slides_dir}")
     table = pd.DataFrame(rows)
     if table["slide"].duplicated().any():
-        raise DatasetError(f"duplicate slide names under {slides_dir}: {table.loc[table['slide'].duplicated(), 'slide'].tolist()[:3]}")
+        dup = table.loc[table["slide"].duplicated(), "slide"].tolist()[:3]
+        raise DatasetError(f"duplicate slide names under {slides_dir}: {dup}; give each slide a unique name")
     return table
 
 

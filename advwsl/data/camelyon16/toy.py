@@ -22,8 +22,8 @@ def blob_polygon(cx: float, cy: float, rx: float, ry: float, rng: np.random.Gene
 
 def write_pyramid(path: str | Path, image: np.ndarray, *, levels: int = 5, tile: int = 256,
                   compression: str | None = None) -> None:
-    """Write uint8 RGB ``image`` as a tiled TIFF pyramid (uncompressed, or ``compression`` = "zlib", ...) with ``levels`` levels, each half the
-    previous (2x2 mean), one page per level in the main IFD chain (readable by OpenSlide and tifffile)."""
+    """Write uint8 RGB ``image`` as a tiled TIFF pyramid (uncompressed, or ``compression`` = "zlib", ...)
+    with ``levels`` levels, each half the previous (2x2 mean), one page per level in the main IFD chain (readable by OpenSlide and tifffile)."""
     import tifffile
 
     with tifffile.TiffWriter(str(path)) as tw:
