@@ -1,0 +1,83 @@
+"""``advwsl attack``: runs end to end on the built-in digits model, writes the run directory, and reports
+bad options with a one-line error."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from advwsl.cli import main
+from advwsl.data.digits import sklearn_digits
+from advwsl.jobs.digits import DIGITS_CNN, train_classifier
+from advwsl.utils import cache_dir
+
+
+@pytest.fixture
+def digits_model():
+    """A quickly trained digits CNN placed in the cache, where ``--model digits-cnn`` finds it."""
+    from advwsl.models.zoo import create_model, save_model
+
+    x, y = sklearn_digits(16, "train")
+    model = create_model("cw-mnist", input_size=16)
+    train_classifier(model, x[:200], y[:200], epochs=1, lr=3e-3)
+    save_model(model, cache_dir("models") / DIGITS_CNN)
+    return model
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, ["attack", *args], catch_exceptions=False)
+
+
+def test_all_attacks_write_the_run_directory(digits_model, tmp_path):
+    out = tmp_path / "run"
+    res = invoke("--attack", "all", "--budget", "8", "--n-samples", "10", "--out", str(out), "--no-progress")
+    assert res.exit_code == 0, res.output
+    for row in ("| DDN | 8 |", "| C&W | 4x2 |", "| DeepFool | 8 |", "| All |"):
+        assert row in res.output
+    for stem in ("ddn", "cw", "deepfool", "all"):
+        frame = pd.read_csv(out / f"{stem}.csv")
+        assert len(frame) == 10 and {"l2", "success", "n_backward"} <= set(frame.columns)
+        assert json.loads((out / f"{stem}.json").read_text())["summary"]["n_samples"] == 10
+    for name in ("table.md", "summary.json", "config.json", "versions.json", "robustness_curves.png"):
+        assert (out / name).is_file()
+    curves = pd.read_csv(out / "robustness_curves.csv")
+    for _, sub in curves.groupby("attack"):
+        assert sub["accuracy"].is_monotonic_decreasing
+    again = invoke("--budget", "2", "--n-samples", "2", "--out", str(out), "--no-progress")
+    assert again.exit_code == 2 and "not empty" in again.output  # runs are never overwritten
+
+
+def test_targeted_and_checkpoint_path(digits_model, tmp_path):
+    from advwsl.models.zoo import save_model
+
+    stem = tmp_path / "ckpt" / "digits"
+    save_model(digits_model, stem)
+    res = invoke("--model", str(stem), "--targeted", "--budget", "5", "--n-samples", "3", "--out",
+                 str(tmp_path / "t"), "--no-progress", "--attack-kwargs", '{"loss": "margin"}')
+    assert res.exit_code == 0, res.output
+    assert "Least likely" in res.output
+    assert len(pd.read_csv(tmp_path / "t" / "ddn.csv")) == 27  # 3 images x 9 target classes
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--attack", "fgsm"], "unknown attack 'fgsm'; known attacks"),
+    (["--model", "no-such-model"], "unknown model 'no-such-model'"),
+    (["--attack", "deepfool", "--targeted"], "DeepFool has no targeted form"),
+    (["--levels", "1"], "--levels must be >= 2"),
+    (["--attack-kwargs", "[1]"], "must be a JSON object"),
+    (["--budget", "0"], "--budget must be a positive"),
+    (["--batch-size", "0"], "--batch-size must be positive"),
+])
+def test_bad_options(args, message, tmp_path, monkeypatch):
+    import advwsl.jobs.attack as job
+
+    def no_training():
+        raise AssertionError("options must be checked before the model is built")
+
+    monkeypatch.setitem(job.MODEL_SOURCES, "digits-cnn", no_training)
+    res = invoke(*args, "--n-samples", "2", "--out", str(tmp_path / "x"), "--no-progress")
+    assert res.exit_code == 2
+    assert message in res.output
