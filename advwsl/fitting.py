@@ -40,14 +40,6 @@ def _is_better(value: float, best: float | None, monitor: str) -> bool:
     return value < best if monitor.endswith("loss") else value > best
 
 
-def _shard(dataset: Any, rank: int, world: int) -> Any:
-    """Rank ``rank``'s share of an evaluation set: indices rank, rank + world, ... (no padding, so the
-    reduced metrics equal the single-process ones)."""
-    from torch.utils.data import Subset
-
-    return dataset if world == 1 else Subset(dataset, range(rank, len(dataset), world))
-
-
 def fit(config: Any, run_dir: str | Path, *, model: nn.Module | None = None, train_set: Any = None,
         valid_set: Any = None, test_set: Any = None, criterion: nn.Module | None = None,
         perturb: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None, resume: bool = False, fold: int | None = None,
@@ -73,7 +65,7 @@ def fit(config: Any, run_dir: str | Path, *, model: nn.Module | None = None, tra
     from .models.zoo import save_model
     from .recipes import TrainConfig, build_datasets, build_model, build_optimizer, build_scheduler
     from .run_state import append_metrics_csv, load_state, read_metrics_csv, rng_state, save_state, set_rng_state
-    from .training import WithCams, evaluate, init_distributed, train_one_epoch
+    from .training import WithCams, evaluate, init_distributed, shard_dataset, train_one_epoch
     from .utils import seed_everything, select_device
 
     config = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(dict(config))
@@ -87,6 +79,8 @@ def fit(config: Any, run_dir: str | Path, *, model: nn.Module | None = None, tra
     if state_path.is_file() and not resume:
         raise ConfigError(f"{run_dir} already holds a run in progress; continue it with resume (--resume {run_dir})")
     rank, world, ddp_device = init_distributed()
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
     device = ddp_device or select_device(config.device)
     if config.batch_size % world:
         raise ConfigError(f"batch_size {config.batch_size} is not divisible by the {world} processes")
@@ -112,7 +106,7 @@ def fit(config: Any, run_dir: str | Path, *, model: nn.Module | None = None, tra
     sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=config.seed)
     train_loader = DataLoader(train_set, batch_size=per_rank, sampler=sampler, num_workers=config.num_workers,
                               drop_last=len(sampler) >= per_rank, pin_memory=device.type == "cuda")
-    eval_loader = lambda ds: DataLoader(_shard(ds, rank, world), batch_size=per_rank,  # noqa: E731
+    eval_loader = lambda ds: DataLoader(shard_dataset(ds, rank, world), batch_size=per_rank,  # noqa: E731
                                         num_workers=config.num_workers)
     valid_loader = eval_loader(valid_set)
     optimizer = build_optimizer(config, model, criterion)

@@ -42,7 +42,7 @@ from .fitting import FitResult, FoldsResult, fit, fit_folds
 from .losses import ImageLabelLoss, SizeAnnotator, size_targets
 
 __all__ = ["train_one_epoch", "evaluate", "fit", "fit_folds", "FitResult", "FoldsResult", "cam_masks", "WithCams", "unwrap",
-           "init_distributed", "Perturb"]
+           "init_distributed", "shard_dataset", "Perturb"]
 
 Perturb = Callable[[nn.Module, Tensor, Tensor], Tensor]
 
@@ -80,6 +80,14 @@ def init_distributed() -> tuple[int, int, torch.device | None]:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
     return dist.get_rank(), dist.get_world_size(), device
+
+
+def shard_dataset(dataset: Any, rank: int, world: int) -> Any:
+    """Rank ``rank``'s share of an evaluation set: indices rank, rank + world, ... (no padding, so the
+    metrics reduced over ranks equal the single-process ones)."""
+    from torch.utils.data import Subset
+
+    return dataset if world == 1 else Subset(dataset, range(rank, len(dataset), world))
 
 
 def _unpack(batch: Any) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
