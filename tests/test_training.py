@@ -175,18 +175,19 @@ def test_fit_writes_run_files_and_resume_equals_uninterrupted(tmp_path, tiny_set
     assert again.best_epoch == resumed.best_epoch
 
 
+@pytest.mark.slow
 def test_short_training_learns_classification_and_localization(tmp_path):
-    """resnet-mini + WILDCAT on the synthetic set, 5 epochs: accuracy well above chance (0.5) and CAM Dice
-    on lesion images well above an all-foreground prediction."""
-    kw = dict(size=64, n_trainval=800, n_test=200)
+    """resnet-mini + WILDCAT on the synthetic set (the 'synthetic' recipe, 6 epochs): accuracy well above
+    chance (0.5) and CAM Dice on lesion images well above an all-foreground prediction."""
+    kw = dict(size=64, n_trainval=1280, n_test=256)
     train = SyntheticHistology("train", transform=training_transform("synthetic"), **kw)
     valid, test = SyntheticHistology("valid", **kw), SyntheticHistology("test", **kw)
-    cfg = preset("synthetic", epochs=5, progress=False, dataset_kwargs=kw)
+    cfg = preset("synthetic", progress=False, dataset_kwargs=kw)
     result = fit(cfg, tmp_path, train_set=train, valid_set=valid, test_set=test)
     _, _, masks = test.tensors()
     lesion = masks.flatten(1).any(1)
     all_fg = dice_per_image(torch.ones_like(masks[lesion], dtype=torch.bool), masks[lesion] > 0.5).mean().item()
     print(f"test accuracy {result.test['accuracy']:.3f} (chance 0.5); CAM mDice on lesion images "
           f"{result.test['mdice_positive']:.3f} vs all-foreground {all_fg:.3f}")
-    assert result.test["accuracy"] >= 0.75
+    assert result.test["accuracy"] >= 0.8
     assert result.test["mdice_positive"] >= all_fg + 0.1

@@ -151,6 +151,12 @@ class AdaptiveSizeLoss(nn.Module):
 
     def __init__(self, num_components: int = 1, **kwargs) -> None:
         super().__init__()
+        # Start as the L2 loss of eq. 4.9 (alpha near 2) and keep the scale above 1e-3 (0.1 % of the image,
+        # below any meaningful size annotation): from alpha = 1 or with a vanishing scale, the NLL rewards
+        # residuals that are exactly zero (e.g. images without any region) so strongly that training from
+        # scratch collapses to all-background CAMs or diverges.
+        kwargs.setdefault("alpha_init", 1.99)
+        kwargs.setdefault("scale_min", 1e-3)
         self.robust = AdaptiveRobustLoss(num_components, **kwargs)
 
     def forward(self, pred: Tensor, target: Tensor) -> Tensor:
