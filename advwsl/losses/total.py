@@ -112,11 +112,13 @@ CRITERIA = ("image", "size-kl", "size-l2", "size-adaptive", "jia")
 def build_criterion(name: str = "image", **kwargs: Any) -> nn.Module:
     """A training criterion by name: ``image`` (image label only), ``size-kl`` / ``size-l2`` /
     ``size-adaptive`` (eq. 4.13 with that size penalty) or ``jia`` (eq. 4.1-4.3); ``kwargs`` go to its
-    constructor (``lambda_size``, ``lambda_entropy``, ``r``, ...)."""
+    constructor (``lambda_size``, ``lambda_entropy``, ``r``, ...); ``lambda_size`` / ``lambda_entropy`` are
+    ignored by the criteria without those terms."""
+    # the weights of terms a criterion does not have are ignored, so one recipe serves every loss
     if name == "image":
-        return ImageLabelLoss(**kwargs)
+        return ImageLabelLoss(**{k: v for k, v in kwargs.items() if k not in ("lambda_size", "lambda_entropy")})
     if name.startswith("size-") and name[5:] in SIZE_LOSSES:
         return SizeSupervisedLoss(name[5:], **kwargs)
     if name == "jia":
-        return JiaLoss(**kwargs)
+        return JiaLoss(**{k: v for k, v in kwargs.items() if k != "lambda_entropy"})
     raise ConfigError(f"unknown loss {name!r}; choose one of {CRITERIA}")

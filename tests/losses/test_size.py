@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from scipy.stats import entropy as sp_entropy
 
 from advwsl.errors import ConfigError, InputError, ModelError
-from advwsl.losses import (JiaLoss, SizeSupervisedLoss, add_size_noise, build_criterion, entropy_loss,
+from advwsl.losses import (ImageLabelLoss, JiaLoss, SizeSupervisedLoss, add_size_noise, build_criterion, entropy_loss,
                            jia_probability, jia_size_penalty, kl_size_loss, l2_size_loss, normalized_cams,
                            per_image_noise, predicted_sizes, size_targets)
 
@@ -126,6 +126,8 @@ def test_build_criterion_and_errors():
     assert isinstance(build_criterion("size-kl"), SizeSupervisedLoss)
     assert isinstance(build_criterion("jia", r=2.0), JiaLoss)
     assert not build_criterion("image").needs_cams
+    assert isinstance(build_criterion("image", lambda_size=1.0, lambda_entropy=0.0), ImageLabelLoss)  # one recipe
+    assert build_criterion("jia", lambda_size=2.0, lambda_entropy=0.0).lambda_size == 2.0
     with pytest.raises(ConfigError, match="unknown loss"):
         build_criterion("dice")
     with pytest.raises(ConfigError, match="only apply"):
