@@ -11,9 +11,12 @@ not salient and not structured like objects): it differs only by nuclear size, s
 Per-tile stain variation (colour jitter, gamma) and background variation (nuclear density, holes) make
 simple colour statistics a poor classifier, while a small CNN that looks at the nuclei learns the task.
 
-Lesion patterns (stand-ins named after the BACH classes of section 2.1.1.2, not models of real pathology):
+Holes never overlap the ROI, and every lesion shows at least a few lesion nuclei, so the label is always
+visible in the pixels. Lesion patterns (stand-ins named after the BACH classes of section 2.1.1.2, not
+models of real pathology):
 
-* ``carcinoma``: large, pleomorphic (round and elongated) nuclei in crowded clusters,
+* ``carcinoma``: large, pleomorphic (round and elongated), vesicular nuclei (dark rim, pale centre, dark
+  nucleolus) in crowded clusters,
 * ``gland``: pale lumina ringed by small nuclei (benign-like glands),
 * ``duct``: pale lumina ringed by large pleomorphic nuclei (duct-confined, in-situ-like).
 
@@ -47,27 +50,32 @@ CLASS_SETS: dict[int, tuple[tuple[str, ...], tuple[str | None, ...]]] = {
 }
 _POOLS = {"trainval": 0, "test": 1}
 _SMALL = ((1.0, 1.0, 0.0), (1.25, 1.25, 0.0), (1.5, 1.5, 0.0))           # (semi-axis a, b, angle)
-_LARGE = ((2.1, 2.1, 0.0), (2.6, 2.6, 0.0), (3.0, 3.0, 0.0), (3.2, 2.2, 0.0), (3.2, 2.2, 45.0),
-          (3.2, 2.2, 90.0), (3.2, 2.2, 135.0))
+_LARGE = ((2.4, 2.4, 0.0), (3.0, 3.0, 0.0), (3.4, 3.4, 0.0), (3.6, 2.5, 0.0), (3.6, 2.5, 45.0),
+          (3.6, 2.5, 90.0), (3.6, 2.5, 135.0))
 _N_SMALL, _N_LARGE = len(_SMALL), len(_LARGE)
 
 
 @lru_cache(maxsize=8)
 def _kernels(scale: float) -> tuple[torch.Tensor, np.ndarray]:
-    """Anti-aliased ellipse stamps (K, 1, k, k) for the small then large nuclei, and their areas."""
+    """Anti-aliased nucleus stamps (K, 1, k, k) and their integrals: small solid ellipses, then large
+    vesicular ones (dark rim, pale centre, dark central nucleolus, as in malignant nuclei)."""
     shapes = _SMALL + _LARGE
-    half = int(math.ceil(3.2 * scale + 1))
+    half = int(math.ceil(max(a for a, _, _ in shapes) * scale + 1))
     sub = 4  # 4x4 supersampling per pixel for the coverage
     t = (np.arange(-half * sub, (half + 1) * sub) + 0.5) / sub - 0.5
     yy, xx = np.meshgrid(t, t, indexing="ij")
     stamps = []
-    for a, b, ang in shapes:
+    k = 2 * half + 1
+    for i, (a, b, ang) in enumerate(shapes):
         th = math.radians(ang)
         u = (xx * math.cos(th) + yy * math.sin(th)) / (a * scale)
         v = (-xx * math.sin(th) + yy * math.cos(th)) / (b * scale)
-        inside = (u * u + v * v <= 1.0).astype(np.float32)
-        k = 2 * half + 1
-        stamps.append(inside.reshape(k, sub, k, sub).mean(axis=(1, 3)))
+        r2 = u * u + v * v
+        stamp = (r2 <= 1.0).astype(np.float32)
+        if i >= _N_SMALL:
+            stamp = stamp * (1.0 - 0.7 * (r2 <= 0.3))
+            stamp = np.maximum(stamp, (xx * xx + yy * yy <= (0.8 * scale) ** 2).astype(np.float32))
+        stamps.append(stamp.reshape(k, sub, k, sub).mean(axis=(1, 3)))
     bank = np.stack(stamps)[:, None].astype(np.float32)
     return torch.from_numpy(bank), bank.sum(axis=(1, 2, 3))
 
@@ -121,6 +129,15 @@ def _layout(rng: np.random.Generator, size: int, pattern: str | None, roi_fracti
     n_holes = int(rng.integers(0, 4))
     holes = np.stack([rng.uniform(0, s, n_holes), rng.uniform(0, s, n_holes),
                       rng.uniform(1.5, 5.0, n_holes) * scale], axis=1)
+    if pattern is not None:
+        # holes are moved out of the ROI (same count as in normal tiles) so they never hide the lesion
+        for h in holes:
+            for _ in range(20):
+                if not (mask[np.hypot(xx - h[0], yy - h[1]) <= h[2] + 1.5] > 0).any():
+                    break
+                h[0], h[1] = rng.uniform(0, s, 2)
+            else:
+                h[2] = 0.0
     impulses = np.zeros((_N_SMALL + _N_LARGE, size, size), np.float32)
     lumina = np.zeros((0, 3), np.float32)
     if pattern in ("gland", "duct"):
@@ -146,7 +163,7 @@ def _layout(rng: np.random.Generator, size: int, pattern: str | None, roi_fracti
             px = np.clip(np.round(cx_ + ring * np.cos(ang)), 0, size - 1).astype(int)
             py = np.clip(np.round(cy_ + ring * np.sin(ang)), 0, size - 1).astype(int)
             np.add.at(impulses, (first + rng.integers(0, n_kinds, m), py, px), 1.0)
-    lumen = _disc_union(size, np.concatenate([holes.astype(np.float32), lumina]))
+    lumen = _disc_union(size, np.concatenate([holes[holes[:, 2] > 0].astype(np.float32), lumina]))
 
     # scattered nuclei: background small ones; carcinoma ROI large clustered ones; glands sparse small ones
     _, areas = _kernels(scale)
@@ -156,7 +173,7 @@ def _layout(rng: np.random.Generator, size: int, pattern: str | None, roi_fracti
     if pattern == "carcinoma":
         phi_les = rng.uniform(0.06, 0.18)
         roi_area = max(float(mask.sum()), 1.0)
-        r_les = max(phi_les / areas[_N_SMALL:].mean(), 3.0 / roi_area)
+        r_les = max(phi_les / areas[_N_SMALL:].mean(), 5.0 / roi_area)
         clusters = np.clip(0.5 + 0.9 * noise[3], 0.15, 1.6)
         rate = np.where(mask > 0, r_les * clusters, rate)
         large = mask > 0
@@ -238,7 +255,7 @@ class SyntheticHistology(Dataset):
     n_trainval, n_test : sizes of the train+valid pool and of the fixed test pool.
     roi_fraction : (min, max) ROI area as a fraction of the tile (sampled log-uniformly).
     class_weights : relative class frequencies (default: balanced).
-    scale : nucleus size multiplier (1 = nuclei of radius 1-3.2 px).
+    scale : nucleus size multiplier (1 = nuclei of radius 1-3.6 px).
     transform : callable on the sample dict (see :mod:`advwsl.data.transforms`), applied on access.
     cache : keep generated tiles in memory.
 
