@@ -93,22 +93,34 @@ def dice_iou(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     return dice.float(), iou.float()
 
 
-def spearman(a: Tensor, b: Tensor) -> Tensor:
-    """Spearman rank correlation between the maps ``a[i]`` and ``b[i]`` (average ranks for ties). A
-    constant map has no ranking: two constant maps correlate 1, a constant and a varying map 0."""
-    from scipy.stats import rankdata
+def _average_ranks(x: Tensor) -> Tensor:
+    """Ranks (1..n) along the last dimension of a (N, n) tensor, ties getting their average rank."""
+    ordered, order = x.sort(dim=1)
+    n = x.shape[1]
+    pos = torch.arange(n, device=x.device).expand_as(order)
+    starts = torch.ones_like(order, dtype=torch.bool)
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    ends = torch.ones_like(starts)
+    ends[:, :-1] = starts[:, 1:]
+    first = torch.where(starts, pos, torch.zeros_like(pos)).cummax(dim=1).values  # start of each tie group
+    last = torch.where(ends, pos, torch.full_like(pos, n)).flip(1).cummin(dim=1).values.flip(1)  # its end
+    ranks = torch.empty(x.shape, dtype=torch.float64, device=x.device)
+    return ranks.scatter_(1, order, (first + last).double() / 2 + 1)
 
-    ra = rankdata(a.detach().flatten(1).double().cpu().numpy(), axis=1)
-    rb = rankdata(b.detach().flatten(1).double().cpu().numpy(), axis=1)
-    ra -= ra.mean(axis=1, keepdims=True)
-    rb -= rb.mean(axis=1, keepdims=True)
-    na = np.sqrt((ra**2).sum(axis=1))
-    nb = np.sqrt((rb**2).sum(axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rho = (ra * rb).sum(axis=1) / (na * nb)
+
+def spearman(a: Tensor, b: Tensor) -> Tensor:
+    """Spearman rank correlation between the maps ``a[i]`` and ``b[i]`` (Pearson correlation of the
+    average ranks, ties sharing their mean rank). A constant map has no ranking: two constant maps
+    correlate 1, a constant and a varying map 0."""
+    ra = _average_ranks(a.detach().flatten(1).double())
+    rb = _average_ranks(b.detach().flatten(1).double())
+    ra = ra - ra.mean(dim=1, keepdim=True)
+    rb = rb - rb.mean(dim=1, keepdim=True)
+    na, nb = ra.norm(dim=1), rb.norm(dim=1)
+    rho = (ra * rb).sum(1) / (na * nb).clamp_min(1e-300)
     const_a, const_b = na == 0, nb == 0
-    rho = np.where(const_a & const_b, 1.0, np.where(const_a | const_b, 0.0, rho))
-    return torch.from_numpy(np.clip(rho, -1.0, 1.0)).float()
+    rho = torch.where(const_a & const_b, torch.ones_like(rho), torch.where(const_a | const_b, torch.zeros_like(rho), rho))
+    return rho.clamp(-1.0, 1.0).float().cpu()
 
 
 def centre_of_mass(maps: Tensor) -> Tensor:

@@ -29,7 +29,8 @@ from ..errors import InputError, ModelError
 from ..results import AttackResult
 from ..runs import write_json
 
-__all__ = ["TABLE_EPSILONS", "run_wsl_attack", "format_report"]
+__all__ = ["TABLE_EPSILONS", "run_wsl_attack", "format_report", "load_wsl_data", "wsl_attack_job",
+           "is_wsl_request"]
 
 #: The budgets ε of the accuracy columns of the report (L2, images in [0, 1]).
 TABLE_EPSILONS = (0.1, 0.25, 0.5, 1.0)
@@ -47,13 +48,19 @@ def _grid_rows(per: pd.DataFrame, result: AttackResult, n: int) -> list[int]:
 
 def run_wsl_attack(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, run_dir: str | Path, *,
                    masks: torch.Tensor | None = None, classes: Sequence[str] | None = None, goal: str = "label",
-                   steps: int = 100, batch_size: int = 64, epsilons: Sequence[float] = TABLE_EPSILONS,
+                   attack: str = "ddn", budget: int | None = 100, batch_size: int = 64,
+                   epsilons: Sequence[float] = TABLE_EPSILONS,
                    dice_threshold: float = 0.5, cam_threshold: float = 0.5, levels: int | None = 256,
                    seed: int = 0, grid_rows: int = 4, progress: bool = True,
+                   attack_kwargs: dict[str, Any] | None = None,
                    log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Attack ``images`` (N, C, H, W) in [0, 1] with true ``labels`` and write the report into the existing
     directory ``run_dir``. ``masks`` (N, H, W) enable the localization measures (skipped with a notice
     otherwise); a model without ``cams`` gets the label measures only (``goal="cam"`` then is an error).
+    With ``goal="label"``, ``attack`` is any registered untargeted attack (DDN by default) and ``budget``
+    its gradient steps as ``advwsl attack --budget`` reads it (None: the reference's setting); with
+    ``goal="cam"`` the attack is ``cam-ddn`` with ``budget`` steps (default 100). ``attack_kwargs`` are
+    extra hyper-parameters of the attack.
     Returns the summary (also written to ``summary.json``); ``format_report(summary)`` is the table."""
     from ..attacks.cam import run_cam_attack
     from ..attacks.runner import run_attack
@@ -81,14 +88,17 @@ def run_wsl_attack(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
         say(message)
 
     if goal == "label":
-        result = run_attack(model, images, labels, attack="ddn", attack_kwargs={"steps": steps}, levels=levels,
+        from .attack import attack_kwargs as budget_kwargs
+
+        result = run_attack(model, images, labels, attack=attack, levels=levels,
+                            attack_kwargs={**budget_kwargs(attack, budget), **(attack_kwargs or {})},
                             batch_size=batch_size, progress=progress, seed=seed, keep_adversarials=True)
     else:
+        attack = "cam-ddn"
         result = run_cam_attack(model, images, labels, batch_size=batch_size, progress=progress, seed=seed,
-                                attack_kwargs={"steps": steps, "levels": levels, "dice_threshold": dice_threshold,
-                                               "cam_threshold": cam_threshold})
-    stem = "ddn" if goal == "label" else "cam-ddn"
-    files = {k: str(v) for k, v in result.save(run_dir, stem=f"{stem}-{steps}").items()}
+                                attack_kwargs={"steps": budget or 100, "levels": levels, "dice_threshold": dice_threshold,
+                                               "cam_threshold": cam_threshold, **(attack_kwargs or {})})
+    files = {k: str(v) for k, v in result.save(run_dir, stem=attack).items()}
     table = result.summary()
     curve = result.robustness_curve()
     curve.to_csv(run_dir / "accuracy_curve.csv", index=False)
@@ -99,7 +109,7 @@ def run_wsl_attack(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     files.update(accuracy_curve=str(run_dir / "accuracy_curve.csv"),
                  accuracy_curve_png=str(run_dir / "accuracy_curve.png"))
     summary: dict[str, Any] = {
-        "goal": goal, "attack": result.attack, "steps": steps, "n_images": int(len(images)),
+        "goal": goal, "attack": result.attack, "budget": result.budget, "n_images": int(len(images)),
         "clean_accuracy": 100.0 * result.clean_accuracy, "table_a_v_1": table,
         "accuracy_at": {f"{e:g}": 100.0 * float(result.accuracy(e)) for e in epsilons},
         "curve_name": curve_name, "notices": notices, "cam_threshold": cam_threshold,
@@ -152,9 +162,10 @@ def format_report(summary: dict[str, Any]) -> str:
         lines.append(f"Model: {model.get('notice') or model['checkpoint']}")
     if summary.get("data"):
         lines.append(f"Data: {summary['data']}, {summary['n_images']} images")
-    goal = ("DDN changes the predicted label" if summary["goal"] == "label" else
-            f"CAM-DDN moves the CAM (Dice with the clean CAM < {summary['dice_threshold']:g}) and keeps the label")
-    lines += [f"Attack: {goal}; {summary['steps']} steps", ""]
+    goal = (f"{summary['attack']} {summary['budget']} changes the predicted label" if summary["goal"] == "label"
+            else f"{summary['attack']} {summary['budget']} moves the CAM (Dice with the clean CAM below "
+                 f"{summary['dice_threshold']:g}) and keeps the predicted label")
+    lines += [f"Attack: {goal}", ""]
     lines += ["| Attack | Budget | Success | Mean L2 | Median L2 | #Grads | Run-time (s) |",
              "|---|---|---:|---:|---:|---:|---:|",
              f"| {t['attack']} | {t['budget']} | {_f(t['success'], 1)} | {_f(t['mean_l2'], 4)} | "
@@ -227,9 +238,10 @@ def load_wsl_data(dataset: str | None, *, split: str = "test", data_root: str | 
 
 def wsl_attack_job(*, model: str = "wildcat", checkpoint: str | None = None, dataset: str | None = None,
                    data_root: str | None = None, split: str = "test", n_samples: int | None = None,
-                   goal: str = "label", steps: int = 100, batch_size: int = 64, device: str | None = None,
+                   goal: str = "label", attack: str = "ddn", budget: int | None = None, batch_size: int = 64,
+                   device: str | None = None,
                    out: str | None = None, seed: int = 0, levels: int | None = 256, dice_threshold: float = 0.5,
-                   cam_threshold: float = 0.5, progress: bool = True,
+                   cam_threshold: float = 0.5, progress: bool = True, attack_kwargs: dict[str, Any] | None = None,
                    log: Callable[[str], None] | None = None) -> tuple[Path, dict[str, Any]]:
     """``advwsl attack`` on a weakly supervised model: resolve the model (a WSL zoo name without
     ``checkpoint`` is the built-in demo, trained on first use and cached; see :mod:`advwsl.demo`), the data
@@ -264,15 +276,33 @@ def wsl_attack_job(*, model: str = "wildcat", checkpoint: str | None = None, dat
     if classes is None and is_demo:
         classes = net.demo_info.get("classes")
     config = {"model": source, "dataset": dataset or "synthetic (demo)", "data": description, "split": split,
-              "n_samples": int(len(labels)), "goal": goal, "steps": steps, "batch_size": batch_size,
+              "n_samples": int(len(labels)), "goal": goal, "attack": attack, "budget": budget,
+              "batch_size": batch_size,
               "device": str(dev), "seed": seed, "levels": levels, "dice_threshold": dice_threshold,
-              "cam_threshold": cam_threshold}
+              "cam_threshold": cam_threshold, "attack_kwargs": attack_kwargs or {}}
     run_dir = create_run_dir("attack", out, config=config)
     summary = run_wsl_attack(net.to(dev).eval(), images.to(dev), labels.to(dev), run_dir,
                              masks=masks.to(dev) if masks is not None else None, classes=classes, goal=goal,
-                             steps=steps, batch_size=batch_size, dice_threshold=dice_threshold,
-                             cam_threshold=cam_threshold, levels=levels, seed=seed, progress=progress, log=say)
+                             attack=attack, budget=budget, batch_size=batch_size, dice_threshold=dice_threshold,
+                             cam_threshold=cam_threshold, levels=levels, seed=seed, progress=progress,
+                             attack_kwargs=attack_kwargs, log=say)
     summary.update(model=source, data=description)
     write_json(run_dir / "summary.json", summary, overwrite=True)
     (run_dir / "summary.md").write_text(format_report(summary) + "\n")
     return run_dir, summary
+
+
+def is_wsl_request(model: str, checkpoint: str | None = None) -> bool:
+    """Whether ``--model model [--checkpoint checkpoint]`` names a weakly supervised model (one with CAMs):
+    a WSL zoo name (the demo, or the architecture of ``checkpoint``), or a checkpoint whose sidecar says
+    ``task: wsl``. Unreadable checkpoints answer False (loading them reports the error)."""
+    from ..errors import CheckpointError
+    from ..models.zoo import checkpoint_info, list_models
+
+    path = checkpoint if checkpoint is not None else (None if model in list_models("wsl") else model)
+    if path is None:
+        return True
+    try:
+        return checkpoint_info(path).get("task") == "wsl"
+    except (CheckpointError, OSError, InputError):
+        return False
