@@ -92,7 +92,7 @@ def fit(config: Any, run_dir: str | Path, *, model: nn.Module | None = None, tra
         test_set = test_set if test_set is not None else (built[2] if config.evaluate_test else None)
     classes = getattr(train_set, "classes", None)
     if model is None:
-        num_classes = len(classes) if classes is not None else int(getattr(train_set, "num_classes"))
+        num_classes = len(classes) if classes is not None else int(train_set.num_classes)
         model = build_model(config, num_classes)
     model = model.to(device)
     if config.channels_last:
@@ -106,7 +106,7 @@ def fit(config: Any, run_dir: str | Path, *, model: nn.Module | None = None, tra
     sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=config.seed)
     train_loader = DataLoader(train_set, batch_size=per_rank, sampler=sampler, num_workers=config.num_workers,
                               drop_last=len(sampler) >= per_rank, pin_memory=device.type == "cuda")
-    eval_loader = lambda ds: DataLoader(shard_dataset(ds, rank, world), batch_size=per_rank,  # noqa: E731
+    eval_loader = lambda ds: DataLoader(shard_dataset(ds, rank, world), batch_size=per_rank,
                                         num_workers=config.num_workers)
     valid_loader = eval_loader(valid_set)
     optimizer = build_optimizer(config, model, criterion)
@@ -201,7 +201,7 @@ def _finish(config: Any, run_dir: Path, model: nn.Module, history: list[dict[str
         write_json(run_dir / "summary.json", {"best_epoch": best_epoch, "monitor": config.monitor, "valid": best,
                                               "test": test, "epochs": len(history)})
         keys = [k for k in ("accuracy", "ap", "map", "dice", "dice_pixels", "mdice_positive", "miou") if k in best]
-        rows = [["valid (best epoch %d)" % best_epoch, *(f"{100 * best[k]:.2f}" for k in keys)]]
+        rows = [[f"valid (best epoch {best_epoch})", *(f"{100 * best[k]:.2f}" for k in keys)]]
         if test is not None:
             rows.append(["test", *(f"{100 * test.get(k, math.nan):.2f}" for k in keys)])
         (run_dir / "summary.md").write_text(f"# {config.model} / {config.loss} on {config.dataset}\n\n"

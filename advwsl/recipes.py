@@ -89,8 +89,8 @@ class TrainConfig:
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
             (self.lr > 0, f"lr must be > 0, got {self.lr}"),
             (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {self.schedule!r}"),
-            (all(0 < m < 1 for m in self.milestones), f"milestones are fractions of the run in (0, 1), got "
-                                                      f"{self.milestones}"),
+            (all(0 < m < 1 for m in self.milestones),
+             f"milestones are fractions of the run in (0, 1), got {self.milestones}"),
             (self.size_noise >= 0, f"size_noise (sigma_s) must be >= 0, got {self.size_noise}"),
             (self.size_noise_mode in ("per_crop", "per_image"),
              f"size_noise_mode must be 'per_crop' or 'per_image', got {self.size_noise_mode!r}"),

@@ -69,13 +69,13 @@ def unwrap(model: nn.Module) -> nn.Module:
 def init_distributed() -> tuple[int, int, torch.device | None]:
     """Join the process group described by the ``torchrun`` environment (NCCL on GPUs, gloo otherwise).
     Returns ``(rank, world_size, device)``; ``device`` is ``cuda:LOCAL_RANK`` on GPUs, else None."""
-    world = int(os.environ.get("WORLD_SIZE", 1))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return 0, 1, None
     use_cuda = torch.cuda.is_available()
     device = None
     if use_cuda:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
