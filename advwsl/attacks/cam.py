@@ -57,10 +57,12 @@ def _margin(logits: Tensor, labels: Tensor) -> Tensor:
 
 
 def _goal(logits: Tensor, maps: Tensor, labels: Tensor, clean_regions: Tensor, dice_threshold: float,
-          cam_threshold: float) -> tuple[Tensor, Tensor]:
+          cam_threshold: float) -> tuple[Tensor, Tensor, Tensor]:
+    """(goal reached, label kept, Dice with the clean region) per sample."""
     kept = logits.argmax(1) == labels
     dice, _ = dice_iou(binarize(maps, cam_threshold), clean_regions)
-    return kept & (dice.to(kept.device) < dice_threshold), kept
+    dice = dice.to(kept.device)
+    return kept & (dice < dice_threshold), kept, dice
 
 
 @torch.no_grad()
@@ -79,9 +81,8 @@ def cam_goal_reached(model: nn.Module, inputs: Tensor, adversarials: Tensor, lab
             adv_logits, adv_cams = model.cams(xa)
             size = x.shape[2:]
             clean_regions = binarize(class_maps(cams, y, size), cam_threshold)
-            ok, _ = _goal(adv_logits, class_maps(adv_cams, y, size), y, clean_regions, dice_threshold,
-                          cam_threshold)
-            dice, _ = dice_iou(binarize(class_maps(adv_cams, y, size), cam_threshold), clean_regions)
+            ok, _, dice = _goal(adv_logits, class_maps(adv_cams, y, size), y, clean_regions, dice_threshold,
+                                cam_threshold)
             reached.append((ok & (logits.argmax(1) == y)).cpu())
             dices.append(dice.cpu())
     return torch.cat(reached), torch.cat(dices)
@@ -188,8 +189,8 @@ def cam_ddn(model: nn.Module, inputs: Tensor, labels: Tensor, *, targeted: bool 
                 grad = torch.autograd.grad(objective.sum(), x_eval)[0]
             with torch.no_grad():
                 x_eval = x_eval.detach()
-                reached, kept = _goal(adv_logits.detach(), maps.detach(), labels, clean_regions,
-                                      dice_threshold, cam_threshold)
+                reached, kept, _ = _goal(adv_logits.detach(), maps.detach(), labels, clean_regions,
+                                         dice_threshold, cam_threshold)
                 best_norm, best_adv = _keep_best(x, x_eval, reached & attackable, best_norm, best_adv)
                 grad_norm = grad.flatten(1).norm(dim=1)
                 direction = torch.where((grad_norm > tiny).view(view),
@@ -204,8 +205,8 @@ def cam_ddn(model: nn.Module, inputs: Tensor, labels: Tensor, *, targeted: bool 
                 x_eval = quantize(x + delta, levels) if levels is not None else x + delta
         with torch.no_grad():
             adv_logits, adv_cams = model.cams(x_eval)
-            reached, _ = _goal(adv_logits, class_maps(adv_cams, labels, size), labels, clean_regions,
-                               dice_threshold, cam_threshold)
+            reached, _, _ = _goal(adv_logits, class_maps(adv_cams, labels, size), labels, clean_regions,
+                                  dice_threshold, cam_threshold)
             best_norm, best_adv = _keep_best(x, x_eval, reached & attackable, best_norm, best_adv)
     return best_adv
 
