@@ -73,9 +73,9 @@ def run_wsl_attack(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
         raise InputError(f"goal must be 'label' or 'cam', got {goal!r}")
     has_cams = callable(getattr(model, "cams", None))
     if goal == "cam" and not has_cams:
-        raise ModelError(f"--goal cam attacks the class activation maps, but this {type(model).__name__} model has "
-                         "none (it is not a weakly supervised model with cams(x)); use --goal label, or a WSL "
-                         "model (cam, max, lse, wildcat, deepmil, ...)")
+        raise ModelError(f"--goal cam attacks the class activation maps, but {type(model).__name__} is a classifier "
+                         "without class activation maps (no cams(x) method); use --goal label, or a weakly "
+                         "supervised model (cam, max, lse, wildcat, deepmil, ...)")
     notices = []
     if not has_cams:
         notices.append("the model has no class activation maps: CAM measures skipped")
@@ -269,8 +269,8 @@ def wsl_attack_job(*, model: str = "wildcat", checkpoint: str | None = None, dat
         source = {"name": model, "demo": False, "checkpoint": checkpoint or model}
     if goal == "cam" and not callable(getattr(net, "cams", None)):
         raise ModelError(f"--goal cam attacks the class activation maps, but {checkpoint or model} is a "
-                         f"{type(net).__name__}, which has none (not a weakly supervised model with cams(x)); use "
-                         "--goal label, or a WSL model (cam, max, lse, wildcat, deepmil, ...)")
+                         f"{type(net).__name__}, a classifier without class activation maps (no cams(x) method); "
+                         "use --goal label, or a weakly supervised model (cam, max, lse, wildcat, deepmil, ...)")
     images, labels, masks, classes, description = load_wsl_data(
         dataset, split=split, data_root=data_root, n_samples=n_samples)
     if classes is None and is_demo:
