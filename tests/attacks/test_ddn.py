@@ -191,3 +191,36 @@ def test_bad_hyper_parameters(kwargs, message):
 def test_bad_inputs(inputs, labels, message):
     with pytest.raises(InputError, match=message):
         ddn(linear_model(2, (4,)), inputs, labels)
+
+
+@pytest.fixture(scope="module")
+def digits_cnn():
+    """A small CNN trained here on the scikit-learn digits (16 x 16), and correctly classified test images."""
+    from advwsl.data.digits import sklearn_digits
+    from advwsl.jobs.digits import train_classifier
+
+    torch.manual_seed(0)
+    x, y = sklearn_digits(16, "train")
+    net = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(512, 10))
+    model = train_classifier(net, x, y, epochs=3, lr=5e-3)
+    xt, yt = sklearn_digits(16, "test")
+    with torch.no_grad():
+        keep = model(xt).argmax(1) == yt
+    assert keep.float().mean() > 0.8
+    return model, xt[keep][:48], yt[keep][:48]
+
+
+def test_digits_cnn_success_and_norm_vs_foolbox(digits_cnn):
+    import foolbox as fb
+
+    model, x, y = digits_cnn
+    theirs = fb.attacks.DDNAttack(steps=100).run(fb.PyTorchModel(model, (0, 1)), x, y)
+    ours = ddn(model, x, y, levels=None)
+    quantized = ddn(model, x, y)
+    with torch.no_grad():
+        assert bool((model(ours).argmax(1) != y).all())
+        assert bool((model(quantized).argmax(1) != y).all())  # 100 % success on the lattice too
+    assert torch.equal(quantized, quantize(quantized, 256))
+    assert float(l2(ours, x).median()) <= 1.02 * float(l2(theirs, x).median())
+    assert float(l2(quantized, x).median()) <= 1.02 * float(l2(theirs, x).median())
