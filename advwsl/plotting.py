@@ -102,7 +102,8 @@ def plot_cam_grid(images: Any, adversarials: Any, clean_maps: Any, adv_maps: Any
     ``images`` and ``adversarials`` are (N, C, H, W) in [0, 1]; ``clean_maps``/``adv_maps`` the normalized
     input-sized CAMs (N, H, W) in [0, 1], drawn over the image with the contour of the region at
     ``threshold``; ``masks`` (N, H, W) ground truth. The perturbation is shown as ``0.5 + δ / (2 max|δ|)``
-    per image (mid-gray = unchanged) and its amplification is written in its title. Returns the path."""
+    per image (mid-gray = unchanged) and its amplification is written in its title. The PNG is written with
+    a 256-colour palette. Returns the path."""
     import numpy as np
 
     def arr(t: Any) -> np.ndarray:
@@ -123,16 +124,17 @@ def plot_cam_grid(images: Any, adversarials: Any, clean_maps: Any, adv_maps: Any
         gain = 0.5 / peak if peak > 0 else 1.0
         panels = [rgb(x[i]), rgb(xa[i]), rgb(0.5 + gain * delta)]
         for j, panel in enumerate(panels):
-            axes[i, j].imshow(panel, cmap="gray" if gray else None, vmin=0, vmax=1)
+            axes[i, j].imshow(panel, cmap="gray" if gray else None, vmin=0, vmax=1, interpolation="nearest")
         axes[i, 2].set_title(f"x{2 * gain:.0f}", fontsize=7, loc="right", pad=2)
         for j, (base, cam) in enumerate(((x[i], mc[i]), (xa[i], ma[i])), start=3):
-            axes[i, j].imshow(rgb(base), cmap="gray" if gray else None, vmin=0, vmax=1)
-            axes[i, j].imshow(cam, cmap="jet", alpha=0.45, vmin=0, vmax=1)
+            axes[i, j].imshow(rgb(base), cmap="gray" if gray else None, vmin=0, vmax=1, interpolation="nearest")
+            axes[i, j].imshow(cam, cmap="jet", alpha=0.45, vmin=0, vmax=1, interpolation="nearest")
             if cam.max() >= threshold > cam.min():
                 axes[i, j].contour(cam, levels=[threshold], colors="white", linewidths=0.9)
-        axes[i, 5].imshow(rgb(x[i]), cmap="gray" if gray else None, vmin=0, vmax=1)
+        axes[i, 5].imshow(rgb(x[i]), cmap="gray" if gray else None, vmin=0, vmax=1, interpolation="nearest")
         if gt is not None:
-            axes[i, 5].imshow(np.ma.masked_where(gt[i] < 0.5, gt[i]), cmap="autumn", alpha=0.55, vmin=0, vmax=1)
+            axes[i, 5].imshow(np.ma.masked_where(gt[i] < 0.5, gt[i]), cmap="autumn", alpha=0.55, vmin=0, vmax=1,
+                              interpolation="nearest")
             if gt[i].max() >= 0.5 > gt[i].min():
                 axes[i, 5].contour(gt[i], levels=[0.5], colors="yellow", linewidths=0.9)
         else:
@@ -149,8 +151,12 @@ def plot_cam_grid(images: Any, adversarials: Any, clean_maps: Any, adv_maps: Any
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
+    from PIL import Image  # a 256-colour palette keeps the grid small enough to commit next to results
+
+    with Image.open(path) as im:
+        im.convert("RGB").quantize(colors=256).save(path, optimize=True)
     return path
 
 
