@@ -9,6 +9,7 @@ slide are white.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ import numpy as np
 from ...errors import DatasetError, InputError
 
 
-class Slide:
+class Slide(ABC):
     """Common interface of the two readers (see the module docstring)."""
 
     path: Path
@@ -31,8 +32,9 @@ class Slide:
     def level_count(self) -> int:
         return len(self.level_dimensions)
 
+    @abstractmethod
     def read_region(self, location: tuple[int, int], level: int, size: tuple[int, int]) -> np.ndarray:
-        raise InputError(f"{type(self).__name__} cannot read regions")  # overridden by the readers
+        """uint8 RGB (h, w, 3) of ``level`` whose top-left corner is level-0 ``location`` = (x, y)."""
 
     def read_level(self, level: int) -> np.ndarray:
         """The whole of ``level`` as uint8 RGB (H, W, 3) (use a low-resolution level)."""
