@@ -197,7 +197,8 @@ def _finish(config: Any, run_dir: Path, model: nn.Module, history: list[dict[str
         from .plotting import plot_learning_curves
         from .runs import write_json
 
-        plot_learning_curves(history, run_dir / "learning_curves.png", title=f"{config.model} / {config.loss} on {config.dataset}")
+        plot_learning_curves(history, run_dir / "learning_curves.png",
+                             title=f"{config.model} / {config.loss} on {config.dataset}")
         write_json(run_dir / "summary.json", {"best_epoch": best_epoch, "monitor": config.monitor, "valid": best,
                                               "test": test, "epochs": len(history)})
         keys = [k for k in ("accuracy", "ap", "map", "dice", "dice_pixels", "mdice_positive", "miou") if k in best]
