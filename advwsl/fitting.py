@@ -42,7 +42,8 @@ def _is_better(value: float, best: float | None, monitor: str) -> bool:
 
 def fit(config: Any, run_dir: str | Path, *, model: nn.Module | None = None, train_set: Any = None,
         valid_set: Any = None, test_set: Any = None, criterion: nn.Module | None = None,
-        perturb: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None, resume: bool = False, fold: int | None = None,
+        perturb: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        resume: bool = False, fold: int | None = None,
         on_epoch_end: Callable[[int, dict[str, float]], dict[str, float] | None] | None = None) -> FitResult:
     """Train one model as ``config`` (a :class:`~advwsl.recipes.TrainConfig` or a dict) describes, validating
     every epoch, in ``run_dir`` (which must exist; see :func:`advwsl.runs.create_run_dir`).
@@ -252,7 +253,8 @@ def fit_folds(config: Any, run_dir: str | Path, *, resume: bool = False, **fit_k
     summary = {m: mean_std([f.get(m, math.nan) for f in per_fold]) for m in keys}
     if rank == 0:
         split = "test" if all(r.test is not None for r in results) else "valid (best epoch)"
-        rows = [[f"fold {k}", *(f"{100 * f.get(m, math.nan):.2f}" for m in keys)] for k, f in zip(config.folds, per_fold)]
+        rows = [[f"fold {k}", *(f"{100 * f.get(m, math.nan):.2f}" for m in keys)]
+                for k, f in zip(config.folds, per_fold)]
         rows.append(["mean ± std", *(format_mean_std([f.get(m, math.nan) for f in per_fold]) for m in keys)])
         text = (f"# {config.model} / {config.loss} on {config.dataset} ({split}, {len(results)} folds, %)\n\n"
                 + markdown_table(["", *keys], rows))

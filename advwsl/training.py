@@ -41,7 +41,8 @@ from .evaluation.metrics import BinarySegmentationMeter, ClassificationMeter, _a
 from .fitting import FitResult, FoldsResult, fit, fit_folds
 from .losses import ImageLabelLoss, SizeAnnotator, size_targets
 
-__all__ = ["train_one_epoch", "evaluate", "fit", "fit_folds", "FitResult", "FoldsResult", "cam_masks", "WithCams", "unwrap",
+__all__ = ["train_one_epoch", "evaluate", "fit", "fit_folds", "FitResult", "FoldsResult", "cam_masks", "WithCams",
+           "unwrap",
            "init_distributed", "shard_dataset", "Perturb"]
 
 Perturb = Callable[[nn.Module, Tensor, Tensor], Tensor]

@@ -12,6 +12,7 @@ from .total import CRITERIA, ImageLabelLoss, SizeSupervisedLoss, build_criterion
 __all__ = [
     "entropy_loss", "JiaLoss", "jia_probability", "jia_size_penalty", "AdaptiveRobustLoss", "log_partition",
     "robust_nll", "robust_rho", "AdaptiveSizeLoss", "add_size_noise", "kl_size_loss", "l2_size_loss",
-    "normalized_cams", "per_image_noise", "predicted_sizes", "size_targets", "SizeAnnotator", "CRITERIA", "ImageLabelLoss",
+    "normalized_cams", "per_image_noise", "predicted_sizes", "size_targets", "SizeAnnotator", "CRITERIA",
+    "ImageLabelLoss",
     "SizeSupervisedLoss", "build_criterion",
 ]
