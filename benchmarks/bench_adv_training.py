@@ -10,7 +10,8 @@ lower). The script prints the measured ratios next to that floor.
                                              [--batches N] [--batch-size 128] [--threads T]
 
 cw-mnist trains on the scikit-learn digits upsampled to 28 x 28 (real images); cw-cifar and wrn-28-10 on
-uniform random 32 x 32 images (timing only).
+uniform random 32 x 32 images (timing only). The model starts untrained, so the mean-L2 column (training
+adversarials after projection) is informative only; every attack runs all its steps whatever it finds.
 """
 
 from __future__ import annotations
