@@ -112,8 +112,8 @@ def spearman(a: Tensor, b: Tensor) -> Tensor:
     """Spearman rank correlation between the maps ``a[i]`` and ``b[i]`` (Pearson correlation of the
     average ranks, ties sharing their mean rank). A constant map has no ranking: two constant maps
     correlate 1, a constant and a varying map 0."""
-    ra = _average_ranks(a.detach().flatten(1).double())
-    rb = _average_ranks(b.detach().flatten(1).double())
+    ra = _average_ranks(a.detach().flatten(1).float())
+    rb = _average_ranks(b.detach().flatten(1).float())
     ra = ra - ra.mean(dim=1, keepdim=True)
     rb = rb - rb.mean(dim=1, keepdim=True)
     na, nb = ra.norm(dim=1), rb.norm(dim=1)

@@ -118,7 +118,7 @@ def run_wsl_attack(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
 
     if has_cams:
         adversarials = result.adversarials.to(images.device)
-        grid = np.union1d(curve["epsilon"].to_numpy()[:: max(1, len(curve) // 15)], np.asarray(epsilons, float))
+        grid = np.union1d(curve["epsilon"].to_numpy()[:: max(1, len(curve) // 10)], np.asarray(epsilons, float))
         per, cam_curve, cam_summary = cam_robustness(model, images, adversarials, masks, epsilons=grid,
                                                      threshold=cam_threshold, batch_size=batch_size)
         per.insert(1, "success", result.success[np.argsort(result.index)])
