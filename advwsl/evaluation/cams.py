@@ -119,7 +119,7 @@ def spearman(a: Tensor, b: Tensor) -> Tensor:
     na, nb = ra.norm(dim=1), rb.norm(dim=1)
     rho = (ra * rb).sum(1) / (na * nb).clamp_min(1e-300)
     const_a, const_b = na == 0, nb == 0
-    rho = torch.where(const_a & const_b, torch.ones_like(rho), torch.where(const_a | const_b, torch.zeros_like(rho), rho))
+    rho = torch.where(const_a | const_b, (const_a & const_b).to(rho.dtype), rho)
     return rho.clamp(-1.0, 1.0).float().cpu()
 
 

@@ -95,9 +95,10 @@ def run_wsl_attack(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
                             batch_size=batch_size, progress=progress, seed=seed, keep_adversarials=True)
     else:
         attack = "cam-ddn"
+        cam_kwargs = {"steps": budget or 100, "levels": levels, "dice_threshold": dice_threshold,
+                      "cam_threshold": cam_threshold, **(attack_kwargs or {})}
         result = run_cam_attack(model, images, labels, batch_size=batch_size, progress=progress, seed=seed,
-                                attack_kwargs={"steps": budget or 100, "levels": levels, "dice_threshold": dice_threshold,
-                                               "cam_threshold": cam_threshold, **(attack_kwargs or {})})
+                                attack_kwargs=cam_kwargs)
     files = {k: str(v) for k, v in result.save(run_dir, stem=attack).items()}
     table = result.summary()
     curve = result.robustness_curve()
@@ -175,7 +176,8 @@ def format_report(summary: dict[str, Any]) -> str:
     lines.append(f"{what} (%) at L2 budget epsilon:")
     lines.append("| epsilon | " + " | ".join(eps) + " |")
     lines.append("|---:|" + "---:|" * len(eps))
-    lines.append(f"| {what.split(' ')[0].lower()} | " + " | ".join(f"{summary['accuracy_at'][e]:.1f}" for e in eps) + " |")
+    row = "accuracy" if summary["goal"] == "label" else "CAM intact"
+    lines.append(f"| {row} | " + " | ".join(f"{summary['accuracy_at'][e]:.1f}" for e in eps) + " |")
     cams = summary.get("cams")
     if cams:
         lines.append("")
@@ -185,8 +187,9 @@ def format_report(summary: dict[str, Any]) -> str:
         at = summary["cams_at"]
         if "mask_dice_clean" in cams:
             for key, name in (("dice", "Dice vs mask"), ("iou", "IoU vs mask")):
-                lines.append(f"| {name} ({int(cams['n_with_mask'])} lesion images) | {_f(cams[f'mask_{key}_clean'])} | "
-                             f"{_f(cams[f'mask_{key}_adv'])} | " + " | ".join(_f(at[e][f'mask_{key}']) for e in eps) + " |")
+                values = [cams[f"mask_{key}_clean"], cams[f"mask_{key}_adv"], *(at[e][f"mask_{key}"] for e in eps)]
+                lines.append(f"| {name} ({int(cams['n_with_mask'])} lesion images) | "
+                             + " | ".join(_f(v) for v in values) + " |")
         for key, name in (("cam_dice", "Dice(clean CAM, adv CAM)"), ("cam_iou", "IoU(clean CAM, adv CAM)"),
                           ("cam_spearman", "Spearman(clean CAM, adv CAM)"),
                           ("com_shift_px", "centre-of-mass shift (px)"), ("com_shift", "shift / image diagonal")):
