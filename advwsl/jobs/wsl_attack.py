@@ -101,7 +101,9 @@ def run_wsl_attack(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
                                 attack_kwargs=cam_kwargs)
     files = {k: str(v) for k, v in result.save(run_dir, stem=attack).items()}
     table = result.summary()
-    curve = result.robustness_curve()
+    finite = result.norms[np.isfinite(result.norms)]
+    top = max(float(finite.max()) * 1.05 if finite.size else 0.0, max(epsilons, default=0.0), 1e-3)
+    curve = result.robustness_curve(np.linspace(0.0, top, 101))
     curve.to_csv(run_dir / "accuracy_curve.csv", index=False)
     curve_name = "accuracy" if goal == "label" else "CAM intact and label kept"
     plot_robustness_curves(pd.DataFrame({"attack": f"{result.attack} {result.budget}", "epsilon": curve["epsilon"],
@@ -133,7 +135,7 @@ def run_wsl_attack(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
         _, adv_maps = predict_maps(model, adversarials[idx], torch.as_tensor(per["cam_class"].to_numpy()[rows]))
         name = (lambda c: classes[c] if classes is not None else str(c))
         titles = [f"#{i}  {name(int(per.loc[i, 'clean_pred']))} -> {name(int(per.loc[i, 'adv_pred']))}\n"
-                  f"L2 {per.loc[i, 'l2']:.3f}\nCAM Dice {per.loc[i, 'cam_dice']:.2f}" for i in rows]
+                  f"L2 {per.loc[i, 'l2']:.3f}\nDice with clean CAM {per.loc[i, 'cam_dice']:.3f}" for i in rows]
         plot_cam_grid(images[idx], adversarials[idx], clean_maps, adv_maps, run_dir / "cam_grid.png",
                       masks=masks[idx] if masks is not None else None, row_titles=titles, threshold=cam_threshold,
                       title=f"{result.attack} {result.budget} (goal: {goal}); CAM of the clean prediction")
