@@ -5,6 +5,7 @@ empty cache (the demo model is trained, then attacked) and then again with the c
     python benchmarks/bench_main_job.py --quick       # a small recipe and 16 images, a smoke run
     python benchmarks/bench_main_job.py --device cuda
     python benchmarks/bench_main_job.py --goal cam    # the CAM-goal attack instead of DDN on the label
+    python benchmarks/bench_main_job.py --threads 1   # one thread per process (shared machines)
 
 Each run is a fresh ``advwsl`` process (imports included) with ``ADVWSL_HOME`` pointing at a temporary
 cache, so nothing of the user's cache is used or touched. Printed: the wall time of each run, its ratio
@@ -37,6 +38,8 @@ def run_once(args: argparse.Namespace, home: Path, out: Path) -> tuple[float, di
     if args.device:
         cmd += ["--device", args.device]
     env = {**os.environ, "ADVWSL_HOME": str(home)}
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
     if args.quick:
         env["ADVWSL_DEMO_RECIPE"] = json.dumps(QUICK_RECIPE)
     tic = time.perf_counter()
@@ -53,6 +56,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small recipe and 16 images (smoke run)")
     parser.add_argument("--budget", type=int, default=100)
     parser.add_argument("--goal", choices=["label", "cam"], default="label")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="OMP_NUM_THREADS of the runs (1 avoids oversubscription when other processes share "
+                             "the cores; default: torch's choice)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary cache and run directories")
     args = parser.parse_args()
 
@@ -70,7 +76,7 @@ def main() -> None:
     metrics = (s1.get("model") or {}).get("metrics") or {}
     test = metrics.get("test", {})
     print(f"advwsl attack --model wildcat --budget {args.budget} --goal {args.goal}"
-          f"{' (quick)' if args.quick else ''}: {s1['n_images']} images, device {args.device or 'auto'}, "
+          f"{' (quick)' if args.quick else ''}: {s1['n_images']} images, device {args.device or 'auto'}, threads {args.threads or 'default'}, "
           f"{os.cpu_count()} CPUs, load average {load_before:.1f} before / {load_after:.1f} after")
     print("| run | wall (s) | target (s) | wall / target | attack run-time (s) |")
     print("|---|---:|---:|---:|---:|")
