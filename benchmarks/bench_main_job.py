@@ -76,7 +76,8 @@ def main() -> None:
     metrics = (s1.get("model") or {}).get("metrics") or {}
     test = metrics.get("test", {})
     print(f"advwsl attack --model wildcat --budget {args.budget} --goal {args.goal}"
-          f"{' (quick)' if args.quick else ''}: {s1['n_images']} images, device {args.device or 'auto'}, threads {args.threads or 'default'}, "
+          f"{' (quick)' if args.quick else ''}: {s1['n_images']} images, device {args.device or 'auto'}, "
+          f"threads {args.threads or 'default'}, "
           f"{os.cpu_count()} CPUs, load average {load_before:.1f} before / {load_after:.1f} after")
     print("| run | wall (s) | target (s) | wall / target | attack run-time (s) |")
     print("|---|---:|---:|---:|---:|")
