@@ -211,7 +211,6 @@ def _summarize(frame: pd.DataFrame, columns: Sequence[str]) -> dict[str, float]:
 
 
 MOVEMENT_COLUMNS = ("cam_dice", "cam_iou", "cam_spearman", "com_shift", "com_shift_px")
-MASK_COLUMNS = ("mask_dice", "mask_iou")
 
 
 def cam_robustness(model: nn.Module, inputs: Tensor, adversarials: Tensor, masks: Tensor | None = None, *,
