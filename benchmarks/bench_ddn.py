@@ -89,13 +89,15 @@ def runners(steps):
 
 
 def timed(fn, device):
+    """(wall seconds, process CPU seconds). On a shared CPU the process time is the steadier measure: it
+    does not count the time other processes hold the cores."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    tic = time.perf_counter()
+    tic, cpu = time.perf_counter(), time.process_time()
     fn()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return time.perf_counter() - tic
+    return time.perf_counter() - tic, time.process_time() - cpu
 
 
 def main() -> None:
@@ -104,8 +106,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", default=None, help="run only the cases whose name contains this text")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args()
     device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
@@ -122,18 +127,24 @@ def main() -> None:
         table = runners(steps)
         for fn in table.values():  # warm-up (cudnn autotuning, allocator)
             timed(lambda: fn(model, x, y), device)
-        times = {k: [] for k in table}
+        walls = {k: [] for k in table}
+        cpus = {k: [] for k in table}
         for _ in range(args.repeats):
             for key, fn in table.items():
-                times[key].append(timed(lambda: fn(model, x, y), device))
-        med = {k: statistics.median(v) for k, v in times.items()}
-        ref = med["advwsl ddn (q256)"]
+                wall, cpu = timed(lambda: fn(model, x, y), device)
+                walls[key].append(wall)
+                cpus[key].append(cpu)
+        wall = {k: statistics.median(v) for k, v in walls.items()}
+        cpu = {k: statistics.median(v) for k, v in cpus.items()}
         print(f"\n{name}: batch {batch}, {steps} steps, median of {args.repeats} interleaved runs")
-        print(f"  {'':<28} {'seconds':>8} {'ratio to advwsl q256':>21}")
-        for key, sec in med.items():
-            print(f"  {key:<28} {sec:8.3f} {sec / ref:21.3f}")
-        fl = med["floor: steps x fwd+bwd"]
-        print(f"  advwsl ddn / floor: q256 {ref / fl:.3f}, float {med['advwsl ddn (float)'] / fl:.3f}")
+        print(f"  {'':<28} {'wall s':>8} {'ratio':>6} {'CPU s':>8} {'ratio':>6}   (ratios to advwsl q256)")
+        for key in table:
+            print(f"  {key:<28} {wall[key]:8.3f} {wall[key] / wall['advwsl ddn (q256)']:6.3f} "
+                  f"{cpu[key]:8.3f} {cpu[key] / cpu['advwsl ddn (q256)']:6.3f}")
+        for label, t in (("wall", wall), ("CPU", cpu)):
+            fl = t["floor: steps x fwd+bwd"]
+            print(f"  advwsl ddn / floor ({label}): q256 {t['advwsl ddn (q256)'] / fl:.3f}, "
+                  f"float {t['advwsl ddn (float)'] / fl:.3f}")
 
 
 if __name__ == "__main__":
