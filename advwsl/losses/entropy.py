@@ -11,9 +11,12 @@ from ..errors import InputError
 __all__ = ["entropy_loss"]
 
 
-def entropy_loss(norm_cams: Tensor) -> Tensor:
+def entropy_loss(norm_cams: Tensor, eps: float = 1e-12) -> Tensor:
     """Eq. 4.12: l_e = -sum_c (1 / H W) sum_{h,w} M_hat_{c,h,w} log M_hat_{c,h,w} per sample ``(N,)``, for
-    normalized CAMs ``(N, C, H, W)`` in [0, 1] (0 log 0 = 0)."""
+    normalized CAMs ``(N, C, H, W)`` in [0, 1] (0 log 0 = 0).
+
+    The logarithm is taken of ``max(M_hat, eps)``: saturated softmax values are exactly 0 in float32, where
+    the gradient of x log x is infinite and would turn the whole backward pass into NaN."""
     if norm_cams.dim() != 4:
         raise InputError(f"normalized CAMs must be (N, C, H, W), got shape {tuple(norm_cams.shape)}")
-    return -torch.xlogy(norm_cams, norm_cams).mean(dim=(2, 3)).sum(1)
+    return -(norm_cams * torch.log(norm_cams.clamp_min(eps))).mean(dim=(2, 3)).sum(1)

@@ -97,7 +97,11 @@ class SizeSupervisedLoss(ImageLabelLoss):
             raise InputError(f"true sizes have shape {tuple(sizes.shape)} but the CAMs give {tuple(nu_hat.shape)} "
                              "(K classes + background); build them with size_targets(..., background=True)")
         l_s = self.size_penalty(nu_hat, sizes.to(nu_hat)).mean()
-        l_e = entropy_loss(m_hat).mean()
+        if self.lambda_entropy > 0:
+            l_e = entropy_loss(m_hat).mean()
+        else:  # logged only: keep it out of the graph
+            with torch.no_grad():
+                l_e = entropy_loss(m_hat).mean()
         loss = (l_c + self.lambda_size * l_s + self.lambda_entropy * l_e) / (1 + self.lambda_size + self.lambda_entropy)
         parts = {"cls": l_c.detach(), "size": l_s.detach(), "entropy": l_e.detach()}
         if self.adaptive is not None:

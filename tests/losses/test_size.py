@@ -81,6 +81,19 @@ def test_total_loss_eq_4_13_and_learned_parameters(kind):
 
 
 @pytest.mark.parametrize("kind", ["kl", "l2", "adaptive"])
+@pytest.mark.parametrize("lambda_entropy", [0.0, 0.1])
+def test_gradients_finite_for_saturated_cams(kind, lambda_entropy):
+    """CAMs of +-200 saturate the softmax to exact 0/1 in float32; the loss and its gradient stay finite."""
+    cams = (torch.tensor([200.0, -200.0]).repeat(2, 2, 4, 2).reshape(2, 2, 4, 4)).requires_grad_()
+    labels = torch.tensor([1, 0])
+    sizes = size_targets(torch.zeros(2, 16, 16), labels, 2)
+    crit = SizeSupervisedLoss(kind, lambda_size=1.0, lambda_entropy=lambda_entropy)
+    loss, _ = crit(torch.zeros(2, 2, requires_grad=True), labels, cams=cams, sizes=sizes, input_size=(16, 16))
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(cams.grad).all()
+
+
+@pytest.mark.parametrize("kind", ["kl", "l2", "adaptive"])
 def test_size_loss_drives_cams_to_the_true_size(kind):
     """Gradient descent on free CAMs with only the size term recovers the annotated size."""
     labels = torch.tensor([1])
