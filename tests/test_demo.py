@@ -15,14 +15,6 @@ from advwsl.recipes import TrainConfig
 TINY = {"epochs": 1, "batch_size": 16, "dataset_kwargs": {"size": 32, "n_trainval": 40, "n_test": 8}}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_every_wsl_model_has_a_demo_recipe():
     names = list_models("wsl")
     assert {"cam", "max", "lse", "wildcat", "deepmil", "deepmil-multi"} <= set(names)

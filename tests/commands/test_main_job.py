@@ -9,7 +9,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from click.testing import CliRunner
 
 from advwsl.cli import main
@@ -26,10 +25,6 @@ CURVE_COLUMNS = {"epsilon", "cam_dice", "cam_iou", "cam_spearman", "com_shift", 
 @pytest.fixture(autouse=True)
 def _small_demo(monkeypatch):
     monkeypatch.setenv("ADVWSL_DEMO_RECIPE", json.dumps(TINY))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def invoke(*args: str):

@@ -14,15 +14,6 @@ from advwsl.evaluation.cams import (MOVEMENT_COLUMNS, binarize, cam_robustness, 
                                     predict_maps, require_cams, spearman)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run faster on one thread, and much faster when other processes share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class TinyCamNet(nn.Module):
     """conv -> ReLU -> 1x1 CAM head (eq. 3.3), logits = spatial mean of the CAMs (eq. 3.4); stride 4."""
 
