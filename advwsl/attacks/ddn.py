@@ -42,11 +42,14 @@ DDN_LOSSES = ("ce", "margin")
 def _objective(logits: torch.Tensor, labels: torch.Tensor, loss: str) -> torch.Tensor:
     """Sum over the batch of the quantity untargeted DDN maximizes for ``labels``: the cross-entropy, or the
     margin ``max_{j != y} z_j - z_y``."""
-    if loss == "ce":
-        return F.cross_entropy(logits, labels, reduction="sum")
     true = logits.gather(1, labels[:, None]).squeeze(1)
-    other = logits.scatter(1, labels[:, None], float("-inf")).amax(1)
-    return (other - true).sum()
+    others = logits.scatter(1, labels[:, None], float("-inf"))
+    if loss == "ce":
+        # The cross-entropy written as softplus(logsumexp_{j != y} z_j - z_y): the same value as
+        # F.cross_entropy, but its gradient keeps the true class's share when float32 softmax saturates
+        # (p_y rounds to 1, so p_y - 1 = 0 and the usual gradient only raises the other logits).
+        return F.softplus(others.logsumexp(1) - true).sum()
+    return (others.amax(1) - true).sum()
 
 
 def _is_adversarial(logits: torch.Tensor, labels: torch.Tensor, targeted: bool) -> torch.Tensor:
