@@ -22,8 +22,8 @@ from advwsl.data.digits import sklearn_digits
 from advwsl.jobs.digits import accuracy, train_classifier
 from advwsl.utils import cache_dir
 
-#: L2 radius of the PGD adversarial training (the clean model's median minimal norm is about 0.6).
-PGD_EPS = 0.5
+#: L2 radius of the PGD adversarial training (the clean model's median minimal norm is about 0.8).
+PGD_EPS = 1.5
 
 
 def import_adv_lib_ddn():
