@@ -156,6 +156,11 @@ def run_attack(model: nn.Module, data: torch.Tensor | Iterable[Any], labels: tor
     from tqdm.auto import tqdm
 
     fn = get_attack(attack) if isinstance(attack, str) else attack
+    from .cam import cam_ddn
+
+    if fn is cam_ddn:  # its success is "CAM moved, label kept": run_attack would score it as failures
+        raise InputError("cam-ddn keeps the label, so run_attack's success (a changed label) does not apply; use "
+                         "advwsl.attacks.cam.run_cam_attack, which verifies and reports the CAM goal")
     if not callable(fn):
         raise InputError(f"attack must be a registered name or a function, got {type(attack).__name__}")
     attack_name = attack if isinstance(attack, str) else getattr(fn, "__name__", "attack")

@@ -159,3 +159,10 @@ def test_callable_attacks_and_all_registry_attacks(setup):
     cw = run_attack(model, x, y, attack="cw", progress=False,
                     attack_kwargs={"binary_search_steps": 2, "steps": 20, "stepsize": 0.05, "initial_const": 1.0})
     assert cw.budget == "2x20" and cw.attack == "C&W" and (cw.n_backward <= 40).all()
+
+
+def test_run_attack_points_cam_ddn_to_its_own_runner():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2)).eval()
+    x = torch.full((2, 1, 2, 2), 0.5)
+    with pytest.raises(InputError, match="run_cam_attack"):
+        run_attack(model, x, torch.tensor([0, 1]), attack="cam-ddn", progress=False)
