@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from _peers import import_adv_lib_ddn
 from advwsl.attacks import ddn, deepfool
 from advwsl.data.digits import sklearn_digits
 from advwsl.jobs.digits import accuracy, train_classifier
@@ -24,21 +25,6 @@ from advwsl.utils import cache_dir
 
 #: L2 radius of the PGD adversarial training (the clean model's median minimal norm is about 0.8).
 PGD_EPS = 1.5
-
-
-def import_adv_lib_ddn():
-    """adv_lib's ddn. adv_lib imports visdom (a plotting server that does not build here) only for its
-    optional logger: an empty stand-in module lets the attack itself import."""
-    import sys
-    import types
-
-    try:
-        import visdom  # noqa: F401
-    except ImportError:
-        sys.modules["visdom"] = types.ModuleType("visdom")
-    from adv_lib.attacks import ddn as adv_lib_ddn
-
-    return adv_lib_ddn
 
 
 def pgd_l2(model, x, y, eps, steps, generator):

@@ -18,23 +18,9 @@ import time
 import torch
 import torch.nn.functional as F
 
+from _peers import import_adv_lib_ddn
 from advwsl.attacks import ddn
 from advwsl.models.small import cw_cifar, cw_mnist
-
-
-def import_adv_lib_ddn():
-    """adv_lib's ddn. adv_lib imports visdom (a plotting server that does not build here) only for its
-    optional logger: an empty stand-in module lets the attack itself import."""
-    import sys
-    import types
-
-    try:
-        import visdom  # noqa: F401
-    except ImportError:
-        sys.modules["visdom"] = types.ModuleType("visdom")
-    from adv_lib.attacks import ddn as adv_lib_ddn
-
-    return adv_lib_ddn
 
 
 def resnet18(size):
