@@ -216,6 +216,10 @@ def run_attack(model: nn.Module, data: torch.Tensor | Iterable[Any], labels: tor
                 tgt = others[keep]
             if targeted:
                 check_labels(tgt, len(row), num_classes, name="target")
+                same = tgt == batch_labels[row]
+                if isinstance(target, torch.Tensor) and bool(same.any()):
+                    raise InputError(f"targeted attack: the target equals the true label for sample(s) "
+                                     f"{index[row[same]][:5].tolist()}; give targets other than the labels")
             for start in range(0, len(row), batch_size):
                 r, t = row[start:start + batch_size], tgt[start:start + batch_size]
                 x, y = images[r], batch_labels[r]

@@ -166,3 +166,11 @@ def test_run_attack_points_cam_ddn_to_its_own_runner():
     x = torch.full((2, 1, 2, 2), 0.5)
     with pytest.raises(InputError, match="run_cam_attack"):
         run_attack(model, x, torch.tensor([0, 1]), attack="cam-ddn", progress=False)
+
+
+def test_targeted_run_rejects_a_target_equal_to_the_label():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3)).eval()
+    x = torch.full((2, 1, 2, 2), 0.5)
+    labels = torch.tensor([0, 1])
+    with pytest.raises(InputError, match="target equals the true label"):
+        run_attack(model, x, labels, attack="ddn", targeted=True, target=torch.tensor([2, 1]), progress=False)
