@@ -5,11 +5,11 @@ the attack does to the class activation maps (``--goal cam`` attacks the CAM its
 
 from __future__ import annotations
 
-import json
 
 import click
 
 from ..errors import ConfigError
+from . import json_option
 
 
 @click.command("attack")
@@ -56,14 +56,7 @@ def attack(attack_names: str, budget: int | None, targeted: bool, model: str, ch
     from ..jobs.attack import AttackJobConfig, attack_job, check_levels, expand_attacks
     from ..jobs.wsl_attack import format_report, is_wsl_request, wsl_attack_job
 
-    extra = {}
-    if attack_kwargs:
-        try:
-            extra = json.loads(attack_kwargs)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"--attack-kwargs must be a JSON object, got {attack_kwargs!r} ({exc})") from None
-        if not isinstance(extra, dict):
-            raise ConfigError(f"--attack-kwargs must be a JSON object, got {attack_kwargs!r}")
+    extra = json_option(attack_kwargs, "--attack-kwargs")
     names = expand_attacks(attack_names)
     wsl = is_wsl_request(model, checkpoint)
     if goal == "cam" and (names != ("ddn",) or targeted):

@@ -5,7 +5,6 @@ sharded by sample index and merged exactly. Wiring only: the work is in :mod:`ad
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import click
 import torch
 
 from ..errors import ConfigError
+from . import json_option
 
 DIGITS = "digits"  # the scikit-learn digits at 16 x 16 (real images available offline)
 
@@ -34,18 +34,6 @@ class _Digits(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         return {"image": self.images[i], "label": int(self.labels[i]), "index": i}
-
-
-def _json_option(text: str | None, name: str) -> dict[str, Any]:
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{name} must be a JSON object such as '{{\"input_size\": 16}}', got {text!r} ({exc})") from None
-    if not isinstance(value, dict):
-        raise ConfigError(f"{name} must be a JSON object, got {text!r}")
-    return value
 
 
 def _split(dataset: str, split: str, dataset_kwargs: dict[str, Any], data_root: str | None) -> Any:
@@ -137,8 +125,8 @@ def adv_train(model: str, dataset: str, attack: str, epsilon: float | None, step
         if preset and preset not in PRESETS:
             raise ConfigError(f"unknown preset {preset!r}; available: {', '.join(sorted(PRESETS))}")
         base: dict[str, Any] = dict(PRESETS[preset]) if preset else {}
-        base.update(model=model, dataset=dataset, seed=seed, progress=progress, model_kwargs=_json_option(
-            model_kwargs, "--model-kwargs"), dataset_kwargs=_json_option(dataset_kwargs, "--dataset-kwargs"))
+        base.update(model=model, dataset=dataset, seed=seed, progress=progress, model_kwargs=json_option(
+            model_kwargs, "--model-kwargs"), dataset_kwargs=json_option(dataset_kwargs, "--dataset-kwargs"))
         if dataset == DIGITS:
             base.setdefault("epochs", 10)
             base.update(augment=False, evaluate_test=False, batch_size=base.get("batch_size", 64), lr=base.get("lr", 0.01))
@@ -244,7 +232,7 @@ def evaluate_robustness(checkpoint: str | None, model_name: str | None, dataset:
 
         model, label = digits_cnn(), model_name
     model = model.to(dev).eval()
-    images, labels = _stack(_split(dataset, split, _json_option(dataset_kwargs, "--dataset-kwargs"), data_root),
+    images, labels = _stack(_split(dataset, split, json_option(dataset_kwargs, "--dataset-kwargs"), data_root),
                             n_samples)
     budgets_all = {name: kwargs.get(name, REFERENCE_BUDGETS.get(name, {})) for name in names}
     config = {"checkpoint": checkpoint, "model": model_name, "dataset": dataset, "split": split, "n": n_samples,
