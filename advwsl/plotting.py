@@ -13,6 +13,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def _save(fig: Any, path: str | Path, dpi: int) -> Path:
+    """Lay out, write and close ``fig``; the parent folder is created."""
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def plot_learning_curves(history: Sequence[dict[str, Any]], path: str | Path, *, title: str | None = None,
                          metrics: Sequence[str] = ("accuracy", "dice", "dice_pixels")) -> Path:
     """Learning curves of a training run: training and validation loss (left) and the validation
@@ -45,10 +55,7 @@ def plot_learning_curves(history: Sequence[dict[str, Any]], path: str | Path, *,
     ax_metric.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    path = _save(fig, path, 120)
     return path
 
 
@@ -86,10 +93,7 @@ def plot_robustness_curves(curves: Any, path: str | Path, *, title: str | None =
     ax.legend(fontsize=7, ncol=2 if len(frames) > 1 else 1)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    path = _save(fig, path, 120)
     return path
 
 
@@ -148,11 +152,7 @@ def plot_cam_grid(images: Any, adversarials: Any, clean_maps: Any, adv_maps: Any
         axes[0, j].set_title(name, fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    path = _save(fig, path, 80)
     from PIL import Image  # a 256-colour palette keeps the grid small enough to commit next to results
 
     with Image.open(path) as im:
@@ -190,9 +190,5 @@ def plot_cam_curves(curve: Any, path: str | Path, *, accuracy: Any | None = None
             ax.legend(fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    path = _save(fig, path, 110)
     return path
