@@ -1,18 +1,20 @@
 """The ``advwsl`` command line: a click group; each command lives in ``advwsl.commands.<name>`` and only
-wires options to library functions. The library itself never imports click."""
+parses options, calls one job of :mod:`advwsl.jobs` and prints. The library itself never imports click.
+
+Project errors (bad input, missing data, corrupt checkpoints) print one line and exit with status 2;
+an interrupt says where the partial run is and how to continue, and exits with status 130."""
 
 from __future__ import annotations
 
-import importlib
 import sys
 
 import click
 
 from . import __version__
+from .commands import adv_train, attack, data, models, robustness, train
 from .errors import AdvwslError
 
-# Modules under advwsl.commands that each define a list ``COMMANDS`` of click commands.
-COMMAND_MODULES = ("attack", "train", "data", "robustness")
+COMMAND_MODULES = (attack, robustness, adv_train, train, data, models)
 
 
 class _Group(click.Group):
@@ -24,22 +26,20 @@ class _Group(click.Group):
         except AdvwslError as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("\nInterrupted. A run directory left behind holds a file INCOMPLETE that says how to "
+                       "continue (training runs: --resume DIR; other runs: the same --out).", err=True)
+            sys.exit(130)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, prog_name="advwsl")
 def main() -> None:
     """Minimal-L2 adversarial attacks and defenses, and weakly supervised histology models."""
 
 
-for _name in COMMAND_MODULES:
-    try:
-        _module = importlib.import_module(f"advwsl.commands.{_name}")
-    except ModuleNotFoundError as _exc:  # a command module not present in this build
-        if _exc.name != f"advwsl.commands.{_name}":
-            raise
-        continue
-    for _cmd in getattr(_module, "COMMANDS", ()):
+for _module in COMMAND_MODULES:
+    for _cmd in _module.COMMANDS:
         main.add_command(_cmd)
 
 

@@ -26,3 +26,11 @@ class DatasetError(AdvwslError):
 
 class ConfigError(AdvwslError, ValueError):
     """A configuration value that is invalid or inconsistent."""
+
+
+class VerificationError(AdvwslError):
+    """An attack returned something it must not: out of bounds, off the lattice, NaN, wrong shape."""
+
+
+class AdvwslWarning(UserWarning):
+    """Something that makes results questionable but not wrong (probabilities, nondeterminism, mode)."""

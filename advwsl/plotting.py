@@ -60,37 +60,42 @@ def plot_learning_curves(history: Sequence[dict[str, Any]], path: str | Path, *,
 
 
 def plot_robustness_curves(curves: Any, path: str | Path, *, title: str | None = None,
-                           epsilon: float | None = None, attacks: Sequence[str] | None = None) -> Path:
-    """Figure A V-4: model accuracy (%) against the maximum L2 norm epsilon of the perturbation.
+                           epsilon: float | Sequence[float] | None = None, attacks: Sequence[str] | None = None,
+                           ylabel: str = "accuracy (%)") -> Path:
+    """Figure A V-4: model accuracy against the maximum L2 norm epsilon of the perturbation.
 
-    ``curves`` is the long-format frame of ``RobustnessReport.curves()`` (columns ``attack``, ``epsilon``,
-    ``accuracy``), or a dict mapping a model name to such a frame (one colour per model, one line style per
-    attack; ``All`` drawn solid and thick). ``attacks`` selects which attacks to draw (default all);
-    bounded-attack points are drawn as markers. ``epsilon`` marks the radius of the table with a vertical
-    line. Returns the written path (PNG)."""
+    ``curves`` is a long-format frame (columns ``attack``, ``epsilon``, ``accuracy`` as a share in [0, 1];
+    drawn in percent), or a dict mapping a model name to such a frame. With one model every attack has its
+    own colour; with several, each model has a colour and each attack a line style. ``All`` is drawn solid
+    and thick; ``attacks`` selects which attacks to draw (default all); bounded-attack points (three or fewer
+    radii) are drawn as markers. ``epsilon`` marks the radius (or radii) of the table with vertical lines;
+    ``ylabel`` names what the curve measures (accuracy, or for the CAM goal the share of intact CAMs).
+    Returns the written path (PNG)."""
     path = Path(path)
     frames = curves if isinstance(curves, dict) else {"": curves}
     styles = ["--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1))]
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    several = len(frames) > 1
     for m, (model, frame) in enumerate(frames.items()):
-        colour = colours[m % len(colours)]
         names = [a for a in dict.fromkeys(frame["attack"]) if attacks is None or a in attacks]
         for j, attack in enumerate(names):
             sub = frame[frame["attack"] == attack].sort_values("epsilon")
+            colour = colours[(m if several else j) % len(colours)]
             label = f"{model} {attack}".strip()
+            y = 100 * sub["accuracy"]
             if len(sub) <= 3:  # a bounded attack evaluated at a few radii
-                ax.plot(sub["epsilon"], sub["accuracy"], "o", color=colour, ms=5, mfc="none", label=label)
+                ax.plot(sub["epsilon"], y, "o", color=colour, ms=5, mfc="none", label=label)
             elif attack == "All":
-                ax.plot(sub["epsilon"], sub["accuracy"], "-", color=colour, lw=2.2, label=label)
+                ax.plot(sub["epsilon"], y, "-", color="black" if not several else colour, lw=2.2, label=label)
             else:
-                ax.plot(sub["epsilon"], sub["accuracy"], linestyle=styles[j % len(styles)], color=colour, lw=1.2,
-                        label=label)
-    if epsilon is not None:
-        ax.axvline(epsilon, color="grey", lw=0.8, ls=":")
-    ax.set(xlabel="maximum L2 norm of the perturbation (epsilon)", ylabel="accuracy (%)", ylim=(0, 100))
+                ax.plot(sub["epsilon"], y, linestyle=styles[j % len(styles)] if several else "-", color=colour,
+                        lw=1.4, label=label)
+    for eps in ([] if epsilon is None else [epsilon] if isinstance(epsilon, (int, float)) else epsilon):
+        ax.axvline(float(eps), color="grey", lw=0.8, ls=":")
+    ax.set(xlabel="maximum L2 norm of the perturbation (epsilon)", ylabel=ylabel, ylim=(0, 100))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2 if len(frames) > 1 else 1)
+    ax.legend(fontsize=8, ncol=2 if several else 1)
     if title:
         ax.set_title(title)
     path = _save(fig, path, 120)

@@ -1,47 +1,35 @@
-"""Run directories: ``runs/<command>-<timestamp>/`` with the resolved config, package versions and the
-git SHA when available. Nothing already on disk is ever overwritten."""
+"""Run directories: ``runs/<command>-<timestamp>/`` with the resolved config, package versions and the git
+SHA when available. Nothing already on disk is ever overwritten.
+
+A run directory is marked incomplete while its job runs: the file ``INCOMPLETE`` holds what is happening
+and, after a failure or an interrupt, what went wrong and how to continue. It is removed when the job
+finishes. A rerun with the same ``--out`` may reuse a directory that holds such a marker (its partial
+files are removed first, except for training runs, which resume with ``--resume``); any other non-empty
+folder is refused.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
-import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
-from dataclasses import asdict, is_dataclass
+import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .io import atomic_write_text, write_json
 
+__all__ = ["INCOMPLETE", "check_out", "create_run_dir", "run_directory", "mark_complete", "git_sha",
+           "package_versions"]
 
-def _jsonable(obj: Any) -> Any:
-    if is_dataclass(obj) and not isinstance(obj, type):
-        return _jsonable(asdict(obj))
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, (str, int, float, bool)) or obj is None:
-        return obj
-    try:  # numpy / torch scalars
-        return obj.item()
-    except Exception:  # noqa: BLE001 - last resort: a readable string
-        return str(obj)
-
-
-def write_json(path: str | Path, data: Any, *, overwrite: bool = False) -> Path:
-    """Write ``data`` as indented JSON; refuses to replace an existing file unless ``overwrite``."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise ConfigError(f"{path} already exists; refusing to overwrite it (choose another output folder)")
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(_jsonable(data), indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
-    return path
+#: Name of the marker file of a run directory whose job has not finished.
+INCOMPLETE = "INCOMPLETE"
 
 
 def git_sha(cwd: str | Path | None = None) -> str | None:
@@ -73,18 +61,35 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def create_run_dir(command: str, out: str | Path | None = None, *, root: str | Path = "runs",
-                   config: dict[str, Any] | None = None) -> Path:
-    """Create a fresh run directory and write ``config.json`` and ``versions.json`` into it.
+def check_out(out: str | Path | None) -> Path | None:
+    """Check, before any work, that ``out`` can become a run directory: absent, empty, or an incomplete run
+    (see the module docstring) inside a writable folder. Returns it as a path (None stays None)."""
+    if out is None:
+        return None
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--out {path} is an existing file; give a folder path (a new run directory)")
+    if path.is_dir() and any(path.iterdir()) and not (path / INCOMPLETE).is_file():
+        raise ConfigError(f"output folder {path} already exists and is not empty; choose a new --out "
+                          "(runs are never overwritten)")
+    parent = path if path.is_dir() else next((p for p in path.parents if p.exists()), Path("."))
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot create --out {path}: {parent} is not a writable folder")
+    return path
 
-    ``out`` names the directory explicitly; it must not exist yet or be empty. Otherwise the directory is
+
+def create_run_dir(command: str, out: str | Path | None = None, *, root: str | Path = "runs",
+                   config: dict[str, Any] | None = None, keep_partial: bool = False) -> Path:
+    """Create a fresh run directory, mark it incomplete and write ``config.json`` and ``versions.json``.
+
+    ``out`` names the directory explicitly; it must not exist yet, be empty, or hold an incomplete run
+    (whose files are removed first unless ``keep_partial``). Otherwise the directory is
     ``<root>/<command>-<YYYYmmdd-HHMMSS>`` with a numeric suffix if that name is taken.
     """
     if out is not None:
-        path = Path(out)
-        if path.exists() and any(path.iterdir()):
-            raise ConfigError(f"output folder {path} already exists and is not empty; choose a new --out "
-                              "(runs are never overwritten)")
+        path = check_out(out)
+        if path.is_dir() and (path / INCOMPLETE).is_file() and not keep_partial:
+            shutil.rmtree(path)
         path.mkdir(parents=True, exist_ok=True)
     else:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -97,8 +102,34 @@ def create_run_dir(command: str, out: str | Path | None = None, *, root: str | P
             except FileExistsError:
                 k += 1
                 path = base.with_name(f"{base.name}-{k}")
+    atomic_write_text(path / INCOMPLETE, f"advwsl {command} is running (pid {os.getpid()})\n", overwrite=True)
     meta = {"command": command, "created": _dt.datetime.now().isoformat(timespec="seconds"),
             "git_sha": git_sha(), "argv": sys.argv}
-    write_json(path / "config.json", {"run": meta, "config": config or {}})
-    write_json(path / "versions.json", package_versions())
+    write_json(path / "config.json", {"run": meta, "config": config or {}}, overwrite=keep_partial)
+    write_json(path / "versions.json", package_versions(), overwrite=keep_partial)
     return path
+
+
+def mark_complete(run_dir: str | Path) -> None:
+    """Remove the incomplete marker: the run's files are final."""
+    (Path(run_dir) / INCOMPLETE).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def run_directory(command: str, out: str | Path | None = None, *, config: dict[str, Any] | None = None,
+                  resume_hint: str | None = None, keep_partial: bool = False) -> Iterator[Path]:
+    """Create a run directory (:func:`create_run_dir`) for the block; mark it complete when the block ends,
+    or record in ``INCOMPLETE`` what went wrong (and ``resume_hint``, how to continue) when it raises or is
+    interrupted."""
+    run_dir = create_run_dir(command, out, config=config, keep_partial=keep_partial)
+    try:
+        yield run_dir
+    except BaseException as exc:
+        what = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"failed: {type(exc).__name__}: {exc}"
+        lines = [f"advwsl {command} {what}", ""]
+        lines += [resume_hint or f"rerun the command with --out {run_dir} to start this run again", ""]
+        lines += traceback.format_exception(exc)
+        with contextlib.suppress(OSError):
+            atomic_write_text(run_dir / INCOMPLETE, "\n".join(lines), overwrite=True)
+        raise
+    mark_complete(run_dir)

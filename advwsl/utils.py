@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,9 +20,16 @@ from .errors import InputError
 def select_device(device: str | torch.device | None = None) -> torch.device:
     """The device to use: the one asked for, else cuda > mps > cpu."""
     if device is not None and str(device) != "auto":
-        dev = torch.device(device)
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError):
+            raise InputError(f"unknown device {str(device)!r}; use cpu, cuda, cuda:N, mps or auto") from None
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise InputError(f"device {str(device)!r} was asked for but CUDA is not available; use --device cpu")
+        if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise InputError(f"device {str(device)!r} was asked for but MPS is not available; use --device cpu")
+        if dev.type not in ("cpu", "cuda", "mps"):
+            raise InputError(f"device {str(device)!r} is not supported; use cpu, cuda, cuda:N, mps or auto")
         return dev
     if torch.cuda.is_available():
         return torch.device("cuda")
@@ -56,6 +65,52 @@ def frozen(model: nn.Module, *, eval_mode: bool = True) -> Iterator[nn.Module]:
             p.requires_grad_(flag)
 
 
+def model_device(model: nn.Module, fallback: torch.device | str = "cpu") -> torch.device:
+    """The device of the model's first parameter (or buffer); ``fallback`` for a model with neither."""
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device(fallback)
+
+
+def model_dtype(model: nn.Module) -> torch.dtype | None:
+    """The dtype of the model's first floating-point parameter (None for a model without any)."""
+    for tensor in model.parameters():
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return None
+
+
+class Timer:
+    """Wall-clock seconds of a block, synchronizing CUDA before reading the clock (kernels are
+    asynchronous: without it, GPU work would be counted in the next block). Accumulates over uses::
+
+        timer = Timer(device)
+        with timer:
+            ...
+        timer.seconds
+    """
+
+    def __init__(self, device: torch.device | str | None = None) -> None:
+        self.cuda = torch.device(device).type == "cuda" if device is not None else False
+        self.seconds = 0.0
+        self._start = 0.0
+
+    def _sync(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+
+    def __enter__(self) -> "Timer":
+        self._sync()
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._sync()
+        self.seconds += time.perf_counter() - self._start
+
+
 def rank_world() -> tuple[int, int]:
     """(rank, world size) from the torchrun environment; (0, 1) when not distributed."""
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
@@ -65,11 +120,9 @@ def is_main_process() -> bool:
     return rank_world()[0] == 0
 
 
-def cache_dir(*parts: str) -> "os.PathLike[str]":
+def cache_dir(*parts: str) -> Path:
     """The advwsl cache folder (created): ``$ADVWSL_HOME``, else ``$XDG_CACHE_HOME/advwsl``, else
     ``~/.cache/advwsl``; ``parts`` name a subfolder."""
-    from pathlib import Path
-
     root = os.environ.get("ADVWSL_HOME")
     if root:
         base = Path(root)

@@ -61,7 +61,7 @@ def bench_loaders(args, tmp: Path) -> None:
 
     from advwsl.data.breakhis import BreakHis
     from advwsl.data.synthetic import SyntheticHistology
-    from advwsl.data.transforms import training_transform
+    from advwsl.data import training_transform
 
     n_syn = 512 if args.quick else 2048
     syn = SyntheticHistology("trainval", n_trainval=n_syn, transform=training_transform("synthetic"))

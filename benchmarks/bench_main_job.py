@@ -4,7 +4,7 @@ empty cache (the demo model is trained, then attacked) and then again with the c
     python benchmarks/bench_main_job.py               # the real job (targets: 300 s, then 90 s)
     python benchmarks/bench_main_job.py --quick       # a small recipe and 16 images, a smoke run
     python benchmarks/bench_main_job.py --device cuda
-    python benchmarks/bench_main_job.py --goal cam    # the CAM-goal attack instead of DDN on the label
+    python benchmarks/bench_main_job.py --goal cam    # the CAM-goal attack (cam-ddn) instead of DDN
     python benchmarks/bench_main_job.py --threads 1   # one thread per process (shared machines)
 
 Each run is a fresh ``advwsl`` process (imports included) with ``ADVWSL_HOME`` pointing at a temporary
@@ -32,7 +32,8 @@ QUICK_RECIPE = {"epochs": 2, "dataset_kwargs": {"n_trainval": 320, "n_test": 32}
 
 def run_once(args: argparse.Namespace, home: Path, out: Path) -> tuple[float, dict]:
     cmd = [sys.executable, "-m", "advwsl.cli", "attack", "--model", "wildcat", "--budget",
-           str(20 if args.quick else args.budget), "--goal", args.goal, "--out", str(out), "--no-progress"]
+           str(20 if args.quick else args.budget), "--attack", "cam-ddn" if args.goal == "cam" else "ddn",
+           "--out", str(out), "--no-progress"]
     if args.quick:
         cmd += ["--n-samples", "16"]
     if args.device:
@@ -72,11 +73,11 @@ def main() -> None:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    attack1, attack2 = s1["table_a_v_1"]["seconds"], s2["table_a_v_1"]["seconds"]
+    attack1, attack2 = s1["attacks"][0]["table"]["seconds"], s2["attacks"][0]["table"]["seconds"]
     metrics = (s1.get("model") or {}).get("metrics") or {}
     test = metrics.get("test", {})
     print(f"advwsl attack --model wildcat --budget {args.budget} --goal {args.goal}"
-          f"{' (quick)' if args.quick else ''}: {s1['n_images']} images, device {args.device or 'auto'}, "
+          f"{' (quick)' if args.quick else ''}: {s1['n_samples']} images, device {args.device or 'auto'}, "
           f"threads {args.threads or 'default'}, "
           f"{os.cpu_count()} CPUs, load average {load_before:.1f} before / {load_after:.1f} after")
     print("| run | wall (s) | target (s) | wall / target | attack run-time (s) |")
@@ -91,7 +92,7 @@ def main() -> None:
         print(f"demo model: test accuracy {100 * test['accuracy']:.1f} %, CAM Dice {test['cam_dice']:.3f}, "
               f"CAM IoU {test['cam_iou']:.3f} on {test['n']} images")
     print(f"run 1 == run 2 (same numbers from the cached model): "
-          f"{s1['table_a_v_1']['median_l2'] == s2['table_a_v_1']['median_l2']}")
+          f"{s1['attacks'][0]['table']['median_l2'] == s2['attacks'][0]['table']['median_l2']}")
 
 
 if __name__ == "__main__":

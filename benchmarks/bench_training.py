@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from advwsl.models.backbones import create_backbone
 from advwsl.models.zoo import create_model
-from advwsl.recipes import TrainConfig, build_optimizer
+from advwsl.training import TrainConfig, build_optimizer
 from advwsl.training import train_one_epoch
 
 HEADS = ("cam", "max", "lse", "wildcat", "deepmil")

@@ -93,8 +93,8 @@ def main() -> None:
         acc_col = table.columns[-1]
         for i, row in enumerate(table.to_dict(orient="records")):
             attack = "**All**" if row["attack"] == "All" else f"{row['attack']} {row['budget']}"
-            lines.append(f"| {names[kind] if i == 0 else ''} | {attack} | {row['success']:.1f} | {row['mean_l2']:.4f} | "
-                         f"{row['median_l2']:.4f} | {row[acc_col]:.1f} |")
+            lines.append(f"| {names[kind] if i == 0 else ''} | {attack} | {100 * row['success']:.1f} | {row['mean_l2']:.4f} | "
+                         f"{row['median_l2']:.4f} | {100 * row[acc_col]:.1f} |")
         curves[names[kind]] = report.curves()
         adv = history[-1].get("adv_l2_mean")
         notes.append(f"- {names[kind]}: clean test accuracy {clean_acc:.1f}%, training {train_s:.0f} s"

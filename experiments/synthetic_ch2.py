@@ -15,8 +15,8 @@ import argparse
 import time
 from pathlib import Path
 
-from advwsl.recipes import preset
-from advwsl.run_state import format_mean_std, markdown_table
+from advwsl.training import preset
+from advwsl.io import format_mean_std, markdown_table
 from advwsl.training import fit_folds
 
 HEADS = {"cam": "CAM - Average", "max": "Max", "lse": "LSE", "wildcat": "WILDCAT", "deepmil": "Deep MIL"}

@@ -17,8 +17,8 @@ import argparse
 import time
 from pathlib import Path
 
-from advwsl.recipes import preset
-from advwsl.run_state import format_mean_std, markdown_table
+from advwsl.training import preset
+from advwsl.io import format_mean_std, markdown_table
 from advwsl.training import fit_folds
 
 ROWS = [("image", "CAM - Average", "Image label", {}),
@@ -42,7 +42,7 @@ def main() -> None:
     for loss, name, supervision, loss_kwargs in ROWS:
         start = time.perf_counter()
         cfg = preset("synthetic", model="cam", loss=loss, loss_kwargs=loss_kwargs, epochs=args.epochs, folds=folds,
-                     cam_threshold="argmax", progress=args.progress)
+                     cam_rule="argmax", progress=args.progress)
         result = fit_folds(cfg, out / loss, resume=True)
         per_fold = [r.test for r in result.results]
         rows.append([name, supervision, *(format_mean_std([f[k] for f in per_fold]) for k, _ in COLUMNS)])

@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from advwsl.demo import DEMO_DATASET, DEMO_RECIPE, demo_model, is_demo_cached
-from advwsl.models.zoo import list_models
+from advwsl.jobs.builtin_wsl import DEMO_DATASET, DEMO_RECIPE, demo_model, is_demo_cached
+from advwsl.models import list_models
 
 
 def main() -> None:
@@ -31,9 +31,8 @@ def main() -> None:
     for name in names:
         cached = is_demo_cached(name) and not args.retrain
         tic = time.perf_counter()
-        model = demo_model(name, retrain=args.retrain, progress=not args.no_progress, log=print)
+        model, info = demo_model(name, retrain=args.retrain, progress=not args.no_progress, log=print)
         seconds = time.perf_counter() - tic
-        info = model.demo_info
         test = info["metrics"]["test"]
         rows.append((name, test["accuracy"], test["cam_dice"], test["cam_iou"], info.get("epoch"),
                      "cached" if cached else f"{seconds:.0f} s", info["checkpoint"]))

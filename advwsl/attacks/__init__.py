@@ -1,56 +1,25 @@
 """Minimal-norm L2 attacks with one signature,
 ``attack(model, inputs, labels, *, targeted=False, <keyword hyper-parameters>) -> adversarial inputs``,
-and a registry that maps names to them (the command line and the tests read it)."""
+each registered in its own module as an :class:`AttackSpec` (the command line and the tests read the
+registry), and :func:`run_attack`, which runs any of them over a dataset and verifies what it reports.
 
-from __future__ import annotations
+The attack functions are exported under their own names (``ddn``, ``carlini_wagner_l2``, ``deepfool``,
+``pgd_l2``, ``cam_ddn``); importing their modules registers them."""
 
-from collections.abc import Callable
-
-import torch
-
-from ..errors import InputError
-from .cam import cam_ddn
+from ._checks import attack_mode, check_inputs, check_labels, check_model
+from ._ops import project_l2_ball, quantize, quantize_toward, random_l2_ball
+from .cam_ddn import cam_ddn, cam_goal_reached
 from .carlini_wagner import carlini_wagner_l2
 from .ddn import ddn
 from .deepfool import deepfool
 from .pgd import pgd_l2
+from .registry import (REFERENCE_ATTACKS, Attack, AttackSpec, get_attack, get_attack_spec, list_attacks,
+                       parse_budgets, register_attack)
+from .result import AttackResult, combine_results, load_result, results_table
+from .runner import CountingModel, counting, run_attack
 
-Attack = Callable[..., torch.Tensor]
-
-#: Registered attacks by name. Add to it with :func:`register_attack`.
-ATTACKS: dict[str, Attack] = {}
-
-
-def register_attack(name: str, fn: Attack, *, overwrite: bool = False) -> Attack:
-    """Make ``fn`` available as ``name`` to :func:`get_attack`, ``run_attack`` and ``advwsl attack``.
-
-    Raises :class:`InputError` if ``name`` is taken by another function (unless ``overwrite``).
-    Returns ``fn`` so it can be used as a decorator helper.
-    """
-    if not isinstance(name, str) or not name or not name.isascii():
-        raise InputError(f"attack names must be non-empty ASCII strings, got {name!r}")
-    if not callable(fn):
-        raise InputError(f"attack {name!r} must be callable, got {type(fn).__name__}")
-    if name in ATTACKS and ATTACKS[name] is not fn and not overwrite:
-        raise InputError(f"an attack named {name!r} is already registered ({ATTACKS[name].__module__}."
-                         f"{ATTACKS[name].__name__}); choose another name or pass overwrite=True")
-    ATTACKS[name] = fn
-    return fn
-
-
-def get_attack(name: str) -> Attack:
-    """The attack registered as ``name``; an :class:`InputError` listing the known names otherwise."""
-    try:
-        return ATTACKS[name]
-    except (KeyError, TypeError):
-        raise InputError(f"unknown attack {name!r}; known attacks: {', '.join(sorted(ATTACKS))}") from None
-
-
-register_attack("ddn", ddn)
-register_attack("cw", carlini_wagner_l2)
-register_attack("carlini_wagner_l2", carlini_wagner_l2)
-register_attack("deepfool", deepfool)
-register_attack("pgd", pgd_l2)
-register_attack("cam-ddn", cam_ddn)
-
-__all__ = ["ATTACKS", "Attack", "cam_ddn", "carlini_wagner_l2", "ddn", "deepfool", "get_attack", "pgd_l2", "register_attack"]
+__all__ = ["REFERENCE_ATTACKS", "Attack", "AttackResult", "AttackSpec", "CountingModel", "attack_mode",
+           "cam_ddn", "cam_goal_reached", "carlini_wagner_l2", "check_inputs", "check_labels", "check_model",
+           "combine_results", "counting", "ddn", "deepfool", "get_attack", "get_attack_spec", "list_attacks",
+           "load_result", "parse_budgets", "pgd_l2", "project_l2_ball", "quantize", "quantize_toward",
+           "random_l2_ball", "register_attack", "results_table", "run_attack"]

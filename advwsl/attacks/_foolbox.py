@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..utils import frozen
-from ._validation import check_attack_inputs, check_bounds
+from ._checks import check_attack_inputs, check_bounds
 
 
 def _is_adversarial(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, targeted: bool) -> torch.Tensor:

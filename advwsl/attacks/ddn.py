@@ -25,15 +25,15 @@ it was run on is adversarial. One extra forward evaluates the final iterate.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
 from ..utils import frozen
-from ._validation import check_attack_inputs, check_bounds
+from ._checks import check_attack_inputs, check_bounds, check_logits
+from ._ops import KeepBest, cosine_step_sizes, quantize
+from .registry import AttackSpec, register_attack
 
 #: Losses DDN can follow: the reference's cross-entropy, or the logit margin of C&W (eq. A V-5).
 DDN_LOSSES = ("ce", "margin")
@@ -55,34 +55,6 @@ def _objective(logits: torch.Tensor, labels: torch.Tensor, loss: str) -> torch.T
 def _is_adversarial(logits: torch.Tensor, labels: torch.Tensor, targeted: bool) -> torch.Tensor:
     pred = logits.argmax(1)
     return pred == labels if targeted else pred != labels
-
-
-def quantize(x: torch.Tensor, levels: int, bounds: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
-    """Round ``x`` (already within ``bounds``) to the nearest of ``levels`` equally spaced values spanning
-    ``bounds`` (256 levels = 8-bit images)."""
-    lo, hi = bounds
-    steps = levels - 1
-    if (lo, hi) == (0.0, 1.0):
-        return torch.round(x * steps).div_(steps)
-    scale = hi - lo
-    return (torch.round((x - lo) * (steps / scale)) * (scale / steps) + lo).clamp_(lo, hi)
-
-
-def cosine_step_sizes(steps: int, alpha_init: float = 1.0, alpha_final: float = 0.01) -> list[float]:
-    """Step sizes annealed by a cosine from ``alpha_init`` at the first step to ``alpha_final`` at the last
-    (section A V-5)."""
-    if steps == 1:
-        return [alpha_init]
-    return [alpha_final + (alpha_init - alpha_final) * (1 + math.cos(math.pi * k / (steps - 1))) / 2
-            for k in range(steps)]
-
-
-def _check_logits(logits: torch.Tensor, labels: torch.Tensor) -> None:
-    if logits.dim() != 2 or logits.shape[1] < 2:
-        raise InputError(f"the model must return logits of shape (N, C) with C >= 2, got {tuple(logits.shape)}")
-    if int(labels.min()) < 0 or int(labels.max()) >= logits.shape[1]:
-        raise InputError(f"labels must be class indices in [0, {logits.shape[1] - 1}], got values in "
-                         f"[{int(labels.min())}, {int(labels.max())}]")
 
 
 def _check_hyper_parameters(steps: int, gamma: float, init_epsilon: float, alpha_init: float,
@@ -144,7 +116,7 @@ def ddn(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, targete
         or that is already adversarial (misclassified, or classified as its target), is returned unchanged.
     """
     lo, hi = check_bounds(bounds)
-    check_attack_inputs(inputs, labels, (lo, hi))
+    check_attack_inputs(inputs, labels, (lo, hi), model)
     _check_hyper_parameters(steps, gamma, init_epsilon, alpha_init, alpha_final, levels, loss)
     if generator is None and seed is not None:
         generator = torch.Generator(device=inputs.device).manual_seed(int(seed))
@@ -152,6 +124,7 @@ def ddn(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, targete
     x = inputs.detach()
     n = x.shape[0]
     view = (n,) + (1,) * (x.dim() - 1)
+    labels = labels.long()
     scale = hi - lo
     alphas = [a * scale for a in cosine_step_sizes(steps, alpha_init, alpha_final)]
     tiny = torch.finfo(x.dtype).tiny
@@ -162,15 +135,7 @@ def ddn(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, targete
     random_dir /= random_dir.flatten(1).norm(dim=1).clamp_min(tiny).view(view)
 
     delta = torch.zeros_like(x)
-    best_norm = torch.full((n,), math.inf, device=x.device, dtype=x.dtype)
-    best_adv = x.clone()
-
-    def keep_best(x_eval: torch.Tensor, is_adv: torch.Tensor) -> None:
-        nonlocal best_norm, best_adv
-        norm = (x_eval - x).flatten(1).norm(dim=1)
-        better = is_adv & (norm < best_norm)
-        best_norm = torch.where(better, norm, best_norm)
-        best_adv = torch.where(better.view(view), x_eval, best_adv)
+    best = KeepBest(x)
 
     with frozen(model):
         x_eval = x
@@ -179,13 +144,13 @@ def ddn(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, targete
             with torch.enable_grad():
                 logits = model(x_eval)
                 if k == 0:
-                    _check_logits(logits, labels)
+                    check_logits(logits, labels)
                 objective = _objective(logits, labels, loss)
                 grad = torch.autograd.grad(-objective if targeted else objective, x_eval)[0]
             with torch.no_grad():
                 x_eval = x_eval.detach()
                 is_adv = _is_adversarial(logits.detach(), labels, targeted)
-                keep_best(x_eval, is_adv)
+                best.update(x_eval, is_adv)
 
                 grad_norm = grad.flatten(1).norm(dim=1)
                 direction = torch.where((grad_norm > tiny).view(view),
@@ -197,6 +162,11 @@ def ddn(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, targete
                 delta = x_cont - x
                 x_eval = quantize(x_cont, levels, (lo, hi)) if levels is not None else x_cont
         with torch.no_grad():
-            keep_best(x_eval, _is_adversarial(model(x_eval), labels, targeted))
+            best.update(x_eval, _is_adversarial(model(x_eval), labels, targeted))
 
-    return best_adv
+    return best.adversarials
+
+
+register_attack(AttackSpec(
+    "ddn", ddn, "DDN", "Decoupled Direction and Norm (Algorithm A V-1), minimal L2",
+    reference_budget="1000", quick_budget="100"))

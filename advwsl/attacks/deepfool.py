@@ -12,6 +12,7 @@ from torch import nn
 
 from ..errors import InputError
 from ._foolbox import run_foolbox
+from .registry import AttackSpec, register_attack
 
 
 def deepfool(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, targeted: bool = False,
@@ -56,3 +57,8 @@ def deepfool(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, ta
         raise InputError(f"candidates must be an integer >= 2 or None (all classes), got {candidates!r}")
     attack = fb.attacks.L2DeepFoolAttack(steps=steps, candidates=candidates, overshoot=overshoot)
     return run_foolbox(attack, model, inputs, labels, targeted=False, bounds=bounds)
+
+
+register_attack(AttackSpec(
+    "deepfool", deepfool, "DeepFool", "DeepFool L2 (Moosavi-Dezfooli et al.), minimal L2, untargeted only",
+    reference_budget="100", quick_budget="50", targeted=False))

@@ -16,65 +16,17 @@ from torch import nn
 
 from ..errors import InputError
 from ..utils import frozen
-
-
-def _flat_norms(t: torch.Tensor) -> torch.Tensor:
-    return t.flatten(1).norm(p=2, dim=1)
-
-
-def _expand(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return v.view(-1, *([1] * (like.dim() - 1)))
-
-
-def project_l2_ball(delta: torch.Tensor, epsilon: float | torch.Tensor) -> torch.Tensor:
-    """Scale each sample's perturbation so that ``||delta_i||_2 <= epsilon`` (a no-op inside the ball).
-
-    ``epsilon`` is a number or a per-sample tensor of shape ``(N,)``.
-    """
-    eps = torch.as_tensor(epsilon, dtype=delta.dtype, device=delta.device)
-    eps = eps.expand(delta.shape[0]) if eps.dim() == 0 else eps
-    norms = _flat_norms(delta)
-    factor = torch.where(norms > eps, eps / norms.clamp_min(1e-12), torch.ones_like(norms))
-    return delta * _expand(factor, delta)
-
-
-def quantize_toward(inputs: torch.Tensor, adv: torch.Tensor, levels: int) -> torch.Tensor:
-    """Put ``adv`` on the ``levels``-value lattice of [0, 1] without moving any pixel farther from
-    ``inputs`` than it was: each pixel goes to the nearest lattice value when that is no farther from the
-    input, else to the lattice value between it and the input. When ``inputs`` lie on the lattice this keeps
-    ``|q - x| <= |adv - x|`` per pixel, so any L2 budget the unquantized point met still holds."""
-    scale = levels - 1
-    nearest = torch.round(adv * scale) / scale
-    toward = torch.where(adv >= inputs, torch.floor(adv * scale), torch.ceil(adv * scale)) / scale
-    keep = (nearest - inputs).abs() <= (adv - inputs).abs()
-    return torch.where(keep, nearest, toward).clamp_(0, 1)
-
-
-def random_l2_ball(like: torch.Tensor, epsilon: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Samples drawn uniformly from the L2 ball of radius ``epsilon`` (one per row of ``like``): a Gaussian
-    direction scaled by ``epsilon * u^(1/d)``, ``u ~ U(0, 1)``, ``d`` the number of pixels."""
-    n, d = like.shape[0], like[0].numel()
-    direction = torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
-    direction = direction / _expand(_flat_norms(direction).clamp_min(1e-12), like)
-    u = torch.rand(n, generator=generator, dtype=like.dtype, device=like.device)
-    return direction * _expand(epsilon * u.pow(1.0 / d), like)
+from ._checks import check_attack_inputs, check_logits
+from ._ops import flat_norms, per_sample, project_l2_ball, quantize_toward, random_l2_ball
+from .registry import AttackSpec, register_attack
 
 
 def _check(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, epsilon: float, steps: int,
            step_size: float, levels: int | None) -> None:
-    if not isinstance(inputs, torch.Tensor) or not inputs.is_floating_point() or inputs.dim() < 2:
-        raise InputError(f"pgd_l2 needs a float tensor (N, ...) of images, got "
-                         f"{type(inputs).__name__} {getattr(inputs, 'dtype', '')} "
-                         f"{tuple(getattr(inputs, 'shape', ()))}; convert images to float in [0, 1]")
-    if not torch.isfinite(inputs).all() or inputs.min() < 0 or inputs.max() > 1:
-        raise InputError(f"pgd_l2 inputs must be finite and in [0, 1], got range "
-                         f"[{inputs.min().item():.4g}, {inputs.max().item():.4g}]; scale images to [0, 1] and "
-                         "put normalization inside the model")
-    if labels.shape != inputs.shape[:1]:
-        raise InputError(f"labels must have shape ({inputs.shape[0]},), got {tuple(labels.shape)}")
+    check_attack_inputs(inputs, labels, (0.0, 1.0), model)
     if not (isinstance(epsilon, (int, float)) and math.isfinite(epsilon) and epsilon > 0):
         raise InputError(f"epsilon must be a positive finite L2 radius, got {epsilon!r}")
-    if int(steps) != steps or steps < 1:
+    if isinstance(steps, bool) or int(steps) != steps or steps < 1:
         raise InputError(f"steps must be a positive integer, got {steps!r}")
     if not (isinstance(step_size, (int, float)) and step_size > 0 and math.isfinite(step_size)):
         raise InputError(f"step_size must be positive and finite, got {step_size!r}")
@@ -126,7 +78,7 @@ def pgd_l2(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, targ
         step_size = 2.5 * epsilon / steps if isinstance(steps, int) and steps > 0 else float("nan")
     _check(model, inputs, labels, epsilon, steps, step_size, levels)
     x = inputs.detach()
-    labels = labels.to(x.device)
+    labels = labels.long()
     sign = -1.0 if targeted else 1.0
     with frozen(model):
         if random_start:
@@ -134,13 +86,16 @@ def pgd_l2(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, targ
             delta = (x + delta).clamp(0, 1) - x
         else:
             delta = torch.zeros_like(x)
-        for _ in range(int(steps)):
+        for k in range(int(steps)):
             delta.requires_grad_(True)
-            loss = F.cross_entropy(model(x + delta), labels, reduction="sum")
+            logits = model(x + delta)
+            if k == 0:
+                check_logits(logits, labels)
+            loss = F.cross_entropy(logits, labels, reduction="sum")
             (grad,) = torch.autograd.grad(sign * loss, delta)
-            gnorm = _flat_norms(grad)
+            gnorm = flat_norms(grad)
             # a zero gradient (saturated softmax, flat model) leaves that sample where it is
-            step = grad / _expand(gnorm.clamp_min(1e-12), grad)
+            step = grad / per_sample(gnorm.clamp_min(1e-12), grad)
             delta = delta.detach() + step_size * step
             delta = project_l2_ball(delta, epsilon)
             delta = (x + delta).clamp(0, 1) - x
@@ -148,3 +103,8 @@ def pgd_l2(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, targ
     if levels is not None:
         adv = quantize_toward(x, adv, int(levels))
     return adv
+
+
+register_attack(AttackSpec(
+    "pgd", pgd_l2, "PGD", "PGD-L2 within a fixed radius epsilon (eq. A V-7; pass epsilon), not minimal-norm",
+    reference_budget="40", quick_budget="20", minimal_norm=False))

@@ -1,80 +1,81 @@
 """Running an attack over a dataset and reporting what it verifiably did (Tables A V-1 to A V-4).
 
-:func:`run_attack` checks the inputs and the model, attacks batch by batch (untargeted, or towards every
-other class, the least likely class or given targets), counts the forward and backward passes the attack
-makes through a wrapper around the model, and then verifies everything it reports: the adversarials are
-finite, within the bounds, on the quantization lattice when the attack quantizes, re-predicted by the
-model, and their norms recomputed. A violation raises :class:`VerificationError`.
+:func:`run_attack` is the one runner of advwsl, for every registered attack and both goals: it checks the
+inputs and the model, attacks batch by batch (untargeted, or towards every other class, the least likely
+class or given targets), counts the forward and backward passes the attack makes through a wrapper around
+the model, times it (CUDA-synchronized), and then verifies everything it reports: the adversarials are
+finite, within the bounds, on the quantization lattice when the attack quantizes (samples returned
+unchanged excepted, so data that is not 8-bit is not blamed on the attack), re-predicted by the model, and
+their norms recomputed. Success is the goal of the attack's spec, re-evaluated: a changed label (the
+target reached, when targeted), or for CAM-goal attacks a moved CAM with the label kept. A violation
+raises :class:`~advwsl.errors.VerificationError`.
 """
 
 from __future__ import annotations
 
-import inspect
-import time
-from collections.abc import Callable, Iterable
+import warnings
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..errors import AdvwslError, InputError
-from ..evaluation.checks import attack_mode, check_inputs, check_labels, check_model
-from ..results import AttackResult
-from . import get_attack
+from ..errors import AdvwslWarning, InputError, VerificationError
+from ..models.cams import require_cams
+from ..utils import Timer, model_device
+from ._checks import attack_mode, check_inputs, check_labels, check_model
+from .registry import AttackSpec, get_attack_spec
+from .result import COLUMNS, AttackResult
 
-#: Display names of the registered attacks in tables (the reference's spelling).
-DISPLAY_NAMES = {"ddn": "DDN", "cw": "C&W", "carlini_wagner_l2": "C&W", "deepfool": "DeepFool", "pgd": "PGD"}
-
-
-class VerificationError(AdvwslError):
-    """An attack returned something it must not: out of bounds, off the lattice, NaN, wrong shape."""
+__all__ = ["run_attack", "CountingModel", "counting", "on_lattice", "VerificationError"]
 
 
 class CountingModel(nn.Module):
-    """Wraps a model and counts its forward calls and the backward passes through its output."""
+    """Wraps a model and counts its forward calls and the backward passes through its output (one hook per
+    forward, on the output every objective goes through)."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
         self.forwards = 0
         self.backwards = 0
+        self.training = False  # the wrapper only; .eval() would also switch the wrapped model
+
+    def reset(self) -> None:
+        self.forwards = self.backwards = 0
 
     def _count_backward(self, grad: torch.Tensor) -> None:
         self.backwards += 1
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.model(x)
+    def _counted(self, out: Any) -> Any:
         self.forwards += 1
         if isinstance(out, torch.Tensor) and out.requires_grad:
             out.register_hook(self._count_backward)
         return out
 
-
-def _budget(fn: Callable[..., Any], kwargs: dict[str, Any]) -> str:
-    """The budget column of Table A V-1: ``steps``, or ``search steps x steps`` for C&W."""
-    params = inspect.signature(fn).parameters
-
-    def value(name: str) -> Any:
-        return kwargs.get(name, params[name].default if name in params else None)
-
-    steps = value("steps")
-    searches = value("binary_search_steps")
-    if searches is not None and steps is not None:
-        return f"{searches}x{steps}"
-    return "-" if steps is None else str(steps)
+    def forward(self, x: torch.Tensor) -> Any:
+        return self._counted(self.model(x))
 
 
-def _model_device(model: nn.Module, fallback: torch.device) -> torch.device:
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
-    return fallback
+class CountingCamModel(CountingModel):
+    """:class:`CountingModel` for weakly supervised models: ``cams(x)`` passes are counted too (the hook
+    is on the CAMs, which every objective of the CAM attack goes through)."""
+
+    def cams(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, cams = self.model.cams(x)
+        return logits, self._counted(cams)
+
+
+def counting(model: nn.Module) -> CountingModel:
+    """The counting wrapper of ``model``, with ``cams`` exactly when the model has CAMs."""
+    return CountingCamModel(model) if callable(getattr(model, "cams", None)) else CountingModel(model)
 
 
 def _batches(data: torch.Tensor | Iterable[Any], labels: torch.Tensor | None,
-             batch_size: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+             batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(images, labels) batches from a tensor with labels, or from a DataLoader yielding pairs or the
+    sample dicts of :mod:`advwsl.data` (``image``, ``label``)."""
     if isinstance(data, torch.Tensor):
         if labels is None:
             raise InputError("labels are required when data is a tensor; pass labels=... (one class per image)")
@@ -83,14 +84,30 @@ def _batches(data: torch.Tensor | Iterable[Any], labels: torch.Tensor | None,
             yield data[start:start + batch_size], labels[start:start + batch_size]
         return
     if labels is not None:
-        raise InputError("labels must be None when data is a DataLoader (it yields (images, labels) pairs)")
+        raise InputError("labels must be None when data is a DataLoader (it yields the labels with the images)")
+    if not isinstance(data, Iterable):
+        raise InputError(f"data must be a tensor of images or a DataLoader, got {type(data).__name__}")
     for item in data:
-        if not isinstance(item, (tuple, list)) or len(item) < 2:
-            raise InputError(f"the DataLoader must yield (images, labels) pairs, got {type(item).__name__}")
-        yield item[0], item[1]
+        if isinstance(item, dict) and "image" in item and "label" in item:
+            yield item["image"], item["label"]
+        elif isinstance(item, (tuple, list)) and len(item) >= 2:
+            yield item[0], item[1]
+        else:
+            kind = f"a dict with keys {sorted(item)}" if isinstance(item, dict) else type(item).__name__
+            raise InputError(f"the DataLoader must yield (images, labels) pairs or dicts with 'image' and 'label', "
+                             f"got {kind}")
 
 
-def _verify(adv: torch.Tensor, x: torch.Tensor, bounds: tuple[float, float], levels: int | None, name: str) -> None:
+def on_lattice(x: torch.Tensor, levels: int, bounds: tuple[float, float] = (0.0, 1.0),
+               tol: float = 1e-3) -> torch.Tensor:
+    """Per sample, whether every value of ``x`` lies on the ``levels``-value lattice of ``bounds`` (within
+    ``tol`` of a level)."""
+    lo, hi = bounds
+    grid = (x.double() - lo) / (hi - lo) * (levels - 1)
+    return (grid - grid.round()).abs().flatten(1).amax(1) <= tol
+
+
+def _verify(adv: Any, x: torch.Tensor, bounds: tuple[float, float], levels: int | None, name: str) -> None:
     if not isinstance(adv, torch.Tensor) or adv.shape != x.shape:
         shape = tuple(adv.shape) if isinstance(adv, torch.Tensor) else type(adv).__name__
         raise VerificationError(f"attack {name} returned {shape} for inputs of shape {tuple(x.shape)}")
@@ -102,33 +119,48 @@ def _verify(adv: torch.Tensor, x: torch.Tensor, bounds: tuple[float, float], lev
     if mn < lo - tol or mx > hi + tol:
         raise VerificationError(f"attack {name} returned values in [{mn:.6g}, {mx:.6g}], outside bounds {bounds}")
     if levels is not None:
-        grid = (adv.double() - lo) / (hi - lo) * (levels - 1)
-        off = float((grid - grid.round()).abs().max())
-        if off > 1e-3:
-            raise VerificationError(f"attack {name} returned values off the {levels}-level lattice (by up to "
-                                    f"{off:.3g} of a level)")
+        changed = (adv != x).flatten(1).any(1)
+        off = changed & ~on_lattice(adv, levels, bounds)
+        if bool(off.any()):
+            raise VerificationError(f"attack {name} changed sample(s) {torch.nonzero(off).flatten()[:5].tolist()} "
+                                    f"of the batch to values off the {levels}-level lattice it was asked to quantize "
+                                    "to")
+
+
+def _resolve(attack: str | AttackSpec | Callable[..., torch.Tensor], name: str | None) -> AttackSpec:
+    if isinstance(attack, AttackSpec):
+        return attack
+    if isinstance(attack, str):
+        return get_attack_spec(attack)
+    if callable(attack):
+        label = getattr(attack, "__name__", "attack")
+        return AttackSpec(label, attack, name or label, "a user-supplied attack function", reference_budget="",
+                          quick_budget="")
+    raise InputError(f"attack must be a registered name, an AttackSpec or a function, got {type(attack).__name__}")
 
 
 def run_attack(model: nn.Module, data: torch.Tensor | Iterable[Any], labels: torch.Tensor | None = None, *,
-               attack: str | Callable[..., torch.Tensor] = "ddn", attack_kwargs: dict[str, Any] | None = None,
-               targeted: bool = False, target: str | torch.Tensor = "all", batch_size: int = 128,
-               levels: int | None = 256, bounds: tuple[float, float] = (0.0, 1.0), progress: bool = True,
-               seed: int | None = 0, name: str | None = None, keep_adversarials: bool = False) -> AttackResult:
+               attack: str | AttackSpec | Callable[..., torch.Tensor] = "ddn",
+               attack_kwargs: dict[str, Any] | None = None, targeted: bool = False,
+               target: str | torch.Tensor = "all", batch_size: int = 128, levels: int | None = 256,
+               bounds: tuple[float, float] = (0.0, 1.0), progress: bool = True, seed: int | None = 0,
+               name: str | None = None, keep_adversarials: bool = False) -> AttackResult:
     """Attack every sample of ``data`` and return the verified per-sample records (Table A V-1).
 
     Parameters
     ----------
     model : nn.Module
         Returns logits. Attacked in eval mode (a warning if it was in train mode) and restored afterwards.
-    data : Tensor or iterable of (images, labels)
-        Images within ``bounds`` (a tensor with ``labels``, or a DataLoader yielding pairs). Batches are
-        moved to the model's device.
+    data : Tensor or iterable
+        Images within ``bounds``: a tensor with ``labels``, or a DataLoader yielding ``(images, labels)``
+        pairs or the sample dicts of :mod:`advwsl.data`. Batches are moved to the model's device.
     labels : Tensor, optional
         True labels when ``data`` is a tensor.
-    attack : str or callable
-        A registered attack name (see ``advwsl.attacks.ATTACKS``) or a function with the attack signature.
+    attack : str, AttackSpec or callable
+        A registered attack name (see :func:`advwsl.attacks.list_attacks`), its spec, or a function with the
+        attack signature (then success is a changed label).
     attack_kwargs : dict, optional
-        Hyper-parameters passed to the attack (e.g. ``{"steps": 100}``).
+        Hyper-parameters passed to the attack (e.g. ``{"steps": 100}``; see ``AttackSpec.kwargs(budget)``).
     targeted : bool
         Targeted attacks (Tables A V-2 to A V-4) instead of untargeted ones.
     target : "all", "least_likely" or Tensor
@@ -137,7 +169,8 @@ def run_attack(model: nn.Module, data: torch.Tensor | Iterable[Any], labels: tor
     batch_size : int
         Records attacked together (targeted "all" multiplies the records per image by ``C - 1``).
     levels : int or None
-        Quantization lattice passed to attacks that take ``levels`` (and verified); None for floats.
+        Quantization lattice passed to attacks that take ``levels`` (and verified on the samples they
+        change); None for floats.
     bounds : (float, float)
         Box the images live in.
     progress : bool
@@ -145,58 +178,60 @@ def run_attack(model: nn.Module, data: torch.Tensor | Iterable[Any], labels: tor
     seed : int or None
         Passed to attacks that take a ``seed``.
     name : str, optional
-        Name shown in tables (default: the reference's name of the attack).
+        Name shown in tables (default: the spec's display name).
     keep_adversarials : bool
         Keep the adversarial images (on CPU) in ``AttackResult.adversarials``.
 
     Returns
     -------
     AttackResult
+        ``params`` records the attack, its hyper-parameters and ``inputs_on_lattice`` (whether every input
+        was on the lattice; when not, the adversarials of unchanged samples are the float inputs).
     """
     from tqdm.auto import tqdm
 
-    fn = get_attack(attack) if isinstance(attack, str) else attack
-    from .cam import cam_ddn
-
-    if fn is cam_ddn:  # its success is "CAM moved, label kept": run_attack would score it as failures
-        raise InputError("cam-ddn keeps the label, so run_attack's success (a changed label) does not apply; use "
-                         "advwsl.attacks.cam.run_cam_attack, which verifies and reports the CAM goal")
-    if not callable(fn):
-        raise InputError(f"attack must be a registered name or a function, got {type(attack).__name__}")
-    attack_name = attack if isinstance(attack, str) else getattr(fn, "__name__", "attack")
-    display = name or DISPLAY_NAMES.get(attack_name, attack_name)
-    if not isinstance(batch_size, int) or batch_size < 1:
+    spec = _resolve(attack, name)
+    display = name or spec.display
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if spec.goal == "cam":
+        require_cams(model)
+    if targeted and not spec.targeted:
+        raise InputError(f"{spec.display} has no targeted form; drop targeted=True (--targeted) or choose one of "
+                         "the attacks that have one")
     if isinstance(target, str) and target not in ("all", "least_likely"):
         raise InputError(f"target must be 'all', 'least_likely' or a tensor of target classes, got {target!r}")
     kwargs = dict(attack_kwargs or {})
-    params = inspect.signature(fn).parameters
     used_levels = None
-    if "levels" in params:
+    if spec.accepts("levels"):
         kwargs.setdefault("levels", levels)
         used_levels = kwargs["levels"]
-    if "bounds" in params:
+    if spec.accepts("bounds"):
         kwargs.setdefault("bounds", tuple(bounds))
-    if "seed" in params and seed is not None:
+    if spec.accepts("seed") and seed is not None:
         kwargs.setdefault("seed", seed)
     lo, hi = (float(b) for b in bounds)
+    budget = spec.budget_label(kwargs)
 
-    counter = CountingModel(model)
-    counter.training = False  # the wrapper only; .eval() would also switch the wrapped model
-    records: dict[str, list[np.ndarray]] = {k: [] for k in ("index", "label", "target", "clean_pred", "adv_pred",
-                                                             "originally_correct", "success", "l2", "gray_l2",
-                                                             "n_forward", "n_backward")}
+    counter = counting(model)
+    records: dict[str, list[np.ndarray]] = {k: [] for k in COLUMNS}
     advs: list[torch.Tensor] = []
-    seconds, offset, num_classes = 0.0, 0, None
-    bar = tqdm(desc=f"{display} {_budget(fn, kwargs)}", unit="img", disable=not progress)
+    timer = Timer(model_device(model))
+    offset, num_classes, all_on_lattice = 0, None, True
+    bar = tqdm(desc=f"{display} {budget}", unit="img", disable=not progress)
     with attack_mode(model):
         for images, batch_labels in _batches(data, labels, batch_size):
-            device = _model_device(model, images.device)
-            images, batch_labels = images.to(device), batch_labels.to(device)
+            device = model_device(model, images.device)
+            images = images.to(device)
+            if not isinstance(batch_labels, torch.Tensor):
+                raise InputError(f"labels must be a tensor of class indices, got {type(batch_labels).__name__}")
+            batch_labels = batch_labels.to(device)
             check_inputs(images, (lo, hi))
             if num_classes is None:
                 num_classes = check_model(model, images)
             check_labels(batch_labels, len(images), num_classes)
+            if used_levels is not None:
+                all_on_lattice &= bool(on_lattice(images, used_levels, (lo, hi)).all())
             index = torch.arange(offset, offset + len(images), device=device)
             offset += len(images)
             with torch.no_grad():
@@ -223,21 +258,18 @@ def run_attack(model: nn.Module, data: torch.Tensor | Iterable[Any], labels: tor
             for start in range(0, len(row), batch_size):
                 r, t = row[start:start + batch_size], tgt[start:start + batch_size]
                 x, y = images[r], batch_labels[r]
-                attack_labels = t if targeted else y
-                counter.forwards = counter.backwards = 0
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                tic = time.perf_counter()
-                adv = fn(counter, x, attack_labels, targeted=targeted, **kwargs)
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                seconds += time.perf_counter() - tic
-                adv = adv.detach()
-                _verify(adv, x, (lo, hi), used_levels, attack_name)
+                counter.reset()
+                with timer:
+                    adv = spec.fn(counter, x, t if targeted else y, targeted=targeted, **kwargs)
+                adv = adv.detach() if isinstance(adv, torch.Tensor) else adv
+                _verify(adv, x, (lo, hi), used_levels, spec.name)
                 with torch.no_grad():
                     adv_pred = model(adv).argmax(1)
                 correct = clean_pred[r] == y
-                hit = adv_pred == t if targeted else adv_pred != y
+                if spec.goal == "cam":
+                    hit = spec.success(model, x, adv, y, kwargs).to(device)
+                else:
+                    hit = adv_pred == t if targeted else adv_pred != y
                 gray = torch.full_like(x, (lo + hi) / 2)
                 for key, value in (("index", index[r]), ("label", y), ("target", t), ("clean_pred", clean_pred[r]),
                                    ("adv_pred", adv_pred), ("originally_correct", correct),
@@ -252,8 +284,13 @@ def run_attack(model: nn.Module, data: torch.Tensor | Iterable[Any], labels: tor
     bar.close()
     if offset == 0:
         raise InputError("data is empty: there is nothing to attack")
-    return AttackResult(attack=display, budget=_budget(fn, kwargs), targeted=targeted,
-                        seconds=seconds, levels=used_levels, bounds=(lo, hi),
-                        params={"attack": attack_name, **{k: v for k, v in kwargs.items() if k != "generator"}},
-                        adversarials=torch.cat(advs) if keep_adversarials else None,
+    if used_levels is not None and not all_on_lattice:
+        warnings.warn(f"the inputs are not on the {used_levels}-level lattice (not 8-bit values: resized or float "
+                      f"data?); the samples {spec.display} changed were verified on the lattice, the unchanged ones "
+                      "as floats. Pass levels=None (--levels 0) to attack without quantization.", AdvwslWarning,
+                      stacklevel=2)
+    params = {"attack": spec.name, "goal": spec.goal, "inputs_on_lattice": all_on_lattice if used_levels else None,
+              **{k: v for k, v in kwargs.items() if k != "generator"}}
+    return AttackResult(attack=display, budget=budget, targeted=targeted, seconds=timer.seconds, levels=used_levels,
+                        bounds=(lo, hi), params=params, adversarials=torch.cat(advs) if keep_adversarials else None,
                         **{k: np.concatenate(v) for k, v in records.items()})

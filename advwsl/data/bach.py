@@ -23,6 +23,8 @@ import pandas as pd
 from ..errors import DatasetError, InputError
 from .base import TableDataset, require_dir
 from .folds import assign_folds
+from .registry import DatasetSpec, register_dataset
+from .transforms import ColorJitter, Compose, RandomFlip, RandomRotatedCrop
 
 CLASSES = ("normal", "benign", "in_situ", "invasive")
 FOLDERS = ("Normal", "Benign", "InSitu", "Invasive")
@@ -96,3 +98,11 @@ class BACH(TableDataset):
         table = split_table(root, fold=fold, seed=seed)
         super().__init__(table[table["split"] == split], root, classes=CLASSES, transform=transform,
                          name=f"bach-fold{fold}-{split}")
+
+
+register_dataset(DatasetSpec(
+    "bach", BACH, "BACH 2018 part A, 4 classes (section 2.1.1.2)", needs_root=True, classes=CLASSES,
+    split_table=split_table,
+    layout="ROOT/ICIAR2018_BACH_Challenge/Photos/{Normal,Benign,InSitu,Invasive}/*.tif "
+           "+ Photos/microscopy_ground_truth.csv",
+    train_transform=lambda: Compose([RandomRotatedCrop(512), RandomFlip(), ColorJitter(0.5, 0.5, 0.5, 0.05)])))

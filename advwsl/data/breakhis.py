@@ -29,6 +29,8 @@ import pandas as pd
 from ..errors import DatasetError, InputError
 from .base import TableDataset, require_dir
 from .folds import assign_folds
+from .registry import DatasetSpec, register_dataset
+from .transforms import ColorJitter, Compose, RandomCrop, RandomFlip, RandomRotate90
 
 CLASSES = ("benign", "malignant")
 MAGNIFICATIONS = (40, 100, 200, 400)
@@ -149,3 +151,11 @@ class BreakHis(TableDataset):
         self.split_source = table.attrs["split_source"]
         super().__init__(table[table["split"] == split], root, classes=CLASSES, transform=transform,
                          name=f"breakhis-{magnification}X-fold{fold}-{split}")
+
+
+register_dataset(DatasetSpec(
+    "breakhis", BreakHis, "BreakHis, benign vs malignant, 40/100/200/400x (section 2.1.1.1)", needs_root=True,
+    classes=CLASSES, split_table=split_table,
+    layout="ROOT/BreaKHis_v1/histology_slides/breast/{benign,malignant}/SOB/<type>/<patient>/<mag>X/*.png",
+    train_transform=lambda: Compose([RandomCrop(448), RandomRotate90(), RandomFlip(), ColorJitter(0.5, 0.5, 0.5, 0.05)]),
+    options={"magnification": "40, 100, 200 or 400 (default 40)"}))

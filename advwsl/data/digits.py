@@ -7,6 +7,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import DatasetError, InputError
+from .registry import DatasetSpec, register_dataset
+
 
 def sklearn_digits(size: int = 16, split: str | None = None, *, test_fraction: float = 0.25,
                    seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,8 +85,6 @@ def mnist(root: str, split: str = "train", *, transform=None) -> torch.utils.dat
     (1, 28, 28) in [0, 1]."""
     from torchvision.datasets import MNIST
 
-    from ..errors import DatasetError
-
     try:
         base = MNIST(str(root), train=_torchvision_split(split), download=False)
     except RuntimeError as exc:
@@ -97,8 +98,6 @@ def cifar10(root: str, split: str = "train", *, transform=None) -> torch.utils.d
     """CIFAR-10 (appendix V) from ``root`` through torchvision, never downloaded: expects
     ``<root>/cifar-10-batches-py/``. Samples are dicts with images (3, 32, 32) in [0, 1]."""
     from torchvision.datasets import CIFAR10
-
-    from ..errors import DatasetError
 
     try:
         base = CIFAR10(str(root), train=_torchvision_split(split), download=False)
@@ -119,8 +118,6 @@ def imagenet_folder(root: str, split: str = "val", *, image_size: int = 224,
     from torchvision import transforms as T
     from torchvision.datasets import ImageFolder
 
-    from ..errors import DatasetError
-
     folder = Path(root) / ("train" if split == "train" else "val")
     if not folder.is_dir():
         raise DatasetError(f"expected ImageNet class folders at {folder}/<wnid>/*.JPEG, not found")
@@ -133,17 +130,19 @@ def imagenet_folder(root: str, split: str = "val", *, image_size: int = 224,
 
 
 class DigitsDataset(torch.utils.data.Dataset):
-    """:func:`sklearn_digits` as sample dicts ``{"image": (1, size, size) in [0, 1], "label", "index"}``."""
+    """:func:`sklearn_digits` as sample dicts ``{"image": (1, size, size) in [0, 1], "label", "index"}``;
+    ``n`` keeps the first ``n`` samples of the split."""
 
     classes = tuple(str(d) for d in range(10))
 
-    def __init__(self, split: str = "train", *, size: int = 16, seed: int = 0, transform=None) -> None:
-        from ..errors import InputError
-
+    def __init__(self, split: str = "train", *, size: int = 16, seed: int = 0, n: int | None = None,
+                 transform=None) -> None:
         if split not in ("train", "test"):
             raise InputError(f"the digits have only 'train' and 'test' splits, got {split!r}")
-        self.images, labels = sklearn_digits(size, split, seed=seed)
-        self.labels = labels.numpy()
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise InputError(f"n (the number of digits kept) must be a positive integer, got {n!r}")
+        images, labels = sklearn_digits(size, split, seed=seed)
+        self.images, self.labels = images[:n], labels[:n].numpy()
         self.transform = transform
 
     def __len__(self) -> int:
@@ -152,3 +151,33 @@ class DigitsDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict:
         sample = {"image": self.images[i], "label": int(self.labels[i]), "index": int(i)}
         return self.transform(sample) if self.transform is not None else sample
+
+
+def _digits(root: str | None, split: str, *, fold: int = 0, transform=None, **kwargs) -> DigitsDataset:
+    return DigitsDataset(split, transform=transform, **kwargs)
+
+
+def _torchvision(loader):
+    def build(root: str, split: str, *, fold: int = 0, transform=None, **kwargs):
+        return loader(str(root), "train" if split == "train" else "test", transform=transform, **kwargs)
+
+    return build
+
+
+def _imagenet(root: str, split: str, *, fold: int = 0, transform=None, **kwargs):
+    return imagenet_folder(str(root), "train" if split == "train" else "val", transform=transform, **kwargs)
+
+
+register_dataset(DatasetSpec(
+    "digits", _digits, "scikit-learn 8x8 digits upsampled to 16x16 (real, offline; 1,347 train / 450 test)",
+    needs_root=False, classes=DigitsDataset.classes, splits=("train", "test"), folds=0))
+register_dataset(DatasetSpec(
+    "mnist", _torchvision(mnist), "MNIST through torchvision, from disk (appendix V; valid = test split)",
+    needs_root=True, classes=tuple(str(d) for d in range(10)), folds=0,
+    layout="ROOT/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte"))
+register_dataset(DatasetSpec(
+    "cifar10", _torchvision(cifar10), "CIFAR-10 through torchvision, from disk (appendix V; valid = test split)",
+    needs_root=True, folds=0, layout="ROOT/cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}"))
+register_dataset(DatasetSpec(
+    "imagenet", _imagenet, "ImageNet class folders ROOT/{train,val}/<wnid>/ (appendix V)", needs_root=True,
+    folds=0, layout="ROOT/{train,val}/<wnid>/*.JPEG"))

@@ -8,38 +8,19 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import DatasetError, InputError
-
-FOLD_DATASETS = ("breakhis", "bach", "glas", "synthetic")
-
+from .registry import get_dataset_spec, list_datasets
 
 def dataset_split_table(name: str, root: str | Path | None, *, fold: int, n_folds: int = 5, seed: int = 0,
                         **kwargs) -> pd.DataFrame:
     """The split table (``path``/``index``, ``label``, ``split``, ...) of fold ``fold`` of ``name``."""
-    key = name.lower()
-    if key == "synthetic":
-        from .synthetic import SyntheticHistology
-
-        parts = []
-        for split in ("train", "valid", "test"):
-            ds = SyntheticHistology(split, fold=fold, n_folds=n_folds, seed=seed, **kwargs)
-            parts.append(pd.DataFrame({"pool": ds.pool, "index": ds.indices, "label": ds.labels, "split": split}))
-        return pd.concat(parts, ignore_index=True)
-    if root is None:
-        raise DatasetError(f"dataset {name!r} needs its folder (--data-root)")
-    if key == "breakhis":
-        from .breakhis import split_table
-
-        return split_table(root, fold=fold, n_folds=n_folds, seed=seed, **kwargs)
-    if key == "bach":
-        from .bach import split_table
-
-        return split_table(root, fold=fold, n_folds=n_folds, seed=seed, **kwargs)
-    if key == "glas":
-        from .glas import split_table
-
-        return split_table(root, fold=fold, n_folds=n_folds, seed=seed, **kwargs)
-    raise InputError(f"fold export supports {FOLD_DATASETS} (CAMELYON16 writes its own with "
-                     f"`advwsl data camelyon16`), got {name!r}")
+    spec = get_dataset_spec(name)
+    if spec.split_table is None:
+        with_tables = [n for n in list_datasets() if get_dataset_spec(n).split_table is not None]
+        raise InputError(f"fold export supports {', '.join(with_tables)} (CAMELYON16 writes its own with "
+                         f"`advwsl data camelyon16`), got {name!r}")
+    if spec.needs_root and root is None:
+        raise DatasetError(f"dataset {spec.name!r} needs its folder (--data-root)")
+    return spec.split_table(root, fold=fold, n_folds=n_folds, seed=seed, **kwargs)
 
 
 def export_dataset_folds(name: str, root: str | Path | None, out_dir: str | Path, *, n_folds: int = 5,

@@ -27,6 +27,8 @@ import pandas as pd
 from ..errors import DatasetError, InputError
 from .base import TableDataset, require_dir
 from .folds import assign_folds
+from .registry import DatasetSpec, register_dataset
+from .transforms import ColorJitter, Compose, RandomCrop, RandomFlip, RandomRotate90
 
 CLASSES = ("benign", "malignant")
 NAME_RE = re.compile(r"^(train|testA|testB)_(\d+)$")
@@ -113,3 +115,10 @@ class GlaS(TableDataset):
         table = split_table(root, fold=fold, seed=seed)
         super().__init__(table[table["split"] == split], root, classes=CLASSES, transform=transform,
                          mask_mode="binary", name=f"glas-fold{fold}-{split}")
+
+
+register_dataset(DatasetSpec(
+    "glas", GlaS, "GlaS / Warwick QU, benign vs malignant with gland masks (section 2.1.1.3)", needs_root=True,
+    classes=CLASSES, has_masks=True, split_table=split_table,
+    layout="ROOT/Warwick QU Dataset (Released 2016_07_08)/{train,testA,testB}_<n>[_anno].bmp + Grade.csv",
+    train_transform=lambda: Compose([RandomCrop(416), RandomRotate90(), RandomFlip(), ColorJitter(0.5, 0.5, 0.5, 0.05)])))

@@ -36,12 +36,15 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ..errors import InputError
 from .folds import assign_folds
+from .registry import DatasetSpec, register_dataset
+from .transforms import Compose, RandomFlip, RandomRotate90
 
 CLASS_SETS: dict[int, tuple[tuple[str, ...], tuple[str | None, ...]]] = {
     2: (("normal", "malignant"), (None, "carcinoma")),
@@ -333,3 +336,25 @@ class SyntheticHistology(Dataset):
         """All untransformed samples at once: images (N, 3, H, W), labels (N,) int64, masks (N, H, W)."""
         imgs, masks = self._tiles(list(range(len(self))))
         return imgs, torch.from_numpy(self.labels.copy()), masks
+
+
+def _synthetic(root: str | None, split: str, *, fold: int = 0, transform: Callable[[dict], dict] | None = None,
+               **kwargs) -> SyntheticHistology:
+    return SyntheticHistology(split, fold=fold, transform=transform, **kwargs)
+
+
+def split_table(root: str | None, *, fold: int, n_folds: int = 5, seed: int = 0,
+                **kwargs) -> pd.DataFrame:
+    """The train/valid/test assignment of fold ``fold``: pool, index in the pool, label and split of every tile."""
+    parts = []
+    for split in ("train", "valid", "test"):
+        ds = SyntheticHistology(split, fold=fold, n_folds=n_folds, seed=seed, **kwargs)
+        parts.append(pd.DataFrame({"pool": ds.pool, "index": ds.indices, "label": ds.labels, "split": split}))
+    return pd.concat(parts, ignore_index=True)
+
+
+register_dataset(DatasetSpec(
+    "synthetic", _synthetic, "built-in synthetic H&E-like tiles with ROI masks (default; no files needed)",
+    needs_root=False, has_masks=True, split_table=split_table,
+    train_transform=lambda: Compose([RandomRotate90(), RandomFlip()]),
+    options={"size": "tile side (64)", "num_classes": "2, 3 or 4", "n_trainval": "tiles", "n_test": "tiles"}))

@@ -24,6 +24,8 @@ from torch.utils.data import Dataset
 
 from ..errors import DatasetError, InputError
 from .base import read_image, read_label_map
+from .registry import DatasetSpec, register_dataset
+from .transforms import ColorJitter, Compose, RandomFlip, RandomGaussianBlur, RandomScaleCrop, Resize
 
 CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
            "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
@@ -102,3 +104,17 @@ class VOCSegmentation(Dataset):
         sample = {"image": image, "label": label, "mask": torch.from_numpy(mask), "index": i,
                   "path": f"JPEGImages/{name}.jpg"}
         return self.transform(sample) if self.transform is not None else sample
+
+
+def _voc(root: str | Path, split: str, *, fold: int = 0, transform: Callable[[dict], dict] | None = None,
+         **kwargs) -> VOCSegmentation:
+    return VOCSegmentation(root, "val" if split in ("valid", "test") else split, transform=transform, **kwargs)
+
+
+register_dataset(DatasetSpec(
+    "voc", _voc, "Pascal VOC 2012 segmentation + augmented train set, 20 classes multi-label (section 3.4.1)",
+    needs_root=True, classes=CLASSES, has_masks=True, multilabel=True, folds=0,
+    layout="ROOT/VOCdevkit/VOC2012/{JPEGImages,SegmentationClass,SegmentationClassAug,ImageSets/Segmentation}/",
+    train_transform=lambda: Compose([RandomScaleCrop(448, 224), ColorJitter(0.3, 0.3, 0.3, 0.1),
+                                     RandomGaussianBlur(2.0), RandomFlip(horizontal=True, vertical=False)]),
+    eval_transform=lambda: Compose([Resize(448)])))

@@ -20,8 +20,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..attacks.pgd import project_l2_ball, quantize_toward
+from ..attacks import ddn, pgd_l2, project_l2_ball, quantize_toward
 from ..errors import ConfigError
+from ..training import train_one_epoch
 from ..utils import frozen
 
 #: Maximum training perturbation of the reference (section A V-7): 2.4 on MNIST, 1.0 on CIFAR-10.
@@ -168,8 +169,6 @@ def ddn_training(epsilon: float, *, steps: int = 100, gamma: float = 0.05, level
     """DDN adversarial training (section A V-6, eq. A V-9): each batch is replaced by DDN adversarials
     (``steps`` iterations, 100 in the reference, quantized to ``levels``) on the true labels, projected
     onto the ``epsilon``-ball (2.4 on MNIST, 1.0 on CIFAR-10)."""
-    from ..attacks import ddn
-
     kwargs = {"steps": steps, "gamma": gamma, "levels": levels, **attack_kwargs}
     return AdversarialPerturbation(ddn, epsilon, attack_kwargs=kwargs, clean_fraction=clean_fraction,
                                    levels=levels, clean_epochs=clean_epochs, name=f"ddn-{steps}", seed=seed)
@@ -181,8 +180,6 @@ def madry_training(epsilon: float, *, steps: int = 40, step_size: float | None =
     """Madry et al.'s defense (eq. A V-7) with an L2 region: each batch is replaced by the PGD-L2
     adversarial that maximizes the loss inside the ``epsilon``-ball (random start, ``steps`` normalized
     steps of ``step_size``, default ``2.5 * epsilon / steps``)."""
-    from ..attacks.pgd import pgd_l2
-
     generator = torch.Generator().manual_seed(seed + 1)
 
     def attack(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, targeted: bool = False,
@@ -201,11 +198,13 @@ def make_perturbation(attack: str, epsilon: float, *, steps: int | None = None, 
                       **kwargs: Any) -> AdversarialPerturbation:
     """``ddn`` (eq. A V-9) or ``pgd`` (Madry, eq. A V-7) training by name, as the command line asks.
     ``steps`` defaults to 100 for DDN and 40 for PGD."""
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise ConfigError(f"--steps must be a positive number of attack steps per batch, got {steps!r}")
     common = {"levels": levels, "clean_fraction": clean_fraction, "clean_epochs": clean_epochs, "seed": seed}
     if attack == "ddn":
-        return ddn_training(epsilon, steps=steps or 100, **common, **kwargs)
+        return ddn_training(epsilon, steps=100 if steps is None else steps, **common, **kwargs)
     if attack in ("pgd", "madry"):
-        return madry_training(epsilon, steps=steps or 40, **common, **kwargs)
+        return madry_training(epsilon, steps=40 if steps is None else steps, **common, **kwargs)
     raise ConfigError(f"unknown adversarial training attack {attack!r}; use 'ddn' (eq. A V-9) or 'pgd' (Madry)")
 
 
@@ -217,8 +216,6 @@ def adversarial_train(model: nn.Module, loader: Any, optimizer: torch.optim.Opti
     row of training metrics per epoch, including the hook's ``adv_l2_mean`` (mean L2 of the training
     adversarials). For runs with validation, checkpoints, resume and DDP use :func:`advwsl.training.fit`
     with ``perturb=perturbation``."""
-    from ..training import train_one_epoch
-
     if not isinstance(epochs, int) or epochs < 1:
         raise ConfigError(f"epochs must be a positive integer, got {epochs!r}")
     history = []

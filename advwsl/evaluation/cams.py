@@ -11,12 +11,13 @@ classifier offers. This module measures
 * both as curves over an L2 budget ε, obtained from one minimal-norm run by clipping each sample's
   perturbation to ε (``x + δ · min(1, ε/‖δ‖)``) and re-evaluating the model.
 
-Conventions (used everywhere, including by :func:`advwsl.attacks.cam.cam_ddn`): the CAM of one class is
-upsampled bilinearly to the input size, min-max normalized to [0, 1] per image (:func:`normalize_maps`)
-and binarized at ``threshold`` (default :data:`DEFAULT_CAM_THRESHOLD` = 0.5: a pixel is in the region when
-its activation is at least half-way between the map's minimum and maximum, the ``"minmax"`` rule of
-:func:`advwsl.training.cam_masks`; a constant map has an empty region). Two empty regions have Dice and
-IoU 1.
+Conventions (those of :func:`advwsl.attacks.cam_ddn` too): the CAM of one class is upsampled bilinearly
+to the input size, min-max normalized to [0, 1] per image and binarized at ``threshold`` (default 0.5: a
+pixel is in the region when its activation is at least half-way between the map's minimum and maximum,
+the ``"minmax"`` rule of :mod:`advwsl.models.cams`; a constant map has an empty region). This rule
+localizes with every head, whatever the offset of its maps; the reference's evaluation rule (``"zero"``,
+M_c > 0) is what training-time evaluation uses (:func:`advwsl.training.evaluate`). Two empty regions have
+Dice and IoU 1.
 """
 
 from __future__ import annotations
@@ -26,71 +27,16 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import InputError, ModelError
+from ..errors import InputError
+from ..models.cams import DEFAULT_CAM_THRESHOLD, binarize, cam_masks, class_maps, dice_iou, require_cams
 from ..utils import frozen
 
-DEFAULT_CAM_THRESHOLD = 0.5
-
 __all__ = [
-    "DEFAULT_CAM_THRESHOLD", "require_cams", "normalize_maps", "class_maps", "binarize", "dice_iou",
     "spearman", "centre_of_mass", "compare_maps", "mask_scores", "clip_perturbation", "predict_maps",
-    "cam_robustness", "MOVEMENT_COLUMNS",
+    "cam_robustness", "predict_regions", "MOVEMENT_COLUMNS",
 ]
-
-
-def require_cams(model: nn.Module) -> None:
-    """Raise :class:`ModelError` unless ``model`` has the ``cams(x) -> (logits, cams)`` method of the
-    weakly supervised models (section 3.2)."""
-    if not callable(getattr(model, "cams", None)):
-        raise ModelError(
-            f"model {type(model).__name__} has no class activation maps (no cams(x) method): CAM metrics and "
-            "the CAM attack need a weakly supervised model (cam, max, lse, wildcat, deepmil, ...); use the "
-            "label goal for this model")
-
-
-def normalize_maps(maps: Tensor, eps: float = 1e-12) -> Tensor:
-    """Min-max normalize each map of ``maps`` (N, H, W) to [0, 1]. A constant map becomes all zeros.
-    Differentiable (sub-gradients through the min and max)."""
-    flat = maps.flatten(1)
-    lo = flat.min(dim=1, keepdim=True).values
-    hi = flat.max(dim=1, keepdim=True).values
-    return ((flat - lo) / (hi - lo).clamp_min(eps)).view_as(maps)
-
-
-def class_maps(cams: Tensor, classes: Tensor, size: Sequence[int] | None = None) -> Tensor:
-    """The CAM of ``classes[i]`` for each sample, upsampled bilinearly to ``size`` (H, W) when given and
-    normalized to [0, 1] per image: (N, C, h, w) -> (N, H, W). Differentiable."""
-    if cams.dim() != 4:
-        raise InputError(f"CAMs must have shape (N, C, h, w), got {tuple(cams.shape)}")
-    idx = classes.to(cams.device).long().view(-1, 1, 1, 1).expand(-1, 1, *cams.shape[2:])
-    maps = cams.gather(1, idx)
-    if size is not None and tuple(maps.shape[2:]) != tuple(size):
-        maps = F.interpolate(maps, size=tuple(size), mode="bilinear", align_corners=False)
-    return normalize_maps(maps[:, 0])
-
-
-def binarize(maps: Tensor, threshold: float = DEFAULT_CAM_THRESHOLD) -> Tensor:
-    """Region of each normalized map: ``maps >= threshold`` (bool)."""
-    if not 0.0 < threshold <= 1.0:
-        raise InputError(f"CAM threshold must lie in (0, 1] for maps normalized to [0, 1], got {threshold}")
-    return maps >= threshold
-
-
-def dice_iou(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-image Dice (eq. 2.3) and IoU (eq. 3.12) of two boolean region batches (N, H, W); 1 when both
-    regions are empty."""
-    p = pred.flatten(1).bool()
-    t = target.flatten(1).bool()
-    inter = (p & t).sum(1).double()
-    sizes = p.sum(1).double() + t.sum(1).double()
-    union = sizes - inter
-    empty = sizes == 0
-    dice = torch.where(empty, torch.ones_like(inter), 2 * inter / sizes.clamp_min(1))
-    iou = torch.where(empty, torch.ones_like(inter), inter / union.clamp_min(1))
-    return dice.float(), iou.float()
 
 
 def _average_ranks(x: Tensor) -> Tensor:
@@ -138,18 +84,20 @@ def centre_of_mass(maps: Tensor) -> Tensor:
     return torch.where((total > 0).unsqueeze(1), com, centre.expand(n, 2)).float()
 
 
-def compare_maps(clean: Tensor, adversarial: Tensor,
-                 threshold: float = DEFAULT_CAM_THRESHOLD) -> dict[str, Tensor]:
+def compare_maps(clean: Tensor, adversarial: Tensor, threshold: float = DEFAULT_CAM_THRESHOLD, *,
+                 regions: tuple[Tensor, Tensor] | None = None) -> dict[str, Tensor]:
     """How much the CAM moved between two batches of normalized maps (N, H, W).
 
     Returns per-sample tensors: ``cam_dice`` and ``cam_iou`` between the binarized maps (1 = same
-    region), ``cam_spearman`` (rank correlation, in [-1, 1]), ``com_shift_px`` (distance between the
-    centres of mass, pixels) and ``com_shift`` (the same as a fraction of the image diagonal, in [0, 1]).
+    region; the maps binarized at ``threshold``, or the given ``regions`` (clean, adversarial) of another
+    rule), ``cam_spearman`` (rank correlation, in [-1, 1]), ``com_shift_px`` (distance between the centres
+    of mass, pixels) and ``com_shift`` (the same as a fraction of the image diagonal, in [0, 1]).
     """
     if clean.shape != adversarial.shape:
         raise InputError(f"clean maps {tuple(clean.shape)} and adversarial maps {tuple(adversarial.shape)} "
                          "must have the same shape")
-    dice, iou = dice_iou(binarize(clean, threshold), binarize(adversarial, threshold))
+    a, b = regions if regions is not None else (binarize(clean, threshold), binarize(adversarial, threshold))
+    dice, iou = dice_iou(a, b)
     shift = (centre_of_mass(clean) - centre_of_mass(adversarial)).norm(dim=1).cpu()
     h, w = clean.shape[1:]
     diagonal = float(np.hypot(max(h - 1, 1), max(w - 1, 1)))
@@ -157,11 +105,12 @@ def compare_maps(clean: Tensor, adversarial: Tensor,
             "com_shift_px": shift, "com_shift": (shift / diagonal).clamp(0, 1)}
 
 
-def mask_scores(maps: Tensor, masks: Tensor,
-                threshold: float = DEFAULT_CAM_THRESHOLD) -> tuple[Tensor, Tensor, Tensor]:
+def mask_scores(maps: Tensor, masks: Tensor, threshold: float = DEFAULT_CAM_THRESHOLD, *,
+                regions: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """Localization against ground truth: per-sample Dice and IoU between the binarized maps (N, H, W)
-    and the masks (N, H, W) or (N, 1, H, W), and a boolean ``valid`` marking the samples with a non-empty
-    mask (the only ones a CAM can be scored on; the others get NaN)."""
+    (at ``threshold``, or the given ``regions`` of another rule) and the masks (N, H, W) or (N, 1, H, W),
+    and a boolean ``valid`` marking the samples with a non-empty mask (the only ones a CAM can be scored
+    on; the others get NaN)."""
     if masks.dim() == 4:
         if masks.shape[1] != 1:
             raise InputError(f"masks must be (N, H, W) or (N, 1, H, W), got {tuple(masks.shape)}")
@@ -170,7 +119,7 @@ def mask_scores(maps: Tensor, masks: Tensor,
         raise InputError(f"masks of shape {tuple(masks.shape)} do not match the maps {tuple(maps.shape)}; "
                          "masks must have the input images' height and width")
     target = masks.to(maps.device) > 0.5
-    dice, iou = dice_iou(binarize(maps, threshold), target)
+    dice, iou = dice_iou(binarize(maps, threshold) if regions is None else regions.to(maps.device), target)
     valid = target.flatten(1).any(1).cpu()
     nan = torch.full_like(dice, float("nan"))
     return torch.where(valid, dice, nan), torch.where(valid, iou, nan), valid
@@ -188,13 +137,14 @@ def clip_perturbation(inputs: Tensor, adversarials: Tensor, eps: float) -> Tenso
 
 
 @torch.no_grad()
-def predict_maps(model: nn.Module, inputs: Tensor, classes: Tensor | None = None, *,
-                 batch_size: int = 64) -> tuple[Tensor, Tensor]:
-    """Predictions and normalized input-sized CAMs of ``model`` on ``inputs``: the CAM of ``classes``
-    when given, else of each image's predicted class. Returns (predictions (N,), maps (N, H, W)), on
-    the CPU. The model is evaluated frozen (eval mode) and left as it was."""
+def predict_regions(model: nn.Module, inputs: Tensor, classes: Tensor | None = None, *, batch_size: int = 64,
+                    rule: str = "minmax", threshold: float = DEFAULT_CAM_THRESHOLD) -> tuple[Tensor, Tensor, Tensor]:
+    """Predictions, normalized input-sized CAMs and their regions: the CAM of ``classes`` when given, else
+    of each image's predicted class, binarized by ``rule`` (:func:`advwsl.models.cams.cam_masks`). Returns
+    (predictions (N,), maps (N, H, W), regions (N, H, W) bool) on the CPU. The model is evaluated frozen
+    (eval mode) and left as it was."""
     require_cams(model)
-    preds, maps = [], []
+    preds, maps, regions = [], [], []
     with frozen(model):
         for start in range(0, len(inputs), batch_size):
             x = inputs[start:start + batch_size]
@@ -203,7 +153,15 @@ def predict_maps(model: nn.Module, inputs: Tensor, classes: Tensor | None = None
             which = pred if classes is None else classes[start:start + batch_size].to(pred.device)
             preds.append(pred.cpu())
             maps.append(class_maps(cams, which, x.shape[2:]).cpu())
-    return torch.cat(preds), torch.cat(maps)
+            regions.append(cam_masks(cams, which, x.shape[2:], rule, threshold=threshold).cpu())
+    return torch.cat(preds), torch.cat(maps), torch.cat(regions)
+
+
+def predict_maps(model: nn.Module, inputs: Tensor, classes: Tensor | None = None, *,
+                 batch_size: int = 64) -> tuple[Tensor, Tensor]:
+    """Predictions and normalized input-sized CAMs (see :func:`predict_regions`)."""
+    preds, maps, _ = predict_regions(model, inputs, classes, batch_size=batch_size)
+    return preds, maps
 
 
 def _summarize(frame: pd.DataFrame, columns: Sequence[str]) -> dict[str, float]:
@@ -215,7 +173,7 @@ MOVEMENT_COLUMNS = ("cam_dice", "cam_iou", "cam_spearman", "com_shift", "com_shi
 
 def cam_robustness(model: nn.Module, inputs: Tensor, adversarials: Tensor, masks: Tensor | None = None, *,
                    classes: Tensor | None = None, epsilons: Sequence[float] | None = None,
-                   threshold: float = DEFAULT_CAM_THRESHOLD, batch_size: int = 64,
+                   threshold: float = DEFAULT_CAM_THRESHOLD, rule: str = "minmax", batch_size: int = 64,
                    num_epsilons: int = 21) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
     """CAM quality and CAM movement for clean images and their (minimal-norm) adversarials, and the same
     as curves over the L2 budget ε.
@@ -231,7 +189,8 @@ def cam_robustness(model: nn.Module, inputs: Tensor, adversarials: Tensor, masks
     epsilons : budgets of the curves; default ``num_epsilons`` points from 0 to the largest perturbation
         norm. At each ε every perturbation is clipped to ε (:func:`clip_perturbation`) and the model
         re-evaluated.
-    threshold : binarization threshold of the normalized CAMs.
+    threshold, rule : how CAMs are binarized (:func:`advwsl.models.cams.cam_masks`; ``threshold`` is the
+        ``"minmax"`` rule's).
 
     Returns
     -------
@@ -246,18 +205,20 @@ def cam_robustness(model: nn.Module, inputs: Tensor, adversarials: Tensor, masks
     if inputs.shape != adversarials.shape:
         raise InputError(f"adversarials {tuple(adversarials.shape)} must have the shape of the inputs "
                          f"{tuple(inputs.shape)}")
-    clean_pred, _ = predict_maps(model, inputs, None, batch_size=batch_size)
+    opts = {"batch_size": batch_size, "rule": rule, "threshold": threshold}
+    clean_pred, _, _ = predict_regions(model, inputs, None, **opts)
     cls = clean_pred if classes is None else classes.detach().cpu().long()
-    _, clean_maps = predict_maps(model, inputs, cls, batch_size=batch_size)
-    adv_pred, adv_maps = predict_maps(model, adversarials, cls, batch_size=batch_size)
+    _, clean_maps, clean_regions = predict_regions(model, inputs, cls, **opts)
+    adv_pred, adv_maps, adv_regions = predict_regions(model, adversarials, cls, **opts)
     l2 = (adversarials - inputs).flatten(1).norm(dim=1).detach().cpu()
     per = {"index": np.arange(len(inputs)), "cam_class": cls.numpy(), "clean_pred": clean_pred.numpy(),
            "adv_pred": adv_pred.numpy(), "l2": l2.numpy()}
-    per.update({k: v.numpy() for k, v in compare_maps(clean_maps, adv_maps, threshold).items()})
+    per.update({k: v.numpy() for k, v in compare_maps(clean_maps, adv_maps,
+                                                      regions=(clean_regions, adv_regions)).items()})
     if masks is not None:
         masks = masks.detach().cpu()
-        dice_c, iou_c, valid = mask_scores(clean_maps, masks, threshold)
-        dice_a, iou_a, _ = mask_scores(adv_maps, masks, threshold)
+        dice_c, iou_c, valid = mask_scores(clean_maps, masks, regions=clean_regions)
+        dice_a, iou_a, _ = mask_scores(adv_maps, masks, regions=adv_regions)
         per.update({"has_mask": valid.numpy(), "mask_dice_clean": dice_c.numpy(),
                     "mask_iou_clean": iou_c.numpy(), "mask_dice_adv": dice_a.numpy(),
                     "mask_iou_adv": iou_a.numpy()})
@@ -269,11 +230,12 @@ def cam_robustness(model: nn.Module, inputs: Tensor, adversarials: Tensor, masks
     rows = []
     for eps in (float(e) for e in epsilons):
         clipped = clip_perturbation(inputs, adversarials, eps)
-        _, maps = predict_maps(model, clipped, cls, batch_size=batch_size)
+        _, maps, regions = predict_regions(model, clipped, cls, **opts)
         row = {"epsilon": eps}
-        row.update({k: float(v.mean()) for k, v in compare_maps(clean_maps, maps, threshold).items()})
+        row.update({k: float(v.mean()) for k, v in compare_maps(clean_maps, maps,
+                                                                regions=(clean_regions, regions)).items()})
         if masks is not None:
-            dice, iou, valid = mask_scores(maps, masks, threshold)
+            dice, iou, valid = mask_scores(maps, masks, regions=regions)
             row["mask_dice"] = float(dice[valid].mean()) if valid.any() else float("nan")
             row["mask_iou"] = float(iou[valid].mean()) if valid.any() else float("nan")
         rows.append(row)

@@ -36,7 +36,7 @@ def _comm_device() -> torch.device:
     return torch.device("cpu")
 
 
-def _all_reduce_sum(t: Tensor) -> Tensor:
+def all_reduce_sum(t: Tensor) -> Tensor:
     """Sum of ``t`` over ranks (``t`` itself when not distributed)."""
     if not _distributed():
         return t
@@ -45,7 +45,7 @@ def _all_reduce_sum(t: Tensor) -> Tensor:
     return out.to(t.device)
 
 
-def _all_gather_cat(t: Tensor) -> Tensor:
+def all_gather_cat(t: Tensor) -> Tensor:
     """Concatenation along dim 0 of ``t`` from every rank, in rank order (sizes may differ)."""
     if not _distributed():
         return t
@@ -243,8 +243,8 @@ class ClassificationMeter:
     def compute(self) -> dict[str, float]:
         empty_s = torch.zeros((0, self.num_classes), dtype=torch.float64)
         empty_l = torch.zeros((0, self.num_classes) if self.multilabel else (0,), dtype=torch.long)
-        scores = _all_gather_cat(torch.cat(self._scores) if self._scores else empty_s)
-        labels = _all_gather_cat(torch.cat(self._labels) if self._labels else empty_l)
+        scores = all_gather_cat(torch.cat(self._scores) if self._scores else empty_s)
+        labels = all_gather_cat(torch.cat(self._labels) if self._labels else empty_l)
         if scores.shape[0] == 0:
             raise InputError("ClassificationMeter.compute called before any update")
         if self.multilabel:
@@ -290,7 +290,7 @@ class BinarySegmentationMeter:
                                   tn.sum()]).cpu()
 
     def compute(self) -> dict[str, float]:
-        s, n, sp, npos, tp, fp, fn, tn = _all_reduce_sum(self._acc).tolist()
+        s, n, sp, npos, tp, fp, fn, tn = all_reduce_sum(self._acc).tolist()
         if n == 0:
             raise InputError("BinarySegmentationMeter.compute called before any update")
         cm = torch.tensor([[tn, fp], [fn, tp]], dtype=torch.float64)
@@ -322,7 +322,7 @@ class ConfusionMeter:
         self.matrix += confusion_matrix(pred, target, self.num_classes, ignore_index=self.ignore_index).cpu()
 
     def compute(self) -> dict[str, float]:
-        cm = _all_reduce_sum(self.matrix)
+        cm = all_reduce_sum(self.matrix)
         total = int(cm.sum())
         if total == 0:
             raise InputError("ConfusionMeter.compute called before any update")

@@ -23,16 +23,15 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..errors import ConfigError, InputError
-from ..evaluation.checks import AdvwslWarning
-from ..results import AttackResult, combine_results
-from ..utils import frozen
+from ..attacks import AttackResult, combine_results, get_attack_spec, pgd_l2, run_attack
+from ..errors import AdvwslWarning, ConfigError, InputError
+from ..utils import frozen, model_device
 from . import sanity
-from .robustness_report import RobustnessReport, merge_reports
+from .robustness_report import RobustnessReport, concat_results, merge_reports
 
-#: Budgets of section A V-7: C&W 9 x 10 000, DeepFool 100, DDN 1 000.
-REFERENCE_BUDGETS: dict[str, dict[str, Any]] = {
-    "cw": {"binary_search_steps": 9, "steps": 10000}, "deepfool": {"steps": 100}, "ddn": {"steps": 1000}}
+#: Budget presets: ``"reference"`` is section A V-7's (C&W 9 x 10 000, DeepFool 100, DDN 1 000: each attack's
+#: ``AttackSpec.reference_budget``), ``"quick"`` a first look in minutes (``AttackSpec.quick_budget``).
+PRESETS = ("reference", "quick")
 
 
 def parse_shard(text: str | tuple[int, int] | None) -> tuple[int, int]:
@@ -48,24 +47,21 @@ def parse_shard(text: str | tuple[int, int] | None) -> tuple[int, int]:
     return k, n
 
 
-def parse_budget(attack: str, text: str | int) -> dict[str, Any]:
-    """An attack budget as keyword arguments: ``"1000"`` -> ``steps=1000``; for C&W ``"9x10000"`` ->
-    ``binary_search_steps=9, steps=10000`` (Table A V-9's ``4x25`` and ``1x100`` likewise)."""
-    text = str(text).lower().replace("\u00d7", "x")
-    parts = text.split("x")
-    if len(parts) == 2 and attack not in ("cw", "carlini_wagner_l2"):
-        raise ConfigError(f"budget {text!r}: the SEARCHESxSTEPS form is for C&W only; give {attack} a step count")
-    if len(parts) > 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise ConfigError(f"budget for {attack} must be a positive step count (e.g. 100) or, for C&W, "
-                          f"SEARCHESxSTEPS (e.g. 9x10000), got {text!r}")
-    if len(parts) == 2:
-        return {"binary_search_steps": int(parts[0]), "steps": int(parts[1])}
-    return {"steps": int(parts[0])}
+def default_epsilons(epsilon: float | Sequence[float], num: int = 41) -> tuple[float, ...]:
+    """A curve grid from 0 to 2.5 times the (largest) table radius (the range of Figure A V-4 around it)."""
+    top = max(epsilon) if isinstance(epsilon, Sequence) else epsilon
+    return tuple(float(v) for v in np.round(np.linspace(0.0, 2.5 * top, num), 10))
 
 
-def default_epsilons(epsilon: float, num: int = 41) -> tuple[float, ...]:
-    """A curve grid from 0 to ``2.5 * epsilon`` (the range of Figure A V-4 around the table's epsilon)."""
-    return tuple(float(v) for v in np.round(np.linspace(0.0, 2.5 * epsilon, num), 10))
+def preset_budgets(attacks: Sequence[str], preset: str = "reference") -> dict[str, dict[str, Any]]:
+    """Each attack's hyper-parameters under a budget preset (:data:`PRESETS`)."""
+    if preset not in PRESETS:
+        raise ConfigError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    out = {}
+    for name in attacks:
+        spec = get_attack_spec(name)
+        out[name] = spec.kwargs(spec.reference_budget if preset == "reference" else spec.quick_budget)
+    return out
 
 
 def _seed(seed: int, batch: int, salt: int) -> int:
@@ -76,17 +72,15 @@ def _seed(seed: int, batch: int, salt: int) -> int:
 def _run(model: nn.Module, x: torch.Tensor, y: torch.Tensor, index: np.ndarray, attack: Any,
          kwargs: dict[str, Any], levels: int | None, seed: int, name: str | None = None) -> AttackResult:
     """One verified run on one batch, its records carrying the samples' positions ``index`` in the set."""
-    from ..attacks.runner import run_attack
-
     torch.manual_seed(seed)
     r = run_attack(model, x, y, attack=attack, attack_kwargs=kwargs, batch_size=len(x), levels=levels,
                    progress=False, seed=seed, name=name)
     return replace(r, index=index[r.index])
 
 
-def evaluate_robustness(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, epsilon: float,
-                        attacks: Sequence[str] = ("cw", "deepfool", "ddn"),
-                        budgets: Mapping[str, Mapping[str, Any]] | None = None,
+def evaluate_robustness(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *,
+                        epsilon: float | Sequence[float], attacks: Sequence[str] = ("cw", "deepfool", "ddn"),
+                        budgets: Mapping[str, Mapping[str, Any]] | None = None, preset: str = "reference",
                         epsilons: Sequence[float] | None = None, batch_size: int = 128, levels: int | None = 256,
                         shard: str | tuple[int, int] | None = None, seed: int = 0, checks: bool = True,
                         more_steps_factor: int = 3, check_samples: int = 64, noise_draws: int = 8,
@@ -95,9 +89,10 @@ def evaluate_robustness(model: nn.Module, inputs: torch.Tensor, labels: torch.Te
     """Evaluate the robustness of ``model`` as in section A V-7 (Tables A V-5/A V-6, Figure A V-4).
 
     Every attack in ``attacks`` (registered names: ``cw``, ``deepfool``, ``ddn``, ...) runs untargeted on
-    every sample through :func:`advwsl.attacks.runner.run_attack` (verified records), with the keyword
-    budget ``budgets[name]`` (default: the reference's, :data:`REFERENCE_BUDGETS`). ``"All"`` is the
-    per-sample smallest adversarial over them.
+    every sample through :func:`advwsl.attacks.run_attack` (verified records), with the keyword budget
+    ``budgets[name]`` (default: the ``preset``'s: ``"reference"``, section A V-7's C&W 9 x 10 000, DeepFool
+    100 and DDN 1 000, or ``"quick"``, minutes instead of hours; see :func:`preset_budgets`). ``"All"`` is
+    the per-sample smallest adversarial over them.
 
     With ``checks``, three more measurements feed the sanity checks: PGD-L2 (``pgd_steps`` steps) at
     ``pgd_epsilons`` (default ``epsilon / 2, epsilon, 2 epsilon``), whose accuracies must not increase with
@@ -112,8 +107,8 @@ def evaluate_robustness(model: nn.Module, inputs: torch.Tensor, labels: torch.Te
     inputs, labels : Tensor
         The whole evaluation set ``(N, C, H, W)`` in [0, 1] and its labels ``(N,)`` (also when sharded:
         each shard picks its batches from it).
-    epsilon : float
-        Radius of the accuracy column of the table (1.5 on MNIST, 0.5 on CIFAR-10 in the reference).
+    epsilon : float or sequence of float
+        Radius (radii) of the accuracy column(s) of the table (1.5 on MNIST, 0.5 on CIFAR-10 in the reference).
     epsilons : sequence of float, optional
         Grid of the curves (default :func:`default_epsilons`).
     batch_size : int
@@ -136,8 +131,10 @@ def evaluate_robustness(model: nn.Module, inputs: torch.Tensor, labels: torch.Te
     from tqdm.auto import tqdm
 
     k, n_shards = parse_shard(shard)
-    if not (isinstance(epsilon, (int, float)) and math.isfinite(epsilon) and epsilon > 0):
+    radii = tuple(epsilon) if isinstance(epsilon, Sequence) else (epsilon,)
+    if not radii or not all(isinstance(e, (int, float)) and math.isfinite(e) and e > 0 for e in radii):
         raise ConfigError(f"epsilon (the table's accuracy radius) must be positive, got {epsilon!r}")
+    radii = tuple(float(e) for e in radii)
     if not attacks:
         raise ConfigError("attacks is empty; name at least one of cw, deepfool, ddn")
     if len(set(attacks)) != len(attacks):
@@ -148,19 +145,16 @@ def evaluate_robustness(model: nn.Module, inputs: torch.Tensor, labels: torch.Te
                          f"{type(labels).__name__} {tuple(getattr(labels, 'shape', ()))}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
-    from ..attacks import get_attack
-    from ..attacks.pgd import pgd_l2
-
-    for name in attacks:
-        get_attack(name)
-    budgets = {name: dict((budgets or {}).get(name, REFERENCE_BUDGETS.get(name, {}))) for name in attacks}
-    epsilons = tuple(float(e) for e in (epsilons if epsilons is not None else default_epsilons(epsilon)))
+    defaults = preset_budgets(attacks, preset)
+    budgets = {name: dict((budgets or {}).get(name, defaults[name])) for name in attacks}
+    epsilons = tuple(float(e) for e in (epsilons if epsilons is not None else default_epsilons(radii)))
+    mid = radii[0]
     pgd_eps = tuple(float(e) for e in (pgd_epsilons if pgd_epsilons is not None else
-                                       (epsilon / 2, epsilon, 2 * epsilon))) if checks else ()
+                                       (mid / 2, mid, 2 * mid))) if checks else ()
     rerun = "ddn" if "ddn" in attacks else attacks[0]
     more_kwargs = dict(budgets[rerun])
     if checks:
-        params = inspect.signature(get_attack(rerun)).parameters
+        params = inspect.signature(get_attack_spec(rerun).fn).parameters
         base_steps = more_kwargs.get("steps", params["steps"].default if "steps" in params else None)
         if base_steps is None:
             raise ConfigError(f"the more-steps check needs a 'steps' budget; {rerun} has none (pass checks=False)")
@@ -198,26 +192,25 @@ def evaluate_robustness(model: nn.Module, inputs: torch.Tensor, labels: torch.Te
                 more_parts.append(_run(model, x[pick], y[pick], index[pick], rerun, more_kwargs, levels,
                                        _seed(seed, b, 200)))
             best = combine_results(batch)
-            device = next((p.device for p in model.parameters()), x.device)
+            device = model_device(model, x.device)
             fooled = sanity.noise_fooled(model, x.to(device), y.to(device), torch.from_numpy(best.norms).float(),
                                          draws=noise_draws,
                                          generator=torch.Generator().manual_seed(_seed(seed, b, 300)))
             noise_parts.append(pd.DataFrame({"index": best.index, "noise_fooled": fooled.cpu().numpy()}))
-    from .robustness_report import concat_results
-
     results = {name: concat_results(parts[name]) for name in attacks}
     results["All"] = combine_results(list(results.values()))
-    config = {"model_name": model_name, "attacks": list(attacks), "budgets": budgets, "levels": levels,
+    config = {"model_name": model_name, "attacks": list(attacks), "budgets": budgets, "preset": preset,
+              "levels": levels,
               "batch_size": batch_size, "seed": seed, "n_samples": n, "checks": checks,
               "more_steps": {"attack": rerun, **more_kwargs} if checks else None, "check_stride": stride,
               "noise_draws": noise_draws, "pgd_steps": pgd_steps, "shard": [k, n_shards],
               "seconds": time.perf_counter() - tic}
     return RobustnessReport(
-        results, float(epsilon), epsilons, config,
+        results, radii, epsilons, config,
         pgd={e: concat_results(v) for e, v in pgd_parts.items()},
         more_steps=concat_results(more_parts) if more_parts else None,
         noise=pd.concat(noise_parts, ignore_index=True) if noise_parts else None)
 
 
-__all__ = ["REFERENCE_BUDGETS", "RobustnessReport", "default_epsilons", "evaluate_robustness", "merge_reports",
-           "parse_budget", "parse_shard"]
+__all__ = ["PRESETS", "RobustnessReport", "default_epsilons", "evaluate_robustness", "merge_reports",
+           "parse_shard", "preset_budgets"]

@@ -4,7 +4,6 @@ sanity checks are derived; saving, loading and the exact merge of shards."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -13,9 +12,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..attacks.result import COLUMNS, AttackResult, combine_results, load_result
 from ..errors import ConfigError
-from ..results import COLUMNS, AttackResult, combine_results, load_result
-from ..runs import write_json
+from ..io import atomic_write_text, read_json, write_json
+from ..plotting import plot_robustness_curves
 from . import sanity
 
 
@@ -40,7 +40,7 @@ class RobustnessReport:
     """
 
     results: dict[str, AttackResult]
-    epsilon: float
+    epsilon: tuple[float, ...]
     epsilons: tuple[float, ...]
     config: dict[str, Any]
     pgd: dict[float, AttackResult] = field(default_factory=dict)
@@ -52,25 +52,27 @@ class RobustnessReport:
         return [k for k in self.results if k != "All"]
 
     def table(self) -> pd.DataFrame:
-        """The rows of Tables A V-5/A V-6: attack success (%), mean L2 of successes, median L2 (failures
-        counted as the distance to a gray image), model accuracy (%) at ``epsilon``."""
+        """The rows of Tables A V-5/A V-6: attack success, mean L2 of successes, median L2 (failures counted
+        as the distance to a gray image), model accuracy at each radius of ``epsilon`` (shares in [0, 1])."""
         rows = []
         for name, r in self.results.items():
             s = r.summary()
-            rows.append({"attack": r.attack, "budget": r.budget if name != "All" else "", "success": s["success"],
-                         "mean_l2": s["mean_l2"], "median_l2": s["median_l2"],
-                         f"accuracy_at_{self.epsilon:g}": 100.0 * float(r.accuracy(self.epsilon))})
+            row = {"attack": r.attack, "budget": r.budget if name != "All" else "", "success": s["success"],
+                   "mean_l2": s["mean_l2"], "median_l2": s["median_l2"]}
+            row.update({f"accuracy_at_{e:g}": float(r.accuracy(e)) for e in self.epsilon})
+            rows.append(row)
         return pd.DataFrame(rows)
 
     def curves(self) -> pd.DataFrame:
-        """Figure A V-4: accuracy (%) against epsilon, one curve per attack and ``All``; long format."""
+        """Figure A V-4: accuracy (a share in [0, 1]) against epsilon, one curve per attack and ``All``; long
+        format."""
         frames = []
         for name, r in self.results.items():
             c = r.robustness_curve(self.epsilons)
-            frames.append(pd.DataFrame({"attack": name, "epsilon": c["epsilon"], "accuracy": 100 * c["accuracy"]}))
+            frames.append(pd.DataFrame({"attack": name, "epsilon": c["epsilon"], "accuracy": c["accuracy"]}))
         for eps, r in sorted(self.pgd.items()):
             frames.append(pd.DataFrame({"attack": "pgd (bounded)", "epsilon": [eps],
-                                        "accuracy": [100.0 * float(np.mean(r.originally_correct & ~r.success))]}))
+                                        "accuracy": [float(np.mean(r.originally_correct & ~r.success))]}))
         return pd.concat(frames, ignore_index=True)
 
     def checks(self) -> list[sanity.SanityCheck]:
@@ -103,15 +105,17 @@ class RobustnessReport:
         return sanity.masking_warning(self.config.get("model_name", "model"), self.checks(), emit=emit)
 
     def markdown(self) -> str:
-        """Table A V-5 layout in Markdown, followed by the checks."""
+        """Table A V-5 layout in Markdown (percent), followed by the checks."""
         t = self.table()
-        acc_col = t.columns[-1]
-        lines = [f"| Attack | Budget | Attack success | Mean L2 | Median L2 | Accuracy at eps <= {self.epsilon:g} |",
-                 "|---|---|---:|---:|---:|---:|"]
+        eps = [f"{e:g}" for e in self.epsilon]
+        lines = ["| Attack | Budget | Attack success (%) | Mean L2 | Median L2 | "
+                 + " | ".join(f"Accuracy at eps <= {e} (%)" for e in eps) + " |",
+                 "|---|---|---:|---:|---:|" + "---:|" * len(eps)]
         for row in t.to_dict(orient="records"):
             name = "**All**" if row["attack"] == "All" else row["attack"]
-            lines.append(f"| {name} | {row['budget']} | {row['success']:.1f} | {row['mean_l2']:.4f} | "
-                         f"{row['median_l2']:.4f} | {row[acc_col]:.1f} |")
+            lines.append(f"| {name} | {row['budget']} | {100 * row['success']:.1f} | {row['mean_l2']:.4f} | "
+                         f"{row['median_l2']:.4f} | " + " | ".join(f"{100 * row[f'accuracy_at_{e}']:.1f}" for e in eps)
+                         + " |")
         lines.append("")
         lines += [f"- [{'ok' if c.passed else 'FAIL'}] {c.name}: {c.message}" for c in self.checks()]
         warn = self.warning()
@@ -122,8 +126,8 @@ class RobustnessReport:
     # ------------------------------------------------------------------------------------ save / load
     def save(self, directory: str | Path) -> Path:
         """Write per-sample CSVs (one per attack, PGD radius, more-steps rerun, noise), ``table.csv``,
-        ``curves.csv``, ``curves.png`` (Figure A V-4), ``summary.json`` and ``table.md`` into
-        ``directory``; nothing is overwritten."""
+        ``robustness_curves.csv``, ``robustness_curves.png`` (Figure A V-4), ``summary.json`` and ``table.md``
+        into ``directory``; nothing is overwritten."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         if (directory / "robustness.json").exists():
@@ -136,19 +140,17 @@ class RobustnessReport:
         if self.more_steps is not None:
             self.more_steps.save(directory, "more-steps")
         if self.noise is not None:
-            self.noise.to_csv(directory / "noise.csv", index=False)
-        self.table().to_csv(directory / "table.csv", index=False)
-        self.curves().to_csv(directory / "curves.csv", index=False)
-        (directory / "table.md").write_text(self.markdown() + "\n")
-        from ..plotting import plot_robustness_curves
-
-        plot_robustness_curves(self.curves(), directory / "curves.png", epsilon=self.epsilon,
+            atomic_write_text(directory / "noise.csv", self.noise.to_csv(index=False))
+        atomic_write_text(directory / "table.csv", self.table().to_csv(index=False))
+        atomic_write_text(directory / "robustness_curves.csv", self.curves().to_csv(index=False))
+        atomic_write_text(directory / "table.md", self.markdown() + "\n")
+        plot_robustness_curves(self.curves(), directory / "robustness_curves.png", epsilon=self.epsilon,
                                title=f"{self.config.get('model_name', 'model')}: accuracy under attack")
         write_json(directory / "summary.json", {"table": self.table().to_dict(orient="records"),
                                                 "checks": [c.as_dict() for c in self.checks()],
                                                 "warning": self.warning()})
         write_json(directory / "robustness.json", {
-            "attacks": self.attacks, "epsilon": self.epsilon, "epsilons": list(self.epsilons),
+            "attacks": self.attacks, "epsilon": list(self.epsilon), "epsilons": list(self.epsilons),
             "pgd_epsilons": sorted(self.pgd), "more_steps": self.more_steps is not None,
             "noise": self.noise is not None, "config": self.config})
         return directory
@@ -161,13 +163,15 @@ class RobustnessReport:
         if not meta_path.is_file():
             raise ConfigError(f"{directory} holds no robustness evaluation (no robustness.json); pass the run "
                               "directory written by `advwsl evaluate-robustness`")
-        meta = json.loads(meta_path.read_text())
+        meta = read_json(meta_path, what="robustness evaluation")
         results = {name: load_result(directory / f"attack-{name}") for name in meta["attacks"]}
         results["All"] = combine_results(list(results.values()))
         pgd = {float(e): load_result(directory / f"pgd-{i}") for i, e in enumerate(meta["pgd_epsilons"])}
         more = load_result(directory / "more-steps") if meta["more_steps"] else None
         noise = pd.read_csv(directory / "noise.csv") if meta["noise"] else None
-        return cls(results, float(meta["epsilon"]), tuple(meta["epsilons"]), meta["config"], pgd, more, noise)
+        epsilon = meta["epsilon"] if isinstance(meta["epsilon"], list) else [meta["epsilon"]]
+        return cls(results, tuple(float(e) for e in epsilon), tuple(meta["epsilons"]), meta["config"], pgd, more,
+                   noise)
 
 
 def merge_reports(reports: Sequence[RobustnessReport]) -> RobustnessReport:

@@ -1,239 +1,285 @@
-"""The attack job behind ``advwsl attack``: resolve a model and a dataset, run one or several attacks with
-:func:`advwsl.attacks.runner.run_attack`, and write a run directory with the Table A V-1 rows, per-sample
-records, summaries and robustness curves (Figure A V-4)."""
+"""The job behind ``advwsl attack``, for every model: resolve the model and the data, run one or several
+registered attacks with :func:`advwsl.attacks.run_attack` (verified records), and write one run directory.
+
+For every model the directory holds ``config.json`` / ``versions.json``; per attack ``<attack>.csv``
+(per-sample records), ``<attack>.json`` (summary) and ``<attack>.md`` (its Table A V-1 row); with several
+untargeted minimal-norm attacks the "All" row (``all.*``: per sample the smallest adversarial); ``table.md``
+(every row, Table A V-1 layout), ``robustness_curves.csv`` / ``.png`` (accuracy against ε from the minimal
+norms, Figure A V-4; shares in [0, 1]); ``summary.json`` and ``summary.md`` (the report printed). When the
+model has class activation maps (weakly supervised models) and the attacks are untargeted, also what each
+attack did to the CAMs: ``cams.csv`` (per sample and attack), ``cam_curves.csv`` and, for the first attack,
+``cam_curves.png`` and ``cam_grid.png``. Every file is written once.
+
+Every option is checked before a model is trained or loaded and before the run directory is created.
+"""
 
 from __future__ import annotations
 
-import warnings
+import inspect
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
-from ..errors import ConfigError, InputError
-from ..results import AttackResult, combine_results, results_table
-from ..runs import create_run_dir, write_json
+from ..attacks import (REFERENCE_ATTACKS, AttackResult, AttackSpec, combine_results, get_attack_spec,
+                       parse_budgets, results_table, run_attack)
+from ..errors import ConfigError
+from ..evaluation.cams import cam_robustness, predict_maps
+from ..io import atomic_write_text, write_json
+from ..models.cams import CAM_RULES
+from ..plotting import plot_cam_curves, plot_cam_grid, plot_robustness_curves
+from ..runs import INCOMPLETE, check_out, run_directory
 from ..utils import seed_everything, select_device
+from .builtin import resolve_model
+from .data import EvalData, check_data_fits_model, data_for_model
+from .report import format_attack_report
 
-#: Attacks run by ``--attack all`` (the reference's three), and the "All" row over them.
-ALL_ATTACKS = ("ddn", "cw", "deepfool")
+__all__ = ["AttackConfig", "TABLE_EPSILONS", "expand_attacks", "check_attack_kwargs", "attack_job"]
 
-#: Built-in models that need no file: name -> function returning a trained model.
-MODEL_SOURCES: dict[str, Callable[[], nn.Module]] = {}
+#: The budgets ε of the accuracy columns of the report (L2, images in [0, 1]).
+TABLE_EPSILONS = (0.1, 0.25, 0.5, 1.0)
 
-
-def register_model_source(name: str, load: Callable[[], nn.Module]) -> None:
-    """Make ``--model name`` return ``load()`` (a ready, trained model)."""
-    MODEL_SOURCES[name] = load
-
-
-def _digits_cnn() -> nn.Module:
-    from .digits import digits_cnn
-
-    return digits_cnn()
+Log = Callable[[str], None]
 
 
-register_model_source("digits-cnn", _digits_cnn)
+def expand_attacks(names: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """``"all"`` -> the reference's three attacks; a comma-separated list -> a tuple of registered names."""
+    if isinstance(names, str):
+        names = tuple(n.strip() for n in names.split(",") if n.strip())
+    out: list[str] = []
+    for name in names:
+        for n in (REFERENCE_ATTACKS if name == "all" else (name,)):
+            get_attack_spec(n)
+            if n not in out:
+                out.append(n)
+    if not out:
+        raise ConfigError("no attack given; use --attack ddn, cw, deepfool, all, or a comma-separated list")
+    return tuple(out)
 
 
-def resolve_model(name_or_path: str, *, checkpoint: str | Path | None = None) -> nn.Module:
-    """The model named by ``--model`` / ``--checkpoint``, on the CPU.
-
-    In order: an explicit ``checkpoint`` (loaded with ``advwsl.models.zoo.load_model``, checked to be of
-    architecture ``name_or_path`` when that is a zoo name); a built-in source of :data:`MODEL_SOURCES`
-    (``digits-cnn``: trained on first use and cached); an existing checkpoint path; a zoo architecture name
-    (``create_model``; its weights are random unless a checkpoint is given, with a warning).
-    """
-    zoo = _zoo()
-    if checkpoint is not None:
-        if zoo is None:
-            raise ConfigError("loading checkpoints needs advwsl.models.zoo, which this installation lacks")
-        arch = name_or_path if name_or_path in zoo.list_models() else None
-        return zoo.load_model(checkpoint, architecture=arch)
-    if name_or_path in MODEL_SOURCES:
-        return MODEL_SOURCES[name_or_path]()
-    path = Path(name_or_path)
-    if path.suffix in (".safetensors", ".json") or path.exists() or path.with_name(path.name + ".json").exists():
-        if zoo is None:
-            raise ConfigError("loading checkpoints needs advwsl.models.zoo, which this installation lacks")
-        return zoo.load_model(path)
-    known = sorted(MODEL_SOURCES) + (zoo.list_models() if zoo is not None else [])
-    if zoo is not None and name_or_path in zoo.list_models():
-        warnings.warn(f"model {name_or_path!r} is built with random weights; pass --checkpoint to attack a "
-                      "trained one", UserWarning, stacklevel=2)
-        return zoo.create_model(name_or_path)
-    raise ConfigError(f"unknown model {name_or_path!r}: not a checkpoint path (<stem>.safetensors + <stem>.json) "
-                      f"nor a known name ({', '.join(known)})")
-
-
-def _zoo() -> Any:
-    try:
-        from ..models import zoo
-    except ImportError:
-        return None
-    return zoo
-
-
-def resolve_dataset(name: str, *, split: str = "test", data_root: str | None = None,
-                    n_samples: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``n_samples`` images (in [0, 1]) and labels of a dataset split.
-
-    ``digits`` is the scikit-learn digits at 16 x 16 (shipped with scikit-learn); other names are looked up
-    with ``advwsl.data.get_dataset`` (with ``data_root``) when that registry is available.
-    """
-    if n_samples is not None and n_samples < 1:
-        raise ConfigError(f"--n-samples must be positive, got {n_samples}")
-    if name == "digits":
-        from ..data.digits import sklearn_digits
-
-        if split not in ("train", "test"):
-            raise ConfigError(f"the digits have splits 'train' and 'test', got {split!r}")
-        x, y = sklearn_digits(16, split)
-        return x[:n_samples], y[:n_samples]
-    try:
-        from ..data import get_dataset
-        from ..data.transforms import eval_transform
-    except ImportError:
-        raise ConfigError(f"unknown dataset {name!r}; available here: digits") from None
-    dataset = get_dataset(name, split=split, root=data_root, transform=eval_transform(name))
-    count = len(dataset) if n_samples is None else min(n_samples, len(dataset))
-    if count == 0:
-        raise ConfigError(f"dataset {name!r} split {split!r} is empty; check --data-root and --split")
-    items = [dataset[i] for i in range(count)]
-    if isinstance(items[0], dict):
-        return torch.stack([it["image"] for it in items]), torch.tensor([int(it["label"]) for it in items])
-    return torch.stack([it[0] for it in items]), torch.tensor([int(it[1]) for it in items])
-
-
-def attack_kwargs(name: str, budget: int | None) -> dict[str, Any]:
-    """Hyper-parameters for a budget of ``budget`` gradient steps (None: the reference's defaults).
-
-    DDN and DeepFool: ``steps = budget``. C&W: 4 binary-search steps of ``budget / 4`` iterations (the
-    4 x 25 budget of Table A V-1 for 100) with the MNIST hyper-parameters of Table A V-9 (learning rate 0.5,
-    initial constant 1; pass others with ``--attack-kwargs``), or 9 x 10 000 without a budget.
-    """
-    if budget is None:
-        return {}
-    if budget < 1:
-        raise ConfigError(f"--budget must be a positive number of steps, got {budget}")
-    if name in ("cw", "carlini_wagner_l2"):
-        searches = 4 if budget >= 4 else 1
-        return {"binary_search_steps": searches, "steps": budget // searches, "stepsize": 0.5, "initial_const": 1.0}
-    return {"steps": budget}
+def check_attack_kwargs(spec: AttackSpec, kwargs: dict[str, Any]) -> None:
+    """Reject keys the attack does not take and values whose type does not match its default."""
+    params = inspect.signature(spec.fn).parameters
+    allowed = {n: p for n, p in params.items() if n not in ("model", "inputs", "labels", "targeted")}
+    for key, value in kwargs.items():
+        if key not in allowed:
+            raise ConfigError(f"{spec.name} has no hyper-parameter {key!r}; it takes: {', '.join(sorted(allowed))}")
+        default = allowed[key].default
+        if default is inspect.Parameter.empty or default is None or value is None:
+            continue
+        ok = isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int))
+        if isinstance(value, bool) and not isinstance(default, bool):
+            ok = False
+        if not ok:
+            raise ConfigError(f"{spec.name} hyper-parameter {key!r} must be a {type(default).__name__} like its "
+                              f"default {default!r}, got {value!r}")
 
 
 @dataclass
-class AttackJobConfig:
-    """Everything ``advwsl attack`` needs; the click options map one to one onto these fields."""
+class AttackConfig:
+    """Everything ``advwsl attack`` needs; the click options map one to one onto these fields.
+
+    ``budget`` holds the ``--budget`` items (``N`` for every attack, or ``ATTACK=N``); an attack without one
+    runs at its reference budget. ``epsilon`` are the radii of the report's accuracy columns.
+    ``cam_rule`` binarizes CAMs in the report (:data:`advwsl.models.cams.CAM_RULES`)."""
 
     model: str = "digits-cnn"
     checkpoint: str | None = None
-    dataset: str = "digits"
+    dataset: str | None = None
     data_root: str | None = None
+    dataset_kwargs: dict[str, Any] = field(default_factory=dict)
     split: str = "test"
     n_samples: int | None = None
     attacks: tuple[str, ...] = ("ddn",)
-    budget: int | None = None
+    budget: tuple[str, ...] = ()
     targeted: bool = False
+    epsilon: tuple[float, ...] = TABLE_EPSILONS
     batch_size: int = 128
     device: str | None = None
     out: str | None = None
     seed: int = 0
     levels: int | None = 256
+    attack_kwargs: dict[str, Any] = field(default_factory=dict)
+    dice_threshold: float = 0.5
+    cam_rule: str = "minmax"
     progress: bool = True
-    extra_kwargs: dict[str, Any] = field(default_factory=dict)
+    retrain: bool = False
+
+    def validate(self) -> dict[str, dict[str, Any]]:
+        """Check every option (no side effect) and return each attack's hyper-parameters."""
+        self.attacks = expand_attacks(self.attacks)
+        budgets = parse_budgets(list(self.budget), self.attacks)
+        if self.targeted:
+            untargetable = [n for n in self.attacks if not get_attack_spec(n).targeted]
+            if untargetable and len(untargetable) == len(self.attacks):
+                raise ConfigError(f"{', '.join(untargetable)} has no targeted form; drop --targeted or choose ddn "
+                                  "or cw")
+            self.attacks = tuple(n for n in self.attacks if n not in untargetable)
+        if self.attack_kwargs and len(self.attacks) > 1:
+            raise ConfigError("--attack-kwargs applies to a single attack; run the attacks one by one")
+        for name, value, low in (("--batch-size", self.batch_size, 1), ("--n-samples", self.n_samples, 1)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.levels is not None and (not isinstance(self.levels, int) or self.levels < 2):
+            raise ConfigError(f"--levels must be >= 2 (256 for 8-bit images), or 0 for no quantization; got "
+                              f"{self.levels!r}")
+        self.epsilon = tuple(float(e) for e in self.epsilon)
+        if not self.epsilon or any(not np.isfinite(e) or e <= 0 for e in self.epsilon):
+            raise ConfigError(f"--epsilon must be positive L2 radii, got {self.epsilon}")
+        if not 0 < self.dice_threshold <= 1:
+            raise ConfigError(f"--dice-threshold must lie in (0, 1], got {self.dice_threshold!r}")
+        if self.cam_rule not in CAM_RULES:
+            raise ConfigError(f"--cam-rule must be one of {', '.join(CAM_RULES)}, got {self.cam_rule!r}")
+        kwargs: dict[str, dict[str, Any]] = {}
+        for name in self.attacks:
+            spec = get_attack_spec(name)
+            check_attack_kwargs(spec, self.attack_kwargs)
+            kwargs[name] = {**spec.kwargs(budgets[name]), **self.attack_kwargs}
+            if spec.goal == "cam":
+                if self.cam_rule != "minmax":
+                    raise ConfigError(f"{name} moves the min-max normalized CAM; use --cam-rule minmax with it")
+                kwargs[name].setdefault("dice_threshold", self.dice_threshold)
+            if not spec.minimal_norm and "epsilon" not in kwargs[name]:
+                raise ConfigError(f"{name} attacks within a fixed radius: give it with --attack-kwargs "
+                                  "'{\"epsilon\": 1.0}'")
+        select_device(self.device)
+        check_out(self.out)
+        return kwargs
 
 
-def expand_attacks(names: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    """``"all"`` -> the reference's three attacks; comma-separated names -> a tuple; names are checked
-    against the registry."""
-    from ..attacks import get_attack
-
-    if isinstance(names, str):
-        names = tuple(n.strip() for n in names.split(",") if n.strip())
-    out: list[str] = []
-    for name in names:
-        for n in (ALL_ATTACKS if name == "all" else (name,)):
-            get_attack(n)
-            if n not in out:
-                out.append(n)
-    if not out:
-        raise ConfigError("no attack given; use --attack ddn, cw, deepfool or all")
-    return tuple(out)
-
-
-def attack_job(config: AttackJobConfig) -> Path:
-    """Run the attacks of ``config`` and write the run directory; returns its path.
-
-    The directory holds ``config.json``/``versions.json``, per attack ``<name>.csv`` (per sample),
-    ``<name>.json`` (summary) and ``<name>.md``, then ``table.md`` (all rows, Table A V-1 layout; with
-    several untargeted attacks an "All" row), ``summary.json``, ``robustness_curves.csv`` and
-    ``robustness_curves.png``.
-    """
-    from ..attacks.runner import run_attack
-
-    names = expand_attacks(config.attacks)
-    if config.targeted and "deepfool" in names:
-        if len(names) == 1:
-            raise ConfigError("DeepFool has no targeted form; drop --targeted or choose ddn or cw")
-        names = tuple(n for n in names if n != "deepfool")
-    if config.extra_kwargs and len(names) > 1:
-        raise ConfigError("--attack-kwargs applies to a single attack; run the attacks one by one")
-    if config.budget is not None and config.budget < 1:
-        raise ConfigError(f"--budget must be a positive number of steps, got {config.budget}")
-    if config.batch_size < 1:
-        raise ConfigError(f"--batch-size must be positive, got {config.batch_size}")
-    if config.n_samples is not None and config.n_samples < 1:
-        raise ConfigError(f"--n-samples must be positive, got {config.n_samples}")
-    seed_everything(config.seed)
-    device = select_device(config.device)
-    model = resolve_model(config.model, checkpoint=config.checkpoint).to(device).eval()
-    x, y = resolve_dataset(config.dataset, split=config.split, data_root=config.data_root,
-                           n_samples=config.n_samples)
-    run_dir = create_run_dir("attack", config.out, config={**asdict(config), "attacks": list(names),
-                                                          "device": str(device)})
-    results: list[AttackResult] = []
-    for name in names:
-        kwargs = {**attack_kwargs(name, config.budget), **config.extra_kwargs}
-        result = run_attack(model, x.to(device), y.to(device), attack=name, attack_kwargs=kwargs,
-                            targeted=config.targeted, batch_size=config.batch_size, levels=config.levels,
-                            progress=config.progress, seed=config.seed)
-        result.save(run_dir, name)
-        results.append(result)
-    if len(results) > 1 and not config.targeted:
-        combined = combine_results(results)
-        combined.save(run_dir, "all")
-        results.append(combined)
-    table = results_table(results)
-    (run_dir / "table.md").write_text(table + "\n")
-    write_json(run_dir / "summary.json", {"model": config.model, "dataset": config.dataset,
-                                          "results": [r.summary() for r in results]})
-    _write_curves(results, run_dir)
-    return run_dir
-
-
-def _write_curves(results: list[AttackResult], run_dir: Path) -> None:
-    from ..plotting import plot_robustness_curves
-
-    norms = [r.norms[r.success] for r in results]
-    top = max((float(n.max()) for n in norms if n.size), default=1.0)
-    grid = [top * 1.05 * i / 100 for i in range(101)]
+def _curves(results: list[AttackResult], epsilons: tuple[float, ...]) -> pd.DataFrame:
+    """Accuracy against ε for every result on one grid reaching past the largest norm and the table's ε."""
+    finite = [r.norms[np.isfinite(r.norms)] for r in results]
+    top = max([float(f.max()) for f in finite if f.size] + list(epsilons) + [1e-3]) * 1.05
+    grid = np.linspace(0.0, top, 101)
     frames = []
     for r in results:
         curve = r.robustness_curve(grid)
-        curve["accuracy"] *= 100
-        curve.insert(0, "attack", f"{r.attack} {r.budget}" if r.attack != "All" else "All")
+        curve.insert(0, "attack", "All" if r.attack == "All" else f"{r.attack} {r.budget}")
         frames.append(curve)
-    frame = pd.concat(frames, ignore_index=True)
-    frame.to_csv(run_dir / "robustness_curves.csv", index=False)
-    plot_robustness_curves(frame, run_dir / "robustness_curves.png", title="accuracy under attack")
+    return pd.concat(frames, ignore_index=True)
 
 
-def check_levels(levels: int | None) -> int | None:
-    if levels is not None and levels < 2:
-        raise InputError(f"--levels must be >= 2 (256 for 8-bit images), got {levels}")
-    return levels
+def _grid_rows(per: pd.DataFrame, n: int) -> list[int]:
+    """Images shown in the CAM grid: successfully attacked images with a lesion first, then one without."""
+    has_mask = per["has_mask"] if "has_mask" in per else pd.Series(False, index=per.index)
+    ok = per["success"]
+    order = [i for i in per.index if ok[i] and has_mask[i]][: max(n - 1, 1)]
+    order += [i for i in per.index if ok[i] and not has_mask[i]][:1]
+    order += [i for i in per.index if i not in order]
+    return order[:n]
+
+
+def _cam_report(model: torch.nn.Module, data: EvalData, result: AttackResult, run_dir: Path, config: AttackConfig,
+                device: torch.device, first: bool) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """What ``result``'s adversarials did to the CAMs (per sample and over ε); figures for the first attack."""
+    images = data.images.to(device)
+    masks = data.masks.to(device) if data.masks is not None else None
+    adversarials = result.adversarials.to(device)
+    finite = result.norms[np.isfinite(result.norms)]
+    top = max(float(finite.max()) if finite.size else 0.0, max(config.epsilon)) * 1.05
+    grid = np.union1d(np.linspace(0.0, top, 11), np.asarray(config.epsilon, float))
+    per, curve, summary = cam_robustness(model, images, adversarials, masks, epsilons=grid, rule=config.cam_rule,
+                                         batch_size=config.batch_size)
+    per.insert(1, "success", result.success[np.argsort(result.index)])
+    at = curve.set_index("epsilon")
+    summary_at = {f"{e:g}": {k: float(v) for k, v in at.loc[float(e)].items()} for e in config.epsilon}
+    if first:
+        accuracy = result.robustness_curve(np.linspace(0.0, top, 101))
+        plot_cam_curves(curve, run_dir / "cam_curves.png", accuracy=accuracy,
+                        title=f"{result.attack} {result.budget}: what the perturbation does to the CAM")
+        rows = _grid_rows(per, 4)
+        idx = torch.tensor(rows)
+        cls = torch.as_tensor(per["cam_class"].to_numpy()[rows])
+        _, clean_maps = predict_maps(model, images[idx], cls)
+        _, adv_maps = predict_maps(model, adversarials[idx], cls)
+        name = (lambda c: data.classes[c] if data.classes is not None else str(c))
+        titles = [f"#{i}  {name(int(per.loc[i, 'clean_pred']))} -> {name(int(per.loc[i, 'adv_pred']))}\n"
+                  f"L2 {per.loc[i, 'l2']:.3f}\nDice with clean CAM {per.loc[i, 'cam_dice']:.3f}" for i in rows]
+        plot_cam_grid(images[idx], adversarials[idx], clean_maps, adv_maps, run_dir / "cam_grid.png",
+                      masks=masks[idx] if masks is not None else None, row_titles=titles,
+                      title=f"{result.attack} {result.budget}; CAM of the clean prediction")
+    per.insert(0, "attack", f"{result.attack} {result.budget}")
+    curve.insert(0, "attack", f"{result.attack} {result.budget}")
+    return per, curve, {"summary": summary, "at": summary_at}
+
+
+def attack_job(config: AttackConfig, *, log: Log | None = None) -> tuple[Path, dict[str, Any]]:
+    """Run the attacks of ``config`` and write the run directory (see the module docstring). Returns the run
+    directory and the summary (also in ``summary.json``; :func:`format_attack_report` prints it)."""
+    say = log or (lambda message: None)
+    kwargs = config.validate()
+    seed_everything(config.seed)
+    device = select_device(config.device)
+    resolved = resolve_model(config.model, checkpoint=config.checkpoint, progress=config.progress, log=say,
+                             retrain=config.retrain)
+    specs = [get_attack_spec(n) for n in config.attacks]
+    if any(s.goal == "cam" for s in specs) and not resolved.has_cams:
+        raise ConfigError(f"{resolved.name} has no class activation maps, so the CAM attack does not apply; use a "
+                          "label attack (ddn, cw, deepfool) or a weakly supervised model")
+    data = data_for_model(resolved, config.dataset, split=config.split, data_root=config.data_root,
+                          n_samples=config.n_samples, dataset_kwargs=config.dataset_kwargs, progress=config.progress)
+    check_data_fits_model(data, resolved)
+    model = resolved.model.to(device).eval()
+    cam_report = resolved.has_cams and not config.targeted
+    notices = []
+    if resolved.has_cams and config.targeted:
+        notices.append("targeted attacks: CAM measures skipped (they compare the CAM of the clean prediction)")
+    if cam_report and data.masks is None:
+        notices.append(f"{data.dataset} has no ground-truth masks: CAM localization (Dice/IoU vs mask) skipped")
+    elif cam_report and not bool((data.masks.flatten(1) > 0.5).any(1).any()):
+        notices.append("no image has a non-empty mask: CAM localization (Dice/IoU vs mask) skipped")
+        data.masks = None
+    for message in notices:
+        say(message)
+    settings = {**asdict(config), "attacks": list(config.attacks), "attack_kwargs_resolved": kwargs,
+                "device": str(device), "model_resolved": resolved.describe(), "data": data.describe()}
+    with run_directory("attack", config.out, config=settings) as run_dir:
+        results: list[AttackResult] = []
+        entries: list[dict[str, Any]] = []
+        cam_rows, cam_curves = [], []
+        for spec in specs:
+            result = run_attack(model, data.images, data.labels, attack=spec, attack_kwargs=kwargs[spec.name],
+                                targeted=config.targeted, batch_size=config.batch_size, levels=config.levels,
+                                progress=config.progress, seed=config.seed, keep_adversarials=cam_report)
+            result.save(run_dir, spec.name)
+            results.append(result)
+            entry = {"name": spec.name, "goal": spec.goal, "table": result.summary(),
+                     "accuracy_at": {f"{e:g}": float(result.accuracy(e)) for e in config.epsilon}}
+            if cam_report:
+                per, curve, cams = _cam_report(model, data, result, run_dir, config, device, first=not cam_rows)
+                cam_rows.append(per)
+                cam_curves.append(curve)
+                entry["cams"] = cams
+            entries.append(entry)
+        label = [r for r, s in zip(results, specs) if s.goal == "label" and s.minimal_norm]
+        combined = None
+        if len(label) > 1 and not config.targeted:
+            combined = combine_results(label)
+            combined.save(run_dir, "all")
+        shown = results + ([combined] if combined is not None else [])
+        atomic_write_text(run_dir / "table.md", results_table(shown) + "\n")
+        curves = _curves(shown, config.epsilon)
+        atomic_write_text(run_dir / "robustness_curves.csv", curves.to_csv(index=False))
+        goal_cam = all(s.goal == "cam" for s in specs)
+        plot_robustness_curves(curves, run_dir / "robustness_curves.png", epsilon=config.epsilon,
+                               ylabel="CAM intact and label kept (%)" if goal_cam else "accuracy (%)",
+                               title=f"{resolved.name} on {data.description}")
+        if cam_rows:
+            atomic_write_text(run_dir / "cams.csv", pd.concat(cam_rows, ignore_index=True).to_csv(index=False))
+            atomic_write_text(run_dir / "cam_curves.csv", pd.concat(cam_curves, ignore_index=True).to_csv(index=False))
+        summary: dict[str, Any] = {
+            "model": resolved.describe(), "data": data.describe(), "targeted": config.targeted,
+            "clean_accuracy": results[0].clean_accuracy, "n_samples": len(data), "epsilon": list(config.epsilon),
+            "attacks": entries, "all": None if combined is None else {
+                "table": combined.summary(),
+                "accuracy_at": {f"{e:g}": float(combined.accuracy(e)) for e in config.epsilon}},
+            "dice_threshold": config.dice_threshold, "cam_rule": config.cam_rule, "notices": notices,
+            "files": sorted(p.name for p in run_dir.iterdir() if p.name != INCOMPLETE) + ["summary.json", "summary.md"]}
+        write_json(run_dir / "summary.json", summary)
+        atomic_write_text(run_dir / "summary.md", format_attack_report(summary) + "\n")
+    return run_dir, summary

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import InputError
+from ..models.cams import upsample_cams
 from .robust import AdaptiveRobustLoss
 
 __all__ = ["normalized_cams", "predicted_sizes", "size_targets", "add_size_noise", "per_image_noise",
@@ -30,8 +31,6 @@ def normalized_cams(cams: Tensor, size: tuple[int, int] | int, *, normalization:
     """M_hat of section 4.3: CAMs ``(N, K, h, w)`` upsampled bilinearly to the input ``size`` and normalized
     per pixel by a softmax over the classes (multi-class) or a sigmoid (multi-label). With ``background``
     a constant 0 score is prepended first, giving ``(N, K + 1, H, W)`` with the background in channel 0."""
-    from ..models.wsl import upsample_cams
-
     if normalization not in NORMALIZATIONS:
         raise InputError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
     up = upsample_cams(cams, size)

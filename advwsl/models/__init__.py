@@ -1,24 +1,29 @@
-"""Models: ResNet backbones with weakly supervised pooling heads (``WSLClassifier``), Grad-CAM, U-Net,
-the small reference networks of appendix V, and the model zoo with checkpoints."""
+"""Models: backbones (registered in :mod:`.backbones`) with weakly supervised pooling heads (each registered
+as a zoo model in :mod:`.heads`), CAM primitives (:mod:`.cams`), Grad-CAM, U-Net, the small reference
+networks of appendix V, the model zoo (:mod:`.zoo`) and checkpoints (:mod:`.checkpoints`)."""
 
-from .backbones import BACKBONES, ResNetFeatures, ResNetMini, create_backbone, imagenet_weights_path
+from . import heads, small, unet  # noqa: F401  (their modules register the zoo's architectures)
+from .backbones import (ResNetFeatures, ResNetMini, create_backbone, imagenet_weights_path, list_backbones,
+                        register_backbone)
+from .cams import (CAM_RULES, cam_masks, class_maps, class_masks, dice_iou, foreground_masks, pixel_predictions,
+                   upsample_cams)
+from .checkpoints import checkpoint_info, checkpoint_paths, load_model, save_model
 from .gradcam import grad_cam
-from .heads import (CAMHead, DeepMILHead, DeepMILMultiHead, LSEHead, MaxHead, WildcatHead, average_pool,
-                    class_masks, foreground_masks, lse_pool, max_pool, pixel_predictions, wildcat_pool)
+from .heads import (CAMHead, DeepMILHead, DeepMILMultiHead, LSEHead, MaxHead, WildcatHead, average_pool, lse_pool,
+                    max_pool, wildcat_pool)
 from .normalize import IMAGENET_MEAN, IMAGENET_STD, Normalize
 from .unet import UNet
-from .wsl import WSLClassifier, tta_cams, upsample_cams
-from .zoo import (ModelSpec, checkpoint_info, checkpoint_paths, create_model, describe_models, list_models,
-                  load_model, model_info, register_model, save_model)
+from .wsl import WSLClassifier, tta_cams
+from .zoo import (ModelSpec, create_model, describe_models, list_models, model_info, register_head,
+                  register_model)
 
 __all__ = [
-    "BACKBONES", "ResNetFeatures", "ResNetMini", "create_backbone", "imagenet_weights_path",
-    "grad_cam",
+    "ResNetFeatures", "ResNetMini", "create_backbone", "imagenet_weights_path", "list_backbones", "register_backbone",
+    "CAM_RULES", "cam_masks", "class_maps", "class_masks", "dice_iou", "foreground_masks", "pixel_predictions",
+    "upsample_cams", "grad_cam",
     "CAMHead", "MaxHead", "LSEHead", "WildcatHead", "DeepMILHead", "DeepMILMultiHead",
     "average_pool", "max_pool", "lse_pool", "wildcat_pool",
-    "pixel_predictions", "foreground_masks", "class_masks",
-    "IMAGENET_MEAN", "IMAGENET_STD", "Normalize", "UNet",
-    "WSLClassifier", "upsample_cams", "tta_cams",
-    "ModelSpec", "create_model", "list_models", "model_info", "register_model", "describe_models",
+    "IMAGENET_MEAN", "IMAGENET_STD", "Normalize", "UNet", "WSLClassifier", "tta_cams",
+    "ModelSpec", "create_model", "list_models", "model_info", "register_model", "register_head", "describe_models",
     "save_model", "load_model", "checkpoint_info", "checkpoint_paths",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -19,6 +19,7 @@ from torch import nn
 from torchvision.models import resnet as tv_resnet
 
 from ..errors import InputError, ModelError
+from ..registry import Registry
 
 #: torchvision constructors and ImageNet weight enums of the supported ResNets.
 _TORCHVISION = {
@@ -27,7 +28,6 @@ _TORCHVISION = {
     "resnet50": (tv_resnet.resnet50, tv_resnet.ResNet50_Weights.IMAGENET1K_V1),
     "resnet101": (tv_resnet.resnet101, tv_resnet.ResNet101_Weights.IMAGENET1K_V1),
 }
-BACKBONES = (*_TORCHVISION, "resnet-mini")
 STRIDES = (8, 16, 32)
 
 #: Default widths of ``resnet-mini``: four stages of one BasicBlock each (0.31 M parameters with a WILDCAT
@@ -70,7 +70,7 @@ class ResNetFeatures(nn.Module):
                  weights: str | os.PathLike | None = None) -> None:
         super().__init__()
         if arch not in _TORCHVISION:
-            raise InputError(f"unknown ResNet {arch!r}; choose one of {', '.join(BACKBONES)}")
+            raise InputError(f"unknown ResNet {arch!r}; choose one of {', '.join(_TORCHVISION)}")
         if stride not in STRIDES:
             raise InputError(f"stride must be one of {STRIDES}, got {stride!r}")
         builder, _ = _TORCHVISION[arch]
@@ -143,28 +143,55 @@ class ResNetMini(nn.Module):
         return self.layer4(self.layer3(self.layer2(self.layer1(self.stem(x)))))
 
 
+Builder = Callable[..., nn.Module]
+_BACKBONES: Registry[Builder] = Registry("backbone")
+
+
+def register_backbone(name: str, builder: Builder) -> Builder:
+    """Make ``builder(stride=..., pretrained=..., weights=..., **options)`` available as backbone ``name``
+    (to :func:`create_backbone`, every WSL model and ``advwsl train --backbone``). The module it returns
+    maps normalized images to feature maps and has ``out_channels`` and ``stride`` attributes."""
+    return _BACKBONES.register(name, builder)
+
+
+def list_backbones() -> list[str]:
+    """Registered backbone names."""
+    return _BACKBONES.names()
+
+
 def create_backbone(name: str = "resnet18", *, stride: int = 32, pretrained: bool = False,
                     weights: str | os.PathLike | None = None, **kwargs) -> nn.Module:
-    """A feature extractor by name (one of :data:`BACKBONES`).
+    """A feature extractor by name (one of :func:`list_backbones`).
 
-    ``kwargs`` go to :class:`ResNetMini` (``widths``, ``blocks``, ``in_channels``); ``pretrained`` and
-    ``weights`` apply to the torchvision ResNets (``weights`` also loads a ``resnet-mini`` state dict).
+    ``kwargs`` are the backbone's own options (``widths``, ``blocks``, ``in_channels`` of
+    :class:`ResNetMini`); ``pretrained`` loads its ImageNet weights and ``weights`` a local state dict.
     """
-    if name == "resnet-mini":
-        if pretrained:
-            raise ModelError("resnet-mini has no pretrained weights; use pretrained=False or a torchvision "
-                             f"backbone ({', '.join(_TORCHVISION)})")
-        net = ResNetMini(stride=stride, **kwargs)
-        if weights is not None:
-            state = _read_state_dict(Path(weights))
-            try:
-                net.load_state_dict(state)
-            except RuntimeError as exc:
-                raise ModelError(f"{weights} is not a resnet-mini state dict of these widths: {exc}") from None
-        return net
-    if kwargs:
-        raise InputError(f"backbone {name!r} takes no options {sorted(kwargs)}; they apply to resnet-mini")
-    return ResNetFeatures(name, stride=stride, pretrained=pretrained, weights=weights)
+    return _BACKBONES.get(name)(stride=stride, pretrained=pretrained, weights=weights, **kwargs)
+
+
+def _resnet_mini(*, stride: int = 32, pretrained: bool = False, weights: str | os.PathLike | None = None,
+                 **kwargs) -> ResNetMini:
+    if pretrained:
+        raise ModelError("resnet-mini has no pretrained weights; use pretrained=False or a torchvision "
+                         f"backbone ({', '.join(_TORCHVISION)})")
+    net = ResNetMini(stride=stride, **kwargs)
+    if weights is not None:
+        state = _read_state_dict(Path(weights))
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as exc:
+            raise ModelError(f"{weights} is not a resnet-mini state dict of these widths: {exc}") from None
+    return net
+
+
+def _torchvision_resnet(arch: str) -> Builder:
+    def build(*, stride: int = 32, pretrained: bool = False, weights: str | os.PathLike | None = None,
+              **kwargs) -> ResNetFeatures:
+        if kwargs:
+            raise InputError(f"backbone {arch!r} takes no options {sorted(kwargs)}; they apply to resnet-mini")
+        return ResNetFeatures(arch, stride=stride, pretrained=pretrained, weights=weights)
+
+    return build
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -232,3 +259,8 @@ def _imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:
                 f"and copy it to {path} (or set TORCH_HOME), pass weights=PATH to a local state dict, or "
                 f"use pretrained=False.") from None
     return _read_state_dict(path)
+
+
+for _arch in _TORCHVISION:
+    register_backbone(_arch, _torchvision_resnet(_arch))
+register_backbone("resnet-mini", _resnet_mini)

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .normalize import Normalize
+from .zoo import register_model
 
 
 class CWNet(nn.Module):
@@ -50,10 +51,12 @@ class CWNet(nn.Module):
         return self.classifier(self.features(self.normalize(x)))
 
 
+@register_model("cw-mnist", task="classification", description="C&W MNIST CNN (Table A V-7), 28x28 grayscale")
 def cw_mnist(num_classes: int = 10, input_size: int = 28, **kwargs) -> CWNet:
     return CWNet(1, num_classes, input_size, (32, 64, 200), **kwargs)
 
 
+@register_model("cw-cifar", task="classification", description="C&W CIFAR-10 CNN (Table A V-7), 32x32 RGB")
 def cw_cifar(num_classes: int = 10, input_size: int = 32, **kwargs) -> CWNet:
     kwargs.setdefault("mean", (0.4914, 0.4822, 0.4465))
     kwargs.setdefault("std", (0.2470, 0.2435, 0.2616))
@@ -121,5 +124,6 @@ class WideResNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(o, 1), 1))
 
 
+@register_model("wrn-28-10", task="classification", description="Wide ResNet 28-10 (Table A V-8), 32x32 RGB")
 def wrn_28_10(num_classes: int = 10, **kwargs) -> WideResNet:
     return WideResNet(28, 10, num_classes, **kwargs)

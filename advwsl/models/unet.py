@@ -11,6 +11,7 @@ from torch import nn
 
 from ..errors import InputError
 from .normalize import IMAGENET_MEAN, IMAGENET_STD, Normalize
+from .zoo import register_model
 
 
 def _double_conv(cin: int, cout: int) -> nn.Sequential:
@@ -74,3 +75,10 @@ class UNet(nn.Module):
                 h = F.pad(h, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2))
             h = block(torch.cat([skip, h], dim=1))
         return self.classifier(h)
+
+
+@register_model("unet", task="segmentation",
+                description="U-Net, the fully supervised bound of chapter 2 (per-pixel logits)")
+def unet(num_classes: int = 2, in_channels: int = 3, *, base_width: int = 64, depth: int = 4,
+         mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> UNet:
+    return UNet(num_classes, in_channels, base_width=base_width, depth=depth, mean=mean, std=std)

@@ -4,7 +4,8 @@ input size (section 1.3.4) and the test-time augmentation of section 3.4.2."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -12,6 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
+from .backbones import create_backbone
+from .cams import upsample_cams
 from .normalize import IMAGENET_MEAN, IMAGENET_STD, Normalize
 
 
@@ -67,19 +70,6 @@ class WSLClassifier(nn.Module):
         return self.cams(x)[0]
 
 
-def upsample_cams(cams: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
-    """Bilinear interpolation of CAMs ``(N, C, h, w)`` to ``size`` (the input size; section 1.3.4).
-    Differentiable; ``align_corners=False`` so each CAM cell covers its ``stride x stride`` input block."""
-    if cams.dim() != 4:
-        raise InputError(f"CAMs must be a (N, C, h, w) tensor, got shape {tuple(cams.shape)}")
-    size = (size, size) if isinstance(size, int) else tuple(size)
-    if len(size) != 2 or min(size) < 1:
-        raise InputError(f"size must be a positive int or (H, W), got {size!r}")
-    if tuple(cams.shape[2:]) == size:
-        return cams
-    return F.interpolate(cams, size=size, mode="bilinear", align_corners=False)
-
-
 def tta_cams(model: nn.Module, inputs: torch.Tensor, *,
                            scales: Sequence[float] = (0.5, 1.0, 1.5, 2.0),
                            flip: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -111,3 +101,35 @@ def tta_cams(model: nn.Module, inputs: torch.Tensor, *,
             cams_sum = cams if cams_sum is None else cams_sum + cams
             count += 1
     return logits_sum / count, cams_sum / count
+
+
+def wsl_builder(head_cls: type[nn.Module], fixed: dict[str, Any] | None = None) -> Callable[..., WSLClassifier]:
+    """A zoo builder of weakly supervised models with the head ``head_cls``: the backbone options
+    (``backbone``, ``stride``, ``pretrained``, ``weights``, ``backbone_kwargs``), the normalization and the
+    head's own options (its constructor's, minus those set in ``fixed``), all keyword arguments."""
+    fixed = dict(fixed or {})
+    head_params = {
+        n: p.default for n, p in inspect.signature(head_cls).parameters.items()
+        if n not in ("in_channels", "num_classes") and n not in fixed
+    }
+
+    def build(num_classes: int = 2, backbone: str = "resnet18", *, stride: int = 32, pretrained: bool = False,
+              weights: str | None = None, mean: Sequence[float] = IMAGENET_MEAN,
+              std: Sequence[float] = IMAGENET_STD, backbone_kwargs: dict[str, Any] | None = None,
+              **head_kwargs: Any) -> WSLClassifier:
+        unknown = sorted(set(head_kwargs) - set(head_params))
+        if unknown:
+            raise InputError(f"{head_cls.__name__} has no option(s) {unknown}; its options are "
+                             f"{sorted(head_params) or 'none'}")
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise InputError(f"num_classes must be a positive int, got {num_classes!r}")
+        net = create_backbone(backbone, stride=stride, pretrained=pretrained, weights=weights,
+                              **(backbone_kwargs or {}))
+        hparams = {**head_params, **head_kwargs}
+        head = head_cls(net.out_channels, num_classes, **fixed, **hparams)
+        config = {"num_classes": num_classes, "backbone": backbone, "stride": stride, "mean": list(mean),
+                  "std": list(std), "backbone_kwargs": dict(backbone_kwargs or {}), **hparams}
+        return WSLClassifier(net, head, mean=mean, std=std, config=config)
+
+    build.__doc__ = f"{head_cls.__name__} on a ResNet backbone.\n\n{head_cls.__doc__}"
+    return build

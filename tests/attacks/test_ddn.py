@@ -197,7 +197,7 @@ def test_bad_inputs(inputs, labels, message):
 def digits_cnn():
     """A small CNN trained here on the scikit-learn digits (16 x 16), and correctly classified test images."""
     from advwsl.data.digits import sklearn_digits
-    from advwsl.jobs.digits import train_classifier
+    from advwsl.jobs.builtin_digits import train_classifier
 
     torch.manual_seed(0)
     x, y = sklearn_digits(16, "train")

@@ -14,7 +14,7 @@ from advwsl.attacks import ddn
 from advwsl.attacks.ddn import quantize
 from advwsl.attacks.runner import VerificationError, run_attack
 from advwsl.errors import InputError, ModelError
-from advwsl.evaluation.checks import AdvwslWarning
+from advwsl.errors import AdvwslWarning
 from linear_models import central_inputs, l2, linear_model
 
 
@@ -43,8 +43,8 @@ def test_records_counts_and_verification(setup):
     # DDN: one forward + backward per step, one extra forward for the final iterate
     assert (result.n_backward == 20).all() and (result.n_forward == 21).all()
     summary = result.summary()
-    assert summary["success"] == 100.0 and summary["grads_per_sample"] == 20
-    assert summary["clean_accuracy"] == pytest.approx(75.0)
+    assert summary["success"] == 1.0 and summary["grads_per_sample"] == 20
+    assert summary["clean_accuracy"] == pytest.approx(0.75)
     assert summary["mean_l2"] == pytest.approx(result.l2[3:].mean())
     assert result.accuracy(0.0) == pytest.approx(0.75)
 
@@ -64,7 +64,7 @@ def test_targeted_all_least_likely_and_given(setup):
     assert len(every) == 12 * 9
     assert all((every.target[every.index == i] != y[i].item()).all() for i in range(12))
     s = every.summary()
-    assert s["average"]["success"] == 100.0 and s["least_likely"]["success"] == 100.0
+    assert s["average"]["success"] == 1.0 and s["least_likely"]["success"] == 1.0
     assert s["least_likely"]["mean_l2"] >= s["average"]["mean_l2"]
     least = run_attack(model, x, y, attack_kwargs={"steps": 30}, targeted=True, target="least_likely",
                        progress=False)
@@ -161,10 +161,10 @@ def test_callable_attacks_and_all_registry_attacks(setup):
     assert cw.budget == "2x20" and cw.attack == "C&W" and (cw.n_backward <= 40).all()
 
 
-def test_run_attack_points_cam_ddn_to_its_own_runner():
+def test_cam_goal_on_a_model_without_cams_names_the_model():
     model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2)).eval()
     x = torch.full((2, 1, 2, 2), 0.5)
-    with pytest.raises(InputError, match="run_cam_attack"):
+    with pytest.raises(ModelError, match="Sequential has no class activation maps"):
         run_attack(model, x, torch.tensor([0, 1]), attack="cam-ddn", progress=False)
 
 

@@ -11,14 +11,14 @@ from click.testing import CliRunner
 
 from advwsl.cli import main
 from advwsl.data.digits import sklearn_digits
-from advwsl.jobs.digits import DIGITS_CNN, train_classifier
+from advwsl.jobs.builtin_digits import DIGITS_CNN, train_classifier
 from advwsl.utils import cache_dir
 
 
 @pytest.fixture
 def digits_model():
     """A quickly trained digits CNN placed in the cache, where ``--model digits-cnn`` finds it."""
-    from advwsl.models.zoo import create_model, save_model
+    from advwsl.models import create_model, save_model
 
     x, y = sklearn_digits(16, "train")
     model = create_model("cw-mnist", input_size=16)
@@ -46,16 +46,17 @@ def test_all_attacks_write_the_run_directory(digits_model, tmp_path):
     curves = pd.read_csv(out / "robustness_curves.csv")
     for _, sub in curves.groupby("attack"):
         assert sub["accuracy"].is_monotonic_decreasing
+    assert not (out / "INCOMPLETE").exists()  # a finished run carries no incomplete marker
     again = invoke("--budget", "2", "--n-samples", "2", "--out", str(out), "--no-progress")
     assert again.exit_code == 2 and "not empty" in again.output  # runs are never overwritten
 
 
 def test_targeted_and_checkpoint_path(digits_model, tmp_path):
-    from advwsl.models.zoo import save_model
+    from advwsl.models import save_model
 
     stem = tmp_path / "ckpt" / "digits"
     save_model(digits_model, stem)
-    res = invoke("--model", str(stem), "--targeted", "--budget", "5", "--n-samples", "3", "--out",
+    res = invoke("--model", str(stem), "--dataset", "digits", "--targeted", "--budget", "5", "--n-samples", "3", "--out",
                  str(tmp_path / "t"), "--no-progress", "--attack-kwargs", '{"loss": "margin"}')
     assert res.exit_code == 0, res.output
     assert "Least likely" in res.output
@@ -63,21 +64,32 @@ def test_targeted_and_checkpoint_path(digits_model, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--attack", "fgsm"], "unknown attack 'fgsm'; known attacks"),
-    (["--model", "no-such-model"], "unknown model 'no-such-model'"),
-    (["--attack", "deepfool", "--targeted"], "DeepFool has no targeted form"),
+    (["--attack", "fgsm"], "unknown attack 'fgsm'; known: cam-ddn, cw, ddn"),
+    (["--attack", "deepfool", "--targeted"], "deepfool has no targeted form"),
     (["--levels", "1"], "--levels must be >= 2"),
     (["--attack-kwargs", "[1]"], "must be a JSON object"),
-    (["--budget", "0"], "--budget must be a positive"),
-    (["--batch-size", "0"], "--batch-size must be positive"),
+    (["--attack-kwargs", '{"stepz": 3}'], "ddn has no hyper-parameter 'stepz'; it takes: alpha_final"),
+    (["--attack-kwargs", '{"steps": "many"}'], "'steps' must be a int like its default 100"),
+    (["--budget", "0"], "a budget is a positive number of steps"),
+    (["--budget", "cw=10"], "names 'cw', which is not among the attacks"),
+    (["--batch-size", "0"], "Invalid value for '--batch-size': 0 is not in the range x>=1"),
+    (["--epsilon", "0.5,-1"], "--epsilon must be positive L2 radii"),
+    (["--device", "nonsense"], "unknown device 'nonsense'; use cpu, cuda"),
+    (["--attack", "pgd"], "pgd attacks within a fixed radius"),
 ])
-def test_bad_options(args, message, tmp_path, monkeypatch):
+def test_bad_options_are_refused_before_any_work(args, message, tmp_path, monkeypatch):
     import advwsl.jobs.attack as job
 
-    def no_training():
+    def no_model(*args, **kwargs):
         raise AssertionError("options must be checked before the model is built")
 
-    monkeypatch.setitem(job.MODEL_SOURCES, "digits-cnn", no_training)
+    monkeypatch.setattr(job, "resolve_model", no_model)
     res = invoke(*args, "--n-samples", "2", "--out", str(tmp_path / "x"), "--no-progress")
     assert res.exit_code == 2
     assert message in res.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_unknown_model_lists_what_model_accepts(tmp_path):
+    res = invoke("--model", "no-such-model", "--out", str(tmp_path / "x"), "--no-progress")
+    assert res.exit_code == 2 and "unknown model 'no-such-model'" in res.output and "digits-cnn" in res.output

@@ -73,8 +73,8 @@ def test_evaluate_shards_and_merge_equal_single_run(tmp_path):
     trained = _invoke(*TRAIN, "--epochs", "1", "--out", tmp_path / "train")
     assert trained.exit_code == 0, trained.output
     ckpt = tmp_path / "train" / "checkpoints" / "last.safetensors"
-    common = ["evaluate-robustness", "--checkpoint", ckpt, "--dataset", "digits", "--n", "24", "--batch-size", "8",
-              "--attacks", "ddn,deepfool", "--budget", "ddn=20", "--budget", "deepfool=10", "--epsilon", "1.0",
+    common = ["evaluate-robustness", "--model", ckpt, "--dataset", "digits", "--n-samples", "24", "--batch-size", "8",
+              "--attack", "ddn,deepfool", "--budget", "ddn=20", "--budget", "deepfool=10", "--epsilon", "1.0",
               "--no-checks", "--no-progress", "--device", "cpu"]
     single = _invoke(*common, "--out", tmp_path / "single")
     assert single.exit_code == 0, single.output
@@ -84,20 +84,20 @@ def test_evaluate_shards_and_merge_equal_single_run(tmp_path):
         assert shard.exit_code == 0 and "advwsl merge" in shard.output
     merged = _invoke("merge", tmp_path / "s0", tmp_path / "s1", "--out", tmp_path / "merged")
     assert merged.exit_code == 0, merged.output
-    for name in ("attack-ddn.csv", "attack-deepfool.csv", "table.csv", "curves.csv"):
+    for name in ("attack-ddn.csv", "attack-deepfool.csv", "table.csv", "robustness_curves.csv"):
         pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "merged" / name), pd.read_csv(tmp_path / "single" / name),
                                       check_exact=True)
-    assert (tmp_path / "single" / "curves.png").is_file()
+    assert (tmp_path / "single" / "robustness_curves.png").is_file()
 
 
 def test_cli_errors_are_actionable(tmp_path):
-    r = CliRunner().invoke(main, ["evaluate-robustness", "--epsilon", "1"])
-    assert r.exit_code == 2 and "exactly one of --checkpoint" in r.output
+    r = CliRunner().invoke(main, ["evaluate-robustness", "--model", "cw-mnist", "--epsilon", "1"])
+    assert r.exit_code == 2 and "random weights; give its trained weights with --checkpoint" in r.output
     r = CliRunner().invoke(main, ["evaluate-robustness", "--model", "digits-cnn", "--epsilon", "1", "--shard", "3/2"])
     assert r.exit_code == 2 and "shard 3/2" in r.output
     r = CliRunner().invoke(main, ["evaluate-robustness", "--model", "digits-cnn", "--epsilon", "1",
                                   "--budget", "fgsm=3"])
-    assert r.exit_code == 2 and "ATTACK=BUDGET" in r.output
+    assert r.exit_code == 2 and "names 'fgsm', which is not among the attacks" in r.output
     r = CliRunner().invoke(main, [*TRAIN, "--epsilon", "-1", "--out", tmp_path / "bad"])
     assert r.exit_code == 2 and "epsilon" in r.output and not (tmp_path / "bad").exists()
     r = CliRunner().invoke(main, ["adv-train", "--model", "cw-mnist"])

@@ -204,7 +204,7 @@ def test_deterministic_resumable_parallel_and_cli(camelyon):
     other = camelyon["root"] / "cli"
     result = CliRunner().invoke(main, ["data", "camelyon16", "--slides", str(camelyon["slides"]), "--annotations",
                                        str(camelyon["anns"]), "--out", str(other), "--patch-size", str(PATCH),
-                                       "--folds", "2", "--pn", "0.5", "--workers", "2", "--no-progress"])
+                                       "--n-folds", "2", "--pn", "0.5", "--workers", "2", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "before calibration" in result.output and "tumor_003" in result.output
     for k in range(2):
@@ -214,4 +214,4 @@ def test_deterministic_resumable_parallel_and_cli(camelyon):
             pd.testing.assert_frame_equal(a, b)  # same seed, 2 processes and another reader: same patches
     bad = CliRunner().invoke(main, ["data", "camelyon16", "--slides", str(camelyon["root"] / "none"),
                                     "--annotations", str(camelyon["anns"]), "--out", str(other / "x")])
-    assert bad.exit_code == 2 and "expected a folder of slides" in bad.output
+    assert bad.exit_code == 2 and "does not exist" in bad.output

@@ -9,9 +9,9 @@ from scipy.stats import spearmanr
 from torch import nn
 
 from advwsl.errors import InputError, ModelError
-from advwsl.evaluation.cams import (MOVEMENT_COLUMNS, binarize, cam_robustness, centre_of_mass, class_maps,
-                                    clip_perturbation, compare_maps, dice_iou, mask_scores, normalize_maps,
-                                    predict_maps, require_cams, spearman)
+from advwsl.evaluation.cams import (MOVEMENT_COLUMNS, cam_robustness, centre_of_mass, clip_perturbation, compare_maps,
+                                    mask_scores, predict_maps, spearman)
+from advwsl.models.cams import binarize, class_maps, dice_iou, normalize_maps, require_cams
 
 
 class TinyCamNet(nn.Module):

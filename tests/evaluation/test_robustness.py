@@ -14,7 +14,7 @@ from torch import nn
 from advwsl.data.digits import sklearn_digits
 from advwsl.errors import ConfigError
 from advwsl.evaluation import sanity
-from advwsl.evaluation.robustness import (RobustnessReport, evaluate_robustness, merge_reports, parse_budget,
+from advwsl.evaluation.robustness import (RobustnessReport, evaluate_robustness, merge_reports, preset_budgets,
                                           parse_shard)
 
 BUDGETS = {"cw": {"binary_search_steps": 2, "steps": 20}, "deepfool": {"steps": 20}, "ddn": {"steps": 30}}
@@ -107,11 +107,11 @@ def test_table_curves_and_all_row_are_consistent(digits):
     # "All" is the per-sample minimum: never worse than any attack
     for name in ("cw", "deepfool", "ddn"):
         assert (best.norms <= report.results[name].norms).all()
-    assert table.loc["All", "success"] == 100.0
+    assert table.loc["All", "success"] == 1.0
     curves = report.curves()
     for name, curve in curves.groupby("attack"):
         assert np.all(np.diff(curve.sort_values("epsilon")["accuracy"].to_numpy()) <= 0), name
-    clean = 100.0 * float((net(x).argmax(1) == y).float().mean())
+    clean = float((net(x).argmax(1) == y).float().mean())
     assert curves[(curves.attack == "All") & (curves.epsilon == 0)]["accuracy"].item() == pytest.approx(clean)
     acc_col = table.columns[-1]
     assert table.loc["All", acc_col] <= table[acc_col].min() + 1e-9
@@ -139,7 +139,7 @@ def test_model_in_train_mode_is_evaluated_in_eval_mode_and_restored(digits):
     net, x, y = digits
     net.train()
     try:
-        from advwsl.evaluation.checks import AdvwslWarning
+        from advwsl.errors import AdvwslWarning
 
         with pytest.warns(AdvwslWarning, match="train mode"):
             report = _evaluate(net, x[:8], y[:8], checks=False, attacks=("ddn",))
@@ -173,12 +173,13 @@ def test_parse_shard_and_budget():
     for bad in ("4/4", "a/b", "1", "-1/2"):
         with pytest.raises(ConfigError, match="shard"):
             parse_shard(bad)
-    assert parse_budget("cw", "9x10000") == {"binary_search_steps": 9, "steps": 10000}
-    assert parse_budget("ddn", "1000") == {"steps": 1000}
-    with pytest.raises(ConfigError, match="C&W only"):
-        parse_budget("ddn", "2x5")
-    with pytest.raises(ConfigError, match="step count"):
-        parse_budget("deepfool", "many")
+    reference = preset_budgets(("ddn", "cw", "deepfool"))  # section A V-7
+    assert reference["ddn"] == {"steps": 1000} and reference["deepfool"] == {"steps": 100}
+    assert reference["cw"]["binary_search_steps"] == 9 and reference["cw"]["steps"] == 10000
+    quick = preset_budgets(("ddn", "cw"), "quick")
+    assert quick["ddn"] == {"steps": 100} and quick["cw"]["steps"] == 25
+    with pytest.raises(ConfigError, match="preset"):
+        preset_budgets(("ddn",), "slow")
 
 
 def test_bad_arguments(digits, tmp_path):

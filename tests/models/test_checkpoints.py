@@ -87,9 +87,14 @@ def test_other_architecture(tmp_path):
     save_model(create_model("wildcat", num_classes=2, backbone="resnet-mini"), tmp_path / "w")
     with pytest.raises(CheckpointError, match="holds a 'wildcat' model, not 'cam'"):
         load_model(tmp_path / "w", architecture="cam")
-    # a sidecar that claims another architecture than the weights hold
+    # a sidecar edited to claim another architecture than the weights hold: caught by its architecture hash
     info = json.loads((tmp_path / "w.json").read_text())
     info["architecture"] = "deepmil"
+    (tmp_path / "w.json").write_text(json.dumps(info))
+    with pytest.raises(CheckpointError, match="were edited after the model was saved"):
+        load_model(tmp_path / "w")
+    # without that hash (a sidecar written by hand), building or loading the weights fails instead
+    del info["architecture_sha256"]
     (tmp_path / "w.json").write_text(json.dumps(info))
     with pytest.raises(CheckpointError, match="cannot build: DeepMILHead has no option"):
         load_model(tmp_path / "w")
@@ -101,6 +106,21 @@ def test_other_architecture(tmp_path):
     info["architecture"] = "vgg16"
     (tmp_path / "w.json").write_text(json.dumps(info))
     with pytest.raises(CheckpointError, match="available: "):
+        load_model(tmp_path / "w")
+
+
+@pytest.mark.parametrize("field, value", [("kwargs.stride", 16), ("architecture", "max"), ("classes", ["a", "c"]),
+                                          ("kwargs.kmax", 0.3)])
+def test_edited_sidecar_fails_to_load(tmp_path, field, value):
+    """The sha256 covers the weights; the architecture hash covers what the weights mean (head, stride, classes):
+    an edit that would silently change the outputs is refused."""
+    model = create_model("wildcat", num_classes=2, backbone="resnet-mini")
+    save_model(model, tmp_path / "w", metadata={"classes": ["a", "b"]})
+    info = json.loads((tmp_path / "w.json").read_text())
+    where, _, key = field.rpartition(".")
+    (info[where] if where else info)[key] = value
+    (tmp_path / "w.json").write_text(json.dumps(info))
+    with pytest.raises(CheckpointError, match="were edited after the model was saved"):
         load_model(tmp_path / "w")
 
 

@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from advwsl.errors import InputError
+from advwsl.models.cams import class_masks, foreground_masks, pixel_predictions
 from advwsl.models.heads import (CAMHead, DeepMILHead, DeepMILMultiHead, LSEHead, MaxHead, WildcatHead,
-                                 average_pool, class_masks, foreground_masks, lse_pool, max_pool,
-                                 pixel_predictions, resolve_k, wildcat_pool)
+                                 average_pool, lse_pool, max_pool, resolve_k, wildcat_pool)
 
 
 @pytest.fixture

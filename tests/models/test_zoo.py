@@ -23,7 +23,7 @@ def test_registry_names():
 
 
 def test_unknown_name_lists_models():
-    with pytest.raises(InputError, match="available models: .*wildcat"):
+    with pytest.raises(InputError, match="unknown model .wildkat.; known: .*wildcat"):
         create_model("wildkat")
 
 

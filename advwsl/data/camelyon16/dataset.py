@@ -14,6 +14,8 @@ from torch.utils.data import Dataset
 
 from ...errors import DatasetError, InputError
 from ..base import read_image, read_label_map
+from ..registry import DatasetSpec, register_dataset
+from ..transforms import ColorJitter, Compose, RandomFlip, RandomRotate90
 from .annotations import rasterize, read_asap_xml
 from .wsi import open_slide
 
@@ -82,3 +84,10 @@ class Camelyon16Patches(Dataset):
         state = dict(self.__dict__)
         state["_open"] = {}
         return state
+
+
+register_dataset(DatasetSpec(
+    "camelyon16", Camelyon16Patches, "CAMELYON16 patches prepared by `advwsl data camelyon16` (section 2.1.2.3)",
+    needs_root=True, classes=CLASSES, has_masks=True,
+    layout="ROOT/folds/fold_<k>/{train,valid,test}.csv + ROOT/slides.csv (written by `advwsl data camelyon16`)",
+    train_transform=lambda: Compose([RandomRotate90(), RandomFlip(), ColorJitter(0.5, 0.5, 0.5, 0.05)])))

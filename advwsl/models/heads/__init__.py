@@ -2,11 +2,9 @@
 
 from .deepmil import DeepMILHead, DeepMILMultiHead
 from .pooling import CAMHead, LSEHead, MaxHead, average_pool, lse_pool, max_pool
-from .predictions import class_masks, foreground_masks, pixel_predictions
 from .wildcat import WildcatHead, resolve_k, wildcat_pool
 
 __all__ = [
     "CAMHead", "MaxHead", "LSEHead", "WildcatHead", "DeepMILHead", "DeepMILMultiHead",
     "average_pool", "max_pool", "lse_pool", "wildcat_pool", "resolve_k",
-    "pixel_predictions", "foreground_masks", "class_masks",
 ]

@@ -11,7 +11,7 @@
 
 Localization (section 1.3.4): an instance is positive when its attention exceeds ``1/(hw)``. The CAMs of
 :class:`DeepMILHead` are therefore ``hw * A - 1``, positive exactly there, so the generic rule of
-:func:`~advwsl.models.heads.predictions.foreground_masks` (score > 0) applies to every head.
+:func:`~advwsl.models.cams.foreground_masks` (score > 0) applies to every head.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ...errors import InputError
+from ..zoo import register_head
 
 
 def _check_sizes(in_channels: int, num_classes: int) -> None:
@@ -148,3 +149,13 @@ class DeepMILMultiHead(nn.Module):
 
     def extra_repr(self) -> str:
         return f"dropout={self.dropout}"
+
+
+register_head("deepmil", DeepMILHead, fixed={"gated": False},
+              description="Deep MIL attention (Ilse et al., eq. 1.4-1.5); per-class (adapted) when num_classes > 2")
+register_head("deepmil-gated", DeepMILHead, fixed={"gated": True},
+              description="Deep MIL gated attention (eq. 1.6); per-class (adapted) when num_classes > 2")
+register_head("deepmil-adapted", DeepMILHead, fixed={"per_class": True},
+              description="Deep MIL with one attention and scoring module per class (section 1.3.4)")
+register_head("deepmil-multi", DeepMILMultiHead,
+              description="multi-class / multi-label Deep MIL of chapter 3, dropout d = 0.1 (eq. 3.10-3.11)")

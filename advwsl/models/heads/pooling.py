@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ...errors import InputError
+from ..zoo import register_head
 
 
 def _check_cams(cams: torch.Tensor) -> None:
@@ -98,3 +99,8 @@ class LSEHead(_ScorePoolingHead):
 
     def extra_repr(self) -> str:
         return f"q={self.q}"
+
+
+register_head("cam", CAMHead, description="CAM / global average pooling (eq. 1.2-1.3, 3.1-3.4)")
+register_head("max", MaxHead, description="max pooling of the CAMs (Oquab et al.)")
+register_head("lse", LSEHead, description="log-sum-exp pooling, q = 10 (eq. 3.6-3.7)")

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ...errors import InputError
+from ..zoo import register_head
 
 
 def _check_k(name: str, k: float | int, allow_zero: bool) -> None:
@@ -104,3 +105,6 @@ class WildcatHead(nn.Module):
 
     def extra_repr(self) -> str:
         return f"modalities={self.modalities}, kmax={self.kmax}, kmin={self.kmin}, alpha={self.alpha}"
+
+
+register_head("wildcat", WildcatHead, description="WILDCAT, k+ = k- = 10 %, alpha = 0.6, M = 4 (eq. 3.8)")

@@ -13,7 +13,8 @@ The goal (a binary decision, like "is adversarial" in Algorithm A V-1) is reache
 * the Dice (eq. 2.3) between the binarized CAM of that label on the perturbed image and the binarized
   clean CAM is below ``dice_threshold``
 
-(CAMs upsampled to the input size and normalized / binarized as in :mod:`advwsl.evaluation.cams`).
+(CAMs upsampled to the input size, min-max normalized and binarized at ``cam_threshold``: the
+``"minmax"`` rule of :mod:`advwsl.models.cams`).
 
 The direction descends the soft Dice between the perturbed normalized CAM and the clean region. While the
 label's logit margin is at or below ``kappa`` times its clean margin, it descends instead the hinge
@@ -24,21 +25,19 @@ boundary. ε grows only while the label holds and the CAM has not moved enough.
 
 from __future__ import annotations
 
-import math
-import time
+from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from ..errors import InputError
-from ..evaluation.cams import (DEFAULT_CAM_THRESHOLD, binarize, class_maps, dice_iou, require_cams)
-from ..results import AttackResult
+from ..models.cams import DEFAULT_CAM_THRESHOLD, binarize, class_maps, dice_iou, require_cams
 from ..utils import frozen
-from ._validation import check_attack_inputs
-from .ddn import cosine_step_sizes, quantize
+from ._checks import check_attack_inputs, check_logits
+from ._ops import KeepBest, cosine_step_sizes, quantize
+from .registry import AttackSpec, register_attack
 
-__all__ = ["cam_ddn", "cam_goal_reached", "run_cam_attack", "soft_dice"]
+__all__ = ["cam_ddn", "cam_goal_reached", "soft_dice"]
 
 
 def soft_dice(maps: Tensor, regions: Tensor, eps: float = 1e-6) -> Tensor:
@@ -138,7 +137,7 @@ def cam_ddn(model: nn.Module, inputs: Tensor, labels: Tensor, *, targeted: bool 
         raise InputError("cam_ddn keeps the predicted label and moves its CAM; it has no targeted mode "
                          "(call it with targeted=False)")
     require_cams(model)
-    check_attack_inputs(inputs, labels, (0.0, 1.0))
+    check_attack_inputs(inputs, labels, (0.0, 1.0), model)
     if inputs.dim() != 4:
         raise InputError(f"inputs must be a batch of images (N, C, H, W), got shape {tuple(inputs.shape)}")
     if not isinstance(steps, int) or steps < 1 or not 0 < gamma < 1 or not init_epsilon > 0:
@@ -162,16 +161,13 @@ def cam_ddn(model: nn.Module, inputs: Tensor, labels: Tensor, *, targeted: bool 
     epsilon = torch.full((n,), float(init_epsilon), device=x.device, dtype=x.dtype).minimum(worst_norm)
     random_dir = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     random_dir /= random_dir.flatten(1).norm(dim=1).clamp_min(tiny).view(view)
-    best_norm = torch.full((n,), math.inf, device=x.device, dtype=x.dtype)
-    best_adv = x.clone()
+    best = KeepBest(x)
     delta = torch.zeros_like(x)
 
     with frozen(model):
         with torch.no_grad():
             logits, cams = model.cams(x)
-        if logits.dim() != 2 or logits.shape[1] < 2 or int(labels.max()) >= logits.shape[1]:
-            raise InputError(f"labels must index the model's {logits.shape[-1]} classes (logits "
-                             f"{tuple(logits.shape)}, largest label {int(labels.max())})")
+        check_logits(logits, labels)
         labels = labels.long()
         attackable = logits.argmax(1) == labels
         guard = kappa * _margin(logits, labels).clamp_min(0)
@@ -191,7 +187,7 @@ def cam_ddn(model: nn.Module, inputs: Tensor, labels: Tensor, *, targeted: bool 
                 x_eval = x_eval.detach()
                 reached, kept, _ = _goal(adv_logits.detach(), maps.detach(), labels, clean_regions,
                                          dice_threshold, cam_threshold)
-                best_norm, best_adv = _keep_best(x, x_eval, reached & attackable, best_norm, best_adv)
+                best.update(x_eval, reached & attackable)
                 grad_norm = grad.flatten(1).norm(dim=1)
                 direction = torch.where((grad_norm > tiny).view(view),
                                         -grad / grad_norm.clamp_min(tiny).view(view), random_dir)
@@ -207,97 +203,18 @@ def cam_ddn(model: nn.Module, inputs: Tensor, labels: Tensor, *, targeted: bool 
             adv_logits, adv_cams = model.cams(x_eval)
             reached, _, _ = _goal(adv_logits, class_maps(adv_cams, labels, size), labels, clean_regions,
                                   dice_threshold, cam_threshold)
-            best_norm, best_adv = _keep_best(x, x_eval, reached & attackable, best_norm, best_adv)
-    return best_adv
+            best.update(x_eval, reached & attackable)
+    return best.adversarials
 
 
-def _keep_best(x: Tensor, x_eval: Tensor, reached: Tensor, best_norm: Tensor,
-               best_adv: Tensor) -> tuple[Tensor, Tensor]:
-    norm = (x_eval - x).flatten(1).norm(dim=1)
-    better = reached & (norm < best_norm)
-    view = (-1,) + (1,) * (x.dim() - 1)
-    return torch.where(better, norm, best_norm), torch.where(better.view(view), x_eval, best_adv)
-
-
-class _CountingCamModel(nn.Module):
-    """Counts the forward passes (``forward`` or ``cams``) and the backward passes through them."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-        self.forwards = 0
-        self.backwards = 0
-
-    def _count_backward(self, grad: Tensor) -> None:
-        self.backwards += 1
-
-    def _counted(self, out: Tensor) -> Tensor:
-        self.forwards += 1
-        if out.requires_grad:
-            out.register_hook(self._count_backward)
-        return out
-
-    def cams(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        logits, cams = self.model.cams(x)
-        # one hook per pass: on the CAMs, which every objective of cam_ddn goes through
-        return logits, self._counted(cams)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self._counted(self.model(x))
-
-
-def run_cam_attack(model: nn.Module, inputs: Tensor, labels: Tensor, *, attack_kwargs: dict | None = None,
-                   batch_size: int = 64, seed: int | None = 0, progress: bool = True) -> AttackResult:
-    """Run :func:`cam_ddn` batch by batch and return verified per-sample records as an
-    :class:`~advwsl.results.AttackResult` whose ``success`` is the CAM goal ("label kept and CAM moved"),
-    re-evaluated on the returned images; ``adv_pred`` is the re-predicted class, ``l2`` the recomputed
-    norm, ``n_forward``/``n_backward`` the passes the attack made. The Table A V-1 aggregates and the
-    robustness curve of the result then read: share of images whose CAM the attack moved, norm needed,
-    and the share of correctly classified images whose CAM survives every perturbation of norm ε.
-    The adversarial images are kept in ``result.adversarials`` (CPU)."""
-    from tqdm.auto import tqdm
-
-    from .runner import _verify  # imported here: the runner imports the attack registry
-
-    kwargs = dict(attack_kwargs or {})
-    kwargs.setdefault("levels", 256)
-    if seed is not None:
-        kwargs.setdefault("seed", seed)
+def _cam_success(model: nn.Module, inputs: Tensor, adversarials: Tensor, labels: Tensor,
+                 kwargs: dict[str, Any]) -> Tensor:
+    """The runner's success predicate of ``cam-ddn``: the goal re-evaluated on what the attack returned."""
     goal = {k: kwargs[k] for k in ("dice_threshold", "cam_threshold") if k in kwargs}
-    counter = _CountingCamModel(model)
-    keys = ("index", "label", "clean_pred", "adv_pred", "originally_correct", "success", "l2", "gray_l2",
-            "n_forward", "n_backward")
-    rec: dict[str, list] = {k: [] for k in keys}
-    advs, seconds = [], 0.0
-    device = next(iter(model.parameters()), inputs).device
-    with tqdm(total=len(inputs), desc=f"CAM-DDN {kwargs.get('steps', 100)}", unit="img",
-              disable=not progress) as bar:
-        for s in range(0, len(inputs), batch_size):
-            x = inputs[s:s + batch_size].to(device)
-            y = labels[s:s + batch_size].to(device).long()
-            counter.forwards = counter.backwards = 0
-            tic = time.perf_counter()
-            adv = cam_ddn(counter, x, y, **kwargs).detach()
-            seconds += time.perf_counter() - tic
-            _verify(adv, x, (0.0, 1.0), kwargs["levels"], "cam-ddn")
-            reached, _ = cam_goal_reached(model, x, adv, y, **goal)
-            with torch.no_grad(), frozen(model):
-                clean_pred = model(x).argmax(1)
-                adv_pred = model(adv).argmax(1)
-            n = len(x)
-            for key, value in (("index", torch.arange(s, s + n)), ("label", y), ("clean_pred", clean_pred),
-                               ("adv_pred", adv_pred), ("originally_correct", clean_pred == y),
-                               ("success", reached.to(device) & (clean_pred == y)),
-                               ("l2", (adv - x).flatten(1).norm(dim=1)),
-                               ("gray_l2", (0.5 - x).flatten(1).norm(dim=1)),
-                               ("n_forward", torch.full((n,), counter.forwards)),
-                               ("n_backward", torch.full((n,), counter.backwards))):
-                rec[key].append(value.detach().cpu().numpy())
-            advs.append(adv.cpu())
-            bar.update(n)
-    cols = {k: np.concatenate(v) for k, v in rec.items()}
-    return AttackResult(attack="CAM-DDN", budget=str(kwargs.get("steps", 100)), targeted=False,
-                        target=np.full(len(inputs), -1), seconds=seconds, levels=kwargs["levels"],
-                        bounds=(0.0, 1.0), params={"attack": "cam-ddn", **{k: v for k, v in kwargs.items()
-                                                                          if k != "generator"}},
-                        adversarials=torch.cat(advs), **cols)
+    reached, _ = cam_goal_reached(model, inputs, adversarials, labels, batch_size=len(inputs), **goal)
+    return reached
+
+
+register_attack(AttackSpec(
+    "cam-ddn", cam_ddn, "CAM-DDN", "DDN on the class activation map: move the CAM, keep the label",
+    reference_budget="100", quick_budget="100", targeted=False, goal="cam", success=_cam_success))

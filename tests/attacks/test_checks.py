@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from advwsl.errors import InputError, ModelError
-from advwsl.evaluation.checks import AdvwslWarning, attack_mode, check_inputs, check_labels, check_model
+from advwsl.errors import AdvwslWarning
+from advwsl.attacks._checks import attack_mode, check_inputs, check_labels, check_model
 
 
 @pytest.mark.parametrize("inputs, message", [

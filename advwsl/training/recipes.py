@@ -16,7 +16,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import ConfigError
+from ..data import eval_transform, get_dataset, get_dataset_spec, training_transform
+from ..errors import ConfigError
+from ..models import create_model, model_info
+from ..models.cams import CAM_RULES
 
 __all__ = ["TrainConfig", "PRESETS", "preset", "load_config", "build_optimizer", "build_scheduler",
            "lr_factor", "SCHEDULES"]
@@ -41,7 +44,7 @@ class TrainConfig:
     (``lambda_size``, ``lambda_entropy``, ``r`` ...), ``size_noise`` (sigma_s of section 4.4.3) and
     ``size_noise_mode`` (``per_crop``: GlaS protocol; ``per_image``: fixed per image, CAMELYON16 protocol).
     Evaluation: ``monitor`` (validation metric selecting the best checkpoint, higher is better unless it
-    ends with ``loss``), ``cam_threshold`` and ``cam_class`` (see :func:`advwsl.training.evaluate`),
+    ends with ``loss``), ``cam_rule`` and ``cam_class`` (see :func:`advwsl.training.evaluate`),
     ``evaluate_test`` (evaluate the best checkpoint on the test split at the end).
     Execution: ``seed``, ``device``, ``amp`` (bf16 autocast), ``channels_last``, ``num_workers``,
     ``sync_bn`` (SyncBatchNorm under DDP), ``progress``.
@@ -72,7 +75,7 @@ class TrainConfig:
     size_noise: float = 0.0
     size_noise_mode: str = "per_crop"
     monitor: str = "accuracy"
-    cam_threshold: str = "zero"
+    cam_rule: str = "zero"
     cam_class: str = "true"
     evaluate_test: bool = True
     seed: int = 0
@@ -94,8 +97,7 @@ class TrainConfig:
             (self.size_noise >= 0, f"size_noise (sigma_s) must be >= 0, got {self.size_noise}"),
             (self.size_noise_mode in ("per_crop", "per_image"),
              f"size_noise_mode must be 'per_crop' or 'per_image', got {self.size_noise_mode!r}"),
-            (self.cam_threshold in ("zero", "argmax", "minmax"),
-             f"cam_threshold must be 'zero', 'argmax' or 'minmax', got {self.cam_threshold!r}"),
+            (self.cam_rule in CAM_RULES, f"cam_rule must be one of {CAM_RULES}, got {self.cam_rule!r}"),
             (self.cam_class in ("true", "predicted") or str(self.cam_class).isdigit(),
              f"cam_class must be 'true', 'predicted' or a class index, got {self.cam_class!r}"),
             (len(self.folds) >= 1 and all(int(f) >= 0 for f in self.folds), f"folds must be indices, got {self.folds}"),
@@ -135,11 +137,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     "glas-size": {"dataset": "glas", "backbone": "resnet18", "pretrained": True, "model": "cam",
                   "batch_size": 32, "epochs": 160, "lr": 0.01, "schedule": "cosine",
                   "loss": "size-adaptive", "loss_kwargs": {"lambda_size": 10.0, "lambda_entropy": 0.1},
-                  "size_noise_mode": "per_crop", "monitor": "dice_pixels", "cam_threshold": "argmax"},
+                  "size_noise_mode": "per_crop", "monitor": "dice_pixels", "cam_rule": "argmax"},
     "camelyon16-size": {"dataset": "camelyon16", "backbone": "resnet18", "pretrained": True, "model": "cam",
                         "batch_size": 64, "epochs": 20, "lr": 0.01, "schedule": "cosine",
                         "loss": "size-adaptive", "loss_kwargs": {"lambda_size": 3.0, "lambda_entropy": 0.1},
-                        "size_noise_mode": "per_image", "monitor": "dice_pixels", "cam_threshold": "argmax",
+                        "size_noise_mode": "per_image", "monitor": "dice_pixels", "cam_rule": "argmax",
                         "cam_class": "1"},
     "synthetic": {"dataset": "synthetic", "backbone": "resnet-mini", "stride": 8, "pretrained": False,
                   "batch_size": 32, "epochs": 6, "lr": 0.05, "schedule": "cosine",
@@ -208,8 +210,6 @@ def build_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, steps
 
 def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
     """The zoo model of ``config`` for ``num_classes`` classes (backbone options only for WSL models)."""
-    from .models.zoo import create_model, model_info
-
     kwargs = dict(config.model_kwargs)
     if model_info(config.model).task == "wsl":
         kwargs.update(backbone=config.backbone, stride=config.stride, pretrained=config.pretrained)
@@ -218,13 +218,14 @@ def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
 
 def build_datasets(config: TrainConfig, fold: int) -> tuple[Any, Any, Any]:
     """``(train, valid, test)`` datasets of ``config.dataset`` for validation fold ``fold`` (section
-    2.1.2.2), the training set with the dataset's augmentation of section 2.1.3.1 when ``config.augment``."""
-    from .data import get_dataset
-    from .data.transforms import eval_transform, training_transform
-
-    train_tf = training_transform(config.dataset) if config.augment else eval_transform(config.dataset)
+    2.1.2.2), the training set with the dataset's augmentation of section 2.1.3.1 when ``config.augment``.
+    A dataset without a validation split (the digits, torchvision's MNIST / CIFAR-10) is validated on its
+    test split, as the reference's appendix V does."""
+    spec = get_dataset_spec(config.dataset)
+    train_tf = training_transform(spec.name) if config.augment else eval_transform(spec.name)
     common = {"root": config.data_root, "fold": fold, **config.dataset_kwargs}
-    train = get_dataset(config.dataset, split="train", transform=train_tf, **common)
-    valid = get_dataset(config.dataset, split="valid", transform=eval_transform(config.dataset), **common)
-    test = get_dataset(config.dataset, split="test", transform=eval_transform(config.dataset), **common)
+    train = get_dataset(spec.name, split="train", transform=train_tf, **common)
+    valid_split = "valid" if "valid" in spec.splits else "test"
+    valid = get_dataset(spec.name, split=valid_split, transform=eval_transform(spec.name), **common)
+    test = get_dataset(spec.name, split="test", transform=eval_transform(spec.name), **common)
     return train, valid, test

@@ -1,6 +1,5 @@
 """Files of a training run: the resumable state (model, optimizer, scheduler, loss parameters, RNG states,
-history; written atomically every epoch), the per-epoch metrics CSV (only ever appended to), and the
-summary of one run or of several folds (mean +- std, as the reference's tables report them)."""
+history; written atomically every epoch) and the per-epoch metrics CSV (only ever appended to)."""
 
 from __future__ import annotations
 
@@ -15,20 +14,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
+from ..io import atomic_path
 
-__all__ = ["save_state", "load_state", "rng_state", "set_rng_state", "append_metrics_csv", "read_metrics_csv",
-           "mean_std", "format_mean_std", "markdown_table"]
+__all__ = ["save_state", "load_state", "rng_state", "set_rng_state", "append_metrics_csv", "read_metrics_csv"]
 
 
 def save_state(path: str | Path, state: dict[str, Any]) -> Path:
     """``torch.save`` to a temporary file then an atomic rename: a run killed while saving keeps the
     previous complete state."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path, overwrite=True) as tmp:
+        torch.save(state, tmp)
     return path
 
 
@@ -89,26 +86,3 @@ def append_metrics_csv(path: str | Path, rows: Sequence[dict[str, Any]]) -> None
             writer.writerow({k: row.get(k, "") for k in fields})
         fh.flush()
         os.fsync(fh.fileno())
-
-
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value), ignoring NaN."""
-    v = np.asarray([x for x in values if not math.isnan(x)], dtype=np.float64)
-    if v.size == 0:
-        return math.nan, math.nan
-    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
-
-
-def format_mean_std(values: Sequence[float], *, percent: bool = True, digits: int = 2) -> str:
-    """``"mean ± std"`` in percent, the reference's table format."""
-    m, s = mean_std(values)
-    if math.isnan(m):
-        return "-"
-    k = 100.0 if percent else 1.0
-    return f"{m * k:.{digits}f} ± {s * k:.{digits}f}"
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
-    return "\n".join(lines) + "\n"

@@ -10,7 +10,6 @@ V-5/V-6 add an "All" row: per sample, the smallest adversarial found by any of s
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +19,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .errors import ConfigError, InputError
-from .runs import write_json
+from ..errors import ConfigError, InputError
+from ..io import atomic_write_text, read_json, write_json
 
 #: Per-sample columns, in CSV order.
 COLUMNS = ("index", "label", "target", "clean_pred", "adv_pred", "originally_correct", "success", "l2",
@@ -110,17 +109,18 @@ class AttackResult:
         return float(frame.groupby("index")["ok"].first().mean()) if len(frame) else float("nan")
 
     def _aggregate(self, success: np.ndarray, l2: np.ndarray, gray: np.ndarray) -> dict[str, float]:
-        return {"success": 100.0 * _mean(success.astype(float)),
+        return {"success": _mean(success.astype(float)),
                 "mean_l2": _mean(l2[success]),
                 "median_l2": _median(np.where(success, l2, gray))}
 
     def summary(self) -> dict[str, Any]:
         """Table A V-1 aggregates (and, when targeted, the average and least-likely cases of Tables A V-2
-        to A V-4). Success and norms are over originally-correct samples only."""
+        to A V-4). Success and norms are over originally-correct samples only; shares (``success``,
+        ``clean_accuracy``) are fractions in [0, 1]."""
         ok = self.originally_correct
         out: dict[str, Any] = {"attack": self.attack, "budget": self.budget, "targeted": self.targeted,
                                "n_samples": self.n_samples, "n_records": len(self),
-                               "clean_accuracy": 100.0 * self.clean_accuracy}
+                               "clean_accuracy": self.clean_accuracy}
         out.update(self._aggregate(self.success[ok], self.l2[ok], self.gray_l2[ok]))
         out["grads_per_sample"] = _mean(self.n_backward.astype(float))
         out["forwards_per_sample"] = _mean(self.n_forward.astype(float))
@@ -181,9 +181,9 @@ class AttackResult:
         for path in paths.values():
             if path.exists():
                 raise ConfigError(f"{path} already exists; refusing to overwrite it (choose another folder)")
-        self.to_frame().to_csv(paths["csv"], index=False)
+        atomic_write_text(paths["csv"], self.to_frame().to_csv(index=False))
         write_json(paths["json"], {"summary": self.summary(), "metadata": self.metadata()})
-        paths["md"].write_text(results_table([self]) + "\n")
+        atomic_write_text(paths["md"], results_table([self]) + "\n")
         return paths
 
 
@@ -200,7 +200,7 @@ def load_result(path: str | Path) -> AttackResult:
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise ConfigError(f"{csv} lacks the columns {missing}; it was not written by AttackResult.save")
-    meta = json.loads(meta_path.read_text())["metadata"]
+    meta = read_json(meta_path, what="attack result")["metadata"]
     return AttackResult(attack=meta["attack"], budget=meta["budget"], targeted=bool(meta["targeted"]),
                         seconds=float(meta["seconds"]), levels=meta["levels"], bounds=tuple(meta["bounds"]),
                         params=meta.get("params", {}), **{c: frame[c].to_numpy() for c in COLUMNS})
@@ -242,33 +242,38 @@ def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text).strip("_") or "result"
 
 
-def _fmt(value: float, digits: int) -> str:
-    return "-" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
+def _fmt(value: float | None, digits: int, scale: float = 1.0) -> str:
+    return "-" if value is None or not np.isfinite(value) else f"{scale * value:.{digits}f}"
+
+
+def _pct(value: float | None, digits: int = 1) -> str:
+    """A share in [0, 1] as a percentage (tables only; files keep fractions)."""
+    return _fmt(value, digits, 100.0)
 
 
 def results_table(results: Sequence[AttackResult]) -> str:
     """A Markdown table in the layout of Table A V-1 (untargeted rows) or Tables A V-2 to A V-4 (targeted
-    rows: average case and least likely)."""
+    rows: average case and least likely); success in percent."""
     untargeted = [r for r in results if not r.targeted]
     targeted = [r for r in results if r.targeted]
     blocks = []
     if untargeted:
-        lines = ["| Attack | Budget | Success | Mean L2 | Median L2 | #Grads | Run-time (s) |",
+        lines = ["| Attack | Budget | Success (%) | Mean L2 | Median L2 | #Grads | Run-time (s) |",
                  "|---|---|---:|---:|---:|---:|---:|"]
         for r in untargeted:
             s = r.summary()
-            lines.append(f"| {r.attack} | {r.budget} | {_fmt(s['success'], 1)} | {_fmt(s['mean_l2'], 4)} | "
+            lines.append(f"| {r.attack} | {r.budget} | {_pct(s['success'])} | {_fmt(s['mean_l2'], 4)} | "
                          f"{_fmt(s['median_l2'], 4)} | {_fmt(s['grads_per_sample'], 0)} | {_fmt(s['seconds'], 1)} |")
         blocks.append("\n".join(lines))
     if targeted:
-        lines = ["| Attack | Budget | Average success | Average mean L2 | Least likely success | "
+        lines = ["| Attack | Budget | Average success (%) | Average mean L2 | Least likely success (%) | "
                  "Least likely mean L2 | #Grads | Run-time (s) |",
                  "|---|---|---:|---:|---:|---:|---:|---:|"]
         for r in targeted:
             s = r.summary()
             a, ll = s["average"], s["least_likely"]
-            lines.append(f"| {r.attack} | {r.budget} | {_fmt(a['success'], 2)} | {_fmt(a['mean_l2'], 4)} | "
-                         f"{_fmt(ll['success'], 1)} | {_fmt(ll['mean_l2'], 4)} | {_fmt(s['grads_per_sample'], 0)} | "
+            lines.append(f"| {r.attack} | {r.budget} | {_pct(a['success'], 2)} | {_fmt(a['mean_l2'], 4)} | "
+                         f"{_pct(ll['success'])} | {_fmt(ll['mean_l2'], 4)} | {_fmt(s['grads_per_sample'], 0)} | "
                          f"{_fmt(s['seconds'], 1)} |")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)

@@ -4,12 +4,18 @@ in seconds and cached as a checkpoint (safetensors + JSON sidecar) under ``cache
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..data.digits import sklearn_digits
+from ..models import create_model, save_model
 from ..utils import cache_dir
+from .builtin import BuiltinModel, cached_model, register_builtin
 
 #: Name of the cached model and its training recipe.
 DIGITS_CNN = "digits-cnn"
@@ -44,20 +50,25 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> fl
         return float((model(images).argmax(1) == labels).float().mean())
 
 
-def digits_cnn(*, retrain: bool = False) -> nn.Module:
-    """The C&W MNIST network trained on the scikit-learn digits (16 x 16, train split), from the cache or
-    trained now (a few seconds to a minute on a CPU) and cached. Returned on the CPU in eval mode."""
-    from ..models.zoo import create_model, load_model, save_model
-
-    stem = cache_dir("models") / DIGITS_CNN
-    if not retrain and stem.with_suffix(".json").is_file():
-        return load_model(stem)
+def _train_digits_cnn(stem: Path) -> None:
     x_train, y_train = sklearn_digits(DIGITS_SIZE, "train")
     x_test, y_test = sklearn_digits(DIGITS_SIZE, "test")
     model = create_model("cw-mnist", input_size=DIGITS_SIZE)
     train_classifier(model, x_train, y_train, **DIGITS_RECIPE)
-    save_model(model, stem, overwrite=retrain, metadata={
+    save_model(model, stem, overwrite=True, metadata={
         "classes": [str(c) for c in range(10)], "training": DIGITS_RECIPE,
-        "dataset": f"sklearn-digits-{DIGITS_SIZE} (train split)",
+        "dataset": {"name": "digits", "split": "train", "size": DIGITS_SIZE},
         "metrics": {"test_accuracy": accuracy(model, x_test, y_test)}})
-    return model
+
+
+def digits_cnn(*, retrain: bool = False, progress: bool = True,
+               log: Callable[[str], None] | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """The C&W MNIST network trained on the scikit-learn digits (16 x 16, train split) and its sidecar, from
+    the cache or trained now (a few seconds on a CPU) and cached. The model is on the CPU in eval mode."""
+    stem = cache_dir("models") / DIGITS_CNN
+    return cached_model(stem, lambda: _train_digits_cnn(stem), retrain=retrain, log=log)
+
+
+register_builtin(BuiltinModel(
+    DIGITS_CNN, "C&W MNIST CNN (Table A V-7) trained on the scikit-learn digits at 16x16 (seconds on a CPU)",
+    load=digits_cnn, dataset="digits"))

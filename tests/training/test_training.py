@@ -11,14 +11,15 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from advwsl.data.synthetic import SyntheticHistology
-from advwsl.data.transforms import training_transform
+from advwsl.data import training_transform
 from advwsl.errors import ConfigError, InputError
 from advwsl.evaluation.metrics import dice_per_image, dice_score
 from advwsl.losses import SizeSupervisedLoss
-from advwsl.models.zoo import create_model, load_model
-from advwsl.recipes import PRESETS, TrainConfig, build_optimizer, load_config, lr_factor, preset
-from advwsl.run_state import read_metrics_csv
-from advwsl.training import cam_masks, evaluate, fit, train_one_epoch
+from advwsl.models import create_model, load_model
+from advwsl.training import PRESETS, TrainConfig, build_optimizer, load_config, lr_factor, preset
+from advwsl.training import read_metrics_csv
+from advwsl.models.cams import cam_masks
+from advwsl.training import evaluate, fit, train_one_epoch
 
 
 def _mini(num_classes: int = 2, name: str = "wildcat") -> nn.Module:
@@ -77,7 +78,7 @@ def test_cam_masks_rules():
     # min-max: (m - (-3)) / 5 >= 0.5  <=>  m >= -0.5
     assert cam_masks(cams, one, (2, 2), "minmax")[0].tolist() == [[True, False], [True, False]]
     assert cam_masks(cams, one, (8, 8), "zero").shape == (1, 8, 8)
-    with pytest.raises(InputError, match="cam_threshold"):
+    with pytest.raises(InputError, match="CAM rule must be one of zero, argmax, minmax"):
         cam_masks(cams, one, (2, 2), "otsu")
 
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from advwsl import demo
+from advwsl.jobs import builtin_wsl as demo
+from advwsl.jobs import list_builtins, resolve_model
 from advwsl.errors import ConfigError, InputError
-from advwsl.models.zoo import checkpoint_paths, create_model, list_models
-from advwsl.recipes import TrainConfig
+from advwsl.models import checkpoint_paths, create_model, list_models
+from advwsl.training import TrainConfig
 
 # a recipe small enough to train in seconds (the real one is exercised by the end-to-end CLI test)
 TINY = {"epochs": 1, "batch_size": 16, "dataset_kwargs": {"size": 32, "n_trainval": 40, "n_test": 8}}
@@ -51,10 +52,9 @@ def test_cache_location_and_key(tmp_path, monkeypatch):
 def test_trained_once_then_reused(monkeypatch):
     notices = []
     assert not demo.is_demo_cached("wildcat", **TINY)
-    model = demo.demo_model("wildcat", progress=False, log=notices.append, **TINY)
+    model, info = demo.demo_model("wildcat", progress=False, log=notices.append, **TINY)
     assert demo.is_demo_cached("wildcat", **TINY)
     assert any("training the demo wildcat model" in n for n in notices)
-    info = model.demo_info
     assert info["demo"] is True and info["classes"] == ["normal", "malignant"]
     test = info["metrics"]["test"]
     assert 0 <= test["accuracy"] <= 1 and 0 <= test["cam_dice"] <= 1 and test["n"] == 8
@@ -63,8 +63,8 @@ def test_trained_once_then_reused(monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("a cached demo model must not be trained again")
 
-    monkeypatch.setattr("advwsl.training.fit", no_training)
-    again = demo.demo_model("wildcat", progress=False, **TINY)
+    monkeypatch.setattr("advwsl.jobs.builtin_wsl.fit", no_training)
+    again, _ = demo.demo_model("wildcat", progress=False, **TINY)
     x = torch.rand(3, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(again(x), model(x))
@@ -78,8 +78,8 @@ def test_finished_training_is_not_repeated():
     before = metrics.read_text()
     for path in checkpoint_paths(stem):
         path.unlink()
-    model = demo.demo_model("cam", progress=False, **TINY)
-    assert demo.is_demo_cached("cam", **TINY) and model.demo_info["architecture"] == "cam"
+    _, info = demo.demo_model("cam", progress=False, **TINY)
+    assert demo.is_demo_cached("cam", **TINY) and info["architecture"] == "cam"
     assert metrics.read_text() == before  # no epoch was trained again
 
 
@@ -99,3 +99,14 @@ def test_recipe_overrides_from_the_environment(monkeypatch):
     monkeypatch.setenv(demo.RECIPE_ENV, "{epochs: 2")
     with pytest.raises(ConfigError, match="ADVWSL_DEMO_RECIPE must be a JSON object"):
         demo.demo_config("wildcat")
+
+
+def test_every_wsl_model_is_a_builtin_the_resolver_knows(monkeypatch):
+    import json
+
+    assert {"digits-cnn", "wildcat", "cam", "deepmil-multi"} <= set(list_builtins())
+    monkeypatch.setenv(demo.RECIPE_ENV, json.dumps(TINY))
+    resolved = resolve_model("max", progress=False)
+    assert resolved.kind == "builtin" and resolved.has_cams and resolved.classes == ["normal", "malignant"]
+    assert resolved.dataset == "synthetic" and resolved.dataset_kwargs["size"] == 32
+    assert resolved.checkpoint == str(demo.demo_checkpoint("max"))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from advwsl.errors import ConfigError, InputError
-from advwsl.results import AttackResult, combine_results, load_result, results_table
+from advwsl.attacks.result import AttackResult, combine_results, load_result, results_table
 
 
 def make(l2, success, correct=None, *, targeted=False, index=None, target=None, attack="DDN", seconds=1.5):
@@ -24,8 +24,8 @@ def make(l2, success, correct=None, *, targeted=False, index=None, target=None, 
 def test_table_a_v_1_aggregates():
     r = make([1.0, 2.0, 0.0, 0.0, 3.0], [True, True, False, False, True], [True, True, True, False, True])
     s = r.summary()
-    assert s["clean_accuracy"] == pytest.approx(80.0)
-    assert s["success"] == pytest.approx(75.0)  # over the 4 originally-correct samples
+    assert s["clean_accuracy"] == pytest.approx(0.8)
+    assert s["success"] == pytest.approx(0.75)  # over the 4 originally-correct samples
     assert s["mean_l2"] == pytest.approx(2.0)  # successes only
     assert s["median_l2"] == pytest.approx(2.5)  # [1, 2, 10 (failure -> gray), 3]
     assert s["grads_per_sample"] == 100 and s["seconds"] == 1.5
@@ -48,9 +48,9 @@ def test_targeted_average_and_least_likely():
     r = make([1.0, 3.0, 2.0, 0.5], [True, True, True, False], targeted=True, index=[0, 0, 1, 1],
              target=[1, 2, 1, 2])
     s = r.summary()
-    assert s["average"]["success"] == pytest.approx(75.0)
+    assert s["average"]["success"] == pytest.approx(0.75)
     assert s["average"]["mean_l2"] == pytest.approx(2.0)
-    assert s["least_likely"]["success"] == pytest.approx(50.0)  # image 1 failed on one target
+    assert s["least_likely"]["success"] == pytest.approx(0.5)  # image 1 failed on one target
     assert s["least_likely"]["mean_l2"] == pytest.approx(3.0)
     assert "Least likely" in results_table([r])
 

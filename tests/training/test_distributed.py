@@ -17,8 +17,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from advwsl.data.digits import sklearn_digits
 from advwsl.data.synthetic import SyntheticHistology
-from advwsl.models.zoo import create_model
-from advwsl.recipes import TrainConfig
+from advwsl.models import create_model
+from advwsl.training import TrainConfig
 from advwsl.training import evaluate, fit
 
 

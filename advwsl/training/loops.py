@@ -7,13 +7,9 @@ Batches may be dicts (``image``, ``label`` and optionally ``mask`` and ``index``
 
 CAM-based localization (Evaluation B, section 2.1.2.1). The CAM of one class per image (``cam_class``:
 the true class as on GlaS, the predicted class, or a fixed class index such as the metastatic class of
-CAMELYON16) is upsampled bilinearly to the input size and binarized (``cam_threshold``):
-
-* ``"zero"`` (default): the class map is foreground where it scores above the background's constant 0
-  (section 3.4.2; equivalently sigmoid(M) > 0.5, and attention > 1/(hw) for Deep MIL),
-* ``"argmax"``: arg max of ``[0, M_1, ..., M_K]`` equals the class (the segmentation of eq. 4.6 used with
-  size supervision; the normalized maps of eq. 4.7 have the same arg max),
-* ``"minmax"``: the map min-max normalized per image to [0, 1] and thresholded at 0.5.
+CAMELYON16) is upsampled bilinearly to the input size and binarized by ``cam_rule`` (one of
+:data:`advwsl.models.cams.CAM_RULES`: ``"zero"``, the reference's M_c > 0, by default; ``"argmax"``;
+``"minmax"``; see :func:`advwsl.models.cams.cam_masks`).
 
 The adversarial-training hook: ``perturb(model, images, labels) -> images`` runs on every training batch
 after it is moved to the device and before the forward pass, with the unwrapped classifier in train mode
@@ -24,7 +20,6 @@ the start of each epoch, ``perturb.stats() -> dict[str, float]`` merged into the
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
@@ -36,14 +31,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from .errors import ConfigError, InputError
-from .evaluation.metrics import BinarySegmentationMeter, ClassificationMeter, _all_reduce_sum
-from .fitting import FitResult, FoldsResult, fit, fit_folds
-from .losses import ImageLabelLoss, SizeAnnotator, size_targets
+from ..errors import ConfigError, InputError
+from ..evaluation.metrics import BinarySegmentationMeter, ClassificationMeter, all_reduce_sum
+from ..losses import ImageLabelLoss, SizeAnnotator, size_targets
+from ..models.cams import cam_masks
+from ..utils import model_device
+from .distributed import mean_over_ranks
 
-__all__ = ["train_one_epoch", "evaluate", "fit", "fit_folds", "FitResult", "FoldsResult", "cam_masks", "WithCams",
-           "unwrap",
-           "init_distributed", "shard_dataset", "Perturb"]
+__all__ = ["train_one_epoch", "evaluate", "WithCams", "unwrap", "Perturb"]
 
 Perturb = Callable[[nn.Module, Tensor, Tensor], Tensor]
 
@@ -67,30 +62,6 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model.model if isinstance(model, WithCams) else model
 
 
-def init_distributed() -> tuple[int, int, torch.device | None]:
-    """Join the process group described by the ``torchrun`` environment (NCCL on GPUs, gloo otherwise).
-    Returns ``(rank, world_size, device)``; ``device`` is ``cuda:LOCAL_RANK`` on GPUs, else None."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, None
-    use_cuda = torch.cuda.is_available()
-    device = None
-    if use_cuda:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo")
-    return dist.get_rank(), dist.get_world_size(), device
-
-
-def shard_dataset(dataset: Any, rank: int, world: int) -> Any:
-    """Rank ``rank``'s share of an evaluation set: indices rank, rank + world, ... (no padding, so the
-    metrics reduced over ranks equal the single-process ones)."""
-    from torch.utils.data import Subset
-
-    return dataset if world == 1 else Subset(dataset, range(rank, len(dataset), world))
-
-
 def _unpack(batch: Any) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
     if isinstance(batch, dict):
         if "image" not in batch or "label" not in batch:
@@ -109,14 +80,6 @@ def _autocast(device: torch.device, amp: bool):
 def _to_device(x: Tensor, device: torch.device, channels_last: bool) -> Tensor:
     x = x.to(device, non_blocking=True)
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
-
-
-def _mean_over_ranks(values: dict[str, float]) -> dict[str, float]:
-    if not values or not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
-        return values
-    keys = sorted(values)
-    t = _all_reduce_sum(torch.tensor([float(values[k]) for k in keys], dtype=torch.float64))
-    return {k: v / dist.get_world_size() for k, v in zip(keys, t.tolist())}
 
 
 def _progress(iterable: Iterable, enabled: bool, desc: str, total: int | None):
@@ -144,7 +107,7 @@ def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.O
     """
     criterion = criterion if criterion is not None else ImageLabelLoss()
     base = unwrap(model)
-    device = next(base.parameters()).device
+    device = model_device(base)
     needs_cams = bool(getattr(criterion, "needs_cams", False))
     if needs_cams and isinstance(model, DistributedDataParallel) and not isinstance(model.module, WithCams):
         raise ConfigError("under DistributedDataParallel a CAM-based loss needs DDP(WithCams(model)) so that the "
@@ -197,50 +160,31 @@ def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.O
             bar.set_postfix(loss=f"{loss.item():.4f}", acc=f"{float(correct / n_seen.clamp_min(1)):.3f}")
     seconds = time.perf_counter() - start
     keys = sorted(sums)
-    reduced = _all_reduce_sum(torch.stack([n_seen, correct, *(sums[k] for k in keys)]))
+    reduced = all_reduce_sum(torch.stack([n_seen, correct, *(sums[k] for k in keys)]))
     n_all = max(reduced[0].item(), 1.0)
     out = {k: v / n_all for k, v in zip(keys, reduced[2:].tolist())}
     out.update(accuracy=reduced[1].item() / n_all, lr=optimizer.param_groups[0]["lr"], images=reduced[0].item(),
                seconds=seconds, images_per_s=reduced[0].item() / max(seconds, 1e-9))
     if hasattr(perturb, "stats"):
-        out.update(_mean_over_ranks({k: float(v) for k, v in perturb.stats().items()}))
+        out.update(mean_over_ranks({k: float(v) for k, v in perturb.stats().items()}))
     return out
-
-
-def cam_masks(cams: Tensor, classes: Tensor, size: tuple[int, int], threshold: str = "zero") -> Tensor:
-    """Binary localization ``(N, H, W)`` of class ``classes[i]`` from CAMs ``(N, K, h, w)`` upsampled to
-    ``size`` (see the module docstring for the ``threshold`` rules ``zero``, ``argmax``, ``minmax``)."""
-    from .models.wsl import upsample_cams
-
-    up = upsample_cams(cams.float(), size)
-    idx = classes.long().to(up.device)
-    if threshold == "argmax":
-        scores = torch.cat([torch.zeros_like(up[:, :1]), up], dim=1)
-        return scores.argmax(1) == (idx + 1).view(-1, 1, 1)
-    m = up.gather(1, idx.view(-1, 1, 1, 1).expand(-1, 1, *up.shape[2:]))[:, 0]
-    if threshold == "zero":
-        return m > 0
-    if threshold == "minmax":
-        lo, hi = m.amin(dim=(1, 2), keepdim=True), m.amax(dim=(1, 2), keepdim=True)
-        return (m - lo) / (hi - lo).clamp_min(1e-12) >= 0.5
-    raise InputError(f"cam_threshold must be 'zero', 'argmax' or 'minmax', got {threshold!r}")
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, *, criterion: nn.Module | None = None,
-             cam_threshold: str = "zero", cam_class: str | int = "true", amp: bool = False,
+             cam_rule: str = "zero", cam_class: str | int = "true", amp: bool = False,
              channels_last: bool = False, progress: bool = False, desc: str = "eval") -> dict[str, float]:
     """Evaluate in eval mode, streaming over ``loader`` (each rank its own shard; results reduced over ranks).
 
     Returns ``loss`` (the criterion's loss with exact sizes, or cross-entropy), ``accuracy`` (eq. 2.1),
     ``map`` (eq. 2.2), ``ap`` for two classes and ``n``; when the batches carry masks and the model has
     CAMs, also the CAM localization metrics ``dice`` (per image), ``dice_pixels``, ``mdice_positive``,
-    ``iou`` and ``miou`` (eq. 2.3, 3.12-3.14) with the CAM of ``cam_class`` binarized by ``cam_threshold``.
+    ``iou`` and ``miou`` (eq. 2.3, 3.12-3.14) with the CAM of ``cam_class`` binarized by ``cam_rule``.
     Image scores are the criterion's ``scores(logits, cams)`` (softmax of the logits by default).
     """
     criterion = criterion if criterion is not None else ImageLabelLoss()
     base = unwrap(model)
-    device = next(base.parameters()).device
+    device = model_device(base)
     modes = [(m, m.training) for m in base.modules()]
     base.eval()
     cls_meter: ClassificationMeter | None = None
@@ -277,7 +221,7 @@ def evaluate(model: nn.Module, loader: Iterable, *, criterion: nn.Module | None 
                     classes = scores.argmax(1)
                 else:
                     classes = torch.full_like(y, int(cam_class))
-                pred = cam_masks(cams, classes, tuple(x.shape[-2:]), cam_threshold)
+                pred = cam_masks(cams, classes, tuple(x.shape[-2:]), cam_rule)
                 seg_meter.update(pred.cpu(), masks > 0.5)
                 seg_used = True
     finally:
@@ -286,8 +230,8 @@ def evaluate(model: nn.Module, loader: Iterable, *, criterion: nn.Module | None 
     if cls_meter is None:
         raise InputError(f"{desc}: the loader yielded no batch; check the dataset split is not empty")
     out = cls_meter.compute()
-    s, n = _all_reduce_sum(loss_sum).tolist()
+    s, n = all_reduce_sum(loss_sum).tolist()
     out["loss"] = s / max(n, 1.0)
-    if bool(_all_reduce_sum(torch.tensor([float(seg_used)])).item()):
+    if bool(all_reduce_sum(torch.tensor([float(seg_used)])).item()):
         out.update(seg_meter.compute())
     return {k: float(v) for k, v in out.items()}

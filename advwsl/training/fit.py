@@ -5,7 +5,6 @@ folds). The same call runs under ``torchrun`` with DistributedDataParallel; rank
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,9 +13,21 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from safetensors.torch import load_file
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
 
-from .errors import ConfigError
+from ..errors import ConfigError
+from ..io import atomic_write_text, format_mean_std, markdown_table, mean_std, read_json, write_json
+from ..losses import SizeAnnotator, build_criterion
+from ..models.checkpoints import save_model
+from ..plotting import plot_learning_curves
+from ..utils import seed_everything, select_device
+from .distributed import init_distributed, shard_dataset
+from .loops import WithCams, evaluate, train_one_epoch
+from .recipes import TrainConfig, build_datasets, build_model, build_optimizer, build_scheduler
+from .state import append_metrics_csv, load_state, read_metrics_csv, rng_state, save_state, set_rng_state
 
 __all__ = ["FitResult", "FoldsResult", "fit", "fit_folds", "FOLD_METRICS"]
 
@@ -45,11 +56,11 @@ def fit(config: Any, run_dir: str | Path, *, model: nn.Module | None = None, tra
         perturb: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
         resume: bool = False, fold: int | None = None,
         on_epoch_end: Callable[[int, dict[str, float]], dict[str, float] | None] | None = None) -> FitResult:
-    """Train one model as ``config`` (a :class:`~advwsl.recipes.TrainConfig` or a dict) describes, validating
+    """Train one model as ``config`` (a :class:`~advwsl.training.TrainConfig` or a dict) describes, validating
     every epoch, in ``run_dir`` (which must exist; see :func:`advwsl.runs.create_run_dir`).
 
     Writes ``metrics.csv`` (one row per epoch, appended), ``checkpoints/best`` and ``checkpoints/last``
-    (:func:`advwsl.models.zoo.save_model`; the learned loss parameters are in the sidecar's
+    (:func:`advwsl.models.save_model`; the learned loss parameters are in the sidecar's
     ``loss_state``), ``state/last.pt`` (everything needed to resume, saved atomically after every epoch),
     ``learning_curves.png`` and ``summary.json`` / ``summary.md``. With ``resume`` the run continues after
     its last completed epoch and ends as the uninterrupted run would (same seed).
@@ -59,15 +70,6 @@ def fit(config: Any, run_dir: str | Path, *, model: nn.Module | None = None, tra
     ``on_epoch_end(epoch, row)`` may return extra scalars to log in that epoch's row.
     Under ``torchrun`` the same call trains with DistributedDataParallel (rank 0 writes every file).
     """
-    from torch.nn.parallel import DistributedDataParallel
-    from torch.utils.data import DataLoader, DistributedSampler
-
-    from .losses import SizeAnnotator, build_criterion
-    from .models.zoo import save_model
-    from .recipes import TrainConfig, build_datasets, build_model, build_optimizer, build_scheduler
-    from .run_state import append_metrics_csv, load_state, read_metrics_csv, rng_state, save_state, set_rng_state
-    from .training import WithCams, evaluate, init_distributed, shard_dataset, train_one_epoch
-    from .utils import seed_everything, select_device
 
     config = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(dict(config))
     fold = config.folds[0] if fold is None else fold
@@ -134,7 +136,7 @@ def fit(config: Any, run_dir: str | Path, *, model: nn.Module | None = None, tra
         if rank == 0:  # rows of epochs whose state was saved but whose CSV line was not written yet
             done = {int(r["epoch"]) for r in read_metrics_csv(csv_path)}
             append_metrics_csv(csv_path, [r for r in history if int(r["epoch"]) not in done])
-    eval_kw = dict(criterion=criterion, cam_threshold=config.cam_threshold, cam_class=config.cam_class,
+    eval_kw = dict(criterion=criterion, cam_rule=config.cam_rule, cam_class=config.cam_class,
                    amp=config.amp, channels_last=config.channels_last)
     meta = {"classes": list(classes) if classes is not None else None, "training": config.to_dict(),
             "dataset": {"name": config.dataset, "fold": fold}}
@@ -181,10 +183,6 @@ def fit(config: Any, run_dir: str | Path, *, model: nn.Module | None = None, tra
 def _finish(config: Any, run_dir: Path, model: nn.Module, history: list[dict[str, float]], best_epoch: int,
             test_set: Any, eval_loader: Callable, eval_kw: dict[str, Any]) -> FitResult:
     """Evaluate the best checkpoint on the test set and write the learning curves and the summary."""
-    from safetensors.torch import load_file
-
-    from .run_state import markdown_table
-    from .training import evaluate
 
     rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
     test = None
@@ -195,9 +193,6 @@ def _finish(config: Any, run_dir: Path, model: nn.Module, history: list[dict[str
     best = {k[6:]: v for k, v in history[best_epoch - 1].items() if k.startswith("valid_")}
     result = FitResult(run_dir, history, best_epoch, best, test)
     if rank == 0:
-        from .plotting import plot_learning_curves
-        from .runs import write_json
-
         plot_learning_curves(history, run_dir / "learning_curves.png",
                              title=f"{config.model} / {config.loss} on {config.dataset}")
         write_json(run_dir / "summary.json", {"best_epoch": best_epoch, "monitor": config.monitor, "valid": best,
@@ -206,15 +201,13 @@ def _finish(config: Any, run_dir: Path, model: nn.Module, history: list[dict[str
         rows = [[f"valid (best epoch {best_epoch})", *(f"{100 * best[k]:.2f}" for k in keys)]]
         if test is not None:
             rows.append(["test", *(f"{100 * test.get(k, math.nan):.2f}" for k in keys)])
-        (run_dir / "summary.md").write_text(f"# {config.model} / {config.loss} on {config.dataset}\n\n"
-                                            + markdown_table(["split", *keys], rows))
+        atomic_write_text(run_dir / "summary.md", f"# {config.model} / {config.loss} on {config.dataset}\n\n"
+                          + markdown_table(["split", *keys], rows), overwrite=True)
     return result
 
 
 def _load_result(run_dir: Path) -> FitResult:
-    from .run_state import read_metrics_csv
-
-    summary = json.loads((run_dir / "summary.json").read_text())
+    summary = read_json(run_dir / "summary.json", what="run summary")
     return FitResult(run_dir, read_metrics_csv(run_dir / "metrics.csv"), int(summary["best_epoch"]),
                      summary["valid"], summary.get("test"))
 
@@ -236,10 +229,6 @@ def fit_folds(config: Any, run_dir: str | Path, *, resume: bool = False, **fit_k
     """Section 2.1.2.2: one :func:`fit` per validation fold of ``config.folds`` in ``run_dir/fold_<k>``,
     then ``summary.json`` and ``summary.md`` in ``run_dir`` with every fold's metrics and mean ± std.
     With ``resume``, finished folds are read back, the interrupted fold continues and the others start."""
-    from .recipes import TrainConfig
-    from .run_state import format_mean_std, markdown_table, mean_std
-    from .runs import write_json
-
     config = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(dict(config))
     run_dir = Path(run_dir)
     rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
@@ -260,7 +249,7 @@ def fit_folds(config: Any, run_dir: str | Path, *, resume: bool = False, **fit_k
                 + markdown_table(["", *keys], rows))
         summary_md = run_dir / "summary.md"
         if not summary_md.exists():
-            summary_md.write_text(text)
+            atomic_write_text(summary_md, text)
             write_json(run_dir / "summary.json", {"split": split, "folds": list(config.folds),
                                                   "per_fold": per_fold, "mean_std": summary})
     return FoldsResult(run_dir, results, summary)

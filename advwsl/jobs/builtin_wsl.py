@@ -37,11 +37,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import ConfigError, InputError
-from .utils import cache_dir
+from .. import __version__
+from ..data.synthetic import SyntheticHistology
+from ..errors import ConfigError, InputError
+from ..evaluation.cams import mask_scores, predict_maps
+from ..models import checkpoint_info, checkpoint_paths, list_models, load_model, save_model
+from ..training import fit
+from ..utils import cache_dir
+from .builtin import BuiltinModel, cached_model, register_builtin
 
 __all__ = ["DEMO_VERSION", "DEMO_DATASET", "DEMO_RECIPE", "DEMO_NOTICE", "demo_config", "demo_checkpoint",
-           "demo_model", "demo_data", "is_demo_cached", "RECIPE_ENV"]
+           "demo_model", "demo_data", "demo_dataset_kwargs", "is_demo_cached", "RECIPE_ENV"]
 
 #: Bumped whenever the recipe or the data generator changes what the demo model learns.
 DEMO_VERSION = 1
@@ -52,7 +58,7 @@ DEMO_DATASET: dict[str, Any] = {"size": 64, "num_classes": 2, "n_trainval": 2560
 #: Training recipe shared by every WSL zoo model in the demo (options of advwsl.recipes.TrainConfig).
 DEMO_RECIPE: dict[str, Any] = {
     "backbone": "resnet-mini", "stride": 8, "pretrained": False, "epochs": 10, "batch_size": 32, "lr": 0.05,
-    "schedule": "cosine", "augment": True, "monitor": "accuracy", "cam_threshold": "minmax",
+    "schedule": "cosine", "augment": True, "monitor": "accuracy", "cam_rule": "minmax",
     "cam_class": "true", "evaluate_test": False, "seed": 0,
 }
 
@@ -80,11 +86,9 @@ def _env_overrides() -> dict[str, Any]:
 
 
 def demo_config(name: str = "wildcat", **overrides: Any) -> dict[str, Any]:
-    """The training configuration (:class:`advwsl.recipes.TrainConfig` options) of the demo model
+    """The training configuration (:class:`advwsl.training.TrainConfig` options) of the demo model
     ``name``; ``overrides`` (after those of ``$ADVWSL_DEMO_RECIPE``, a JSON object) replace recipe
     entries; ``dataset_kwargs`` entries are merged into :data:`DEMO_DATASET`."""
-    from .models.zoo import list_models
-
     wsl = list_models("wsl")
     if name not in wsl:
         raise InputError(f"unknown demo model {name!r}; the demo trains the weakly supervised models: "
@@ -93,9 +97,14 @@ def demo_config(name: str = "wildcat", **overrides: Any) -> dict[str, Any]:
     overrides = {**env, **overrides, "dataset_kwargs": {**env.get("dataset_kwargs", {}),
                                                        **overrides.get("dataset_kwargs", {})}}
     dataset = {**DEMO_DATASET, **overrides.pop("dataset_kwargs", {})}
-    config = {**copy.deepcopy(DEMO_RECIPE), "model": name, "dataset": "synthetic", "dataset_kwargs": dataset,
-              **overrides}
-    return config
+    return {**copy.deepcopy(DEMO_RECIPE), "model": name, "dataset": "synthetic", "dataset_kwargs": dataset,
+            **overrides}
+
+
+def demo_dataset_kwargs() -> dict[str, Any]:
+    """The options of the synthetic set the demo models are trained and evaluated on (:data:`DEMO_DATASET`
+    after the ``dataset_kwargs`` of ``$ADVWSL_DEMO_RECIPE``)."""
+    return {**DEMO_DATASET, **_env_overrides().get("dataset_kwargs", {})}
 
 
 def _data_fingerprint(dataset_kwargs: dict[str, Any]) -> str:
@@ -106,8 +115,6 @@ def _data_fingerprint(dataset_kwargs: dict[str, Any]) -> str:
 
 @functools.lru_cache(maxsize=16)
 def _fingerprint(dataset_json: str) -> str:
-    from .data.synthetic import SyntheticHistology
-
     images, labels, masks = SyntheticHistology("trainval", n=2, cache=False, **json.loads(dataset_json)).tensors()
     digest = hashlib.sha256()
     for t in (images, labels, masks):
@@ -116,8 +123,6 @@ def _fingerprint(dataset_json: str) -> str:
 
 
 def _key(config: dict[str, Any]) -> str:
-    from . import __version__
-
     text = json.dumps({"config": {k: v for k, v in config.items() if k not in ("progress", "device")},
                        "version": DEMO_VERSION, "advwsl": __version__,
                        "data": _data_fingerprint(config["dataset_kwargs"])}, sort_keys=True)
@@ -128,48 +133,27 @@ def demo_checkpoint(name: str = "wildcat", **overrides: Any) -> Path:
     """Where the demo checkpoint of ``name`` (with these recipe ``overrides``) is cached: the stem of
     ``<stem>.safetensors`` + ``<stem>.json``."""
     config = demo_config(name, **overrides)
-    return Path(cache_dir("models", "demo")) / f"{name}-v{DEMO_VERSION}-{_key(config)}"
+    return cache_dir("models", "demo") / f"{name}-v{DEMO_VERSION}-{_key(config)}"
 
 
 def is_demo_cached(name: str = "wildcat", **overrides: Any) -> bool:
     """Whether :func:`demo_model` would load ``name`` from the cache rather than train it."""
-    from .models.zoo import checkpoint_paths
-
     return all(p.is_file() for p in checkpoint_paths(demo_checkpoint(name, **overrides)))
 
 
 def demo_data(split: str = "test", **dataset_kwargs: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
                                                                    list[str]]:
     """The demo's synthetic split as tensors: images (N, 3, 64, 64) in [0, 1], labels (N,), masks
-    (N, 64, 64) and the class names. ``dataset_kwargs`` override :data:`DEMO_DATASET` (after the
-    ``dataset_kwargs`` of ``$ADVWSL_DEMO_RECIPE``)."""
-    from .data.synthetic import SyntheticHistology
-
-    kwargs = {**DEMO_DATASET, **_env_overrides().get("dataset_kwargs", {}), **dataset_kwargs}
-    data = SyntheticHistology(split, **kwargs)
+    (N, 64, 64) and the class names. ``dataset_kwargs`` override :func:`demo_dataset_kwargs`."""
+    data = SyntheticHistology(split, **{**demo_dataset_kwargs(), **dataset_kwargs})
     images, labels, masks = data.tensors()
     return images, labels, masks, list(data.classes)
 
 
-def demo_model(name: str = "wildcat", *, retrain: bool = False, progress: bool = True,
-               log: Callable[[str], None] | None = None, **overrides: Any) -> nn.Module:
-    """The demo model ``name`` (any WSL zoo name): loaded from the cache, or trained now with
-    :func:`advwsl.training.fit` (progress bars per epoch) and cached. Returned on the CPU in eval mode;
-    its ``demo_info`` attribute holds the checkpoint path and the sidecar metadata (classes, training
-    configuration, dataset, validation and test metrics). ``retrain`` trains again and replaces the
-    cached checkpoint; ``log`` receives one-line notices; ``overrides`` change the recipe (a different
-    recipe is a different cache entry)."""
-    from .models.zoo import checkpoint_info, checkpoint_paths, load_model, save_model
-    from .training import fit
-
-    config = demo_config(name, **overrides)
-    stem = demo_checkpoint(name, **overrides)
-    say = log or (lambda message: None)
-    if is_demo_cached(name, **overrides) and not retrain:
-        model = load_model(stem)
-        model.demo_info = {"checkpoint": str(stem), **checkpoint_info(stem)}
-        return model
-
+def _train(name: str, config: dict[str, Any], stem: Path, *, retrain: bool, progress: bool,
+           say: Callable[[str], None]) -> None:
+    """Train the demo model with :func:`advwsl.training.fit` in ``<stem>.training`` (resumed when an earlier
+    process was interrupted) and save its best checkpoint at ``stem``."""
     run_dir = stem.with_name(stem.name + ".training")
     if retrain and run_dir.exists():
         shutil.rmtree(run_dir)
@@ -178,32 +162,43 @@ def demo_model(name: str = "wildcat", *, retrain: bool = False, progress: bool =
     say(f"training the demo {name} model on the built-in synthetic histology set (first use only; cached in "
         f"{stem.parent})" + (", resuming an interrupted training" if resume else ""))
     fit({**config, "progress": progress}, run_dir, resume=resume)
-
-    model = load_model(run_dir / "checkpoints" / "best")
-    info = checkpoint_info(run_dir / "checkpoints" / "best")
+    best = run_dir / "checkpoints" / "best"
+    model, info = load_model(best), checkpoint_info(best)
     metrics = {"valid": info.get("metrics", {}), "test": _test_metrics(model, config)}
     metadata = {"classes": info.get("classes"), "training": config, "demo": True, "demo_version": DEMO_VERSION,
                 "dataset": {"name": "synthetic", **config["dataset_kwargs"], "fold": 0}, "metrics": metrics,
                 "epoch": info.get("epoch")}
-    # write under a temporary name, then move into place: a concurrent reader sees all or nothing
-    tmp = stem.with_name(f"{stem.name}-tmp{os.getpid()}")
-    save_model(model, tmp, metadata=metadata, overwrite=True)
-    for src, dst in zip(checkpoint_paths(tmp), checkpoint_paths(stem)):
-        os.replace(src, dst)
+    save_model(model, stem, metadata=metadata, overwrite=True)
     say(f"demo {name} model cached at {stem}.safetensors (test accuracy "
         f"{100 * metrics['test']['accuracy']:.1f} %, CAM Dice {metrics['test']['cam_dice']:.3f})")
-    model = load_model(stem)
-    model.demo_info = {"checkpoint": str(stem), **checkpoint_info(stem)}
-    return model
+
+
+def demo_model(name: str = "wildcat", *, retrain: bool = False, progress: bool = True,
+               log: Callable[[str], None] | None = None, **overrides: Any) -> tuple[nn.Module, dict[str, Any]]:
+    """The demo model ``name`` (any WSL zoo name) and its sidecar (classes, training configuration, dataset,
+    validation and test metrics, ``checkpoint``): loaded from the cache, or trained now with
+    :func:`advwsl.training.fit` (progress bars per epoch) and cached. The model is on the CPU in eval mode.
+    ``retrain`` trains again and replaces the cached checkpoint; ``log`` receives one-line notices;
+    ``overrides`` change the recipe (a different recipe is a different cache entry)."""
+    config = demo_config(name, **overrides)
+    stem = demo_checkpoint(name, **overrides)
+    say = log or (lambda message: None)
+    return cached_model(stem, lambda: _train(name, config, stem, retrain=retrain, progress=progress, say=say),
+                        retrain=retrain, log=say)
 
 
 def _test_metrics(model: nn.Module, config: dict[str, Any]) -> dict[str, float]:
     """Accuracy and CAM localization of the demo model on its test split (CAM of the predicted class,
     min-max normalized, threshold 0.5, images with a lesion only)."""
-    from .evaluation.cams import mask_scores, predict_maps
-
     images, labels, masks, _ = demo_data("test", **config["dataset_kwargs"])
     preds, maps = predict_maps(model, images)
     dice, iou, valid = mask_scores(maps, masks)
     return {"accuracy": float((preds == labels).float().mean()), "cam_dice": float(dice[valid].mean()),
             "cam_iou": float(iou[valid].mean()), "n": int(len(labels))}
+
+
+for _name in list_models("wsl"):
+    register_builtin(BuiltinModel(
+        _name, f"{_name} on resnet-mini trained on the synthetic histology set (CAMs; ~1 min on a CPU)",
+        load=functools.partial(demo_model, _name), dataset="synthetic", dataset_kwargs=demo_dataset_kwargs,
+        notice=DEMO_NOTICE.format(name=_name)))

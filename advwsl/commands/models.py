@@ -1,0 +1,19 @@
+"""``advwsl models``: what ``--model`` accepts (built-in trained models, zoo architectures, checkpoints) and
+the backbones of the weakly supervised models."""
+
+from __future__ import annotations
+
+import click
+
+from ..jobs import describe_sources
+from ..models import list_backbones
+
+
+@click.command("models")
+def models() -> None:
+    """List the built-in trained models, the zoo architectures and the backbones."""
+    click.echo(describe_sources())
+    click.echo(f"\nBackbones of the weakly supervised models (--backbone): {', '.join(list_backbones())}")
+
+
+COMMANDS = [models]

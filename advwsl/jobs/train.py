@@ -1,0 +1,204 @@
+"""The jobs behind ``advwsl train`` and ``advwsl evaluate``: the training configuration from its sources
+(precedence: the dataset's or ``--preset``'s recipe < ``--config FILE`` < command-line options < ``--set``
+pairs), new and resumed training runs (:func:`advwsl.training.fit_folds`, DDP-ready under ``torchrun``),
+and the re-evaluation of a checkpoint."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader
+
+from ..data import eval_transform, get_dataset
+from ..errors import ConfigError
+from ..io import atomic_write_text, markdown_table, read_json, write_json
+from ..losses import build_criterion
+from ..models import CAM_RULES, checkpoint_info, load_model
+from ..runs import INCOMPLETE, check_out, create_run_dir, mark_complete, run_directory
+from ..training import PRESETS, TrainConfig, evaluate, fit_folds, init_distributed, load_config
+from ..utils import select_device
+
+__all__ = ["TrainRequest", "resolve_train_config", "train_job", "EvaluateConfig", "evaluate_job", "RESUMABLE"]
+
+#: Options a resumed run may change (they do not change its result).
+RESUMABLE = ("device", "num_workers", "progress")
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _set_pairs(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    given = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ConfigError(f"--set expects KEY=VALUE (VALUE as JSON), got {pair!r}")
+        given[key.strip()] = _parse_value(value)
+    return given
+
+
+@dataclass
+class TrainRequest:
+    """A training run as the command line asks for it: ``options`` are :class:`TrainConfig` fields given
+    as options (``None`` = not given), ``set_pairs`` the ``--set KEY=JSON`` pairs."""
+
+    options: dict[str, Any] = field(default_factory=dict)
+    config_file: str | None = None
+    preset: str | None = None
+    set_pairs: tuple[str, ...] = ()
+    out: str | None = None
+    resume: str | None = None
+
+    def given(self, from_file: dict[str, Any]) -> dict[str, Any]:
+        """The fields set on the command line: options, then ``--set`` pairs. ``loss_kwargs`` given as
+        options (``lambda_size``, ``lambda_entropy``) are merged into the file's."""
+        given = {k: v for k, v in self.options.items() if v is not None and k not in ("lambda_size", "lambda_entropy")}
+        for key in ("lambda_size", "lambda_entropy"):
+            if self.options.get(key) is not None:
+                given.setdefault("loss_kwargs", {**from_file.get("loss_kwargs", {})})[key] = self.options[key]
+        return {**given, **_set_pairs(self.set_pairs)}
+
+
+def resolve_train_config(request: TrainRequest) -> TrainConfig:
+    """The configuration of a new run: recipe of ``request.preset`` (default: the dataset's own, when it has
+    one), then the config file, then the command line."""
+    if request.preset and request.preset not in PRESETS:
+        raise ConfigError(f"unknown preset {request.preset!r}; available: {', '.join(sorted(PRESETS))}")
+    from_file = load_config(request.config_file) if request.config_file else {}
+    given = request.given(from_file)
+    dataset = given.get("dataset", from_file.get("dataset", "synthetic"))
+    name = request.preset or (dataset if dataset in PRESETS else None)
+    return TrainConfig.from_dict({**(PRESETS[name] if name else {}), **from_file, **given})
+
+
+def _resumed_config(request: TrainRequest) -> tuple[Path, TrainConfig]:
+    run_dir = Path(request.resume)
+    if not (run_dir / "config.json").is_file():
+        raise ConfigError(f"{run_dir} is not a training run directory (no config.json); --resume takes the folder "
+                          "of an interrupted `advwsl train` run")
+    saved = read_json(run_dir / "config.json", what="run configuration")
+    stored = saved.get("config") if isinstance(saved, dict) else None
+    if not isinstance(stored, dict) or saved.get("run", {}).get("command") != "train":
+        raise ConfigError(f"{run_dir} is not an `advwsl train` run (its config.json was written by "
+                          f"{saved.get('run', {}).get('command') if isinstance(saved, dict) else 'something else'})")
+    from_file = load_config(request.config_file) if request.config_file else {}
+    requested = {**from_file, **request.given(from_file)}
+    changed = sorted(k for k, v in requested.items() if k not in RESUMABLE and stored.get(k) != v)
+    if request.preset or changed:
+        raise ConfigError(f"a resumed run keeps its configuration; {changed or ['--preset']} differ(s) from "
+                          f"{run_dir / 'config.json'} (start a new run to change them)")
+    keep = {k: v for k, v in requested.items() if k in RESUMABLE}
+    return run_dir, TrainConfig.from_dict({**stored, **keep})
+
+
+def train_job(request: TrainRequest, *, log: Callable[[str], None] | None = None) -> Path | None:
+    """Train (or resume) the run ``request`` describes; returns the run directory on rank 0 (None on the
+    other ranks under ``torchrun``). The configuration, the dataset and the output folder are checked before
+    anything is written."""
+    rank, world, _ = init_distributed()
+    if request.resume is not None:
+        run_dir, config = _resumed_config(request)
+        select_device(config.device)
+        if rank == 0:
+            (run_dir / INCOMPLETE).write_text(f"advwsl train is resuming (rerun with --resume {run_dir})\n")
+        fit_folds(config, run_dir, resume=True)
+        if rank == 0:
+            mark_complete(run_dir)
+        return run_dir if rank == 0 else None
+    config = resolve_train_config(request)
+    select_device(config.device)
+    if rank == 0:
+        check_out(request.out)
+    if world > 1 and request.out is None:
+        raise ConfigError("under torchrun every process must write to the same run directory: pass --out DIR")
+    run_dir = None
+    if rank == 0:
+        run_dir = create_run_dir("train", request.out, config=config.to_dict())
+        (run_dir / INCOMPLETE).write_text(f"advwsl train is running; if it stops, continue it with "
+                                          f"`advwsl train --resume {run_dir}`\n")
+    if world > 1:
+        holder = [str(run_dir) if run_dir is not None else None]
+        dist.broadcast_object_list(holder, src=0)
+        run_dir = Path(holder[0])
+    fit_folds(config, run_dir)
+    if rank == 0:
+        mark_complete(run_dir)
+    if world > 1:
+        dist.destroy_process_group()
+    return run_dir if rank == 0 else None
+
+
+@dataclass
+class EvaluateConfig:
+    """``advwsl evaluate``: a checkpoint re-evaluated on a split (default: the dataset and fold it was
+    trained on)."""
+
+    checkpoint: str
+    dataset: str | None = None
+    data_root: str | None = None
+    split: str = "test"
+    fold: int | None = None
+    batch_size: int = 64
+    cam_rule: str | None = None
+    cam_class: str | None = None
+    device: str | None = None
+    out: str | None = None
+    progress: bool = True
+
+
+def evaluate_job(config: EvaluateConfig) -> tuple[Path, dict[str, float]]:
+    """Accuracy, AP / mAP and, with masks, the CAM Dice / IoU of a checkpoint; writes ``metrics.json`` and
+    ``metrics.md``. Returns the run directory and the metrics (shares in [0, 1])."""
+    if config.batch_size < 1:
+        raise ConfigError(f"--batch-size must be a positive integer, got {config.batch_size}")
+    if config.cam_rule is not None and config.cam_rule not in CAM_RULES:
+        raise ConfigError(f"--cam-rule must be one of {', '.join(CAM_RULES)}, got {config.cam_rule!r}")
+    if config.cam_class is not None and config.cam_class not in ("true", "predicted") and \
+            not str(config.cam_class).isdigit():
+        raise ConfigError(f"--cam-class must be true, predicted or a class index, got {config.cam_class!r}")
+    device = select_device(config.device)
+    check_out(config.out)
+    info = checkpoint_info(config.checkpoint)
+    training = info.get("training") if isinstance(info.get("training"), dict) else {}
+    recorded = info.get("dataset") if isinstance(info.get("dataset"), dict) else {}
+    dataset = config.dataset or recorded.get("name") or training.get("dataset")
+    if not dataset:
+        raise ConfigError(f"{config.checkpoint} does not record its dataset; pass --dataset")
+    fold = config.fold if config.fold is not None else recorded.get("fold", 0)
+    kwargs = dict(training.get("dataset_kwargs", {})) if dataset == training.get("dataset") else {}
+    data = get_dataset(dataset, root=config.data_root or training.get("data_root"), split=config.split, fold=fold,
+                       transform=eval_transform(dataset), **kwargs)
+    num_classes = len(info.get("classes") or []) or None
+    data_classes = getattr(data, "classes", None)
+    if num_classes and data_classes is not None and len(data_classes) != num_classes:
+        raise ConfigError(f"{config.checkpoint} has {num_classes} classes but {dataset} has {len(data_classes)}; "
+                          "evaluate it on the data it was trained for")
+    if config.cam_class is not None and str(config.cam_class).isdigit() and num_classes and \
+            int(config.cam_class) >= num_classes:
+        raise ConfigError(f"--cam-class {config.cam_class} is not a class of this {num_classes}-class model")
+    model = load_model(config.checkpoint).to(device)
+    criterion = build_criterion(training.get("loss", "image"), **training.get("loss_kwargs", {}))
+    if info.get("loss_state"):
+        criterion.load_state_dict({k: torch.tensor(v) for k, v in info["loss_state"].items()})
+    settings = {"cam_rule": config.cam_rule or training.get("cam_rule", "zero"),
+                "cam_class": config.cam_class or training.get("cam_class", "true")}
+    record = {"checkpoint": str(config.checkpoint), "dataset": dataset, "split": config.split, "fold": fold,
+              **settings}
+    with run_directory("evaluate", config.out, config=record) as run_dir:
+        metrics = evaluate(model, DataLoader(data, batch_size=config.batch_size), criterion=criterion.to(device),
+                           progress=config.progress, desc=f"evaluate {config.split}", **settings)
+        write_json(run_dir / "metrics.json", metrics)
+        table = markdown_table(["metric", "value (%)"], [[k, f"{100 * v:.2f}"] for k, v in metrics.items()
+                                                           if k not in ("n", "n_images", "loss")])
+        atomic_write_text(run_dir / "metrics.md", table)
+    return run_dir, metrics

@@ -1,0 +1,17 @@
+"""Training (sections 2.1.3, 3.4.2, 4.4.2 and A V-6): the configuration of a run and the reference's
+presets (:mod:`.recipes`), the loops (:mod:`.loops`: ``train_one_epoch``, ``evaluate``), full and k-fold
+runs with resumable state (:mod:`.fit`, :mod:`.state`), and DistributedDataParallel under ``torchrun``
+(:mod:`.distributed`). Import from here; the modules are the implementation."""
+
+from .distributed import init_distributed, mean_over_ranks, shard_dataset
+from .fit import FOLD_METRICS, FitResult, FoldsResult, fit, fit_folds
+from .loops import Perturb, WithCams, evaluate, train_one_epoch, unwrap
+from .recipes import (PRESETS, SCHEDULES, TrainConfig, build_datasets, build_model, build_optimizer,
+                      build_scheduler, load_config, lr_factor, preset)
+from .state import append_metrics_csv, load_state, read_metrics_csv, rng_state, save_state, set_rng_state
+
+__all__ = ["FOLD_METRICS", "FitResult", "FoldsResult", "PRESETS", "Perturb", "SCHEDULES", "TrainConfig", "WithCams",
+           "append_metrics_csv", "build_datasets", "build_model", "build_optimizer", "build_scheduler", "evaluate",
+           "fit", "fit_folds", "init_distributed", "load_config", "load_state", "lr_factor", "mean_over_ranks",
+           "preset", "read_metrics_csv", "rng_state", "save_state", "set_rng_state", "shard_dataset",
+           "train_one_epoch", "unwrap"]
