@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 from ...errors import DatasetError, InputError
 from ..base import read_image, read_label_map
 from .annotations import rasterize, read_asap_xml
-from .wsi import open_slide
+from ...wsi.reader import open_slide
 
 CLASSES = ("normal", "metastatic")
 

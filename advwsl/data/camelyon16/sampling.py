@@ -36,7 +36,8 @@ import pandas as pd
 from ...errors import DatasetError, InputError
 from ..folds import assign_folds
 from .annotations import grid_fractions, rasterize, read_asap_xml
-from .wsi import open_slide
+from ...wsi.reader import open_slide
+from ...wsi.tissue import saturation, tissue_map, window_fractions
 
 
 @dataclass(frozen=True)
@@ -106,35 +107,6 @@ def stable_key(text: str) -> int:
     return zlib.crc32(text.encode("utf-8"))
 
 
-def saturation(rgb: np.ndarray) -> np.ndarray:
-    """HSV saturation (max - min) / max of uint8 RGB, 0 where max = 0."""
-    rgb = rgb.astype(np.float32)
-    mx, mn = rgb.max(axis=-1), rgb.min(axis=-1)
-    return np.where(mx > 0, (mx - mn) / np.maximum(mx, 1e-6), 0.0)
-
-
-def tissue_map(slide, downsample: float) -> tuple[float, np.ndarray, float]:
-    """(Otsu threshold on saturation, boolean tissue map at the low-resolution level, its downsample)."""
-    from skimage.filters import threshold_otsu
-
-    level = slide.best_level_for_downsample(downsample)
-    sat = saturation(slide.read_level(level))
-    thr = float(threshold_otsu(sat)) if float(sat.max() - sat.min()) > 1e-6 else 1.0
-    return thr, sat > thr, float(slide.level_downsamples[level])
-
-
-def _low_res_fractions(tissue: np.ndarray, ds: float, xs: np.ndarray, ys: np.ndarray, size: int) -> np.ndarray:
-    """Tissue fraction of level-0 windows (x, y, size) measured on the low-resolution tissue map."""
-    integral = np.pad(tissue.astype(np.float64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    h, w = tissue.shape
-    c0 = np.clip(np.floor(xs / ds).astype(int), 0, w - 1)
-    r0 = np.clip(np.floor(ys / ds).astype(int), 0, h - 1)
-    c1 = np.clip(np.maximum(c0 + 1, np.ceil((xs + size) / ds).astype(int)), 1, w)
-    r1 = np.clip(np.maximum(r0 + 1, np.ceil((ys + size) / ds).astype(int)), 1, h)
-    total = integral[r1, c1] - integral[r0, c1] - integral[r1, c0] + integral[r0, c0]
-    return total / ((r1 - r0) * (c1 - c0))
-
-
 def scan_slide(row: dict, cfg: ProtocolConfig, backend: str = "auto") -> pd.DataFrame:
     """Candidate patches of one slide. Metastatic slide: every grid patch with p_m >= p0 and p_t >= pt
     (columns x, y, p_m, p_t). Normal slide: every grid patch with low-resolution p_t >= pt (level 0 is
@@ -153,7 +125,7 @@ def scan_slide(row: dict, cfg: ProtocolConfig, backend: str = "auto") -> pd.Data
             gy, gx = np.mgrid[0:h // s, 0:w // s]
             xs, ys = gx.ravel().astype(np.int64) * s, gy.ravel().astype(np.int64) * s
             pm = np.zeros(len(xs))
-        pt = _low_res_fractions(tissue, ds, xs, ys, s) if len(xs) else np.zeros(0)
+        pt = window_fractions(tissue, ds, xs, ys, s) if len(xs) else np.zeros(0)
         keep = pt >= cfg.pt
         xs, ys, pm, pt = xs[keep], ys[keep], pm[keep], pt[keep]
         if row["label"] == 1 and cfg.check_level0 and len(xs):
