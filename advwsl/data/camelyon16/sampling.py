@@ -36,7 +36,7 @@ import pandas as pd
 from ...errors import DatasetError, InputError
 from ..folds import assign_folds
 from .annotations import grid_fractions, rasterize, read_asap_xml
-from ...wsi.reader import open_slide
+from ...wsi.reader import SLIDE_EXTENSIONS, open_slide
 from ...wsi.tissue import saturation, tissue_map, window_fractions
 
 
@@ -70,13 +70,14 @@ class ProtocolConfig:
 
 def discover_slides(slides_dir: str | Path, annotations_dir: str | Path,
                     labels_csv: str | Path | None = None) -> pd.DataFrame:
-    """Slides under ``slides_dir`` (``*.tif``, recursively) with their annotation: columns ``slide``,
+    """Slides under ``slides_dir`` (recursively, every whole-slide format the reader reads:
+    ``SLIDE_EXTENSIONS``, any letter case) with their annotation: columns ``slide``,
     ``path``, ``xml``, ``label`` (1 metastatic), ``origin`` (``train`` or ``test`` from the name),
     ``excluded`` (reason, or empty). A slide is metastatic when ``<annotations_dir>/<slide>.xml`` exists; a
     slide said to be tumour (name ``tumor_*`` or ``labels_csv`` row ``name,Tumor``) without one is excluded,
     as the reference does with ``test_114``."""
     slides_dir, annotations_dir = Path(slides_dir), Path(annotations_dir)
-    for d, what in ((slides_dir, "slides (*.tif)"), (annotations_dir, "ASAP XML annotations")):
+    for d, what in ((slides_dir, "slides"), (annotations_dir, "ASAP XML annotations")):
         if not d.is_dir():
             raise DatasetError(f"expected a folder of {what} at {d}, but it does not exist")
     xmls = {p.stem.lower(): p for p in annotations_dir.rglob("*.xml")}
@@ -85,7 +86,8 @@ def discover_slides(slides_dir: str | Path, annotations_dir: str | Path,
         ref = pd.read_csv(labels_csv, header=None, dtype=str)
         tumour_names = {n.strip().lower() for n, lab in zip(ref[0], ref[1]) if str(lab).strip().lower() == "tumor"}
     rows = []
-    for path in sorted(slides_dir.rglob("*.tif")):
+    paths = (p for p in slides_dir.rglob("*") if p.suffix.lower() in SLIDE_EXTENSIONS and p.is_file())
+    for path in sorted(paths):
         name = path.stem
         xml = xmls.get(name.lower())
         said_tumour = name.lower().startswith("tumor") or name.lower() in tumour_names
@@ -94,7 +96,8 @@ def discover_slides(slides_dir: str | Path, annotations_dir: str | Path,
                      "label": int(xml is not None), "origin": "test" if name.lower().startswith("test") else "train",
                      "excluded": excluded})
     if not rows:
-        raise DatasetError(f"no *.tif slide found under {slides_dir}")
+        raise DatasetError(f"no slide found under {slides_dir}; slides are files ending in "
+                           f"{', '.join(SLIDE_EXTENSIONS)}")
     table = pd.DataFrame(rows)
     if table["slide"].duplicated().any():
         dup = table.loc[table["slide"].duplicated(), "slide"].tolist()[:3]
