@@ -151,6 +151,8 @@ class OpenSlideSlide(Slide):
 
     def read_region(self, location: tuple[int, int], level: int, size: tuple[int, int]) -> np.ndarray:
         rgba = np.asarray(self._slide.read_region(tuple(map(int, location)), int(level), tuple(map(int, size))))
+        if rgba[..., 3].min() == 255:  # opaque (the common case)
+            return np.ascontiguousarray(rgba[..., :3])
         alpha = rgba[..., 3:4].astype(np.float32) / 255.0
         # transparent pixels (outside the scanned area) are composited on white
         return np.round(rgba[..., :3] * alpha + 255.0 * (1 - alpha)).astype(np.uint8)
