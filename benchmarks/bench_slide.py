@@ -8,6 +8,8 @@ megabytes; the tiles (4x as many) must not add memory. For reference, the same m
 time (read, forward, next) on the first tiles of the 10k slide, the way a plain loop would do it.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_slide.py [--sizes 10000 20000] [--tile-size 256] [--workers 0]
+
+Peak memory is dominated by the model's activations on a batch (``--batch-size``), the same for any slide.
 """
 
 from __future__ import annotations
@@ -99,7 +101,8 @@ def main() -> None:
             written = time.perf_counter() - tic
             cmd = [sys.executable, __file__, "--slide", str(path), "--tile-size", str(args.tile_size),
                    "--batch-size", str(args.batch_size), "--workers", str(args.workers),
-                   "--thumbnail-downsample", str(args.thumbnail_downsample), "--naive", str(args.naive if k == 0 else 0)]
+                   "--thumbnail-downsample", str(args.thumbnail_downsample),
+                   "--naive", str(args.naive if k == 0 else 0)]
             child = subprocess.run(cmd, check=True, capture_output=True, text=True)
             row = json.loads(child.stdout.strip().splitlines()[-1])
             row.update(size=size, write_seconds=written, file_mb=path.stat().st_size / 2**20)

@@ -2,8 +2,8 @@
 (:mod:`.tiling`); model inference over a slide with stitched class activation maps (:mod:`.predict`), the
 DDN attack of its tiles (:mod:`.attack`) and the files both write (:mod:`.writer`).
 
-The reader, tissue and tiling modules are imported here; the others load on first use (they import the
-models and attacks, which the data loaders that read slides do not need).
+The reader and tissue modules are imported here; the others load on first use (they import torch, the
+models and the attacks, which the data loaders that read slides do not need).
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -80,6 +81,14 @@ def _check_outputs(logits: Any, cams: Any, n: int, cfg: SlideConfig) -> int:
     if cams is not None and (cams.dim() != 4 or tuple(cams.shape[:2]) != (n, c)):
         raise ModelError(f"model.cams must return CAMs (N, C, h, w) = ({n}, {c}, h, w), got {tuple(cams.shape)}")
     return c
+
+
+def _class_names(names: Sequence[str] | None, n_classes: int) -> tuple[str, ...]:
+    if names is None:
+        return tuple(f"class_{k}" for k in range(n_classes))
+    if len(names) != n_classes:
+        raise InputError(f"{len(names)} class names {list(names)} for a model of {n_classes} classes")
+    return tuple(str(n) for n in names)
 
 
 @dataclass(frozen=True, eq=False)
@@ -179,9 +188,8 @@ def predict_slide(model: nn.Module, config: SlideConfig, *, classes: Sequence[st
         ds = resolve_downsample(slide, mpp=config.mpp, magnification=config.magnification, level=config.level,
                                 downsample=config.downsample)
         everything = make_tile_grid(slide, config.tile_size, ds, tissue, thumb_ds, tissue_threshold=0.0)
-        grid = make_tile_grid(slide, config.tile_size, ds, tissue, thumb_ds,
-                              tissue_threshold=config.tissue_threshold)
         description = slide.summary()
+    grid = everything.subset(everything.tissue >= config.tissue_threshold)
     if len(everything) == 0:
         w, h = description["dimensions"]
         raise InputError(f"the slide ({w} x {h} px) is smaller than one tile ({everything.size0} level-0 px: "
@@ -193,16 +201,17 @@ def predict_slide(model: nn.Module, config: SlideConfig, *, classes: Sequence[st
 
     canvas = SlideCanvas(tissue.shape, thumb_ds)
     logits_all: np.ndarray | None = None
+    names: tuple[str, ...] = ()
     loader = tile_loader(config.slide, grid, batch_size=config.batch_size, workers=config.workers,
                          backend=config.backend)
-    bar = tqdm(total=len(grid), desc=f"{description['path'].rsplit('/', 1)[-1]}", unit="tile",
-               disable=not config.progress)
+    bar = tqdm(total=len(grid), desc=Path(config.slide).name, unit="tile", disable=not config.progress)
     with frozen(model), torch.no_grad():
         for images, index in loader:
             x = images.to(device).float().div_(255.0)
             logits, cams = model_outputs(model, x)
             if logits_all is None:
                 c = _check_outputs(logits, cams, len(x), config)
+                names = _class_names(classes if classes is not None else getattr(model, "classes", None), c)
                 logits_all = np.empty((len(grid), c), np.float32)
             idx = index.numpy()
             logits_all[idx] = logits.float().cpu().numpy()
@@ -211,10 +220,6 @@ def predict_slide(model: nn.Module, config: SlideConfig, *, classes: Sequence[st
             bar.update(len(idx))
     bar.close()
     has_cams = hasattr(model, "cams")
-    names = tuple(classes if classes is not None else getattr(model, "classes", None)
-                  or [f"class_{k}" for k in range(logits_all.shape[1])])
-    if len(names) != logits_all.shape[1]:
-        raise InputError(f"{len(names)} class names {list(names)} for a model of {logits_all.shape[1]} classes")
     score = aggregate(softmax(logits_all)[:, config.positive_class], config.aggregation, config.top_k)
     return SlidePrediction(config, description, names, grid, logits_all, score, thumbnail, thumb_ds, tissue, otsu,
                            canvas.values if has_cams else None, len(everything), time.perf_counter() - tic)

@@ -9,6 +9,7 @@ slide (a partial last row and column are left out), row by row.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +78,10 @@ class TileGrid:
 
     def __len__(self) -> int:
         return len(self.xs)
+
+    def subset(self, keep: np.ndarray) -> "TileGrid":
+        """The tiles where the boolean ``keep`` is true (same tiling)."""
+        return dataclasses.replace(self, xs=self.xs[keep], ys=self.ys[keep], tissue=self.tissue[keep])
 
     def read(self, slide: Slide, i: int) -> np.ndarray:
         """Tile ``i`` as uint8 RGB (tile_size, tile_size, 3)."""

@@ -117,6 +117,13 @@ def test_wildcat_on_an_aperio_slide_at_20x(slides):
     assert covered.sum() == len(result.grid) * 16 * 16  # each 128 px tile covers 16 x 16 map pixels
 
 
+def test_class_names(slides):
+    result = predict_slide(RedModel(), config(slides["pyramid.tif"]), classes=["normal", "tumour"])
+    assert result.classes == ("normal", "tumour") and "prob_tumour" in result.tiles()
+    with pytest.raises(InputError, match="3 class names"):
+        predict_slide(RedModel(), config(slides["pyramid.tif"]), classes=["a", "b", "c"])
+
+
 def test_a_plain_classifier_has_no_cam_map(slides):
     plain = nn.Sequential(nn.Conv2d(3, 2, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
     result = predict_slide(plain, config(slides["pyramid.tif"]))
