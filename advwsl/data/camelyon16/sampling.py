@@ -36,7 +36,8 @@ import pandas as pd
 from ...errors import DatasetError, InputError
 from ..folds import assign_folds
 from .annotations import grid_fractions, rasterize, read_asap_xml
-from .wsi import open_slide
+from ...wsi.reader import SLIDE_EXTENSIONS, open_slide
+from ...wsi.tissue import saturation, tissue_map, window_fractions
 
 
 @dataclass(frozen=True)
@@ -69,13 +70,14 @@ class ProtocolConfig:
 
 def discover_slides(slides_dir: str | Path, annotations_dir: str | Path,
                     labels_csv: str | Path | None = None) -> pd.DataFrame:
-    """Slides under ``slides_dir`` (``*.tif``, recursively) with their annotation: columns ``slide``,
+    """Slides under ``slides_dir`` (recursively, every whole-slide format the reader reads:
+    ``SLIDE_EXTENSIONS``, any letter case) with their annotation: columns ``slide``,
     ``path``, ``xml``, ``label`` (1 metastatic), ``origin`` (``train`` or ``test`` from the name),
     ``excluded`` (reason, or empty). A slide is metastatic when ``<annotations_dir>/<slide>.xml`` exists; a
     slide said to be tumour (name ``tumor_*`` or ``labels_csv`` row ``name,Tumor``) without one is excluded,
     as the reference does with ``test_114``."""
     slides_dir, annotations_dir = Path(slides_dir), Path(annotations_dir)
-    for d, what in ((slides_dir, "slides (*.tif)"), (annotations_dir, "ASAP XML annotations")):
+    for d, what in ((slides_dir, "slides"), (annotations_dir, "ASAP XML annotations")):
         if not d.is_dir():
             raise DatasetError(f"expected a folder of {what} at {d}, but it does not exist")
     xmls = {p.stem.lower(): p for p in annotations_dir.rglob("*.xml")}
@@ -84,7 +86,8 @@ def discover_slides(slides_dir: str | Path, annotations_dir: str | Path,
         ref = pd.read_csv(labels_csv, header=None, dtype=str)
         tumour_names = {n.strip().lower() for n, lab in zip(ref[0], ref[1]) if str(lab).strip().lower() == "tumor"}
     rows = []
-    for path in sorted(slides_dir.rglob("*.tif")):
+    paths = (p for p in slides_dir.rglob("*") if p.suffix.lower() in SLIDE_EXTENSIONS and p.is_file())
+    for path in sorted(paths):
         name = path.stem
         xml = xmls.get(name.lower())
         said_tumour = name.lower().startswith("tumor") or name.lower() in tumour_names
@@ -93,7 +96,8 @@ def discover_slides(slides_dir: str | Path, annotations_dir: str | Path,
                      "label": int(xml is not None), "origin": "test" if name.lower().startswith("test") else "train",
                      "excluded": excluded})
     if not rows:
-        raise DatasetError(f"no *.tif slide found under {slides_dir}")
+        raise DatasetError(f"no slide found under {slides_dir}; slides are files ending in "
+                           f"{', '.join(SLIDE_EXTENSIONS)}")
     table = pd.DataFrame(rows)
     if table["slide"].duplicated().any():
         dup = table.loc[table["slide"].duplicated(), "slide"].tolist()[:3]
@@ -104,35 +108,6 @@ def discover_slides(slides_dir: str | Path, annotations_dir: str | Path,
 def stable_key(text: str) -> int:
     """A seed component from a string that does not change between runs (unlike ``hash``)."""
     return zlib.crc32(text.encode("utf-8"))
-
-
-def saturation(rgb: np.ndarray) -> np.ndarray:
-    """HSV saturation (max - min) / max of uint8 RGB, 0 where max = 0."""
-    rgb = rgb.astype(np.float32)
-    mx, mn = rgb.max(axis=-1), rgb.min(axis=-1)
-    return np.where(mx > 0, (mx - mn) / np.maximum(mx, 1e-6), 0.0)
-
-
-def tissue_map(slide, downsample: float) -> tuple[float, np.ndarray, float]:
-    """(Otsu threshold on saturation, boolean tissue map at the low-resolution level, its downsample)."""
-    from skimage.filters import threshold_otsu
-
-    level = slide.best_level_for_downsample(downsample)
-    sat = saturation(slide.read_level(level))
-    thr = float(threshold_otsu(sat)) if float(sat.max() - sat.min()) > 1e-6 else 1.0
-    return thr, sat > thr, float(slide.level_downsamples[level])
-
-
-def _low_res_fractions(tissue: np.ndarray, ds: float, xs: np.ndarray, ys: np.ndarray, size: int) -> np.ndarray:
-    """Tissue fraction of level-0 windows (x, y, size) measured on the low-resolution tissue map."""
-    integral = np.pad(tissue.astype(np.float64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    h, w = tissue.shape
-    c0 = np.clip(np.floor(xs / ds).astype(int), 0, w - 1)
-    r0 = np.clip(np.floor(ys / ds).astype(int), 0, h - 1)
-    c1 = np.clip(np.maximum(c0 + 1, np.ceil((xs + size) / ds).astype(int)), 1, w)
-    r1 = np.clip(np.maximum(r0 + 1, np.ceil((ys + size) / ds).astype(int)), 1, h)
-    total = integral[r1, c1] - integral[r0, c1] - integral[r1, c0] + integral[r0, c0]
-    return total / ((r1 - r0) * (c1 - c0))
 
 
 def scan_slide(row: dict, cfg: ProtocolConfig, backend: str = "auto") -> pd.DataFrame:
@@ -153,7 +128,7 @@ def scan_slide(row: dict, cfg: ProtocolConfig, backend: str = "auto") -> pd.Data
             gy, gx = np.mgrid[0:h // s, 0:w // s]
             xs, ys = gx.ravel().astype(np.int64) * s, gy.ravel().astype(np.int64) * s
             pm = np.zeros(len(xs))
-        pt = _low_res_fractions(tissue, ds, xs, ys, s) if len(xs) else np.zeros(0)
+        pt = window_fractions(tissue, ds, xs, ys, s) if len(xs) else np.zeros(0)
         keep = pt >= cfg.pt
         xs, ys, pm, pt = xs[keep], ys[keep], pm[keep], pt[keep]
         if row["label"] == 1 and cfg.check_level0 and len(xs):
