@@ -1,29 +1,17 @@
-"""Whole-slide images: reading (:mod:`.reader`), tissue detection (:mod:`.tissue`) and tiling
-(:mod:`.tiling`); model inference over a slide with stitched class activation maps (:mod:`.predict`), the
-DDN attack of its tiles (:mod:`.attack`) and the files both write (:mod:`.writer`).
+"""Whole slides: tiling at a chosen magnification (:mod:`.tiling`), model inference over a slide with
+stitched class-score and CAM heatmaps (:mod:`.predict`, :mod:`.stitch`), the attack of its tiles and what it
+does to the slide score and the heatmap (:mod:`.attack`), and the files both write (:mod:`.writer`).
+Reading slides (any format OpenSlide reads; tifffile for plain TIFFs) and tissue detection are data-level:
+:mod:`advwsl.data.slides` and :mod:`advwsl.data.tissue`."""
 
-The reader and tissue modules are imported here; the others load on first use (they import torch, the
-models and the attacks, which the data loaders that read slides do not need).
-"""
+from ..data.slides import SLIDE_EXTENSIONS, Slide, open_slide, openslide_available
+from ..data.tissue import otsu_tissue, tissue_map
+from .attack import SlideAttack, attack_slide
+from .config import SlideAttackConfig, SlideConfig
+from .predict import SlidePrediction, predict_slide
+from .tiling import TileGrid, make_tile_grid, resolve_downsample
+from .writer import write_slide_attack, write_slide_prediction
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
-
-from .reader import SLIDE_EXTENSIONS, Slide, open_slide, openslide_available
-from .tissue import otsu_tissue, tissue_map
-
-_LAZY = {"SlideConfig": "config", "SlideAttackConfig": "config", "predict_slide": "predict",
-         "SlidePrediction": "predict", "attack_slide": "attack", "SlideAttack": "attack",
-         "write_slide_prediction": "writer", "write_slide_attack": "writer",
-         "TileGrid": "tiling", "make_tile_grid": "tiling", "resolve_downsample": "tiling"}
-
-__all__ = ["SLIDE_EXTENSIONS", "Slide", "open_slide", "openslide_available", "otsu_tissue", "tissue_map",
-           *_LAZY]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = ["SLIDE_EXTENSIONS", "Slide", "SlideAttack", "SlideAttackConfig", "SlideConfig", "SlidePrediction",
+           "TileGrid", "attack_slide", "make_tile_grid", "open_slide", "openslide_available", "otsu_tissue",
+           "predict_slide", "resolve_downsample", "tissue_map", "write_slide_attack", "write_slide_prediction"]

@@ -6,7 +6,7 @@ does to the slide score and to the stitched CAM heatmap.
   attacked, by decreasing probability of the positive class: with a max or top-k slide score these are the
   tiles that decide it. The other tiles keep their clean predictions and maps, so with more candidates than
   ``max_tiles`` the slide score may not fall.
-* **How.** :func:`advwsl.attacks.runner.run_attack`, batch by batch, gives verified records (adversarials in
+* **How.** :func:`advwsl.attacks.run_attack`, batch by batch, gives verified records (adversarials in
   [0, 1], on the 8-bit lattice, re-predicted, L2 norms recomputed); with two classes the attack is
   untargeted (away from the predicted class), with more it is targeted at ``target_class``. Each batch of
   adversarial tiles is re-evaluated (probabilities, CAM pasted into a copy of the clean CAM canvas), then
@@ -22,7 +22,6 @@ does to the slide score and to the stitched CAM heatmap.
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,10 +31,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..attacks import get_attack
-from ..attacks.runner import run_attack
+from ..attacks import get_attack_spec
+from ..attacks import run_attack
 from ..errors import ConfigError, InputError
-from ..evaluation.cams import class_maps, compare_maps, dice_iou
+from ..evaluation.cams import compare_maps
+from ..models.cams import class_maps, dice_iou
 from ..utils import frozen
 from .config import SlideAttackConfig, SlideConfig
 from .predict import SlidePrediction, aggregate, model_outputs, place_model, predict_slide, softmax
@@ -176,8 +176,7 @@ def attack_slide(model: nn.Module, config: SlideConfig, attack: SlideAttackConfi
         raise ConfigError(f"target_class = {attack.target_class} but the model has {n_classes} classes")
     device = place_model(model, config.device)
     selected, n_candidates = _select(prediction, attack)
-    fn = get_attack(attack.attack)
-    kwargs = {"steps": attack.steps} if "steps" in inspect.signature(fn).parameters else {}
+    kwargs = get_attack_spec(attack.attack).kwargs(str(attack.steps))  # the attack's reading of a step budget
     canvas = SlideCanvas(prediction.tissue_mask.shape, prediction.thumbnail_downsample)
     if prediction.cam_map is not None:
         canvas.values[:] = prediction.cam_map

@@ -7,13 +7,11 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..attacks import get_attack_spec, list_attacks
+from ..data.slides import BACKENDS
 from ..errors import ConfigError
-from .reader import BACKENDS
 
 AGGREGATIONS = ("max", "topk")
-#: Attacks the slide attack runs: the registered minimal-norm ones (a budget attack such as PGD needs an
-#: epsilon and the CAM attack keeps the label; neither fits "how far is each tile from another class").
-MINIMAL_NORM_ATTACKS = ("ddn", "cw", "carlini_wagner_l2", "deepfool")
 
 
 def _positive_int(name: str, value: object, minimum: int = 1) -> None:
@@ -105,7 +103,7 @@ class SlideAttackConfig:
 
     Parameters
     ----------
-    attack : a minimal-norm attack of :data:`MINIMAL_NORM_ATTACKS`, DDN by default.
+    attack : a registered minimal-norm label attack (ddn, cw, deepfool), DDN by default.
     steps : the attack's number of steps (its budget).
     target_class : the class the tiles are pushed to. The candidates are the tissue tiles predicted as
         another class; the default 0 hides the positive (lesion) tiles of a 2-class model. With two classes
@@ -131,8 +129,11 @@ class SlideAttackConfig:
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first invalid setting."""
-        if self.attack not in MINIMAL_NORM_ATTACKS:
-            raise ConfigError(f"attack must be a minimal-norm attack, one of {MINIMAL_NORM_ATTACKS}, got "
+        # a budget attack such as PGD needs an epsilon and the CAM attack keeps the label: neither fits "how
+        # far is each tile from another class"
+        usable = [n for n in list_attacks("label") if get_attack_spec(n).minimal_norm]
+        if self.attack not in usable:
+            raise ConfigError(f"attack must be a minimal-norm attack, one of {', '.join(usable)}, got "
                               f"{self.attack!r}")
         _positive_int("steps", self.steps)
         _positive_int("target_class", self.target_class, 0)

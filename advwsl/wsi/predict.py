@@ -27,10 +27,10 @@ from torch import nn
 from ..errors import ConfigError, InputError, ModelError
 from ..utils import frozen, select_device
 from .config import SlideConfig
-from .reader import open_slide
+from ..data.slides import open_slide
 from .stitch import SlideCanvas
 from .tiling import TileGrid, make_tile_grid, resolve_downsample, tile_loader
-from .tissue import otsu_tissue
+from ..data.tissue import otsu_tissue
 
 
 def aggregate(probabilities: np.ndarray, aggregation: str = "max", top_k: int = 10) -> float:

@@ -18,8 +18,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import InputError
-from .reader import Slide, open_slide
-from .tissue import window_fractions
+from ..data.slides import Slide, open_slide
+from ..data.tissue import window_fractions
 
 #: Microns per pixel at objective power 1: 10x = 1 µm/px, 20x = 0.5 µm/px, 40x = 0.25 µm/px.
 MAGNIFICATION_MPP = 10.0

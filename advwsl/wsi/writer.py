@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from ..runs import write_json
+from ..io import write_json
+from ..plotting import plot_slide_attack, plot_slide_map
 from .attack import SlideAttack
 from .predict import SlidePrediction
 from .stitch import finite_range
@@ -46,8 +47,6 @@ def _prediction_files(result: SlidePrediction) -> list[str]:
 
 def _write_prediction(result: SlidePrediction, out: Path, summary: dict, extra_maps: dict) -> list[Path]:
     from PIL import Image
-
-    from ..plotting import plot_slide_map
 
     written = []
     tiles = out / "tiles.csv"
@@ -85,8 +84,6 @@ def write_slide_prediction(result: SlidePrediction, out_dir: str | Path) -> list
 def write_slide_attack(result: SlideAttack, out_dir: str | Path) -> list[Path]:
     """Write the files of a slide attack (see the module docstring) into the existing ``out_dir``; returns
     their paths."""
-    from ..plotting import plot_slide_attack, plot_slide_map
-
     out = Path(out_dir)
     pred = result.prediction
     extra = ["attack_tiles.csv"]

@@ -15,7 +15,7 @@ from advwsl.data.camelyon16.dataset import Camelyon16Patches
 from advwsl.data.camelyon16.prepare import prepare_camelyon16
 from advwsl.data.camelyon16.sampling import ProtocolConfig, calibrate
 from advwsl.data.camelyon16.toy import make_toy_slide
-from advwsl.data.camelyon16.wsi import TiffSlide, open_slide, openslide_available
+from advwsl.data.slides import TiffSlide, open_slide, openslide_available
 from advwsl.errors import DatasetError
 
 SIZE, PATCH = (768, 512), 64

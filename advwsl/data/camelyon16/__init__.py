@@ -1,9 +1,9 @@
 """CAMELYON16 weakly supervised patch protocol (section 2.1.2.3): ASAP annotations (:mod:`.annotations`),
 patch sampling and calibration (:mod:`.sampling`), the end-to-end preparation (:mod:`.prepare`), the prepared
 patches as a dataset (:mod:`.dataset`) and toy slides (:mod:`.toy`). Slides are read with
-:mod:`advwsl.wsi.reader`."""
+:mod:`advwsl.data.slides`."""
 
-from ...wsi.reader import open_slide
+from ..slides import open_slide
 from .annotations import Annotation, rasterize, read_asap_xml, write_asap_xml
 from .dataset import Camelyon16Patches
 from .prepare import prepare_camelyon16

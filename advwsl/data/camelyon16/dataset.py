@@ -17,7 +17,7 @@ from ..base import read_image, read_label_map
 from ..registry import DatasetSpec, register_dataset
 from ..transforms import ColorJitter, Compose, RandomFlip, RandomRotate90
 from .annotations import rasterize, read_asap_xml
-from ...wsi.reader import open_slide
+from ..slides import open_slide
 
 CLASSES = ("normal", "metastatic")
 

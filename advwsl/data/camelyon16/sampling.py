@@ -36,8 +36,8 @@ import pandas as pd
 from ...errors import DatasetError, InputError
 from ..folds import assign_folds
 from .annotations import grid_fractions, rasterize, read_asap_xml
-from ...wsi.reader import SLIDE_EXTENSIONS, open_slide
-from ...wsi.tissue import saturation, tissue_map, window_fractions
+from ..slides import SLIDE_EXTENSIONS, open_slide
+from ..tissue import saturation, tissue_map, window_fractions
 
 
 @dataclass(frozen=True)

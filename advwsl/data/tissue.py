@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .reader import Slide
+from .slides import Slide
 
 
 def saturation(rgb: np.ndarray) -> np.ndarray:
