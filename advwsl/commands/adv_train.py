@@ -22,7 +22,7 @@ from .options import (batch_size, data_root, dataset, dataset_kwargs, device, js
 @click.option("--epsilon", type=float, default=None,
               help="epsilon_max, the L2 radius training adversarials are projected on (2.4 MNIST, 1.0 CIFAR-10); "
                    "required unless --resume.")
-@click.option("--steps", type=int, default=None, help="Attack steps per batch [ddn: 100, pgd: 40].")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Attack steps per batch [ddn: 100, pgd: 40].")
 @click.option("--clean-epochs", type=click.IntRange(min=0), default=0, show_default=True,
               help="Train the first N epochs on clean images, then adversarially.")
 @click.option("--clean-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,

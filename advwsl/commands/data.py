@@ -33,12 +33,13 @@ def list_cmd() -> None:
 @click.option("--out", type=click.Path(), required=True, help="Folder for fold_<k>/{train,valid,test}.csv.")
 @click.option("--n-folds", type=click.IntRange(min=2), default=5, show_default=True, help="Number of folds.")
 @seed()
-@click.option("--magnification", type=int, default=None, help="BreakHis magnification (40, 100, 200, 400).")
+@click.option("--magnification", type=click.Choice(["40", "100", "200", "400"]), default=None,
+              help="BreakHis magnification (objective power).")
 @click.option("--overwrite", is_flag=True, help="Replace existing fold files.")
-def folds_cmd(dataset: str, data_root: str | None, out: str, n_folds: int, seed: int, magnification: int | None,
+def folds_cmd(dataset: str, data_root: str | None, out: str, n_folds: int, seed: int, magnification: str | None,
               overwrite: bool) -> None:
     """Export the train/valid/test split of every fold of DATASET (section 2.1.2.2) as CSV."""
-    kwargs = {"magnification": magnification} if magnification is not None else {}
+    kwargs = {"magnification": int(magnification)} if magnification is not None else {}
     files = export_dataset_folds(dataset, data_root, out, n_folds=n_folds, seed=seed, overwrite=overwrite, **kwargs)
     click.echo(f"wrote {len(files)} files under {out}")
 

@@ -63,7 +63,7 @@ def test_one_name_one_kind_of_value():
     for name, cmd in COMMANDS:
         for opt, param in _options(cmd).items():
             kind = "flag" if param.is_flag else type(param.type).__name__
-            if opt in seen and opt not in ("--attack", "--epsilon", "--model", "--dataset"):
+            if opt in seen and opt not in ("--attack", "--epsilon", "--model", "--dataset", "--magnification"):
                 assert seen[opt][1] == kind, f"{opt}: {kind} in {name} but {seen[opt][1]} in {seen[opt][0]}"
             seen.setdefault(opt, (name, kind))
 
