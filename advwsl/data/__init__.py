@@ -7,7 +7,7 @@ Every dataset registers a :class:`DatasetSpec` in its own module (:mod:`.registr
 where pixel labels exist, "index": int, ...}``; :func:`get_dataset` builds any of them by name.
 """
 
-from . import bach, breakhis, digits, glas, synthetic, voc  # noqa: F401  (each module registers its dataset)
+from . import bach, breakhis, digits, glas, mnist5k, synthetic, voc  # noqa: F401  (each module registers its dataset)
 from .camelyon16 import dataset as _camelyon16  # noqa: F401
 from .registry import (DatasetSpec, eval_transform, get_dataset, get_dataset_spec, list_datasets,
                        register_dataset, training_transform)
