@@ -11,10 +11,10 @@ import sys
 import click
 
 from . import __version__
-from .commands import adv_train, attack, data, models, robustness, slide, train
+from .commands import adv_train, attack, data, models, reproduce, robustness, slide, train
 from .errors import AdvwslError
 
-COMMAND_MODULES = (attack, robustness, adv_train, train, data, models, slide)
+COMMAND_MODULES = (attack, robustness, adv_train, train, data, models, slide, reproduce)
 
 
 class _Group(click.Group):

@@ -248,3 +248,31 @@ def plot_slide_attack(thumbnail: Any, before: Any, after: Any, path: str | Path,
     if title:
         fig.suptitle(title, fontsize=10)
     return _save(fig, path, 120)
+
+
+def plot_adversarial_examples(images: Any, adversarials: Any, labels: Any, predictions: Any, path: str | Path, *,
+                              classes: Sequence[str] | None = None, title: str | None = None) -> Path:
+    """Figure A V-5 style: clean images (top row) and their adversarials (bottom row) with the true label and
+    the adversarial prediction and the L2 norm of the perturbation. Images (N, C, H, W) in [0, 1]."""
+    import numpy as np
+
+    x = images.detach().cpu().float().numpy()
+    xa = adversarials.detach().cpu().float().numpy()
+    n = len(x)
+    name = (lambda c: classes[int(c)] if classes is not None else str(int(c)))
+    fig, axes = plt.subplots(2, n, figsize=(1.3 * n + 0.4, 3.0), squeeze=False)
+    for i in range(n):
+        for row, img in enumerate((x[i], xa[i])):
+            ax = axes[row, i]
+            shown = img[0] if img.shape[0] == 1 else np.clip(img.transpose(1, 2, 0), 0, 1)
+            ax.imshow(shown, cmap="gray" if img.shape[0] == 1 else None, vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        l2 = float(np.sqrt(((xa[i] - x[i]) ** 2).sum()))
+        axes[0, i].set_title(name(labels[i]), fontsize=9)
+        axes[1, i].set_title(f"{name(predictions[i])}  L2 {l2:.2f}", fontsize=8)
+    axes[0, 0].set_ylabel("clean", fontsize=9)
+    axes[1, 0].set_ylabel("adversarial", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path, 110)

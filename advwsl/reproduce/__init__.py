@@ -1,0 +1,53 @@
+"""``advwsl reproduce``: the reference's tables and figures as registered experiments (see
+:mod:`.registry`), each run into a run directory with our numbers beside the reference's.
+
+Entries: appendix V (:mod:`.appendix_v`)."""
+
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import ConfigError
+from ..io import atomic_write_text, write_json
+from ..runs import check_out, run_directory
+from ..utils import select_device
+from . import appendix_v  # noqa: F401  (registers its entries)
+from .registry import AVAILABILITY, Context, Entry, Outcome, get_entry, list_entries, register_entry
+
+__all__ = ["AVAILABILITY", "Context", "Entry", "Outcome", "get_entry", "list_entries", "register_entry",
+           "run_entry", "describe_entries"]
+
+
+def describe_entries() -> list[dict[str, str]]:
+    """One row per entry for ``advwsl reproduce --list``."""
+    return [{"id": e.id, "what": e.title, "section": e.section, "runs here": AVAILABILITY[e.availability]
+             if e.runner is not None else "not runnable: " + e.note, "data": e.data, "CPU time": e.time_cpu,
+             "GPU time": e.time_gpu} for e in list_entries()]
+
+
+def run_entry(entry_id: str, *, quick: bool = False, dataset: str | None = None, data_root: str | None = None,
+              device: str | None = None, out: str | None = None, progress: bool = True,
+              log: Callable[[str], None] | None = None) -> tuple[Path, Outcome]:
+    """Run the entry ``entry_id`` (``--quick``: the minutes-long smoke version) into a new run directory:
+    ``table.md`` (ours beside the reference's numbers), ``table.csv``, figures, ``summary.json`` and the
+    exact configuration in ``config.json``. ``dataset`` switches an entry to another dataset it supports
+    (appendix V: ``mnist-5k``, ``mnist``, ``cifar10``)."""
+    entry = get_entry(entry_id)
+    if entry.runner is None:
+        raise ConfigError(f"{entry.id} is listed but cannot run: {entry.note}")
+    settings: dict[str, Any] = entry.resolved(quick)
+    if dataset is not None:
+        if "dataset" not in settings:
+            raise ConfigError(f"{entry.id} has no --dataset choice")
+        settings["dataset"] = dataset
+    if entry.availability == "data-root" and data_root is None:
+        raise ConfigError(f"{entry.id} needs its dataset: {entry.data}")
+    select_device(device)
+    check_out(out)
+    record = {"entry": entry.id, "title": entry.title, "quick": quick, "settings": settings, "data_root": data_root,
+              "device": device}
+    with run_directory(f"reproduce-{entry.id}", out, config=record) as run_dir:
+        context = Context(entry, settings, quick, data_root, device, run_dir, progress, log or (lambda m: None))
+        outcome = entry.runner(context)
+        atomic_write_text(run_dir / "table.md", outcome.markdown + "\n")
+        write_json(run_dir / "summary.json", {"entry": entry.id, "quick": quick, **outcome.summary})
+    return run_dir, outcome
