@@ -25,6 +25,7 @@ from ..errors import AdvwslWarning, InputError, VerificationError
 from ..models.cams import require_cams
 from ..utils import Timer, model_device
 from ._checks import attack_mode, check_inputs, check_labels, check_model
+from .precision import precision_context, repair, wrap
 from .registry import AttackSpec, get_attack_spec
 from .result import COLUMNS, AttackResult
 
@@ -144,7 +145,8 @@ def run_attack(model: nn.Module, data: torch.Tensor | Iterable[Any], labels: tor
                attack_kwargs: dict[str, Any] | None = None, targeted: bool = False,
                target: str | torch.Tensor = "all", batch_size: int = 128, levels: int | None = 256,
                bounds: tuple[float, float] = (0.0, 1.0), progress: bool = True, seed: int | None = 0,
-               name: str | None = None, keep_adversarials: bool = False) -> AttackResult:
+               name: str | None = None, keep_adversarials: bool = False, precision: str = "fp32",
+               channels_last: bool = False) -> AttackResult:
     """Attack every sample of ``data`` and return the verified per-sample records (Table A V-1).
 
     Parameters
@@ -181,6 +183,11 @@ def run_attack(model: nn.Module, data: torch.Tensor | Iterable[Any], labels: tor
         Name shown in tables (default: the spec's display name).
     keep_adversarials : bool
         Keep the adversarial images (on CPU) in ``AttackResult.adversarials``.
+    precision : {"fp32", "tf32", "bf16"}
+        Precision the attack runs in (:mod:`advwsl.attacks.precision`); every result is verified in fp32,
+        and a reduced-precision adversarial that is not adversarial in fp32 is repaired or counted as a failure.
+    channels_last : bool
+        Run the attack with inputs and convolution weights in the channels_last memory format.
 
     Returns
     -------
@@ -213,13 +220,15 @@ def run_attack(model: nn.Module, data: torch.Tensor | Iterable[Any], labels: tor
     lo, hi = (float(b) for b in bounds)
     budget = spec.budget_label(kwargs)
 
-    counter = counting(model)
+    counter = counting(wrap(model, precision, channels_last))
+    reduced = precision != "fp32" or channels_last
+    n_repaired = 0
     records: dict[str, list[np.ndarray]] = {k: [] for k in COLUMNS}
     advs: list[torch.Tensor] = []
     timer = Timer(model_device(model))
     offset, num_classes, all_on_lattice = 0, None, True
     bar = tqdm(desc=f"{display} {budget}", unit="img", disable=not progress)
-    with attack_mode(model):
+    with attack_mode(model), precision_context(model, precision, channels_last):
         for images, batch_labels in _batches(data, labels, batch_size):
             device = model_device(model, images.device)
             images = images.to(device)
@@ -263,17 +272,28 @@ def run_attack(model: nn.Module, data: torch.Tensor | Iterable[Any], labels: tor
                     adv = spec.fn(counter, x, t if targeted else y, targeted=targeted, **kwargs)
                 adv = adv.detach() if isinstance(adv, torch.Tensor) else adv
                 _verify(adv, x, (lo, hi), used_levels, spec.name)
+                correct = clean_pred[r] == y
+
+                def reached(candidate: torch.Tensor) -> torch.Tensor:  # the goal, evaluated by the fp32 model
+                    if spec.goal == "cam":
+                        return spec.success(model, x, candidate, y, kwargs).to(device) & correct
+                    with torch.no_grad():
+                        pred = model(candidate).argmax(1)
+                    return (pred == t if targeted else pred != y) & correct
+
+                if reduced:
+                    adv, fixed = repair(x, adv, reached, (lo, hi), used_levels)
+                    n_repaired += int(fixed.sum())
                 with torch.no_grad():
                     adv_pred = model(adv).argmax(1)
-                correct = clean_pred[r] == y
                 if spec.goal == "cam":
-                    hit = spec.success(model, x, adv, y, kwargs).to(device)
+                    hit = reached(adv)
                 else:
-                    hit = adv_pred == t if targeted else adv_pred != y
+                    hit = (adv_pred == t if targeted else adv_pred != y) & correct
                 gray = torch.full_like(x, (lo + hi) / 2)
                 for key, value in (("index", index[r]), ("label", y), ("target", t), ("clean_pred", clean_pred[r]),
                                    ("adv_pred", adv_pred), ("originally_correct", correct),
-                                   ("success", hit & correct), ("l2", (adv - x).flatten(1).norm(dim=1)),
+                                   ("success", hit), ("l2", (adv - x).flatten(1).norm(dim=1)),
                                    ("gray_l2", (gray - x).flatten(1).norm(dim=1)),
                                    ("n_forward", torch.full_like(y, counter.forwards)),
                                    ("n_backward", torch.full_like(y, counter.backwards))):
@@ -290,6 +310,7 @@ def run_attack(model: nn.Module, data: torch.Tensor | Iterable[Any], labels: tor
                       "as floats. Pass levels=None (--levels 0) to attack without quantization.", AdvwslWarning,
                       stacklevel=2)
     params = {"attack": spec.name, "goal": spec.goal, "inputs_on_lattice": all_on_lattice if used_levels else None,
+              "precision": precision, "channels_last": channels_last, "repaired": n_repaired,
               **{k: v for k, v in kwargs.items() if k != "generator"}}
     return AttackResult(attack=display, budget=budget, targeted=targeted, seconds=timer.seconds, levels=used_levels,
                         bounds=(lo, hi), params=params, adversarials=torch.cat(advs) if keep_adversarials else None,

@@ -8,8 +8,9 @@ from ..attacks import list_attacks
 from ..jobs.attack import TABLE_EPSILONS, AttackConfig, attack_job
 from ..jobs.report import format_attack_report
 from ..models import CAM_RULES
-from .options import (attack, batch_size, budget, checkpoint, data_root, dataset, dataset_kwargs, device, echo_err, epsilon,
-               floats, json_option, levels, model, n_samples, out, progress, retrain, seed, split)
+from .options import (attack, batch_size, budget, channels_last, checkpoint, data_root, dataset, dataset_kwargs,
+                      device, echo_err, epsilon, floats, json_option, levels, model, n_samples, out, precision,
+                      progress, retrain, seed, split)
 
 
 @click.command("attack")
@@ -34,6 +35,8 @@ from .options import (attack, batch_size, budget, checkpoint, data_root, dataset
 @click.option("--cam-rule", type=click.Choice(CAM_RULES), default="minmax", show_default=True,
               help="How the report binarizes CAMs: zero (M_c > 0, the reference's), argmax, or minmax (min-max "
                    "normalized, threshold 0.5).")
+@precision
+@channels_last
 @device
 @seed()
 @out
@@ -42,7 +45,8 @@ from .options import (attack, batch_size, budget, checkpoint, data_root, dataset
 def attack_cmd(model: str, checkpoint: str | None, dataset: str | None, data_root: str | None,
                dataset_kwargs: str | None, split: str, n_samples: int | None, attack_names: str,
                budget: tuple[str, ...], targeted: bool, epsilon: str, batch_size: int, levels: int,
-               attack_kwargs: str | None, dice_threshold: float, cam_rule: str, device: str | None, seed: int,
+               attack_kwargs: str | None, dice_threshold: float, cam_rule: str, precision: str, channels_last: bool,
+               device: str | None, seed: int,
                out: str | None, retrain: bool, progress: bool) -> None:
     """Minimal-L2 adversarial attacks with verified results (Table A V-1); on weakly supervised models also
     what they do to the class activation maps. `advwsl attack --model wildcat --budget 100` runs the demo."""
@@ -52,7 +56,8 @@ def attack_cmd(model: str, checkpoint: str | None, dataset: str | None, data_roo
         attacks=attack_names, budget=budget, targeted=targeted, epsilon=floats(epsilon, "--epsilon"),
         batch_size=batch_size, device=device, out=out, seed=seed, levels=levels or None,
         attack_kwargs=json_option(attack_kwargs, "--attack-kwargs"), dice_threshold=dice_threshold,
-        cam_rule=cam_rule, progress=progress, retrain=retrain)
+        cam_rule=cam_rule, precision=precision, channels_last=channels_last, progress=progress,
+        retrain=retrain)
     run_dir, summary = attack_job(config, log=echo_err)
     click.echo(format_attack_report(summary))
     click.echo(f"\nrun directory: {run_dir}")

@@ -14,7 +14,7 @@ from ..errors import ConfigError
 
 __all__ = ["json_option", "floats", "VOCABULARY", "model", "checkpoint", "dataset", "data_root", "dataset_kwargs",
            "split", "n_samples", "batch_size", "attack", "budget", "epsilon", "levels", "device", "seed", "out",
-           "resume", "progress", "retrain", "echo_err"]
+           "resume", "progress", "retrain", "precision", "channels_last", "echo_err"]
 
 
 def json_option(text: str | None, name: str) -> dict[str, Any]:
@@ -132,5 +132,10 @@ out = click.option("--out", type=click.Path(), default=None,
 resume = click.option("--resume", type=click.Path(file_okay=False, exists=True), default=None,
                       help="Continue the interrupted run in this directory.")
 progress = click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
+precision = click.option("--precision", type=click.Choice(["fp32", "tf32", "bf16"]), default="fp32", show_default=True,
+                         help="Precision the attacks run in; every result is verified (and, if needed, repaired) in "
+                              "fp32. tf32 matters on CUDA only.")
+channels_last = click.option("--channels-last/--no-channels-last", default=False, show_default=True,
+                             help="Run the attacks in the channels_last memory format.")
 retrain = click.option("--retrain", is_flag=True,
                        help="Train a built-in model again (replacing its cached checkpoint, e.g. a corrupt one).")

@@ -6,8 +6,9 @@ import click
 
 from ..evaluation.robustness import PRESETS
 from ..jobs.robustness import RobustnessConfig, merge_job, parse_epsilons, robustness_job
-from .options import (attack, batch_size, budget, checkpoint, data_root, dataset, dataset_kwargs, device, echo_err, epsilon,
-               floats, json_option, levels, model, n_samples, out, progress, retrain, seed, split)
+from .options import (attack, batch_size, budget, channels_last, checkpoint, data_root, dataset, dataset_kwargs,
+                      device, echo_err, epsilon, floats, json_option, levels, model, n_samples, out, precision,
+                      progress, retrain, seed, split)
 
 
 @click.command("evaluate-robustness")
@@ -30,6 +31,8 @@ from .options import (attack, batch_size, budget, checkpoint, data_root, dataset
 @batch_size(128)
 @levels
 @click.option("--checks/--no-checks", default=True, show_default=True, help="Run the gradient-masking sanity checks.")
+@precision
+@channels_last
 @seed()
 @device
 @out
@@ -38,7 +41,8 @@ from .options import (attack, batch_size, budget, checkpoint, data_root, dataset
 def evaluate_robustness(model: str, checkpoint: str | None, dataset: str | None, data_root: str | None,
                         dataset_kwargs: str | None, split: str, n_samples: int | None, attack_names: str,
                         budget: tuple[str, ...], preset: str, epsilon: str, curve: str | None, shard: str | None,
-                        batch_size: int, levels: int, checks: bool, seed: int, device: str | None, out: str | None,
+                        batch_size: int, levels: int, checks: bool, precision: str, channels_last: bool, seed: int,
+                        device: str | None, out: str | None,
                         retrain: bool, progress: bool) -> None:
     """Robustness of a model as in Tables A V-5/A V-6 and Figure A V-4 (with gradient-masking checks)."""
     config = RobustnessConfig(
@@ -46,7 +50,8 @@ def evaluate_robustness(model: str, checkpoint: str | None, dataset: str | None,
         dataset_kwargs=json_option(dataset_kwargs, "--dataset-kwargs"), split=split, n_samples=n_samples,
         attacks=attack_names, budget=budget, preset=preset, epsilon=floats(epsilon, "--epsilon"),
         curve=parse_epsilons(curve), shard=shard, batch_size=batch_size, levels=levels or None, checks=checks,
-        seed=seed, device=device, out=out, progress=progress, retrain=retrain)
+        seed=seed, device=device, out=out, progress=progress, retrain=retrain, precision=precision,
+        channels_last=channels_last)
     run_dir, report = robustness_job(config, log=echo_err)
     click.echo(report.markdown())
     k, n = report.config["shard"]

@@ -70,11 +70,12 @@ def _seed(seed: int, batch: int, salt: int) -> int:
 
 
 def _run(model: nn.Module, x: torch.Tensor, y: torch.Tensor, index: np.ndarray, attack: Any,
-         kwargs: dict[str, Any], levels: int | None, seed: int, name: str | None = None) -> AttackResult:
+         kwargs: dict[str, Any], levels: int | None, seed: int, name: str | None = None,
+         precision: str = "fp32", channels_last: bool = False) -> AttackResult:
     """One verified run on one batch, its records carrying the samples' positions ``index`` in the set."""
     torch.manual_seed(seed)
     r = run_attack(model, x, y, attack=attack, attack_kwargs=kwargs, batch_size=len(x), levels=levels,
-                   progress=False, seed=seed, name=name)
+                   progress=False, seed=seed, name=name, precision=precision, channels_last=channels_last)
     return replace(r, index=index[r.index])
 
 
@@ -85,7 +86,8 @@ def evaluate_robustness(model: nn.Module, inputs: torch.Tensor, labels: torch.Te
                         shard: str | tuple[int, int] | None = None, seed: int = 0, checks: bool = True,
                         more_steps_factor: int = 3, check_samples: int = 64, noise_draws: int = 8,
                         pgd_epsilons: Sequence[float] | None = None, pgd_steps: int = 20,
-                        model_name: str = "model", progress: bool = True) -> RobustnessReport:
+                        model_name: str = "model", progress: bool = True, precision: str = "fp32",
+                        channels_last: bool = False) -> RobustnessReport:
     """Evaluate the robustness of ``model`` as in section A V-7 (Tables A V-5/A V-6, Figure A V-4).
 
     Every attack in ``attacks`` (registered names: ``cw``, ``deepfool``, ``ddn``, ...) runs untargeted on
@@ -123,6 +125,9 @@ def evaluate_robustness(model: nn.Module, inputs: torch.Tensor, labels: torch.Te
         Named in the warning of a model that looks gradient-masked.
     progress : bool
         Show a progress bar over batches.
+    precision, channels_last
+        Precision the attacks run in (``"fp32"``, ``"tf32"``, ``"bf16"``; results verified in fp32) and memory
+        format (see :func:`advwsl.attacks.run_attack`).
 
     Returns
     -------
@@ -178,8 +183,8 @@ def evaluate_robustness(model: nn.Module, inputs: torch.Tensor, labels: torch.Te
             start = b * batch_size
             x, y = inputs[start:start + batch_size], labels[start:start + batch_size]
             index = np.arange(start, start + len(x))
-            batch = [_run(model, x, y, index, name, budgets[name], levels, _seed(seed, b, j))
-                     for j, name in enumerate(attacks)]
+            batch = [_run(model, x, y, index, name, budgets[name], levels, _seed(seed, b, j), precision=precision,
+                          channels_last=channels_last) for j, name in enumerate(attacks)]
             for name, result in zip(attacks, batch):
                 parts[name].append(result)
             if not checks:
@@ -200,6 +205,7 @@ def evaluate_robustness(model: nn.Module, inputs: torch.Tensor, labels: torch.Te
     results = {name: concat_results(parts[name]) for name in attacks}
     results["All"] = combine_results(list(results.values()))
     config = {"model_name": model_name, "attacks": list(attacks), "budgets": budgets, "preset": preset,
+              "precision": precision, "channels_last": channels_last,
               "levels": levels,
               "batch_size": batch_size, "seed": seed, "n_samples": n, "checks": checks,
               "more_steps": {"attack": rerun, **more_kwargs} if checks else None, "check_stride": stride,

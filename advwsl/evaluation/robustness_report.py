@@ -26,7 +26,8 @@ def concat_results(parts: Sequence[AttackResult]) -> AttackResult:
         raise ConfigError("the same sample appears in two shards; merge the shards of one evaluation only once")
     order = np.argsort(index, kind="stable")
     cols = {c: np.concatenate([getattr(p, c) for p in parts])[order] for c in COLUMNS}
-    return replace(parts[0], seconds=float(sum(p.seconds for p in parts)), adversarials=None, **cols)
+    params = {**parts[0].params, "repaired": sum(int(p.params.get("repaired", 0)) for p in parts)}
+    return replace(parts[0], seconds=float(sum(p.seconds for p in parts)), adversarials=None, params=params, **cols)
 
 
 @dataclass
@@ -117,6 +118,11 @@ class RobustnessReport:
                          f"{row['median_l2']:.4f} | " + " | ".join(f"{100 * row[f'accuracy_at_{e}']:.1f}" for e in eps)
                          + " |")
         lines.append("")
+        precision = self.config.get("precision", "fp32")
+        if precision != "fp32" or self.config.get("channels_last"):
+            repaired = sum(int(r.params.get("repaired", 0)) for name, r in self.results.items() if name != "All")
+            lines += [f"Attacks ran in {precision}; every result verified in fp32 ({repaired} adversarials lengthened "
+                      "to hold there).", ""]
         lines += [f"- [{'ok' if c.passed else 'FAIL'}] {c.name}: {c.message}" for c in self.checks()]
         warn = self.warning()
         if warn:

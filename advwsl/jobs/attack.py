@@ -106,6 +106,8 @@ class AttackConfig:
     attack_kwargs: dict[str, Any] = field(default_factory=dict)
     dice_threshold: float = 0.5
     cam_rule: str = "minmax"
+    precision: str = "fp32"
+    channels_last: bool = False
     progress: bool = True
     retrain: bool = False
 
@@ -245,7 +247,8 @@ def attack_job(config: AttackConfig, *, log: Log | None = None) -> tuple[Path, d
         for spec in specs:
             result = run_attack(model, data.images, data.labels, attack=spec, attack_kwargs=kwargs[spec.name],
                                 targeted=config.targeted, batch_size=config.batch_size, levels=config.levels,
-                                progress=config.progress, seed=config.seed, keep_adversarials=cam_report)
+                                progress=config.progress, seed=config.seed, keep_adversarials=cam_report,
+                                precision=config.precision, channels_last=config.channels_last)
             result.save(run_dir, spec.name)
             results.append(result)
             entry = {"name": spec.name, "goal": spec.goal, "table": result.summary(),
@@ -279,6 +282,8 @@ def attack_job(config: AttackConfig, *, log: Log | None = None) -> tuple[Path, d
                 "table": combined.summary(),
                 "accuracy_at": {f"{e:g}": float(combined.accuracy(e)) for e in config.epsilon}},
             "dice_threshold": config.dice_threshold, "cam_rule": config.cam_rule, "notices": notices,
+            "precision": {"precision": config.precision, "channels_last": config.channels_last,
+                          "repaired": sum(int(r.params.get("repaired", 0)) for r in results)},
             "files": sorted(p.name for p in run_dir.iterdir() if p.name != INCOMPLETE) + ["summary.json", "summary.md"]}
         write_json(run_dir / "summary.json", summary)
         atomic_write_text(run_dir / "summary.md", format_attack_report(summary) + "\n")

@@ -30,7 +30,12 @@ def format_attack_report(summary: dict[str, Any]) -> str:
     localization against the masks and how much it moved (clean, adversarial, at each ε)."""
     model, data = summary["model"], summary["data"]
     lines = [f"Model: {model.get('notice') or model.get('checkpoint') or model['name']}",
-             f"Data: {data['description']}, {summary['n_samples']} images", ""]
+             f"Data: {data['description']}, {summary['n_samples']} images"]
+    prec = summary.get("precision") or {}
+    if prec.get("precision", "fp32") != "fp32" or prec.get("channels_last"):
+        lines.append(f"Precision: attacks ran in {prec['precision']}{' (channels_last)' if prec['channels_last'] else ''};"
+                     f" every result verified in fp32 ({prec['repaired']} adversarials lengthened to hold there)")
+    lines.append("")
     entries = summary["attacks"]
     if summary["targeted"]:
         rows = []

@@ -64,6 +64,8 @@ class RobustnessConfig:
     out: str | None = None
     progress: bool = True
     retrain: bool = False
+    precision: str = "fp32"
+    channels_last: bool = False
 
     def validate(self) -> dict[str, dict[str, Any]]:
         """Check every option (no side effect); returns each attack's hyper-parameters."""
@@ -114,7 +116,8 @@ def robustness_job(config: RobustnessConfig, *, log: Callable[[str], None] | Non
                                      epsilon=config.epsilon, attacks=config.attacks, budgets=budgets,
                                      preset=config.preset, epsilons=config.curve, batch_size=config.batch_size,
                                      levels=config.levels, shard=(k, n_shards), seed=config.seed,
-                                     checks=config.checks, model_name=resolved.name, progress=config.progress)
+                                     checks=config.checks, model_name=resolved.name, progress=config.progress,
+                                     precision=config.precision, channels_last=config.channels_last)
         report.save(run_dir)
     return run_dir, report
 

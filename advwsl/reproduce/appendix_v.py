@@ -128,7 +128,7 @@ def attack_table(ctx: Context) -> Outcome:
         files += [f"{stem}.csv", f"{stem}.json"]
         results[(row["attack"], row["budget"])] = result
         ours.append(_result_row(result, row["attack"], row["budget"], k))
-    frame = side_by_side(ours, _reference_rows(ctx, dataset), ["attack", "budget"], UNTARGETED)
+    frame = side_by_side(ours, _reference_rows(ctx, dataset), ["attack", "budget"], UNTARGETED, extra=["images"])
     atomic_write_text(ctx.run_dir / "table.csv", frame.to_csv(index=False))
     text = _header(ctx, dataset, info) + [
         "Ours / reference (ratio, or difference in points for the success rate); run-times are not comparable "
@@ -182,7 +182,7 @@ def targeted_table(ctx: Context) -> Outcome:
                      "avg_success": s["average"]["success"], "avg_mean_l2": s["average"]["mean_l2"],
                      "ll_success": s["least_likely"]["success"], "ll_mean_l2": s["least_likely"]["mean_l2"],
                      "seconds": s["seconds"]})
-    frame = side_by_side(ours, _reference_rows(ctx, dataset), ["attack", "budget"], TARGETED)
+    frame = side_by_side(ours, _reference_rows(ctx, dataset), ["attack", "budget"], TARGETED, extra=["images"])
     atomic_write_text(ctx.run_dir / "table.csv", frame.to_csv(index=False))
     text = _header(ctx, dataset, info) + [
         "Targeted towards each of the 9 other classes; average over all targets, and per image the worst target "

@@ -32,19 +32,20 @@ def _num(value: Any) -> float:
 
 
 def side_by_side(ours: Sequence[dict[str, Any]], reference: Sequence[dict[str, Any]], keys: Sequence[str],
-                 measures: Sequence[Measure]) -> pd.DataFrame:
-    """A frame with the ``keys`` columns and, per measure, ``<name>`` (ours; shares as fractions),
-    ``<name>_reference`` and ``<name>_ratio`` or ``<name>_diff_points``. Rows are ours in order; reference
-    rows without a match are appended with our values empty."""
+                 measures: Sequence[Measure], extra: Sequence[str] = ()) -> pd.DataFrame:
+    """A frame with the ``keys`` columns, the ``extra`` columns of ours (e.g. the number of images) and, per
+    measure, ``<name>`` (ours; shares as fractions), ``<name>_reference`` and ``<name>_ratio`` or
+    ``<name>_diff_points``. Rows are ours in order; reference rows without a match are appended with our
+    values empty."""
     ref = {tuple(str(r.get(k)) for k in keys): r for r in reference}
     rows, seen = [], set()
     for o in ours:
         key = tuple(str(o.get(k)) for k in keys)
         seen.add(key)
-        rows.append(_row(o, ref.get(key, {}), keys, measures))
+        rows.append(_row(o, ref.get(key, {}), [*keys, *extra], measures))
     for key, r in ref.items():
         if key not in seen:
-            rows.append(_row({k: r.get(k) for k in keys}, r, keys, measures))
+            rows.append(_row({k: r.get(k) for k in keys}, r, [*keys, *extra], measures))
     return pd.DataFrame(rows)
 
 
