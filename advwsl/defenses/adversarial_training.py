@@ -106,6 +106,9 @@ class AdversarialPerturbation:
         self._misclassified = 0
         self._seconds = 0.0
 
+    #: How :meth:`stats` combine over DDP ranks (the others are means over equal shards).
+    stats_reduction = {"adv_l2_max": "max", "adv_samples": "sum"}
+
     def stats(self) -> dict[str, float]:
         """Statistics of the adversarials produced since the last :meth:`reset` (attacked samples only):
         ``adv_l2_mean`` (after projection: what the model trains on), ``adv_l2_max``, ``attack_l2_mean``

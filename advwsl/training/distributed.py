@@ -11,7 +11,7 @@ import torch.distributed as dist
 
 from ..evaluation.metrics import all_reduce_sum
 
-__all__ = ["init_distributed", "shard_dataset", "mean_over_ranks", "is_distributed"]
+__all__ = ["init_distributed", "shard_dataset", "mean_over_ranks", "reduce_over_ranks", "is_distributed"]
 
 
 def is_distributed() -> bool:
@@ -43,10 +43,29 @@ def shard_dataset(dataset: Any, rank: int, world: int) -> Any:
     return dataset if world == 1 else Subset(dataset, range(rank, len(dataset), world))
 
 
-def mean_over_ranks(values: dict[str, float]) -> dict[str, float]:
-    """The mean over ranks of each scalar of ``values`` (``values`` itself when not distributed)."""
+def reduce_over_ranks(values: dict[str, float], ops: dict[str, str] | None = None) -> dict[str, float]:
+    """Each scalar of ``values`` reduced over ranks by its ``ops`` entry, ``"mean"`` (default), ``"sum"`` (counts)
+    or ``"max"`` (``values`` itself when not distributed)."""
     if not values or not is_distributed():
         return values
-    keys = sorted(values)
-    t = all_reduce_sum(torch.tensor([float(values[k]) for k in keys], dtype=torch.float64))
-    return {k: v / dist.get_world_size() for k, v in zip(keys, t.tolist())}
+    ops = ops or {}
+    out = {}
+    for op in ("mean", "sum", "max"):
+        keys = sorted(k for k in values if ops.get(k, "mean") == op)
+        if not keys:
+            continue
+        t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64)
+        if op == "max":
+            t = t.to(torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu")
+            dist.all_reduce(t, op=dist.ReduceOp.MAX)
+            t = t.cpu()
+        else:
+            t = all_reduce_sum(t)
+            t = t / dist.get_world_size() if op == "mean" else t
+        out.update(zip(keys, t.tolist()))
+    return out
+
+
+def mean_over_ranks(values: dict[str, float]) -> dict[str, float]:
+    """The mean over ranks of each scalar of ``values`` (``values`` itself when not distributed)."""
+    return reduce_over_ranks(values)

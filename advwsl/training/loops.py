@@ -15,7 +15,8 @@ The adversarial-training hook: ``perturb(model, images, labels) -> images`` runs
 after it is moved to the device and before the forward pass, with the unwrapped classifier in train mode
 (the hook freezes it itself if needed). Optional methods are used when present: ``perturb.reset()`` at
 the start of each epoch, ``perturb.stats() -> dict[str, float]`` merged into the epoch's training metrics
-(averaged over ranks), ``perturb.state_dict()`` / ``load_state_dict()`` saved with the resumable state.
+(reduced over ranks as its optional ``stats_reduction`` mapping says: ``"mean"``, ``"sum"`` or ``"max"``),
+``perturb.state_dict()`` / ``load_state_dict()`` saved with the resumable state.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from ..evaluation.metrics import BinarySegmentationMeter, ClassificationMeter, a
 from ..losses import ImageLabelLoss, SizeAnnotator, size_targets
 from ..models.cams import cam_masks
 from ..utils import model_device
-from .distributed import mean_over_ranks
+from .distributed import reduce_over_ranks
 
 __all__ = ["train_one_epoch", "evaluate", "WithCams", "unwrap", "Perturb"]
 
@@ -166,7 +167,8 @@ def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.O
     out.update(accuracy=reduced[1].item() / n_all, lr=optimizer.param_groups[0]["lr"], images=reduced[0].item(),
                seconds=seconds, images_per_s=reduced[0].item() / max(seconds, 1e-9))
     if hasattr(perturb, "stats"):
-        out.update(mean_over_ranks({k: float(v) for k, v in perturb.stats().items()}))
+        out.update(reduce_over_ranks({k: float(v) for k, v in perturb.stats().items()},
+                                     getattr(perturb, "stats_reduction", None)))
     return out
 
 
