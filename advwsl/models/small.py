@@ -18,6 +18,9 @@ class CWNet(nn.Module):
 
     ``widths=(32, 64, 200)`` is the MNIST model, ``(64, 128, 256)`` the CIFAR-10 one. Works for any input
     size large enough for two 2x2 poolings after four unpadded 3x3 convolutions (>= 12 pixels).
+
+    Weights start as in C&W's Keras models (Glorot-uniform, zero biases): with PyTorch's default
+    initialization these nets sit at chance for epochs under C&W's SGD recipe (learning rate 0.01).
     """
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, input_size: int = 28,
@@ -46,6 +49,10 @@ class CWNet(nn.Module):
             nn.Linear(fc, num_classes),
         )
         self.num_classes = num_classes
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(self.normalize(x)))

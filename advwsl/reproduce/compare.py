@@ -68,12 +68,20 @@ def _fmt(value: float, digits: int) -> str:
     return "-" if value is None or math.isnan(value) else f"{value:.{digits}f}"
 
 
+def _key_cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def side_by_side_markdown(frame: pd.DataFrame, keys: Sequence[str], measures: Sequence[Measure]) -> str:
     """The frame of :func:`side_by_side` as Markdown: per measure ``ours / reference (ratio or ±points)``."""
     header = [*keys] + [m.label for m in measures]
     rows = []
     for r in frame.to_dict(orient="records"):
-        cells = [str(r[k]) if r[k] is not None else "" for k in keys]
+        cells = [_key_cell(r[k]) for k in keys]
         for m in measures:
             if m.kind == "plain":
                 cells.append(_fmt(r[m.name], m.digits))
