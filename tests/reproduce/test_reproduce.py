@@ -1,0 +1,76 @@
+"""``advwsl reproduce``: the registry lists the reference's tables and figures, the comparison puts ours
+beside the reference's numbers, and an appendix V experiment runs end to end into a run directory."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from advwsl.cli import main
+from advwsl.errors import ConfigError
+from advwsl.reproduce import Entry, get_entry, list_entries, register_entry, run_entry
+from advwsl.reproduce.appendix_v import attack_table
+from advwsl.reproduce.compare import Measure, side_by_side, side_by_side_markdown
+from advwsl.reproduce.registry import _ENTRIES
+
+
+def test_appendix_v_entries_are_listed_with_what_they_need():
+    ids = [e.id for e in list_entries()]
+    for wanted in ("A-V-1", "A-V-2", "A-V-3", "A-V-4", "A-V-5", "A-V-6", "fig-A-V-4"):
+        assert wanted in ids
+    assert ids.index("A-V-1") < ids.index("A-V-2") < ids.index("A-V-5")
+    a1 = get_entry("a-v-1")
+    assert a1.availability == "real" and a1.runner is not None and a1.reference
+    assert get_entry("A-V-4").runner is None and "ImageNet" in get_entry("A-V-4").note
+    res = CliRunner().invoke(main, ["reproduce", "--list"])
+    assert res.exit_code == 0 and "| A-V-1 |" in res.output and "needs --data-root" in res.output
+
+
+def test_side_by_side_ratios_and_points():
+    ours = [{"attack": "DDN", "budget": "100", "success": 0.99, "mean_l2": 1.5}]
+    reference = [{"attack": "DDN", "budget": "100", "success": 100.0, "mean_l2": 1.2},
+                 {"attack": "C&W", "budget": "4x25", "success": 96.0, "mean_l2": 2.0}]
+    measures = [Measure("success", "Success (%)", "share"), Measure("mean_l2", "Mean L2")]
+    frame = side_by_side(ours, reference, ["attack", "budget"], measures)
+    assert frame.loc[0, "success_diff_points"] == pytest.approx(-1.0)
+    assert frame.loc[0, "mean_l2_ratio"] == pytest.approx(1.25)
+    assert math.isnan(frame.loc[1, "mean_l2"]) and frame.loc[1, "mean_l2_reference"] == 2.0  # reference-only row
+    text = side_by_side_markdown(frame, ["attack", "budget"], measures)
+    assert "| DDN | 100 | 99.0 / 100.0 (-1.0) | 1.5000 / 1.2000 (×1.25) |" in text
+
+
+def test_entries_that_need_data_say_so():
+    with pytest.raises(ConfigError, match="needs its dataset"):
+        run_entry("A-V-3", quick=True)
+    with pytest.raises(ConfigError, match="cannot run"):
+        run_entry("A-V-4")
+
+
+@pytest.mark.slow
+def test_attack_table_runs_end_to_end(tmp_path):
+    """A tiny version of Table A V-1 on mnist-5k: a model trained one epoch, DDN and C&W rows, the reference's
+    numbers beside ours, figure and files in the run directory."""
+    entry = Entry("test-A-V-1", "tiny attack table", "test", "mnist-5k", "real", "-", "-", attack_table,
+                  settings={"dataset": "mnist-5k", "n_samples": 12, "batch_size": 12,
+                            "rows": [{"attack": "ddn", "budget": "100"}, {"attack": "cw", "budget": "4x25"}],
+                            "figure_rows": [("ddn", "100"), ("cw", "4x25")], "recipe": {"epochs": 1}},
+                  reference=get_entry("A-V-1").reference)
+    register_entry(entry)
+    try:
+        run_dir, outcome = run_entry("test-A-V-1", out=str(tmp_path / "run"), progress=False)
+    finally:
+        _ENTRIES._entries.pop("test-A-V-1", None)
+    table = pd.read_csv(run_dir / "table.csv")
+    ddn = table[(table.attack == "DDN") & (table.budget.astype(str) == "100")].iloc[0]
+    assert ddn.success == 1.0 and ddn.success_reference == 100.0 and ddn.median_l2_reference == 1.4506
+    assert ddn.median_l2_ratio == pytest.approx(ddn.median_l2 / 1.4506)
+    assert "| DDN | 100 | 12 |" in outcome.markdown and "1.4506" in outcome.markdown
+    for name in ("table.md", "table.csv", "summary.json", "config.json", "ddn-100.csv", "fig-A-V-9.png",
+                 "fig-A-V-5.png"):
+        assert (run_dir / name).is_file(), name
+    assert not (run_dir / "INCOMPLETE").exists()
+    assert json.loads((run_dir / "config.json").read_text())["config"]["settings"]["n_samples"] == 12
