@@ -21,8 +21,11 @@ from torch import nn
 from ..errors import AdvwslWarning, InputError, ModelError
 from ..utils import frozen, model_device, model_dtype
 
-__all__ = ["check_bounds", "check_inputs", "check_labels", "check_model", "check_model_inputs", "check_logits",
-           "check_attack_inputs", "attack_mode"]
+__all__ = ["BACKENDS", "check_bounds", "check_inputs", "check_labels", "check_model", "check_model_inputs",
+           "check_logits", "check_attack_inputs", "first_logits", "check_backend", "check_positive_int", "attack_mode"]
+
+#: Implementations the C&W and DeepFool attacks can run on.
+BACKENDS = ("native", "foolbox")
 
 
 def check_bounds(bounds: tuple[float, float]) -> tuple[float, float]:
@@ -81,7 +84,7 @@ def check_model_inputs(model: nn.Module, inputs: torch.Tensor) -> None:
         raise InputError(f"the model is on {device} but the inputs are on {inputs.device}; move them to one device "
                          f"(inputs.to({str(device)!r}) or model.to({str(inputs.device)!r}))")
     if dtype is not None and inputs.dtype != dtype:
-        raise InputError(f"the inputs are {inputs.dtype} but the model's parameters are {dtype}; convert one of "
+        raise InputError(f"the model's parameters are {dtype} but the inputs are {inputs.dtype}; convert one of "
                          f"them (inputs.to({dtype}) or model.to({inputs.dtype}))")
 
 
@@ -98,14 +101,38 @@ def check_logits(logits: Any, labels: torch.Tensor | None = None) -> int:
         raise ModelError(f"the model must return logits of shape (N, C) = ({n}, C), got {tuple(logits.shape)}; "
                          "for models returning several outputs wrap them so that forward returns the class logits")
     if logits.shape[1] < 2:
-        raise ModelError(f"the model returns {logits.shape[1]} class score(s); attacks need at least 2 classes "
+        raise ModelError(f"the model returns {logits.shape[1]} class score(s); attacks need logits (N, C) for at least 2 classes, C >= 2 "
                          "(for a binary classifier with one logit z, return torch.stack([-z, z], 1) / 2)")
-    if not bool(torch.isfinite(logits).all()):
-        raise ModelError("the model returned NaN or infinite logits on these inputs; check its weights (a diverged "
-                         "training?) and that the inputs are what it expects")
+    finite = torch.isfinite(logits).all(1)
+    if not bool(finite.all()):
+        rows = torch.nonzero(~finite).flatten()[:5].tolist()
+        raise ModelError(f"the model returned NaN or infinite logits on these inputs (first rows: {rows}); check its "
+                         "weights (a diverged training?) and that the inputs are what it expects")
     if labels is not None:
         check_labels(labels, n, logits.shape[1])
     return int(logits.shape[1])
+
+
+def first_logits(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``model(inputs)`` (gradients as the caller's mode), checked by :func:`check_logits` against ``labels``;
+    a model that fails on the inputs raises :class:`ModelError` saying what it got."""
+    try:
+        logits = model(inputs)
+    except Exception as exc:  # noqa: BLE001 - report the model failure in the project's terms
+        raise ModelError(f"the model failed on inputs of shape {tuple(inputs.shape)} and dtype {inputs.dtype} "
+                         f"({type(exc).__name__}: {exc}); check the input size and channels it expects") from exc
+    check_logits(logits, labels)
+    return logits
+
+
+def check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise InputError(f"backend must be one of {BACKENDS}, got {backend!r}")
+
+
+def check_positive_int(name: str, value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise InputError(f"{name} must be a positive integer, got {value!r}")
 
 
 def check_attack_inputs(inputs: torch.Tensor, labels: torch.Tensor, bounds: tuple[float, float],

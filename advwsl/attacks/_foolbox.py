@@ -10,12 +10,11 @@ import torch
 from torch import nn
 
 from ..utils import frozen
-from ._checks import check_attack_inputs, check_bounds
+from ._checks import check_attack_inputs, check_bounds, check_model_inputs, first_logits
 
 
-def _is_adversarial(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, targeted: bool) -> torch.Tensor:
-    with torch.no_grad():
-        pred = model(x).argmax(1)
+def _is_adversarial(logits: torch.Tensor, labels: torch.Tensor, targeted: bool) -> torch.Tensor:
+    pred = logits.argmax(1)
     return pred == labels if targeted else pred != labels
 
 
@@ -31,14 +30,17 @@ def run_foolbox(attack: Any, model: nn.Module, inputs: torch.Tensor, labels: tor
 
     lo, hi = check_bounds(bounds)
     check_attack_inputs(inputs, labels, (lo, hi))
+    check_model_inputs(model, inputs)
     x = inputs.detach()
     view = (x.shape[0],) + (1,) * (x.dim() - 1)
     with frozen(model):
-        already = _is_adversarial(model, x, labels, targeted)
+        with torch.no_grad():
+            already = _is_adversarial(first_logits(model, x, labels), labels, targeted)
         fmodel = fb.PyTorchModel(model, bounds=(lo, hi), device=x.device)
         criterion = (fb.criteria.TargetedMisclassification(labels) if targeted
                      else fb.criteria.Misclassification(labels))
         adv = attack.run(fmodel, x.clone(), criterion)
         adv = torch.as_tensor(adv).to(dtype=x.dtype).clamp_(lo, hi)
-        success = _is_adversarial(model, adv, labels, targeted) & ~already
+        with torch.no_grad():
+            success = _is_adversarial(model(adv), labels, targeted) & ~already
     return torch.where(success.view(view), adv, x)

@@ -1,0 +1,150 @@
+"""Native C&W L2: closed forms on linear models, kappa's direction, the original's binary search on c,
+per-sample early abort and the active set, agreement with foolbox on a trained CNN."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import advwsl.attacks.carlini_wagner as cw_module
+from advwsl.attacks import carlini_wagner_l2
+from counting import Counting
+from linear_models import binary_inputs, central_inputs, l2, linear_model, optimal_untargeted
+
+FAST = {"binary_search_steps": 5, "steps": 100, "stepsize": 0.01, "initial_const": 1.0}
+#: Table A V-9's MNIST settings for the 100-iteration budgets.
+CW_4X25 = {"binary_search_steps": 4, "steps": 25, "stepsize": 0.5, "initial_const": 1.0}
+CW_1X100 = {"binary_search_steps": 1, "steps": 100, "stepsize": 0.1, "initial_const": 1.0}
+
+
+def test_ten_class_linear_close_to_the_closed_form():
+    model = linear_model(10, (3, 6, 6), scale=0.1)
+    x = central_inputs(8, (3, 6, 6))
+    y = model(x).argmax(1)
+    opt = optimal_untargeted(model, x, y)
+    adv = carlini_wagner_l2(model, x, y, **FAST)
+    assert bool((model(adv).argmax(1) != y).all())
+    ratio = l2(adv, x) / opt
+    assert bool((ratio >= 1 - 1e-4).all()) and float(ratio.median()) <= 1.03
+
+
+@pytest.mark.parametrize("targeted", [False, True])
+def test_confidence_is_a_margin_the_adversarial_wins_by(targeted):
+    """kappa = 1: the true class is beaten by 1 (untargeted), or the target beats the other class by 1
+    (targeted), at the closed-form distance (gap + kappa) / ||w_1 - w_0|| of a binary linear model."""
+    shape, kappa = (3, 6, 6), 1.0
+    model = linear_model(2, shape)
+    x = binary_inputs(model, 8, shape)
+    with torch.no_grad():
+        z = model(x)
+    pred = z.argmax(1)
+    labels = 1 - pred if targeted else pred
+    w = model[1].weight.detach()
+    expected = ((z[:, 0] - z[:, 1]).abs() + kappa) / (w[1] - w[0]).norm()
+    adv = carlini_wagner_l2(model, x, labels, targeted=targeted, confidence=kappa, **FAST)
+    with torch.no_grad():
+        za = model(adv)
+    rows = torch.arange(len(x))
+    wins_by = za[rows, 1 - pred] - za[rows, pred]
+    assert bool((wins_by >= kappa).all())
+    assert float((l2(adv, x) / expected).median()) <= 1.03
+
+
+def _original_search(threshold: float, initial_const: float, steps: int) -> list[float]:
+    """The constants Carlini & Wagner's l2_attack.py tries for one sample that succeeds iff c >= threshold."""
+    lower, upper, const, tried = 0.0, 1e10, initial_const, []
+    for outer in range(steps):
+        if steps >= 10 and outer == steps - 1:
+            const = upper
+        tried.append(const)
+        if const >= threshold:
+            upper = min(upper, const)
+            if upper < 1e9:
+                const = (lower + upper) / 2
+        else:
+            lower = max(lower, const)
+            if upper < 1e9:
+                const = (lower + upper) / 2
+            else:
+                const *= 10
+    return tried
+
+
+@pytest.mark.parametrize("steps", [1, 9, 10])
+def test_binary_search_on_c_is_the_originals(steps):
+    """c per search step for samples that succeed iff c >= their threshold, against the original's loop."""
+    thresholds = torch.tensor([0.37, 5e-4, 1e12, 20.0, 0.01, 0.011], dtype=torch.float64)
+    const = torch.full_like(thresholds, 0.01)
+    lower, upper = torch.zeros_like(const), torch.full_like(const, 1e10)
+    tried = []
+    for search in range(steps):
+        tried.append(const)
+        found = const >= thresholds
+        const, lower, upper = cw_module._next_const(found, const, lower, upper, torch.full_like(const, search + 1),
+                                                    steps)
+    got = torch.stack(tried, 1)
+    for i, threshold in enumerate(thresholds.tolist()):
+        assert torch.allclose(got[i], torch.tensor(_original_search(threshold, 0.01, steps), dtype=torch.float64),
+                              rtol=1e-12)
+
+
+def test_alone_or_in_a_batch_gives_the_same_result():
+    """Early abort, the binary search and the Adam state are per sample: the others do not matter."""
+    model = linear_model(10, (3, 6, 6), scale=0.1)
+    x = central_inputs(6, (3, 6, 6))
+    y = model(x).argmax(1)
+    kwargs = {"binary_search_steps": 3, "steps": 60}
+    batch = carlini_wagner_l2(model, x, y, **kwargs)
+    alone = torch.cat([carlini_wagner_l2(model, x[i:i + 1], y[i:i + 1], **kwargs) for i in range(len(x))])
+    assert torch.allclose(batch, alone, atol=1e-5)
+
+
+def test_per_sample_abort_and_active_set_reduce_the_work(digits):
+    model, x, y = digits
+    x, y = x[:16], y[:16]
+    kwargs = {"binary_search_steps": 3, "steps": 100}
+    ours, everything, theirs = Counting(model), Counting(model), Counting(model)
+    carlini_wagner_l2(ours, x, y, **kwargs)
+    carlini_wagner_l2(everything, x, y, abort_early=False, **kwargs)
+    carlini_wagner_l2(theirs, x, y, backend="foolbox", **kwargs)
+    assert everything.rows == len(x) * (1 + 3 * 100)  # the clean check, then every sample every step
+    assert ours.rows < 0.8 * everything.rows
+    assert ours.rows < theirs.rows  # foolbox aborts the whole batch only
+
+
+def test_targeted_failures_come_back_as_the_input():
+    model = linear_model(2, (1, 8, 8))
+    model[1].bias.data = torch.tensor([100.0, 0.0])  # class 1 is out of reach inside the box
+    x = central_inputs(3, (1, 8, 8))
+    adv = carlini_wagner_l2(model, x, torch.ones(3, dtype=torch.long), targeted=True, binary_search_steps=3,
+                            steps=20)
+    assert torch.equal(adv, x)
+
+
+def _success_and_median(model, x, y, adv):
+    with torch.no_grad():
+        success = model(adv).argmax(1) != y
+    return int(success.sum()), float(torch.where(success, l2(adv, x), torch.tensor(float("inf"))).median())
+
+
+@pytest.mark.parametrize("budget", [CW_4X25, CW_1X100], ids=["4x25", "1x100"])
+def test_same_as_foolbox_without_early_abort(digits, budget):
+    """Table A V-9's 100-iteration budgets run every step (as the reference did): the same algorithm."""
+    model, x, y = digits
+    ours = _success_and_median(model, x, y, carlini_wagner_l2(model, x, y, abort_early=False, **budget))
+    theirs = _success_and_median(model, x, y, carlini_wagner_l2(model, x, y, abort_early=False, backend="foolbox",
+                                                                **budget))
+    assert ours[0] == theirs[0] == len(x)
+    assert abs(ours[1] / theirs[1] - 1) <= 0.01
+
+
+@pytest.mark.slow
+def test_long_budget_as_good_as_foolbox(digits):
+    """With checks every 100 steps the per-sample abort loses nothing against foolbox's batch abort."""
+    model, x, y = digits
+    x, y = x[:16], y[:16]
+    budget = {"binary_search_steps": 9, "steps": 1000}
+    ours = _success_and_median(model, x, y, carlini_wagner_l2(model, x, y, **budget))
+    theirs = _success_and_median(model, x, y, carlini_wagner_l2(model, x, y, backend="foolbox", **budget))
+    assert ours[0] >= theirs[0]
+    assert ours[1] <= 1.005 * theirs[1]
