@@ -10,12 +10,16 @@ import torch
 from torch import nn
 
 from ..utils import frozen
-from ._checks import check_attack_inputs, check_bounds
+from ._checks import check_attack_inputs, check_bounds, check_logits
 
 
-def _is_adversarial(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, targeted: bool) -> torch.Tensor:
+def _is_adversarial(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, targeted: bool, *,
+                    check: bool = False) -> torch.Tensor:
     with torch.no_grad():
-        pred = model(x).argmax(1)
+        logits = model(x)
+    if check:  # (N, C) finite logits and labels below C, before foolbox sees the model
+        check_logits(logits, labels)
+    pred = logits.argmax(1)
     return pred == labels if targeted else pred != labels
 
 
@@ -30,11 +34,11 @@ def run_foolbox(attack: Any, model: nn.Module, inputs: torch.Tensor, labels: tor
     import foolbox as fb
 
     lo, hi = check_bounds(bounds)
-    check_attack_inputs(inputs, labels, (lo, hi))
+    check_attack_inputs(inputs, labels, (lo, hi), model)
     x = inputs.detach()
     view = (x.shape[0],) + (1,) * (x.dim() - 1)
     with frozen(model):
-        already = _is_adversarial(model, x, labels, targeted)
+        already = _is_adversarial(model, x, labels, targeted, check=True)
         fmodel = fb.PyTorchModel(model, bounds=(lo, hi), device=x.device)
         criterion = (fb.criteria.TargetedMisclassification(labels) if targeted
                      else fb.criteria.Misclassification(labels))
