@@ -78,7 +78,7 @@ class RobustnessConfig:
         defaults = preset_budgets(self.attacks, self.preset)
         budgets = {n: get_attack_spec(n).kwargs(b) if b is not None else defaults[n] for n, b in given.items()}
         for name, kwargs in budgets.items():
-            check_attack_kwargs(get_attack_spec(name), kwargs)
+            check_attack_kwargs(get_attack_spec(name), kwargs, option="--budget")
         self.epsilon = tuple(float(e) for e in self.epsilon)
         if not self.epsilon or any(not np.isfinite(e) or e <= 0 for e in self.epsilon):
             raise ConfigError(f"--epsilon must be positive L2 radii (1.5 on MNIST, 0.5 on CIFAR-10), got "

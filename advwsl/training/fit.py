@@ -26,7 +26,7 @@ from ..plotting import plot_learning_curves
 from ..utils import seed_everything, select_device
 from .distributed import init_distributed, shard_dataset
 from .loops import WithCams, evaluate, train_one_epoch
-from .recipes import TrainConfig, build_datasets, build_model, build_optimizer, build_scheduler
+from .recipes import TrainConfig, build_datasets, build_model, build_optimizer, build_scheduler, check_cam_class
 from .state import append_metrics_csv, load_state, read_metrics_csv, rng_state, save_state, set_rng_state
 
 __all__ = ["FitResult", "FoldsResult", "fit", "fit_folds", "FOLD_METRICS"]
@@ -97,6 +97,8 @@ def fit(config: Any, run_dir: str | Path, *, model: nn.Module | None = None, tra
     if model is None:
         num_classes = len(classes) if classes is not None else int(train_set.num_classes)
         model = build_model(config, num_classes)
+    if getattr(model, "num_classes", None) is not None:
+        check_cam_class(config.cam_class, int(model.num_classes))
     model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
