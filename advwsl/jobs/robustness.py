@@ -115,6 +115,8 @@ def robustness_job(config: RobustnessConfig, *, log: Callable[[str], None] | Non
                                      preset=config.preset, epsilons=config.curve, batch_size=config.batch_size,
                                      levels=config.levels, shard=(k, n_shards), seed=config.seed,
                                      checks=config.checks, model_name=resolved.name, progress=config.progress)
+        report.config["fingerprint"].update(dataset=data.dataset, dataset_kwargs=data.dataset_kwargs,
+                                            split=data.split)
         report.save(run_dir)
     return run_dir, report
 
@@ -122,7 +124,7 @@ def robustness_job(config: RobustnessConfig, *, log: Callable[[str], None] | Non
 def merge_job(run_dirs: Sequence[str | Path], out: str | None = None) -> tuple[Path, RobustnessReport]:
     """Join the shards of one evaluation (their run directories) into the single-process report."""
     check_out(out)
-    merged = merge_reports([RobustnessReport.load(d) for d in run_dirs])
+    merged = merge_reports([RobustnessReport.load(d) for d in run_dirs], names=[str(d) for d in run_dirs])
     with run_directory("merge", out, config={"shards": [str(d) for d in run_dirs]}) as run_dir:
         merged.save(run_dir)
     return run_dir, merged

@@ -457,3 +457,38 @@ def test_a_corrupt_cached_model_says_how_to_rebuild_it(tmp_path, monkeypatch):
     assert info["training"]["epochs"] == 1 and info["classes"] == [str(c) for c in range(10)]
     again = invoke("attack", "--budget", "2", "--n-samples", "4", "--out", tmp_path / "c", "--no-progress")
     assert again.exit_code == 0, again.output
+
+
+# -------------------------------------------------------------- case 1: merge refuses shards of other runs
+def _shard(tmp_path, name: str, *extra: str):
+    args = ["evaluate-robustness", "--model", "digits-cnn", "--n-samples", "4", "--batch-size", "2", "--attack",
+            "ddn", "--budget", "2", "--epsilon", "1.0", "--no-checks", "--no-progress", *extra]
+    result = invoke(*args, "--out", tmp_path / name)
+    assert result.exit_code == 0, result.output
+    return tmp_path / name
+
+
+@pytest.mark.parametrize("other, field", [
+    (["--epsilon", "0.5"], "table radii (--epsilon)"),  # a KeyError traceback before
+    (["--split", "train"], "evaluation images (dataset, split, sample selection)"),
+])
+def test_merge_names_the_field_that_differs(other, field, digits_model, tmp_path):
+    a = _shard(tmp_path, "s0", "--shard", "0/2")
+    b = _shard(tmp_path, "s1", "--shard", "1/2", *other)
+    result = invoke("merge", a, b, "--out", tmp_path / "merged")
+    assert_refused(result, tmp_path / "merged", "are shards of different evaluations", f"their {field}",
+                   "merge only the shards of one evaluation")
+
+
+def test_merge_refuses_shards_of_other_weights_under_the_same_name(digits_model, tmp_path):
+    a = _shard(tmp_path, "s0", "--shard", "0/2")
+    x, y = sklearn_digits(16, "train")  # the same file name, other weights
+    model = create_model("cw-mnist", input_size=16)
+    train_classifier(model, x[:100], y[:100], epochs=1, lr=1e-3, seed=5)
+    save_model(model, cache_dir("models") / DIGITS_CNN, overwrite=True)
+    b = _shard(tmp_path, "s1", "--shard", "1/2")
+    result = invoke("merge", a, b, "--out", tmp_path / "merged")
+    assert_refused(result, tmp_path / "merged", "their model weights (model_sha256) differ")
+    ok = _shard(tmp_path, "s0b", "--shard", "0/2")
+    merged = invoke("merge", ok, b, "--out", tmp_path / "merged")
+    assert merged.exit_code == 0, merged.output
