@@ -161,7 +161,8 @@ def _train(name: str, config: dict[str, Any], stem: Path, *, retrain: bool, prog
     run_dir.mkdir(parents=True, exist_ok=True)
     say(f"training the demo {name} model on the built-in synthetic histology set (first use only; cached in "
         f"{stem.parent})" + (", resuming an interrupted training" if resume else ""))
-    fit({**config, "progress": progress}, run_dir, resume=resume)
+    # on the CPU (single-threaded, see cached_model) whatever accelerator is present: the same model everywhere
+    fit({**config, "progress": progress, "device": "cpu"}, run_dir, resume=resume)
     best = run_dir / "checkpoints" / "best"
     model, info = load_model(best), checkpoint_info(best)
     metrics = {"valid": info.get("metrics", {}), "test": _test_metrics(model, config)}

@@ -90,3 +90,26 @@ def test_no_fixed_temporary_file_names_in_the_package():
             if re.search(r"""["'][^"']*\.(tmp|part|partial)["']""", line) and "mkstemp" not in line:
                 fixed.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
     assert not fixed, fixed
+
+
+def test_built_in_models_are_built_with_one_thread_whatever_the_process_uses(tmp_path):
+    """On a CPU the thread count changes the sums of a backward pass, so the same recipe gives another model
+    at another count: built-in models are trained at BUILD_THREADS, and the caller's count is restored."""
+    import torch
+
+    from advwsl.jobs.builtin import BUILD_THREADS, cached_model
+    from advwsl.models import create_model, save_model
+
+    seen = []
+
+    def build():
+        seen.append(torch.get_num_threads())
+        save_model(create_model("cw-mnist", input_size=16), tmp_path / "m")
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        cached_model(tmp_path / "m", build)
+        assert seen == [BUILD_THREADS] == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
