@@ -113,3 +113,26 @@ def test_built_in_models_are_built_with_one_thread_whatever_the_process_uses(tmp
         assert seen == [BUILD_THREADS] == [1] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.slow
+def test_the_demo_trains_to_the_same_weights_at_any_thread_count(tmp_path, monkeypatch):
+    """The README's numbers are what a user gets: the demo model does not depend on OMP_NUM_THREADS."""
+    import torch
+
+    from advwsl.jobs.builtin_wsl import demo_model
+
+    monkeypatch.setenv("ADVWSL_DEMO_RECIPE", json.dumps(TINY))
+    before = torch.get_num_threads()
+    weights = []
+    try:
+        for threads in (1, 2):
+            monkeypatch.setenv("ADVWSL_HOME", str(tmp_path / f"home{threads}"))
+            torch.set_num_threads(threads)
+            model, info = demo_model("wildcat", progress=False)
+            weights.append((model.state_dict(), info["metrics"]["test"]))
+    finally:
+        torch.set_num_threads(before)
+    (a, test_a), (b, test_b) = weights
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert test_a == test_b
