@@ -114,6 +114,7 @@ def adv_train_job(config: AdvTrainConfig) -> tuple[Path, FitResult, dict[str, An
             raise ConfigError("--epsilon (epsilon_max of the training adversarials) is required; the reference uses "
                               "2.4 on MNIST and 1.0 on CIFAR-10")
         train_config = config.training_config()
+        select_device(train_config.device)
         options = config.adversarial()
         _hook(options, train_config.seed)  # rejects bad adversarial options before anything is written
         check_training_data(train_config)
