@@ -14,7 +14,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 from PIL import Image
 
@@ -123,9 +122,10 @@ def paths(tmp_path, wsl2):
     other = tmp_path / "not-a-run"
     other.mkdir()
     (other / "notes.txt").write_text("hello")
-    return SimpleNamespace(tmp=tmp_path, afile=afile, truncated=truncated, other=other, wsl2=wsl2,
-                           bach=write_bach(tmp_path / "bach"), glas_corrupt=write_glas(tmp_path / "glas1", corrupt="testA_2"),
-                           glas_mixed=write_glas(tmp_path / "glas2", sizes={"testA_2": (40, 36), "testB_1": (24, 32)}))
+    return SimpleNamespace(
+        tmp=tmp_path, afile=afile, truncated=truncated, other=other, wsl2=wsl2, bach=write_bach(tmp_path / "bach"),
+        glas_corrupt=write_glas(tmp_path / "glas1", corrupt="testA_2"),
+        glas_mixed=write_glas(tmp_path / "glas2", sizes={"testA_2": (40, 36), "testB_1": (24, 32)}))
 
 
 # --------------------------------------------------------------------------- case 6: the list, one by one
@@ -178,10 +178,12 @@ CASES = {
                                 ["unknown training option(s) ['colour']", "valid options"]),
     "train --set wrong type": (lambda p: [*TRAIN_SMALL, "--set", 'epochs="many"'],
                                ["training option epochs must be an integer, got 'many'"]),
-    "train --set dataset option unknown": (lambda p: ["train", "--epochs", "1", "--set", 'dataset_kwargs={"colour": 1}'],
-                                           ["dataset 'synthetic' has no option 'colour'"]),
-    "train --set dataset option wrong type": (lambda p: ["train", "--epochs", "1", "--set", 'dataset_kwargs={"size": "x"}'],
-                                              ["dataset 'synthetic' rejects the options", "'size': 'x'"]),
+    "train --set dataset option unknown": (
+        lambda p: ["train", "--epochs", "1", "--set", 'dataset_kwargs={"colour": 1}'],
+        ["dataset 'synthetic' has no option 'colour'"]),
+    "train --set dataset option wrong type": (
+        lambda p: ["train", "--epochs", "1", "--set", 'dataset_kwargs={"size": "x"}'],
+        ["dataset 'synthetic' rejects the options", "'size': 'x'"]),
     # files on disk
     "corrupt mask image": (lambda p: ["attack", "--model", p.wsl2, "--dataset", "glas", "--data-root", p.glas_corrupt,
                                       "--budget", "2"],
