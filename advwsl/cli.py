@@ -13,6 +13,7 @@ import click
 from . import __version__
 from .commands import adv_train, attack, data, models, reproduce, robustness, slide, train
 from .errors import AdvwslError
+from .runs import RunInterrupted
 
 COMMAND_MODULES = (attack, robustness, adv_train, train, data, models, slide, reproduce)
 
@@ -26,9 +27,13 @@ class _Group(click.Group):
         except AdvwslError as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(2)
+        except RunInterrupted as exc:
+            click.echo(f"\nInterrupted. The partial run is in {exc.run_dir} (marked by its file INCOMPLETE); "
+                       f"{exc.hint}.", err=True)
+            sys.exit(130)
         except KeyboardInterrupt:
-            click.echo("\nInterrupted. A run directory left behind holds a file INCOMPLETE that says how to "
-                       "continue (training runs: --resume DIR; other runs: the same --out).", err=True)
+            click.echo("\nInterrupted before a run directory was created (a built-in model interrupted while it "
+                       "trains on first use resumes where it stopped on the next call).", err=True)
             sys.exit(130)
 
 

@@ -47,6 +47,19 @@ def seed_everything(seed: int) -> None:
 
 
 @contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch intra-op threads, restoring the previous count afterwards. On a CPU,
+    the order of the floating-point sums of a backward pass depends on the thread count, so a training run is
+    reproducible bit for bit only at a fixed count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
 def frozen(model: nn.Module, *, eval_mode: bool = True) -> Iterator[nn.Module]:
     """Put ``model`` in eval mode with parameter gradients off; restore every module's mode and every
     parameter's ``requires_grad`` on exit. No ``.grad`` is accumulated on parameters while frozen."""

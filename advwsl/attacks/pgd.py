@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import InputError
+from ..errors import InputError, ModelError
 from ..utils import frozen
 from ._checks import check_attack_inputs, check_logits
 from ._ops import flat_norms, per_sample, project_l2_ball, quantize_toward, random_l2_ball
@@ -92,6 +92,9 @@ def pgd_l2(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, targ
             if k == 0:
                 check_logits(logits, labels)
             loss = F.cross_entropy(logits, labels, reduction="sum")
+            if not bool(torch.isfinite(loss)):  # NaN logits off the clean inputs would poison the iterate
+                raise ModelError(f"the model returned NaN or infinite logits at PGD step {k + 1} (inputs within "
+                                 f"epsilon={epsilon} of the given ones); check that it is defined on all of [0, 1]")
             (grad,) = torch.autograd.grad(sign * loss, delta)
             gnorm = flat_norms(grad)
             # a zero gradient (saturated softmax, flat model) leaves that sample where it is

@@ -36,10 +36,15 @@ def read_image(path: str | Path) -> torch.Tensor:
         raise DatasetError(f"image file {path} not found") from None
     except Exception as exc:  # PIL cannot read some TIFF flavours: try tifffile
         if path.suffix.lower() not in (".tif", ".tiff"):
-            raise DatasetError(f"cannot read image {path}: {exc}") from None
+            raise DatasetError(f"cannot read image {path} ({type(exc).__name__}: {exc}); the file is damaged or "
+                               "not an image: restore it from the dataset archive or remove its sample") from None
         import tifffile
 
-        raw = tifffile.imread(path)
+        try:
+            raw = tifffile.imread(path)
+        except Exception as tiff_exc:  # noqa: BLE001 - neither reader could read it
+            raise DatasetError(f"cannot read image {path} ({type(tiff_exc).__name__}: {tiff_exc}); the file is "
+                               "damaged or not an image") from None
         scale = float(np.iinfo(raw.dtype).max) if raw.dtype.kind in "ui" else 1.0
         arr = raw.astype(np.float32) / scale
         if arr.ndim == 2:
@@ -56,10 +61,14 @@ def read_label_map(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"mask file {path} not found")
-    with Image.open(path) as im:
-        if im.mode in ("P", "L", "I", "I;16", "1"):
-            return np.asarray(im).astype(np.int64)
-        arr = np.asarray(im.convert("RGB")).astype(np.int64)
+    try:
+        with Image.open(path) as im:
+            if im.mode in ("P", "L", "I", "I;16", "1"):
+                return np.asarray(im).astype(np.int64)
+            arr = np.asarray(im.convert("RGB")).astype(np.int64)
+    except (OSError, ValueError, SyntaxError) as exc:  # PIL: unidentified, truncated or damaged file
+        raise DatasetError(f"cannot read mask {path} ({type(exc).__name__}: {exc}); the file is damaged or not an "
+                           "image: restore it from the dataset archive or remove its sample") from None
     # RGB-encoded label image: a pixel is foreground where any channel is non-zero
     return (arr.max(axis=2) > 0).astype(np.int64)
 

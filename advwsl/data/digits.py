@@ -170,7 +170,8 @@ def _imagenet(root: str, split: str, *, fold: int = 0, transform=None, **kwargs)
 
 register_dataset(DatasetSpec(
     "digits", _digits, "scikit-learn 8x8 digits upsampled to 16x16 (real, offline; 1,347 train / 450 test)",
-    needs_root=False, classes=DigitsDataset.classes, splits=("train", "test"), folds=0))
+    needs_root=False, classes=DigitsDataset.classes, splits=("train", "test"), folds=0,
+    options={"size": "image side (16)", "seed": "split seed (0)", "n": "first n samples of the split"}))
 register_dataset(DatasetSpec(
     "mnist", _torchvision(mnist), "MNIST through torchvision, from disk (appendix V; valid = test split)",
     needs_root=True, classes=tuple(str(d) for d in range(10)), folds=0,

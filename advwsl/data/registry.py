@@ -8,6 +8,8 @@ evaluation transform (section 2.1.3.1). Adding a dataset is one module plus one 
 
 from __future__ import annotations
 
+import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +17,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from ..errors import DatasetError, InputError
+from ..errors import AdvwslError, DatasetError, InputError
 from ..registry import Registry
 from .transforms import Compose, Transform
 
@@ -93,7 +95,35 @@ def get_dataset(name: str, root: str | Path | None = None, split: str = "train",
         raise InputError(f"dataset {spec.name!r} has the splits {', '.join(spec.splits)}, got {split!r}")
     if spec.folds and not 0 <= int(fold) < spec.folds:
         raise InputError(f"dataset {spec.name!r} has folds 0..{spec.folds - 1}, got fold {fold}")
-    return spec.factory(root, split, fold=fold, transform=transform, **kwargs)
+    try:
+        return spec.factory(root, split, fold=fold, transform=transform, **kwargs)
+    except AdvwslError:
+        raise
+    except (TypeError, ValueError) as exc:
+        if not kwargs:
+            raise
+        unknown = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+        if unknown and unknown[1] in kwargs:
+            raise InputError(f"dataset {spec.name!r} has no option {unknown[1]!r} (given {kwargs[unknown[1]]!r}); "
+                             f"{dataset_options(spec.name)}") from None
+        raise InputError(f"dataset {spec.name!r} rejects the options {kwargs}: {exc}; "
+                         f"{dataset_options(spec.name)}") from None
+
+
+def dataset_options(name: str) -> str:
+    """What options ``name`` takes, in words (for error messages): the keyword parameters of its factory, or
+    the options its spec documents."""
+    spec = get_dataset_spec(name)
+    target = spec.factory
+    params = inspect.signature(target).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()) and not spec.options:
+        return "see its documentation for the options it takes"
+    if spec.options:
+        return "it takes " + ", ".join(f"{k} ({v})" for k, v in spec.options.items())
+    names = [n for n, p in params.items() if p.kind is p.KEYWORD_ONLY or (p.kind is p.POSITIONAL_OR_KEYWORD and
+                                                                          n not in ("root", "split", "self"))]
+    names = [n for n in names if n not in ("fold", "transform")]
+    return "it takes " + (", ".join(names) if names else "no options")
 
 
 def training_transform(dataset: str) -> Transform:

@@ -273,9 +273,9 @@ class SyntheticHistology(Dataset):
         if split not in ("train", "valid", "test", "trainval"):
             raise InputError(f"split must be 'train', 'valid', 'test' or 'trainval', got {split!r}")
         if num_classes not in CLASS_SETS:
-            raise InputError(f"num_classes must be one of {sorted(CLASS_SETS)}, got {num_classes}")
+            raise InputError(f"num_classes must be one of {sorted(CLASS_SETS)}, got {num_classes!r}")
         if size < 16:
-            raise InputError(f"size must be at least 16 pixels, got {size}")
+            raise InputError(f"size must be at least 16 pixels, got {size!r}")
         lo, hi = roi_fraction
         if not 0 < lo <= hi <= 1:
             raise InputError(f"roi_fraction must satisfy 0 < min <= max <= 1, got {roi_fraction}")
@@ -357,4 +357,7 @@ register_dataset(DatasetSpec(
     "synthetic", _synthetic, "built-in synthetic H&E-like tiles with ROI masks (default; no files needed)",
     needs_root=False, has_masks=True, split_table=split_table,
     train_transform=lambda: Compose([RandomRotate90(), RandomFlip()]),
-    options={"size": "tile side (64)", "num_classes": "2, 3 or 4", "n_trainval": "tiles", "n_test": "tiles"}))
+    options={"size": "tile side (64)", "num_classes": "2, 3 or 4", "n_trainval": "tiles", "n_test": "tiles",
+             "n": "first n samples of the split", "seed": "generator seed (0)", "n_folds": "folds (5)",
+             "roi_fraction": "[min, max] ROI area share", "class_weights": "relative class frequencies",
+             "scale": "nucleus size multiplier (1.0)", "cache": "keep tiles in memory (true)"}))

@@ -10,6 +10,7 @@ shards (:func:`merge_reports`) reproduces the single-process report exactly.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import math
 import time
@@ -23,6 +24,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .. import __version__
 from ..attacks import AttackResult, combine_results, get_attack_spec, pgd_l2, run_attack
 from ..errors import AdvwslWarning, ConfigError, InputError
 from ..utils import frozen, model_device
@@ -62,6 +64,26 @@ def preset_budgets(attacks: Sequence[str], preset: str = "reference") -> dict[st
         spec = get_attack_spec(name)
         out[name] = spec.kwargs(spec.reference_budget if preset == "reference" else spec.quick_budget)
     return out
+
+
+def tensors_sha256(*tensors: torch.Tensor) -> str:
+    """SHA-256 of the dtypes, shapes and bytes of ``tensors`` (on any device, any dtype)."""
+    digest = hashlib.sha256()
+    for t in tensors:
+        t = t.detach().cpu().contiguous()
+        digest.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        digest.update(t.flatten().view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
+def model_sha256(model: nn.Module) -> str:
+    """SHA-256 of a model's weights and buffers (names included): the same trained model, whatever file it
+    was loaded from."""
+    digest = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensors_sha256(t).encode())
+    return digest.hexdigest()
 
 
 def _seed(seed: int, batch: int, salt: int) -> int:
@@ -204,9 +226,18 @@ def evaluate_robustness(model: nn.Module, inputs: torch.Tensor, labels: torch.Te
             noise_parts.append(pd.DataFrame({"index": best.index, "noise_fooled": fooled.cpu().numpy()}))
     results = {name: concat_results(parts[name]) for name in attacks}
     results["All"] = combine_results(list(results.values()))
+    # everything a shard's records depend on but its index: merge_reports refuses shards whose fingerprints
+    # differ, naming the field
+    fingerprint = {"model_sha256": model_sha256(model), "inputs_sha256": tensors_sha256(inputs),
+                   "labels_sha256": tensors_sha256(labels), "n_samples": n, "attacks": list(attacks),
+                   "budgets": budgets, "epsilon": list(radii), "epsilons": list(epsilons), "levels": levels,
+                   "seed": seed, "batch_size": batch_size, "checks": checks, "pgd_epsilons": list(pgd_eps),
+                   "pgd_steps": pgd_steps, "more_steps_factor": more_steps_factor, "check_samples": check_samples,
+                   "noise_draws": noise_draws, "precision": precision, "channels_last": channels_last,
+                   "advwsl": __version__}
     config = {"model_name": model_name, "attacks": list(attacks), "budgets": budgets, "preset": preset,
               "precision": precision, "channels_last": channels_last,
-              "levels": levels,
+              "levels": levels, "fingerprint": fingerprint,
               "batch_size": batch_size, "seed": seed, "n_samples": n, "checks": checks,
               "more_steps": {"attack": rerun, **more_kwargs} if checks else None, "check_stride": stride,
               "noise_draws": noise_draws, "pgd_steps": pgd_steps, "shard": [k, n_shards],
@@ -218,5 +249,5 @@ def evaluate_robustness(model: nn.Module, inputs: torch.Tensor, labels: torch.Te
         noise=pd.concat(noise_parts, ignore_index=True) if noise_parts else None)
 
 
-__all__ = ["PRESETS", "RobustnessReport", "default_epsilons", "evaluate_robustness", "merge_reports",
-           "parse_shard", "preset_budgets"]
+__all__ = ["PRESETS", "RobustnessReport", "default_epsilons", "evaluate_robustness", "merge_reports", "model_sha256",
+           "parse_shard", "preset_budgets", "tensors_sha256"]

@@ -4,6 +4,7 @@ sanity checks are derived; saving, loading and the exact merge of shards."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -14,7 +15,7 @@ import pandas as pd
 
 from ..attacks.result import COLUMNS, AttackResult, combine_results, load_result
 from ..errors import ConfigError
-from ..io import atomic_write_text, read_json, write_json
+from ..io import atomic_write_text, read_json, to_jsonable, write_json
 from ..plotting import plot_robustness_curves
 from . import sanity
 
@@ -180,22 +181,60 @@ class RobustnessReport:
                    noise)
 
 
-def merge_reports(reports: Sequence[RobustnessReport]) -> RobustnessReport:
+#: What the fields of a shard's fingerprint are, for the message naming a mismatch.
+FINGERPRINT_FIELDS = {
+    "model_sha256": "model weights", "inputs_sha256": "evaluation images (dataset, split, sample selection)",
+    "labels_sha256": "labels", "n_samples": "number of samples", "attacks": "attacks", "budgets": "attack budgets",
+    "epsilon": "table radii (--epsilon)", "epsilons": "curve grid (--curve)", "levels": "quantization levels",
+    "seed": "seed", "batch_size": "batch size", "checks": "sanity checks", "pgd_epsilons": "PGD check radii",
+    "pgd_steps": "PGD check steps", "dataset": "dataset", "dataset_kwargs": "dataset options", "split": "split",
+    "advwsl": "advwsl version"}
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as it reads back from JSON (tuples as lists, ...), so saved and in-memory shards compare."""
+    return json.loads(json.dumps(to_jsonable(value)))
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True) if not isinstance(value, str) else value
+    return text if len(text) <= 40 else text[:16] + "..." + text[-8:]
+
+
+def merge_reports(reports: Sequence[RobustnessReport], names: Sequence[str] | None = None) -> RobustnessReport:
     """Join the shards of one evaluation into the report a single process would have produced (per-sample
-    records identical; run times add up). Shards must share attacks, budgets, seeds and batch size, and
-    together cover every shard ``0/N ... N-1/N`` once."""
+    records identical; run times add up). Every shard carries a fingerprint of everything its records depend
+    on but its index (model weights, images and labels, attacks and budgets, radii and curve grid, levels,
+    seed, batch size, checks, dataset and split when run by the job, advwsl version): a mismatch is an error
+    naming the field. Shards must together cover every shard ``0/N ... N-1/N`` once. ``names`` (e.g. the run
+    directories) name the shards in messages."""
     if not reports:
         raise ConfigError("merge needs at least one shard run directory")
+    names = list(names) if names is not None else [f"shard {r.config.get('shard')}" for r in reports]
     first = reports[0]
+    for name, r in zip(names, reports):
+        if not isinstance(r.config.get("fingerprint"), dict):
+            raise ConfigError(f"{name} records no fingerprint of its evaluation (written by an older advwsl?); "
+                              "evaluate its shards again with this version to merge them")
+    reference = _plain(first.config["fingerprint"])
+    for name, r in zip(names[1:], reports[1:]):
+        other = _plain(r.config["fingerprint"])
+        for key in sorted(set(reference) | set(other)):
+            if reference.get(key) != other.get(key):
+                what = FINGERPRINT_FIELDS.get(key, key)
+                raise ConfigError(
+                    f"{name} and {names[0]} are shards of different evaluations: their {what} ({key}) differ "
+                    f"({_short(other.get(key))} vs {_short(reference.get(key))}); merge only the shards of one "
+                    "evaluation (same model, data, attacks, budgets, --epsilon, --levels, --seed)")
     key = {k: v for k, v in first.config.items() if k not in ("shard", "seconds")}
     n_shards = first.config["shard"][1]
-    for r in reports[1:]:
+    for name, r in zip(names[1:], reports[1:]):
         other = {k: v for k, v in r.config.items() if k not in ("shard", "seconds")}
-        if other != key or r.attacks != first.attacks or r.epsilons != first.epsilons:
-            diff = sorted(k for k in set(key) | set(other) if key.get(k) != other.get(k))
-            raise ConfigError(f"shard {r.config['shard']} was run with other settings than shard "
-                              f"{first.config['shard']} (differs in {diff or 'attacks/epsilons'}); merge shards "
-                              "of one evaluation")
+        if _plain(other) != _plain(key) or r.attacks != first.attacks or r.epsilons != first.epsilons \
+                or r.config["shard"][1] != n_shards:
+            diff = sorted(k for k in set(key) | set(other) if _plain(key.get(k)) != _plain(other.get(k)))
+            raise ConfigError(f"{name} was run with other settings than {names[0]} (differs in "
+                              f"{diff or 'attacks/epsilons/number of shards'}); merge shards of one evaluation")
     shards = sorted(r.config["shard"][0] for r in reports)
     if shards != list(range(n_shards)):
         raise ConfigError(f"merge needs every shard 0..{n_shards - 1} of {n_shards} exactly once, got {shards}")

@@ -13,9 +13,9 @@ import torch.distributed as dist
 from ..defenses import make_perturbation
 from ..errors import ConfigError
 from ..io import read_json
-from ..models import load_model
-from ..runs import INCOMPLETE, check_out, create_run_dir, mark_complete
-from ..training import PRESETS, FitResult, TrainConfig, fit, init_distributed
+from ..models import checkpoint_info, load_model
+from ..runs import check_out, create_run_dir, resumable_run
+from ..training import PRESETS, FitResult, TrainConfig, check_training_data, fit, init_distributed
 from ..utils import seed_everything, select_device
 
 __all__ = ["AdvTrainConfig", "adv_train_job", "DEFAULT_RECIPE"]
@@ -77,10 +77,14 @@ def _hook(options: dict[str, Any], seed: int) -> Any:
 
 def _resumed(config: AdvTrainConfig) -> tuple[Path, TrainConfig, dict[str, Any]]:
     run_dir = Path(config.resume)
+    if not (run_dir / "config.json").is_file():
+        raise ConfigError(f"{run_dir} is not an adv-train run directory (no config.json); --resume takes the folder "
+                          "of an interrupted `advwsl adv-train` run")
     saved = read_json(run_dir / "config.json", what="run configuration")
     stored = saved.get("config") if isinstance(saved, dict) else None
-    if not isinstance(stored, dict) or "adversarial" not in stored:
-        raise ConfigError(f"{run_dir} is not an adv-train run (its config.json has no 'adversarial' section)")
+    if not isinstance(stored, dict) or not isinstance(stored.get("adversarial"), dict):
+        raise ConfigError(f"{run_dir} is not an adv-train run (its config.json has no 'adversarial' section); "
+                          "--resume takes the folder of an interrupted `advwsl adv-train` run")
     options = stored.pop("adversarial")
     asked = {k: v for k, v in {**config.adversarial(), **config.train, "model": config.model,
                                "dataset": config.dataset, "seed": config.seed, "preset": config.preset}.items()
@@ -90,22 +94,32 @@ def _resumed(config: AdvTrainConfig) -> tuple[Path, TrainConfig, dict[str, Any]]
         raise ConfigError(f"a resumed run keeps its configuration; {changed} differ(s) from {run_dir / 'config.json'} "
                           "(start a new run to change them)")
     keep = {k: v for k, v in config.train.items() if k in ("device", "num_workers") and v is not None}
-    return run_dir, TrainConfig.from_dict({**stored, **keep, "progress": config.progress}), options
+    try:
+        return run_dir, TrainConfig.from_dict({**stored, **keep, "progress": config.progress}), options
+    except ConfigError as exc:
+        raise ConfigError(f"{run_dir / 'config.json'} holds an invalid training configuration ({exc}); it was "
+                          "edited or is damaged") from None
 
 
 def adv_train_job(config: AdvTrainConfig) -> tuple[Path, FitResult, dict[str, Any]]:
     """Adversarially train (or resume); returns the run directory, the fit result and the adversarial
-    options as recorded. Every option is checked before the run directory is created."""
+    options as recorded. Every option (the dataset options and the initial checkpoint included) is checked
+    before the run directory is created."""
     rank, world, _ = init_distributed()
     if config.resume:
         run_dir, train_config, options = _resumed(config)
+        _hook(options, train_config.seed)
     else:
         if config.epsilon is None:
             raise ConfigError("--epsilon (epsilon_max of the training adversarials) is required; the reference uses "
                               "2.4 on MNIST and 1.0 on CIFAR-10")
         train_config = config.training_config()
+        select_device(train_config.device)
         options = config.adversarial()
         _hook(options, train_config.seed)  # rejects bad adversarial options before anything is written
+        check_training_data(train_config)
+        if options["init_checkpoint"]:
+            checkpoint_info(options["init_checkpoint"])
         if world > 1 and config.out is None:
             raise ConfigError("under torchrun every process must write to the same run directory: pass --out DIR")
         run_dir = None
@@ -117,14 +131,9 @@ def adv_train_job(config: AdvTrainConfig) -> tuple[Path, FitResult, dict[str, An
         holder = [str(run_dir) if run_dir is not None else None]
         dist.broadcast_object_list(holder, src=0)
         run_dir = Path(holder[0])
-    if rank == 0:
-        (run_dir / INCOMPLETE).write_text(f"advwsl adv-train is running; if it stops, continue it with "
-                                          f"`advwsl adv-train --resume {run_dir}`\n")
-    hook = _hook(options, train_config.seed)
-    seed_everything(train_config.seed)  # the initial weights depend on the seed only
-    net = load_model(options["init_checkpoint"]) if options["init_checkpoint"] else None
-    result = fit(train_config, run_dir, model=net, perturb=hook, resume=bool(config.resume))
-    if rank == 0:
-        mark_complete(run_dir)
+    with resumable_run(run_dir, "adv-train", rank=rank):
+        hook = _hook(options, train_config.seed)
+        seed_everything(train_config.seed)  # the initial weights depend on the seed only
+        net = load_model(options["init_checkpoint"]) if options["init_checkpoint"] else None
+        result = fit(train_config, run_dir, model=net, perturb=hook, resume=bool(config.resume))
     return run_dir, result, options
-

@@ -16,6 +16,8 @@ Every option is checked before a model is trained or loaded and before the run d
 from __future__ import annotations
 
 import inspect
+import types
+import typing
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,10 +26,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
 from ..attacks import (REFERENCE_ATTACKS, AttackResult, AttackSpec, combine_results, get_attack_spec,
                        parse_budgets, results_table, run_attack)
-from ..errors import ConfigError
+from ..errors import AdvwslError, ConfigError
 from ..evaluation.cams import cam_robustness, predict_maps
 from ..io import atomic_write_text, write_json
 from ..models.cams import CAM_RULES
@@ -61,22 +64,97 @@ def expand_attacks(names: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def check_attack_kwargs(spec: AttackSpec, kwargs: dict[str, Any]) -> None:
-    """Reject keys the attack does not take and values whose type does not match its default."""
+_KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string", type(None): "null",
+          list: "a list", tuple: "a list", dict: "a JSON object"}
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether the JSON value ``value`` can stand for a parameter annotated ``hint`` (an int for a float, a
+    list for a tuple; a bool is not a number)."""
+    origin = typing.get_origin(hint)
+    if hint is Any or isinstance(hint, typing.TypeVar):
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, h) for h in typing.get_args(hint))
+    base = origin or hint
+    if base is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if base is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if base in (tuple, list):
+        args = [a for a in typing.get_args(hint) if a is not Ellipsis]
+        if not isinstance(value, (list, tuple)):
+            return False
+        if base is tuple and args and Ellipsis not in typing.get_args(hint) and len(value) != len(args):
+            return False
+        return all(_fits(v, args[min(i, len(args) - 1)]) for i, v in enumerate(value)) if args else True
+    return isinstance(value, base) if isinstance(base, type) else True
+
+
+def _kind(hint: Any) -> str:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_kind(h) for h in typing.get_args(hint))
+    base = typing.get_origin(hint) or hint
+    if base is tuple and typing.get_args(hint) and Ellipsis not in typing.get_args(hint):
+        return f"a list of {len(typing.get_args(hint))} numbers"
+    return _KINDS.get(base, getattr(base, "__name__", str(base)))
+
+
+class _StopAttack(Exception):
+    """Raised by :class:`_StopModel` at an attack's first forward pass."""
+
+
+class _StopModel(nn.Module):
+    """A model that stops an attack at its first forward pass (or CAM pass): all that runs before it is the
+    attack's own checks of its hyper-parameters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise _StopAttack
+
+    def cams(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise _StopAttack
+
+
+def check_attack_kwargs(spec: AttackSpec, kwargs: dict[str, Any], *, option: str = "--attack-kwargs") -> None:
+    """Reject, before any work, keys the attack does not take, values whose type does not fit the parameter
+    (its annotation, else its default) and values the attack's own checks refuse (the attack is started on
+    a model that stops it at its first forward pass, so those checks run and nothing else)."""
     params = inspect.signature(spec.fn).parameters
     allowed = {n: p for n, p in params.items() if n not in ("model", "inputs", "labels", "targeted")}
+    try:
+        hints = typing.get_type_hints(spec.fn)
+    except Exception:  # noqa: BLE001 - annotations that do not resolve: fall back to the defaults' types
+        hints = {}
     for key, value in kwargs.items():
         if key not in allowed:
             raise ConfigError(f"{spec.name} has no hyper-parameter {key!r}; it takes: {', '.join(sorted(allowed))}")
         default = allowed[key].default
-        if default is inspect.Parameter.empty or default is None or value is None:
-            continue
-        ok = isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int))
-        if isinstance(value, bool) and not isinstance(default, bool):
-            ok = False
-        if not ok:
-            raise ConfigError(f"{spec.name} hyper-parameter {key!r} must be a {type(default).__name__} like its "
-                              f"default {default!r}, got {value!r}")
+        hint = hints.get(key)
+        if hint is None:
+            if default is inspect.Parameter.empty or default is None or value is None:
+                continue
+            hint = float if isinstance(default, float) else type(default)
+        if not _fits(value, hint):
+            like = "" if default in (inspect.Parameter.empty, None) else f" like its default {default!r}"
+            raise ConfigError(f"{spec.name} hyper-parameter {key!r} must be {_kind(hint)}{like}, got {value!r}")
+    bounds = kwargs.get("bounds", (0.0, 1.0))
+    try:
+        middle = (float(bounds[0]) + float(bounds[1])) / 2
+    except (TypeError, ValueError, IndexError):
+        middle = 0.5
+    inputs = torch.full((1, 3, 8, 8), middle)
+    try:
+        spec.fn(_StopModel(), inputs, torch.zeros(1, dtype=torch.long), targeted=False, **kwargs)
+    except _StopAttack:
+        pass
+    except (AdvwslError, TypeError, ValueError) as exc:
+        if isinstance(exc.__cause__, _StopAttack):  # an attack's own wrapping of the model's failure
+            return
+        raise ConfigError(f"{option} for {spec.name}: {exc}") from None
 
 
 @dataclass
@@ -139,7 +217,6 @@ class AttackConfig:
         kwargs: dict[str, dict[str, Any]] = {}
         for name in self.attacks:
             spec = get_attack_spec(name)
-            check_attack_kwargs(spec, self.attack_kwargs)
             kwargs[name] = {**spec.kwargs(budgets[name]), **self.attack_kwargs}
             if spec.goal == "cam":
                 if self.cam_rule != "minmax":
@@ -148,6 +225,7 @@ class AttackConfig:
             if not spec.minimal_norm and "epsilon" not in kwargs[name]:
                 raise ConfigError(f"{name} attacks within a fixed radius: give it with --attack-kwargs "
                                   "'{\"epsilon\": 1.0}'")
+            check_attack_kwargs(spec, kwargs[name])
         select_device(self.device)
         check_out(self.out)
         return kwargs

@@ -25,6 +25,7 @@ from torch import nn
 from ..errors import AdvwslWarning, CheckpointError, ConfigError
 from ..models import checkpoint_info, checkpoint_paths, create_model, list_models, load_model, model_info
 from ..registry import Registry
+from ..utils import torch_threads
 
 __all__ = ["BuiltinModel", "ResolvedModel", "register_builtin", "get_builtin", "list_builtins", "resolve_model",
            "cached_model", "describe_sources"]
@@ -101,18 +102,27 @@ class ResolvedModel:
                 "trained_on": self.dataset, "metrics": self.info.get("metrics")}
 
 
+#: Intra-op threads a built-in model is trained with: on a CPU the thread count changes the order of the
+#: sums of every backward pass, so the same recipe gives another model at another count. One thread makes
+#: the first-use training (and so every number printed with the model) the same on every machine.
+BUILD_THREADS = 1
+
+
 def cached_model(stem: Path, build: Callable[[], None], *, retrain: bool = False,
                  log: Log | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """The checkpoint at ``stem``, built by ``build()`` (which must save it there) when it is missing or
-    ``retrain``; ``(model, sidecar + {"checkpoint": stem})``. A file lock beside ``stem`` serializes
-    concurrent first uses: the second process waits, then loads what the first one saved."""
+    ``retrain``; ``(model, sidecar + {"checkpoint": stem})``. ``build`` runs with :data:`BUILD_THREADS`
+    torch threads, whatever ``OMP_NUM_THREADS`` says, so that it gives the same model everywhere. A file lock
+    beside ``stem`` serializes concurrent first uses: the second process waits, then loads what the first
+    one saved."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(stem) + ".lock")
     with lock:
         cached = all(p.is_file() for p in checkpoint_paths(stem))
         if retrain or not cached:
-            build()
+            with torch_threads(BUILD_THREADS):
+                build()
         try:
             model = load_model(stem)
         except CheckpointError as exc:

@@ -80,7 +80,7 @@ class RobustnessConfig:
         defaults = preset_budgets(self.attacks, self.preset)
         budgets = {n: get_attack_spec(n).kwargs(b) if b is not None else defaults[n] for n, b in given.items()}
         for name, kwargs in budgets.items():
-            check_attack_kwargs(get_attack_spec(name), kwargs)
+            check_attack_kwargs(get_attack_spec(name), kwargs, option="--budget")
         self.epsilon = tuple(float(e) for e in self.epsilon)
         if not self.epsilon or any(not np.isfinite(e) or e <= 0 for e in self.epsilon):
             raise ConfigError(f"--epsilon must be positive L2 radii (1.5 on MNIST, 0.5 on CIFAR-10), got "
@@ -118,6 +118,8 @@ def robustness_job(config: RobustnessConfig, *, log: Callable[[str], None] | Non
                                      levels=config.levels, shard=(k, n_shards), seed=config.seed,
                                      checks=config.checks, model_name=resolved.name, progress=config.progress,
                                      precision=config.precision, channels_last=config.channels_last)
+        report.config["fingerprint"].update(dataset=data.dataset, dataset_kwargs=data.dataset_kwargs,
+                                            split=data.split)
         report.save(run_dir)
     return run_dir, report
 
@@ -125,7 +127,7 @@ def robustness_job(config: RobustnessConfig, *, log: Callable[[str], None] | Non
 def merge_job(run_dirs: Sequence[str | Path], out: str | None = None) -> tuple[Path, RobustnessReport]:
     """Join the shards of one evaluation (their run directories) into the single-process report."""
     check_out(out)
-    merged = merge_reports([RobustnessReport.load(d) for d in run_dirs])
+    merged = merge_reports([RobustnessReport.load(d) for d in run_dirs], names=[str(d) for d in run_dirs])
     with run_directory("merge", out, config={"shards": [str(d) for d in run_dirs]}) as run_dir:
         merged.save(run_dir)
     return run_dir, merged

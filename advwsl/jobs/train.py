@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
@@ -20,8 +21,9 @@ from ..errors import ConfigError
 from ..io import atomic_write_text, markdown_table, read_json, write_json
 from ..losses import build_criterion
 from ..models import CAM_RULES, checkpoint_info, load_model
-from ..runs import INCOMPLETE, check_out, create_run_dir, mark_complete, run_directory
-from ..training import PRESETS, TrainConfig, evaluate, fit_folds, init_distributed, load_config
+from ..runs import check_out, create_run_dir, resumable_run, run_directory
+from ..training import (PRESETS, TrainConfig, check_cam_class, check_training_data, evaluate, fit_folds,
+                        init_distributed, load_config)
 from ..utils import select_device
 
 __all__ = ["TrainRequest", "resolve_train_config", "train_job", "EvaluateConfig", "evaluate_job", "RESUMABLE"]
@@ -88,9 +90,12 @@ def _resumed_config(request: TrainRequest) -> tuple[Path, TrainConfig]:
                           "of an interrupted `advwsl train` run")
     saved = read_json(run_dir / "config.json", what="run configuration")
     stored = saved.get("config") if isinstance(saved, dict) else None
-    if not isinstance(stored, dict) or saved.get("run", {}).get("command") != "train":
+    command = saved.get("run", {}).get("command") if isinstance(saved, dict) and isinstance(saved.get("run"), dict) \
+        else None
+    if not isinstance(stored, dict) or command != "train":
         raise ConfigError(f"{run_dir} is not an `advwsl train` run (its config.json was written by "
-                          f"{saved.get('run', {}).get('command') if isinstance(saved, dict) else 'something else'})")
+                          f"{f'advwsl {command}' if command else 'something else'}); --resume takes the folder of an "
+                          "interrupted `advwsl train` run")
     from_file = load_config(request.config_file) if request.config_file else {}
     requested = {**from_file, **request.given(from_file)}
     changed = sorted(k for k, v in requested.items() if k not in RESUMABLE and stored.get(k) != v)
@@ -98,25 +103,28 @@ def _resumed_config(request: TrainRequest) -> tuple[Path, TrainConfig]:
         raise ConfigError(f"a resumed run keeps its configuration; {changed or ['--preset']} differ(s) from "
                           f"{run_dir / 'config.json'} (start a new run to change them)")
     keep = {k: v for k, v in requested.items() if k in RESUMABLE}
-    return run_dir, TrainConfig.from_dict({**stored, **keep})
+    try:
+        return run_dir, TrainConfig.from_dict({**stored, **keep})
+    except ConfigError as exc:
+        raise ConfigError(f"{run_dir / 'config.json'} holds an invalid training configuration ({exc}); it was "
+                          "edited or is damaged") from None
 
 
 def train_job(request: TrainRequest, *, log: Callable[[str], None] | None = None) -> Path | None:
     """Train (or resume) the run ``request`` describes; returns the run directory on rank 0 (None on the
-    other ranks under ``torchrun``). The configuration, the dataset and the output folder are checked before
+    other ranks under ``torchrun``). The configuration, the dataset options (the datasets are built, no
+    sample is read), ``cam_class`` against the dataset's classes and the output folder are checked before
     anything is written."""
     rank, world, _ = init_distributed()
     if request.resume is not None:
         run_dir, config = _resumed_config(request)
         select_device(config.device)
-        if rank == 0:
-            (run_dir / INCOMPLETE).write_text(f"advwsl train is resuming (rerun with --resume {run_dir})\n")
-        fit_folds(config, run_dir, resume=True)
-        if rank == 0:
-            mark_complete(run_dir)
+        with resumable_run(run_dir, "train", rank=rank):
+            fit_folds(config, run_dir, resume=True)
         return run_dir if rank == 0 else None
     config = resolve_train_config(request)
     select_device(config.device)
+    check_training_data(config)
     if rank == 0:
         check_out(request.out)
     if world > 1 and request.out is None:
@@ -124,15 +132,12 @@ def train_job(request: TrainRequest, *, log: Callable[[str], None] | None = None
     run_dir = None
     if rank == 0:
         run_dir = create_run_dir("train", request.out, config=config.to_dict())
-        (run_dir / INCOMPLETE).write_text(f"advwsl train is running; if it stops, continue it with "
-                                          f"`advwsl train --resume {run_dir}`\n")
     if world > 1:
         holder = [str(run_dir) if run_dir is not None else None]
         dist.broadcast_object_list(holder, src=0)
         run_dir = Path(holder[0])
-    fit_folds(config, run_dir)
-    if rank == 0:
-        mark_complete(run_dir)
+    with resumable_run(run_dir, "train", rank=rank):
+        fit_folds(config, run_dir)
     if world > 1:
         dist.destroy_process_group()
     return run_dir if rank == 0 else None
@@ -159,8 +164,8 @@ class EvaluateConfig:
 def evaluate_job(config: EvaluateConfig) -> tuple[Path, dict[str, float]]:
     """Accuracy, AP / mAP and, with masks, the CAM Dice / IoU of a checkpoint; writes ``metrics.json`` and
     ``metrics.md``. Returns the run directory and the metrics (shares in [0, 1])."""
-    if config.batch_size < 1:
-        raise ConfigError(f"--batch-size must be a positive integer, got {config.batch_size}")
+    if isinstance(config.batch_size, bool) or not isinstance(config.batch_size, int) or config.batch_size < 1:
+        raise ConfigError(f"--batch-size must be a positive integer, got {config.batch_size!r}")
     if config.cam_rule is not None and config.cam_rule not in CAM_RULES:
         raise ConfigError(f"--cam-rule must be one of {', '.join(CAM_RULES)}, got {config.cam_rule!r}")
     if config.cam_class is not None and config.cam_class not in ("true", "predicted") and \
@@ -178,15 +183,20 @@ def evaluate_job(config: EvaluateConfig) -> tuple[Path, dict[str, float]]:
     kwargs = dict(training.get("dataset_kwargs", {})) if dataset == training.get("dataset") else {}
     data = get_dataset(dataset, root=config.data_root or training.get("data_root"), split=config.split, fold=fold,
                        transform=eval_transform(dataset), **kwargs)
-    num_classes = len(info.get("classes") or []) or None
+    model = load_model(config.checkpoint)
+    num_classes = getattr(model, "num_classes", None) or len(info.get("classes") or []) or None
     data_classes = getattr(data, "classes", None)
-    if num_classes and data_classes is not None and len(data_classes) != num_classes:
-        raise ConfigError(f"{config.checkpoint} has {num_classes} classes but {dataset} has {len(data_classes)}; "
-                          "evaluate it on the data it was trained for")
-    if config.cam_class is not None and str(config.cam_class).isdigit() and num_classes and \
-            int(config.cam_class) >= num_classes:
-        raise ConfigError(f"--cam-class {config.cam_class} is not a class of this {num_classes}-class model")
-    model = load_model(config.checkpoint).to(device)
+    labels = getattr(data, "labels", None)
+    top = int(np.asarray(labels).max()) if labels is not None and len(labels) else None
+    if num_classes and ((data_classes is not None and len(data_classes) != num_classes)
+                        or (top is not None and top >= num_classes)):
+        n_data = len(data_classes) if data_classes is not None else top + 1
+        raise ConfigError(f"{config.checkpoint} has {num_classes} classes but {dataset} ({config.split} split) has "
+                          f"{n_data}; evaluate it on the data it was trained for")
+    if num_classes:
+        check_cam_class(config.cam_class if config.cam_class is not None else training.get("cam_class", "true"),
+                        int(num_classes), name="--cam-class", what="model")
+    model = model.to(device)
     criterion = build_criterion(training.get("loss", "image"), **training.get("loss_kwargs", {}))
     if info.get("loss_state"):
         criterion.load_state_dict({k: torch.tensor(v) for k, v in info["loss_state"].items()})

@@ -105,7 +105,8 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     except AdvwslError:
         raise
     except (TypeError, ValueError) as exc:  # constructor arguments the builder forwarded as given
-        raise InputError(f"invalid arguments for model {name!r}: {exc}") from None
+        given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        raise InputError(f"invalid arguments for model {name!r} ({given}): {exc}") from None
     resolved = dict(bound.arguments)
     extra: dict[str, Any] = {}
     for param in signature.parameters.values():

@@ -26,8 +26,9 @@ from ..plotting import plot_learning_curves
 from ..utils import seed_everything, select_device
 from .distributed import init_distributed, shard_dataset
 from .loops import WithCams, evaluate, train_one_epoch
-from .recipes import TrainConfig, build_datasets, build_model, build_optimizer, build_scheduler
-from .state import append_metrics_csv, load_state, read_metrics_csv, rng_state, save_state, set_rng_state
+from .recipes import TrainConfig, build_datasets, build_model, build_optimizer, build_scheduler, check_cam_class
+from .state import (append_metrics_csv, load_state, read_metrics_csv, rng_state, save_state, set_rng_state,
+                    sync_metrics_csv)
 
 __all__ = ["FitResult", "FoldsResult", "fit", "fit_folds", "FOLD_METRICS"]
 
@@ -97,6 +98,8 @@ def fit(config: Any, run_dir: str | Path, *, model: nn.Module | None = None, tra
     if model is None:
         num_classes = len(classes) if classes is not None else int(train_set.num_classes)
         model = build_model(config, num_classes)
+    if getattr(model, "num_classes", None) is not None:
+        check_cam_class(config.cam_class, int(model.num_classes))
     model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -133,9 +136,8 @@ def fit(config: Any, run_dir: str | Path, *, model: nn.Module | None = None, tra
         set_rng_state(state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0])
         start_epoch, best_value, best_epoch, history = (state["epoch"], state["best_value"], state["best_epoch"],
                                                         state["history"])
-        if rank == 0:  # rows of epochs whose state was saved but whose CSV line was not written yet
-            done = {int(r["epoch"]) for r in read_metrics_csv(csv_path)}
-            append_metrics_csv(csv_path, [r for r in history if int(r["epoch"]) not in done])
+        if rank == 0:  # the state's history is the record: add missing rows, replace a torn last line
+            sync_metrics_csv(csv_path, history)
     eval_kw = dict(criterion=criterion, cam_rule=config.cam_rule, cam_class=config.cam_class,
                    amp=config.amp, channels_last=config.channels_last)
     meta = {"classes": list(classes) if classes is not None else None, "training": config.to_dict(),

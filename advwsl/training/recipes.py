@@ -9,6 +9,8 @@ import dataclasses
 import json
 import math
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from ..models import create_model, model_info
 from ..models.cams import CAM_RULES
 
 __all__ = ["TrainConfig", "PRESETS", "preset", "load_config", "build_optimizer", "build_scheduler",
-           "lr_factor", "SCHEDULES"]
+           "lr_factor", "SCHEDULES", "check_training_data", "check_cam_class"]
 
 SCHEDULES = ("step", "cosine", "constant")
 
@@ -76,7 +78,7 @@ class TrainConfig:
     size_noise_mode: str = "per_crop"
     monitor: str = "accuracy"
     cam_rule: str = "zero"
-    cam_class: str = "true"
+    cam_class: str | int = "true"
     evaluate_test: bool = True
     seed: int = 0
     device: str | None = None
@@ -87,6 +89,9 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            _check_type(f.name, getattr(self, f.name), hints[f.name])
         checks = [
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
@@ -120,6 +125,58 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> TrainConfig:
         return self.from_dict({**self.to_dict(), **changes})
+
+
+_KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string", dict: "a JSON object",
+          list: "a list"}
+
+
+def _check_type(name: str, value: Any, hint: Any) -> None:
+    """Raise :class:`ConfigError` unless ``value`` fits the annotation ``hint`` of option ``name`` (JSON
+    values: an int is a valid float, a bool is not a number; list items are checked too)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return
+        hint = next(h for h in options if h is not type(None))
+        origin = typing.get_origin(hint)
+    base = origin or hint
+    if base is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif base is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, base)
+    if ok and base is list:
+        (item,) = typing.get_args(hint) or (Any,)
+        for v in value:
+            if item is not Any:
+                _check_type(f"{name} item", v, item)
+    if not ok:
+        raise ConfigError(f"training option {name} must be {_KINDS.get(base, base.__name__)}, got {value!r} "
+                          f"({type(value).__name__})")
+
+
+def check_cam_class(cam_class: str | int, num_classes: int, *, name: str = "cam_class", what: str = "dataset"
+                    ) -> None:
+    """``cam_class`` (``true``, ``predicted`` or a class index) must name one of ``num_classes`` classes."""
+    if str(cam_class).isdigit() and int(cam_class) >= num_classes:
+        raise ConfigError(f"{name} {cam_class} is not a class of this {num_classes}-class {what}; use true, "
+                          f"predicted or a class index in 0..{num_classes - 1}")
+
+
+def check_training_data(config: TrainConfig) -> int:
+    """Before a run starts: build the datasets of ``config``'s first fold (no sample is read) and the model
+    (without pretrained weights), and check ``cam_class`` against the classes; returns the number of
+    classes. Bad dataset or model options raise a project error here rather than once the run directory
+    exists."""
+    train, _, _ = build_datasets(config, config.folds[0])
+    classes = getattr(train, "classes", None)
+    num_classes = len(classes) if classes is not None else int(train.num_classes)
+    check_cam_class(config.cam_class, num_classes)
+    build_model(config.replace(pretrained=False), num_classes)
+    return num_classes
 
 
 # Section 2.1.3.1 (weakly supervised training, image labels), section 4.4.2 (size supervision) and a fast

@@ -1,9 +1,11 @@
 """Files of a training run: the resumable state (model, optimizer, scheduler, loss parameters, RNG states,
-history; written atomically every epoch) and the per-epoch metrics CSV (only ever appended to)."""
+history; written atomically every epoch) and the per-epoch metrics CSV (appended to every epoch; on resume
+made to match the state's history, which repairs a line torn by a kill or a full disk)."""
 
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import random
@@ -15,9 +17,10 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError
-from ..io import atomic_path
+from ..io import atomic_path, atomic_write_text
 
-__all__ = ["save_state", "load_state", "rng_state", "set_rng_state", "append_metrics_csv", "read_metrics_csv"]
+__all__ = ["save_state", "load_state", "rng_state", "set_rng_state", "append_metrics_csv", "read_metrics_csv",
+           "sync_metrics_csv"]
 
 
 def save_state(path: str | Path, state: dict[str, Any]) -> Path:
@@ -79,10 +82,31 @@ def append_metrics_csv(path: str | Path, rows: Sequence[dict[str, Any]]) -> None
         with open(path, newline="") as fh:
             fields = next(csv.reader(fh))
     with open(path, "a", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
-        if new:
-            writer.writeheader()
-        for row in rows:
-            writer.writerow({k: row.get(k, "") for k in fields})
+        fh.write(_csv_text(fields, rows, header=new))
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def _csv_text(fields: Sequence[str], rows: Sequence[dict[str, Any]], *, header: bool) -> str:
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=list(fields), extrasaction="ignore")
+    if header:
+        writer.writeheader()
+    for row in rows:
+        writer.writerow({k: row.get(k, "") for k in fields})
+    return buffer.getvalue()
+
+
+def sync_metrics_csv(path: str | Path, history: Sequence[dict[str, Any]]) -> None:
+    """Make the metrics CSV hold exactly the rows of ``history`` (the resumable state's, which is saved before
+    the CSV line of its epoch): rows of epochs whose line was never written are added, and a last line torn
+    by a kill or a full disk is replaced instead of being appended to. The file is rewritten atomically, and
+    only when it differs; it then reads as the uninterrupted run's."""
+    path = Path(path)
+    if not history:
+        return
+    text = _csv_text(list(history[0]), history, header=True)
+    current = path.read_bytes() if path.is_file() else None
+    if current is not None and current.decode("utf-8", errors="replace") == text:
+        return
+    atomic_write_text(path, text, overwrite=True)

@@ -69,7 +69,7 @@ def test_targeted_and_checkpoint_path(digits_model, tmp_path):
     (["--levels", "1"], "--levels must be >= 2"),
     (["--attack-kwargs", "[1]"], "must be a JSON object"),
     (["--attack-kwargs", '{"stepz": 3}'], "ddn has no hyper-parameter 'stepz'; it takes: alpha_final"),
-    (["--attack-kwargs", '{"steps": "many"}'], "'steps' must be a int like its default 100"),
+    (["--attack-kwargs", '{"steps": "many"}'], "'steps' must be an integer like its default 100"),
     (["--budget", "0"], "a budget is a positive number of steps"),
     (["--budget", "cw=10"], "names 'cw', which is not among the attacks"),
     (["--batch-size", "0"], "Invalid value for '--batch-size': 0 is not in the range x>=1"),

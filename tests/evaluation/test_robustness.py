@@ -98,6 +98,40 @@ def test_merge_rejects_incomplete_or_mismatched_shards(digits, tmp_path):
         merge_reports([a, a])
 
 
+@pytest.mark.parametrize("change, field", [
+    ({"epsilon": 0.5}, "epsilon"), ({"budgets": {"ddn": {"steps": 4}}}, "budgets"), ({"seed": 3}, "seed"),
+    ({"levels": None}, "levels"), ({"epsilons": (0.0, 1.0)}, "epsilons"), ({"inputs": "other"}, "inputs_sha256"),
+    ({"labels": "other"}, "labels_sha256"), ({"model": "other"}, "model_sha256"), ({"checks": True}, "checks"),
+])
+def test_merge_refuses_shards_of_different_evaluations_naming_the_field(change, field, digits, tmp_path):
+    """Shards of other runs (other weights under the same file name, other data, split or sample selection,
+    another epsilon, budget, seed or lattice) are refused with the field named, saved or not."""
+    net, x, y = digits
+    x, y = x[:8], y[:8]
+    common = {"attacks": ("ddn",), "budgets": {"ddn": {"steps": 3}}, "checks": False, "batch_size": 4,
+              "epsilon": 1.0, "progress": False, "pgd_steps": 2, "check_samples": 4, "noise_draws": 2}
+
+    def run(model, inputs, labels, **kwargs):
+        return evaluate_robustness(model, inputs, labels, **{**common, **kwargs})
+
+    first = run(net, x, y, shard="0/2")
+    kwargs = {k: v for k, v in change.items() if k not in ("inputs", "labels", "model")}
+    other_net = net
+    if change.get("model"):  # other weights (as under the same file name)
+        other_net = nn.Sequential(nn.Flatten(), nn.Linear(256, 64), nn.ReLU(), nn.Linear(64, 10)).eval()
+    second = run(other_net, x.flip(0) if change.get("inputs") else x, (y + 1) % 10 if change.get("labels") else y,
+                 shard="1/2", **kwargs)
+    with pytest.raises(ConfigError, match=rf"different evaluations: their .*\({field}\) differ"):
+        merge_reports([first, second])
+    twin = run(net, x, y, shard="1/2")  # the matching shard merges
+    assert len(merge_reports([first, twin]).results["ddn"]) == 8
+    if field in ("model_sha256", "epsilon"):  # saved shards (run directories) too, named in the message
+        saved = [RobustnessReport.load(r.save(tmp_path / f"s{i}")) for i, r in enumerate((first, second))]
+        with pytest.raises(ConfigError, match=rf"s1 and s0 are shards of different evaluations: .*\({field}\)"):
+            merge_reports(saved, names=["s0", "s1"])
+        assert len(merge_reports([saved[0], RobustnessReport.load(twin.save(tmp_path / "t"))]).results["ddn"]) == 8
+
+
 def test_table_curves_and_all_row_are_consistent(digits):
     net, x, y = digits
     report = _evaluate(net, x, y)

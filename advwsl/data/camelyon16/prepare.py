@@ -21,7 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ...errors import DatasetError
+from ...errors import DatasetError, InputError
+from ...io import atomic_write_text
+from ...runs import INCOMPLETE, check_out, incomplete
 from .sampling import (ProtocolConfig, _atomic_csv, calibrate, check_config, discover_slides, mask_relpath,
                        normal_quotas, patch_relpath, run_parallel, sample_normal_slide, scan_slide, slide_folds,
                        stable_key, summary_counts, write_patch_pngs)
@@ -62,13 +64,33 @@ def prepare_camelyon16(slides_dir: str | Path, annotations_dir: str | Path, out_
     parallel over slides with ``workers`` processes. Returns the summary (also written to summary.json)."""
     cfg = config or ProtocolConfig()
     cfg.validate()
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise InputError(f"workers must be a positive integer, got {workers!r}")
+    if labels_csv is not None and not Path(labels_csv).is_file():
+        raise DatasetError(f"labels file {labels_csv} not found; --labels takes a CSV of 'name,Tumor|Normal' rows")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for sub in ("scan", "normal", "folds"):
-        (out / sub).mkdir(exist_ok=True)
-    check_config(out, cfg)
-    slides = discover_slides(slides_dir, annotations_dir, labels_csv)
+    if not out.is_dir():
+        check_out(out)  # absent (its parent must be a writable folder), or a file: refused
+    elif any(out.iterdir()) and not any((out / f).is_file() for f in ("config.json", INCOMPLETE)):
+        raise InputError(f"output folder {out} exists and holds other files; give a new --out folder (or the one "
+                         "of an earlier `advwsl data camelyon16` run to resume it)")
+    slides = discover_slides(slides_dir, annotations_dir, labels_csv)  # checks the inputs before any write
     slides["fold"] = slide_folds(slides, cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    with incomplete(out, "data camelyon16", "rerun the same command (same --out) to continue it: finished "
+                                            "slides are skipped"):
+        atomic_write_text(out / INCOMPLETE, "advwsl data camelyon16 is running; rerun the same command (same "
+                                            "--out) to continue it if it stops\n", overwrite=True)
+        for sub in ("scan", "normal", "folds"):
+            (out / sub).mkdir(exist_ok=True)
+        check_config(out, cfg)
+        return _prepare(slides, out, cfg, workers=workers, write_png=write_png, backend=backend,
+                        progress=progress)
+
+
+def _prepare(slides: pd.DataFrame, out: Path, cfg: ProtocolConfig, *, workers: int, write_png: bool, backend: str,
+             progress: bool) -> dict:
+    """The protocol's steps once the inputs are checked and ``out`` exists (see :func:`prepare_camelyon16`)."""
     _atomic_csv(slides, out / "slides.csv")
     usable = slides[slides["excluded"] == ""]
     records = {r["slide"]: r for r in usable.to_dict("records")}

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing as mp
-import os
 import zlib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -34,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ...errors import DatasetError, InputError
+from ...io import atomic_path
 from ..folds import assign_folds
 from .annotations import grid_fractions, rasterize, read_asap_xml
 from ..slides import SLIDE_EXTENSIONS, open_slide
@@ -260,15 +260,14 @@ def mask_relpath(slide: str, x: int, y: int) -> str:
 
 
 def _atomic_png(image, path: Path) -> None:
-    tmp = path.with_name(path.name + ".part")
-    image.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    # a temporary name unique to this process: two runs writing the same folder never share a partial file
+    with atomic_path(path, overwrite=True) as tmp:
+        image.save(tmp, format="PNG")
 
 
 def _atomic_csv(table: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(path.name + ".part")
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_path(path, overwrite=True) as tmp:
+        table.to_csv(tmp, index=False)
 
 
 def run_parallel(fn, tasks: list, workers: int, progress: bool, desc: str) -> Iterable:
