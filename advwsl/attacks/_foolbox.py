@@ -41,7 +41,8 @@ def run_foolbox(attack: Any, model: nn.Module, inputs: torch.Tensor, labels: tor
         fmodel = fb.PyTorchModel(model, bounds=(lo, hi), device=x.device)
         criterion = (fb.criteria.TargetedMisclassification(labels) if targeted
                      else fb.criteria.Misclassification(labels))
-        adv = attack.run(fmodel, x.clone(), criterion)
+        with torch.enable_grad():
+            adv = attack.run(fmodel, x.clone(), criterion)
         adv = torch.as_tensor(adv).to(dtype=x.dtype).clamp_(lo, hi)
         with torch.no_grad():
             success = _is_adversarial(model(adv), labels, targeted) & ~already
