@@ -19,11 +19,13 @@ def _is_adversarial(logits: torch.Tensor, labels: torch.Tensor, targeted: bool) 
 
 
 def run_foolbox(attack: Any, model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, targeted: bool,
-                bounds: tuple[float, float]) -> torch.Tensor:
+                bounds: tuple[float, float], zeros_are_failures: bool = False) -> torch.Tensor:
     """Run the foolbox minimization attack object ``attack`` on ``model``.
 
     Inputs that are already adversarial come back unchanged, and so do samples for which foolbox found
-    nothing (foolbox's C&W would return zeros for them). Costs two forward passes beyond the attack's own:
+    nothing. A result that is not adversarial is such a failure; with ``zeros_are_failures`` (foolbox's C&W,
+    which returns an all-zero image for the samples it found nothing for) so is an all-zero result, even
+    when the model happens to misclassify the zero image. Costs two forward passes beyond the attack's own:
     the clean inputs and the result are re-evaluated.
     """
     import foolbox as fb
@@ -39,8 +41,11 @@ def run_foolbox(attack: Any, model: nn.Module, inputs: torch.Tensor, labels: tor
         fmodel = fb.PyTorchModel(model, bounds=(lo, hi), device=x.device)
         criterion = (fb.criteria.TargetedMisclassification(labels) if targeted
                      else fb.criteria.Misclassification(labels))
-        adv = attack.run(fmodel, x.clone(), criterion)
+        with torch.enable_grad():
+            adv = attack.run(fmodel, x.clone(), criterion)
         adv = torch.as_tensor(adv).to(dtype=x.dtype).clamp_(lo, hi)
         with torch.no_grad():
             success = _is_adversarial(model(adv), labels, targeted) & ~already
+        if zeros_are_failures:
+            success &= adv.flatten(1).ne(0).any(1)
     return torch.where(success.view(view), adv, x)

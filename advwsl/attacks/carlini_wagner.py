@@ -245,7 +245,7 @@ def carlini_wagner_l2(model: nn.Module, inputs: torch.Tensor, labels: torch.Tens
         attack = fb.attacks.L2CarliniWagnerAttack(binary_search_steps=binary_search_steps, steps=steps,
                                                   stepsize=stepsize, confidence=confidence,
                                                   initial_const=initial_const, abort_early=abort_early)
-        return run_foolbox(attack, model, inputs, labels, targeted=targeted, bounds=(lo, hi))
+        return run_foolbox(attack, model, inputs, labels, targeted=targeted, bounds=(lo, hi), zeros_are_failures=True)
     return _carlini_wagner_native(model, inputs.detach(), labels, targeted=targeted,
                                   binary_search_steps=binary_search_steps, steps=steps, stepsize=stepsize,
                                   initial_const=initial_const, confidence=confidence, abort_early=abort_early,

@@ -57,10 +57,11 @@ def _candidate_gradients(logits: torch.Tensor, x: torch.Tensor,
                          classes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``f_k = z_{c_k} - z_{c_0}`` for ``k = 1..K-1`` (``(n, K-1)``) and their gradients with respect to ``x``
     (``(n, K-1, ...)``), from the one graph of ``logits = model(x)``."""
-    chosen = logits.gather(1, classes)
-    diffs = chosen[:, 1:] - chosen[:, :1]
-    k = diffs.shape[1]
-    grads = [torch.autograd.grad(diffs[:, j].sum(), x, retain_graph=j < k - 1)[0] for j in range(k)]
+    with torch.enable_grad():
+        chosen = logits.gather(1, classes)
+        diffs = chosen[:, 1:] - chosen[:, :1]
+        k = diffs.shape[1]
+        grads = [torch.autograd.grad(diffs[:, j].sum(), x, retain_graph=j < k - 1)[0] for j in range(k)]
     return diffs.detach(), torch.stack(grads, 1)
 
 

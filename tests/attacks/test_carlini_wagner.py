@@ -142,7 +142,7 @@ def test_same_as_foolbox_without_early_abort(digits, budget):
 def test_long_budget_as_good_as_foolbox(digits):
     """With checks every 100 steps the per-sample abort loses nothing against foolbox's batch abort."""
     model, x, y = digits
-    x, y = x[:16], y[:16]
+    x, y = x[:8], y[:8]
     budget = {"binary_search_steps": 9, "steps": 1000}
     ours = _success_and_median(model, x, y, carlini_wagner_l2(model, x, y, **budget))
     theirs = _success_and_median(model, x, y, carlini_wagner_l2(model, x, y, backend="foolbox", **budget))

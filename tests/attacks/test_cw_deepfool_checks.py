@@ -110,3 +110,14 @@ def test_model_left_exactly_as_found(attack):
     assert all(p.grad is None for p in model.parameters())
     assert all(torch.equal(v, buffers[k]) for k, v in model.state_dict().items())  # no BatchNorm update
     assert torch.equal(x, x_before) and not x.requires_grad
+
+
+@attacks
+def test_runs_under_no_grad(attack):
+    """Callers evaluating under torch.no_grad() get the same adversarials: the attacks enable gradients."""
+    model = linear_model(10, (1, 4, 4), scale=0.5)
+    x = central_inputs(4, (1, 4, 4))
+    y = model(x).argmax(1)
+    with torch.no_grad():
+        adv = attack(model, x, y)
+    assert torch.equal(adv, attack(model, x, y))

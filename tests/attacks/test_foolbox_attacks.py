@@ -74,6 +74,21 @@ def test_failures_come_back_as_the_input_not_zeros(backend):
 
 
 @backends
+def test_failures_come_back_as_the_input_when_the_zero_image_is_misclassified(backend):
+    """foolbox's C&W returns zeros for failures: those must not count as adversarials found."""
+    shape = (1, 8, 8)
+    model = linear_model(2, shape)
+    model[1].weight.data = torch.zeros(2, 64)
+    model[1].weight.data[1] = -1000 / 64
+    model[1].bias.data = torch.tensor([0.0, 200.0])  # class 1 iff mean(x) < 0.2: the black image, not nearby
+    x = central_inputs(4, shape)
+    y = torch.zeros(4, dtype=torch.long)
+    assert int(model(torch.zeros(1, *shape)).argmax()) == 1
+    adv = carlini_wagner_l2(model, x, y, binary_search_steps=2, steps=5, backend=backend)
+    assert torch.equal(adv, x)
+
+
+@backends
 def test_misclassified_inputs_unchanged_and_model_restored(backend):
     model = linear_model(10, (1, 4, 4)).train()
     x = central_inputs(6, (1, 4, 4))

@@ -1,0 +1,191 @@
+"""advwsl's native C&W L2 and DeepFool against foolbox's, side by side in one run, on real MNIST digits
+(mnist-5k): success, median L2 and the time ratios (wall and process time) of the same attack with the
+same hyper-parameters on the same images.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_cw_deepfool.py --cache DIR [--n 200] [--n-cw9 8] [--threads 1]
+
+Models, trained here on the 4,000 mnist-5k training digits and cached in ``--cache`` as checkpoints
+(safetensors + JSON sidecar):
+
+* ``clean``: the C&W MNIST network (Table A V-7, dropout 0.5 before the second fully connected layer), 4
+  epochs of :func:`advwsl.jobs.digits.train_classifier` on the training digits and their four 1-pixel
+  shifts (20,000 images);
+* ``pgd``: that network fine-tuned for 3 epochs with Madry's PGD-L2 adversarial training
+  (:func:`advwsl.defenses.madry_training`, epsilon 2.0, 10 steps).
+
+Attacks (untargeted, float images, no quantization), on the first ``--n`` test digits, except C&W 9 x 10 000
+on the first ``--n-cw9``:
+
+* C&W 9 x 10 000 (stepsize 0.01, initial constant 0.01, early abort: section A V-5);
+* C&W 4 x 25 (stepsize 0.5, c = 1) and 1 x 100 (stepsize 0.1, c = 1): Table A V-9's MNIST values, every
+  step run (as the reference's 100 gradients per sample), then again with early abort;
+* DeepFool, 50 steps, overshoot 0.02, the 10 classes as candidates.
+
+Success is the share of correctly classified digits made adversarial; the median L2 is over those digits,
+a failure counting as the distance to a uniform gray image (as in Table A V-1). Ratios are foolbox / advwsl
+for times (above 1: advwsl is faster) and advwsl / foolbox for medians (below 1: advwsl finds smaller
+perturbations). adv_lib's carlini_wagner_l2 and deepfool join when adv_lib is importable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+from advwsl.attacks import carlini_wagner_l2, deepfool
+from advwsl.data.mnist5k import mnist5k
+from advwsl.defenses import adversarial_train, madry_training
+from advwsl.jobs.digits import accuracy, train_classifier
+from advwsl.models.zoo import create_model, load_model, save_model
+
+CLEAN_RECIPE = {"epochs": 4, "batch_size": 64, "lr": 2e-3, "seed": 0, "dropout": 0.5, "shifts": 1}
+PGD_RECIPE = {"epsilon": 2.0, "steps": 10, "epochs": 3, "batch_size": 64, "lr": 1e-3, "seed": 0}
+CW_9X10000 = {"binary_search_steps": 9, "steps": 10000, "stepsize": 0.01, "initial_const": 0.01}
+CW_4X25 = {"binary_search_steps": 4, "steps": 25, "stepsize": 0.5, "initial_const": 1.0}
+CW_1X100 = {"binary_search_steps": 1, "steps": 100, "stepsize": 0.1, "initial_const": 1.0}
+
+
+def _shifted(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    padded = F.pad(x, (1, 1, 1, 1))
+    return padded[..., 1 + dy:29 + dy, 1 + dx:29 + dx]
+
+
+def clean_model(cache: Path) -> torch.nn.Module:
+    stem = cache / "cw-mnist-mnist5k"
+    if stem.with_suffix(".json").is_file():
+        return load_model(stem)
+    x, y = mnist5k("train")
+    shifts = [(1, 0), (-1, 0), (0, 1), (0, -1)]
+    x_aug = torch.cat([x] + [_shifted(x, dy, dx) for dy, dx in shifts])
+    torch.manual_seed(CLEAN_RECIPE["seed"])
+    model = create_model("cw-mnist", dropout=CLEAN_RECIPE["dropout"])
+    train_classifier(model, x_aug, y.repeat(len(shifts) + 1), epochs=CLEAN_RECIPE["epochs"],
+                     batch_size=CLEAN_RECIPE["batch_size"], lr=CLEAN_RECIPE["lr"], seed=CLEAN_RECIPE["seed"])
+    save_model(model, stem, metadata={"classes": [str(c) for c in range(10)], "training": CLEAN_RECIPE,
+                                      "dataset": "mnist-5k train (+ 1-pixel shifts)",
+                                      "metrics": {"test_accuracy": accuracy(model, *mnist5k("test"))}})
+    return model
+
+
+def pgd_model(cache: Path, clean: torch.nn.Module) -> torch.nn.Module:
+    stem = cache / "cw-mnist-mnist5k-pgd"
+    if stem.with_suffix(".json").is_file():
+        return load_model(stem)
+    model = create_model("cw-mnist", dropout=CLEAN_RECIPE["dropout"])
+    model.load_state_dict(clean.state_dict())
+    x, y = mnist5k("train")
+    g = torch.Generator().manual_seed(PGD_RECIPE["seed"])
+    loader = DataLoader(TensorDataset(x, y), batch_size=PGD_RECIPE["batch_size"], shuffle=True, generator=g)
+    hook = madry_training(PGD_RECIPE["epsilon"], steps=PGD_RECIPE["steps"], seed=PGD_RECIPE["seed"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=PGD_RECIPE["lr"])
+    history = adversarial_train(model, loader, optimizer, perturbation=hook, epochs=PGD_RECIPE["epochs"])
+    model.eval()
+    save_model(model, stem, metadata={"classes": [str(c) for c in range(10)], "training": PGD_RECIPE,
+                                      "dataset": "mnist-5k train", "history": history,
+                                      "metrics": {"test_accuracy": accuracy(model, *mnist5k("test"))}})
+    return model
+
+
+def peers() -> dict[str, object]:
+    """adv_lib's C&W and DeepFool behind this script's keyword names, when adv_lib is importable (skipped
+    silently otherwise). adv_lib's DeepFool considers every class."""
+    try:
+        from _peers import import_adv_lib_ddn
+
+        import_adv_lib_ddn()  # installs the visdom stand-in adv_lib needs
+        from adv_lib.attacks import carlini_wagner_l2 as adv_lib_cw
+        from adv_lib.attacks import df as adv_lib_df
+    except ImportError:
+        return {}
+
+    def cw(model, x, y, *, binary_search_steps, steps, stepsize, initial_const, abort_early=True):
+        return adv_lib_cw(model, x, y, binary_search_steps=binary_search_steps, max_iterations=steps,
+                          learning_rate=stepsize, initial_const=initial_const, abort_early=abort_early)
+
+    def deepfool_(model, x, y, *, steps, overshoot, candidates=None):
+        return adv_lib_df(model, x, y, steps=steps, overshoot=overshoot)
+
+    return {"cw": cw, "deepfool": deepfool_}
+
+
+def timed(fn, *args, **kwargs):
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def summarize(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, adv: torch.Tensor) -> tuple[float, float]:
+    """(success % among correctly classified, median L2 with failures at the distance to uniform gray)."""
+    with torch.no_grad():
+        correct = model(x).argmax(1) == y
+        success = (model(adv).argmax(1) != y) & correct
+    norms = torch.where(success, (adv - x).flatten(1).norm(dim=1), (x - 0.5).flatten(1).norm(dim=1))
+    return 100 * float(success[correct].float().mean()), float(norms[correct].median())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cache", type=Path, required=True, help="folder of the trained checkpoints (created)")
+    parser.add_argument("--n", type=int, default=200, help="test digits for DeepFool and the 100-step C&W")
+    parser.add_argument("--n-cw9", type=int, default=8, help="test digits for C&W 9 x 10 000")
+    parser.add_argument("--skip-cw9", action="store_true", help="leave out C&W 9 x 10 000")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    args.cache.mkdir(parents=True, exist_ok=True)
+    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+
+    tic = time.perf_counter()
+    clean = clean_model(args.cache)
+    models = {"clean": clean, "pgd": pgd_model(args.cache, clean)}
+    x_test, y_test = mnist5k("test")
+    print(f"models ready in {time.perf_counter() - tic:.0f} s; test accuracy (1,000 digits): "
+          + ", ".join(f"{k} {100 * accuracy(m, x_test, y_test):.1f} %" for k, m in models.items()))
+
+    runs = []  # (attack, budget, kwargs, n)
+    if not args.skip_cw9:
+        runs.append(("C&W", "9x10000", {**CW_9X10000}, args.n_cw9))
+    runs += [("C&W", "4x25", {**CW_4X25, "abort_early": False}, args.n),
+             ("C&W", "1x100", {**CW_1X100, "abort_early": False}, args.n),
+             ("C&W", "4x25 abort", {**CW_4X25}, args.n),
+             ("C&W", "1x100 abort", {**CW_1X100}, args.n),
+             ("DeepFool", "50", {"steps": 50, "overshoot": 0.02, "candidates": 10}, args.n)]
+    others = peers()
+    rows = []
+    for model_name, model in models.items():
+        for attack, budget, kwargs, n in runs:
+            fn = carlini_wagner_l2 if attack == "C&W" else deepfool
+            x, y = x_test[:n], y_test[:n]
+            ours, ours_wall, ours_cpu = timed(fn, model, x, y, **kwargs)
+            theirs, wall, cpu = timed(fn, model, x, y, backend="foolbox", **kwargs)
+            (s_ours, m_ours), (s_theirs, m_theirs) = summarize(model, x, y, ours), summarize(model, x, y, theirs)
+            rows.append((attack, budget, model_name, str(n), f"{s_ours:.1f} / {s_theirs:.1f}", f"{m_ours:.4f}",
+                         f"{m_theirs:.4f}", f"{m_ours / m_theirs:.4f}", f"{wall / ours_wall:.2f}",
+                         f"{cpu / ours_cpu:.2f}", f"{ours_cpu:.1f} / {cpu:.1f}"))
+            print(" | ".join(rows[-1]), flush=True)
+            key = "cw" if attack == "C&W" else "deepfool"
+            if key in others and "abort" not in budget:
+                peer_adv, _, peer_cpu = timed(others[key], model, x, y, **kwargs)
+                s_peer, m_peer = summarize(model, x, y, peer_adv)
+                print(f"  adv_lib {attack} {budget} {model_name}: success {s_peer:.1f} %, median L2 {m_peer:.4f}, "
+                      f"process time {peer_cpu:.1f} s (advwsl {ours_cpu:.1f} s)", flush=True)
+
+    print(f"\n`{command}`  (torch {torch.__version__}, {torch.get_num_threads()} thread(s), CPU)\n")
+    print("| attack | budget | model | images | success % advwsl / foolbox | median L2 advwsl | median L2 foolbox "
+          "| L2 ratio | time ratio wall | time ratio process | process s advwsl / foolbox |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        print("| " + " | ".join(str(v) for v in row) + " |")
+    print("\nL2 ratio = advwsl / foolbox median; time ratios = foolbox / advwsl. 'abort' budgets use early abort "
+          "(advwsl per sample, foolbox per batch); the other C&W 100-step budgets run every step.")
+
+
+if __name__ == "__main__":
+    main()
