@@ -56,10 +56,13 @@ def read_label_map(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"mask file {path} not found")
-    with Image.open(path) as im:
-        if im.mode in ("P", "L", "I", "I;16", "1"):
-            return np.asarray(im).astype(np.int64)
-        arr = np.asarray(im.convert("RGB")).astype(np.int64)
+    try:
+        with Image.open(path) as im:
+            if im.mode in ("P", "L", "I", "I;16", "1"):
+                return np.asarray(im).astype(np.int64)
+            arr = np.asarray(im.convert("RGB")).astype(np.int64)
+    except (OSError, ValueError) as exc:  # PIL: unidentified, truncated or corrupt file
+        raise DatasetError(f"cannot read mask {path}: {type(exc).__name__}: {exc}; fix or remove that file") from None
     # RGB-encoded label image: a pixel is foreground where any channel is non-zero
     return (arr.max(axis=2) > 0).astype(np.int64)
 
