@@ -24,7 +24,8 @@ A ``split`` column fixes the split instead (then only fold 0 exists).
 
 Every image and mask header is read when the dataset is built, so a corrupt or mis-sized file is an error
 that names it before any training starts. Images of several sizes need ``size=S`` (resize to S x S, or
-``[H, W]``) so that they can be batched; otherwise the error lists the sizes found.
+``[H, W]``) so that they can be batched; otherwise the error lists the sizes found. Resized images are
+rounded to 8-bit values, as if the files had been resized, so that quantized attacks stay on their lattice.
 """
 
 from __future__ import annotations
@@ -253,11 +254,19 @@ def split_table(root: str | Path, *, fold: int = 0, n_folds: int = 5, seed: int 
     return out
 
 
+class _To8Bit:
+    """Round the image to the 256-level lattice (what a resized 8-bit file holds)."""
+
+    def __call__(self, sample: dict) -> dict:
+        return {**sample, "image": (sample["image"] * 255).round() / 255}
+
+
 class FolderDataset(TableDataset):
     """One split of a folder dataset (see the module docstring).
 
     ``__getitem__`` returns ``{"image": (3, H, W) in [0, 1], "label", "mask": float32 (H, W) in {0, 1} (when
-    the layout has masks), "index", "path"}``; ``size`` resizes image and mask (bilinear / nearest)."""
+    the layout has masks), "index", "path"}``; ``size`` resizes image and mask (bilinear, rounded to 8-bit
+    values / nearest)."""
 
     def __init__(self, root: str | Path, split: str = "train", *, fold: int = 0, seed: int = 0,
                  test_fraction: float = 0.2, table: str | None = None, classes: Sequence[str] | None = None,
@@ -269,7 +278,7 @@ class FolderDataset(TableDataset):
             if not 1 <= len(sides) <= 2 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sides):
                 raise InputError(f"size must be a positive side or [height, width], got {size!r}")
             size = sides[0] if len(sides) == 1 else tuple(sides)
-            transform = Compose([Resize(size), *([transform] if transform is not None else [])])
+            transform = Compose([Resize(size), _To8Bit(), *([transform] if transform is not None else [])])
         n_folds = 5
         full = split_table(root, fold=fold, n_folds=n_folds, seed=seed, test_fraction=test_fraction, table=table,
                            classes=classes, size=size)

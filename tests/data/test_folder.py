@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from advwsl.data import get_dataset, get_dataset_spec
@@ -121,6 +122,7 @@ def test_resize_option_and_mixed_sizes(tmp_path):
     for i in range(len(ds)):
         sample = ds[i]
         assert sample["image"].shape == (3, 16, 16) and set(sample["mask"].unique().tolist()) <= {0.0, 1.0}
+        torch.testing.assert_close(sample["image"] * 255, (sample["image"] * 255).round())  # 8-bit values
     data = load_data("folder", data_root=str(root), split="test", dataset_kwargs={"size": [12, 18]})
     assert data.images.shape == (2, 3, 12, 18) and data.masks.shape == (2, 12, 18) and data.classes == ["a", "b"]
     with pytest.raises(InputError, match="size"):
