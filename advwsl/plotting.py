@@ -1,4 +1,5 @@
-"""All matplotlib code of advwsl (figures are written to files; the non-interactive Agg backend is used)."""
+"""All matplotlib code of advwsl (figures are written to files; the non-interactive Agg backend is used).
+Text in figures is at least 8 pt."""
 
 from __future__ import annotations
 
@@ -8,14 +9,28 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from .errors import InputError  # noqa: E402
+from .io import atomic_path  # noqa: E402
+
+#: Smallest font size of any text in a figure (points).
+MIN_FONT = 8
 
 
-def _save(fig: Any, path: str | Path, dpi: int) -> Path:
-    """Lay out, write and close ``fig``; the parent folder is created."""
-    fig.tight_layout()
+def _as_array(t: Any) -> np.ndarray:
+    return t.detach().cpu().float().numpy() if hasattr(t, "detach") else np.asarray(t, dtype=np.float32)
+
+
+def _save(fig: Any, path: str | Path, dpi: int, *, layout: bool = True) -> Path:
+    """Lay out (unless ``layout`` is False: the caller did), write and close ``fig``; the parent folder is
+    created."""
+    if layout:
+        fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
@@ -110,23 +125,19 @@ def plot_cam_grid(images: Any, adversarials: Any, clean_maps: Any, adv_maps: Any
 
     ``images`` and ``adversarials`` are (N, C, H, W) in [0, 1]; ``clean_maps``/``adv_maps`` the normalized
     input-sized CAMs (N, H, W) in [0, 1], drawn over the image with the contour of the region at
-    ``threshold``; ``masks`` (N, H, W) ground truth. The perturbation is shown as ``0.5 + δ / (2 max|δ|)``
-    per image (mid-gray = unchanged) and its amplification is written in its title. The PNG is written with
-    a 256-colour palette. Returns the path."""
-    import numpy as np
-
-    def arr(t: Any) -> np.ndarray:
-        return t.detach().cpu().float().numpy() if hasattr(t, "detach") else np.asarray(t, dtype=np.float32)
-
+    ``threshold``, with a colour bar of the CAM scale; ``masks`` (N, H, W) ground truth. The perturbation is
+    shown as ``0.5 + δ / (2 max|δ|)`` per image (mid-gray = unchanged) and its amplification is written in
+    its title. The PNG is written with a 256-colour palette. Returns the path."""
     def rgb(t: np.ndarray) -> np.ndarray:
         return np.clip(t.transpose(1, 2, 0), 0, 1) if t.shape[0] in (3, 4) else np.clip(t[0], 0, 1)
 
-    x, xa, mc, ma = arr(images), arr(adversarials), arr(clean_maps), arr(adv_maps)
-    gt = arr(masks) if masks is not None else None
+    x, xa, mc, ma = (_as_array(t) for t in (images, adversarials, clean_maps, adv_maps))
+    gt = _as_array(masks) if masks is not None else None
     n = len(x)
     cols = ["image", "adversarial", "perturbation", "CAM clean", "CAM adversarial", "ground truth"]
-    fig, axes = plt.subplots(n, 6, figsize=(11.5, 2.0 * n + 0.4), squeeze=False)
+    fig, axes = plt.subplots(n, 6, figsize=(12.5, 2.0 * n + 0.6), squeeze=False)
     gray = x.shape[1] == 1
+    heat = None
     for i in range(n):
         delta = xa[i] - x[i]
         peak = float(np.abs(delta).max())
@@ -134,10 +145,10 @@ def plot_cam_grid(images: Any, adversarials: Any, clean_maps: Any, adv_maps: Any
         panels = [rgb(x[i]), rgb(xa[i]), rgb(0.5 + gain * delta)]
         for j, panel in enumerate(panels):
             axes[i, j].imshow(panel, cmap="gray" if gray else None, vmin=0, vmax=1, interpolation="nearest")
-        axes[i, 2].set_title(f"x{2 * gain:.0f}", fontsize=7, loc="right", pad=2)
+        axes[i, 2].set_title(f"x{2 * gain:.0f}", fontsize=MIN_FONT, loc="right", pad=2)
         for j, (base, cam) in enumerate(((x[i], mc[i]), (xa[i], ma[i])), start=3):
             axes[i, j].imshow(rgb(base), cmap="gray" if gray else None, vmin=0, vmax=1, interpolation="nearest")
-            axes[i, j].imshow(cam, cmap="jet", alpha=0.45, vmin=0, vmax=1, interpolation="nearest")
+            heat = axes[i, j].imshow(cam, cmap="jet", alpha=0.45, vmin=0, vmax=1, interpolation="nearest")
             if cam.max() >= threshold > cam.min():
                 axes[i, j].contour(cam, levels=[threshold], colors="white", linewidths=0.9)
         axes[i, 5].imshow(rgb(x[i]), cmap="gray" if gray else None, vmin=0, vmax=1, interpolation="nearest")
@@ -147,9 +158,11 @@ def plot_cam_grid(images: Any, adversarials: Any, clean_maps: Any, adv_maps: Any
             if gt[i].max() >= 0.5 > gt[i].min():
                 axes[i, 5].contour(gt[i], levels=[0.5], colors="yellow", linewidths=0.9)
         else:
-            axes[i, 5].text(0.5, 0.5, "no mask", ha="center", va="center", transform=axes[i, 5].transAxes)
+            axes[i, 5].text(0.5, 0.5, "no mask", ha="center", va="center", fontsize=9,
+                            transform=axes[i, 5].transAxes)
         if row_titles is not None:
-            axes[i, 0].set_ylabel(row_titles[i], fontsize=7, rotation=0, ha="right", va="center", labelpad=4)
+            axes[i, 0].set_ylabel(row_titles[i], fontsize=MIN_FONT, rotation=0, ha="right", va="center",
+                                  labelpad=4)
         for ax in axes[i]:
             ax.set_xticks([])
             ax.set_yticks([])
@@ -157,9 +170,15 @@ def plot_cam_grid(images: Any, adversarials: Any, clean_maps: Any, adv_maps: Any
         axes[0, j].set_title(name, fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
-    path = _save(fig, path, 80)
-    from PIL import Image  # a 256-colour palette keeps the grid small enough to commit next to results
-
+    fig.tight_layout()
+    if heat is not None:  # one scale for every CAM panel, in a column of its own at the right
+        fig.subplots_adjust(right=0.9)
+        scale = matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(0, 1), cmap=heat.get_cmap())
+        bar = fig.colorbar(scale, cax=fig.add_axes((0.925, 0.15, 0.015, 0.7)))  # the hues, without the blending
+        bar.set_label("CAM (normalized)", fontsize=9)
+        bar.ax.tick_params(labelsize=MIN_FONT)
+    path = _save(fig, path, 80, layout=False)
+    # a 256-colour palette keeps the grid small enough to commit next to results
     with Image.open(path) as im:
         im.convert("RGB").quantize(colors=256).save(path, optimize=True)
     return path
@@ -202,8 +221,6 @@ def plot_cam_curves(curve: Any, path: str | Path, *, accuracy: Any | None = None
 def _slide_panel(ax: Any, thumbnail: Any, values: Any, *, vmin: float, vmax: float, cmap: str, alpha: float,
                  contour: float | None) -> Any:
     """Draw ``values`` (NaN transparent) over ``thumbnail`` on ``ax``; returns the map's image for a colour bar."""
-    import numpy as np
-
     ax.imshow(thumbnail, interpolation="nearest")
     masked = np.ma.masked_invalid(values)
     image = ax.imshow(masked, cmap=cmap, vmin=vmin, vmax=vmax, alpha=alpha, interpolation="nearest")
@@ -276,3 +293,41 @@ def plot_adversarial_examples(images: Any, adversarials: Any, labels: Any, predi
     if title:
         fig.suptitle(title, fontsize=10)
     return _save(fig, path, 110)
+def save_cam_overlays(images: Any, maps: Any, out_dir: str | Path, *, names: Sequence[str] | None = None,
+                      cmap: str = "jet", alpha: float = 0.5) -> list[Path]:
+    """Write, per image, ``<name>_image.png`` (the image), ``<name>_map.png`` (the map in colour) and
+    ``<name>_overlay.png`` (the map blended over the image), at the image's resolution.
+
+    ``images`` are (N, C, H, W) in [0, 1] (C = 1 or 3); ``maps`` (N, H, W) or (N, 1, H, W) in [0, 1] at the
+    image size, e.g. ``grad_cam(model, images, classes=..., normalize=True, size=images.shape[-2:])[1]`` or
+    ``class_maps(cams, classes, size=...)``. ``names`` default to ``0, 1, ...``. Existing files are never
+    replaced. Returns the written paths (three per image)."""
+    x, m = _as_array(images), _as_array(maps)
+    if m.ndim == 4 and m.shape[1] == 1:
+        m = m[:, 0]
+    if x.ndim != 4 or x.shape[1] not in (1, 3) or m.ndim != 3 or m.shape[0] != x.shape[0] \
+            or m.shape[1:] != x.shape[2:]:
+        raise InputError(f"expected images (N, 1 or 3, H, W) and maps (N, H, W) of the same N, H, W; got "
+                         f"{x.shape} and {m.shape} (upsample the maps: grad_cam(..., normalize=True, size=H) "
+                         "or class_maps(cams, classes, size=(H, W)))")
+    if np.nanmin(m) < -1e-6 or np.nanmax(m) > 1 + 1e-6:
+        raise InputError(f"maps must lie in [0, 1] (got {np.nanmin(m):.3g}..{np.nanmax(m):.3g}); normalize them "
+                         "first (grad_cam(..., normalize=True))")
+    if not 0 <= alpha <= 1:
+        raise InputError(f"alpha must lie in [0, 1], got {alpha!r}")
+    names = [str(i) for i in range(len(x))] if names is None else [str(n) for n in names]
+    if len(names) != len(x):
+        raise InputError(f"{len(names)} names for {len(x)} images")
+    colour = matplotlib.colormaps[cmap]
+    out_dir = Path(out_dir)
+    written = []
+    for name, image, heat in zip(names, x, m):
+        rgb = np.repeat(image, 3, axis=0) if image.shape[0] == 1 else image
+        rgb = np.clip(rgb.transpose(1, 2, 0), 0, 1)
+        coloured = colour(np.clip(heat, 0, 1))[..., :3]
+        panels = {"image": rgb, "map": coloured, "overlay": (1 - alpha) * rgb + alpha * coloured}
+        for kind, values in panels.items():
+            with atomic_path(out_dir / f"{name}_{kind}.png") as tmp:
+                Image.fromarray((np.clip(values, 0, 1) * 255).round().astype(np.uint8)).save(tmp, format="PNG")
+            written.append(out_dir / f"{name}_{kind}.png")
+    return written

@@ -29,7 +29,7 @@ from .precision import precision_context, repair, wrap
 from .registry import AttackSpec, get_attack_spec
 from .result import COLUMNS, AttackResult
 
-__all__ = ["run_attack", "CountingModel", "counting", "on_lattice", "VerificationError"]
+__all__ = ["run_attack", "CountingModel", "counting", "iter_batches", "on_lattice", "VerificationError"]
 
 
 class CountingModel(nn.Module):
@@ -73,7 +73,7 @@ def counting(model: nn.Module) -> CountingModel:
     return CountingCamModel(model) if callable(getattr(model, "cams", None)) else CountingModel(model)
 
 
-def _batches(data: torch.Tensor | Iterable[Any], labels: torch.Tensor | None,
+def iter_batches(data: torch.Tensor | Iterable[Any], labels: torch.Tensor | None,
              batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(images, labels) batches from a tensor with labels, or from a DataLoader yielding pairs or the
     sample dicts of :mod:`advwsl.data` (``image``, ``label``)."""
@@ -229,7 +229,7 @@ def run_attack(model: nn.Module, data: torch.Tensor | Iterable[Any], labels: tor
     offset, num_classes, all_on_lattice = 0, None, True
     bar = tqdm(desc=f"{display} {budget}", unit="img", disable=not progress)
     with attack_mode(model), precision_context(model, precision, channels_last):
-        for images, batch_labels in _batches(data, labels, batch_size):
+        for images, batch_labels in iter_batches(data, labels, batch_size):
             device = model_device(model, images.device)
             images = images.to(device)
             if not isinstance(batch_labels, torch.Tensor):

@@ -23,8 +23,9 @@ from .options import (batch_size, data_root, dataset, dataset_kwargs, device, js
               help="epsilon_max, the L2 radius training adversarials are projected on (2.4 MNIST, 1.0 CIFAR-10); "
                    "required unless --resume.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Attack steps per batch [ddn: 100, pgd: 40].")
-@click.option("--clean-epochs", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Train the first N epochs on clean images, then adversarially.")
+@click.option("--clean-epochs", type=click.IntRange(min=0), default=None,
+              help="Train the first N epochs on clean images, then adversarially [2 in the default digits run, "
+                   "else 0].")
 @click.option("--clean-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
               help="alpha of eq. A V-6: share of each batch kept clean.")
 @click.option("--init-checkpoint", type=click.Path(dir_okay=False), default=None,
@@ -42,7 +43,7 @@ from .options import (batch_size, data_root, dataset, dataset_kwargs, device, js
 @resume
 @progress
 def adv_train(model: str, dataset: str, data_root: str | None, dataset_kwargs: str | None, attack: str,
-              epsilon: float | None, steps: int | None, clean_epochs: int, clean_fraction: float,
+              epsilon: float | None, steps: int | None, clean_epochs: int | None, clean_fraction: float,
               init_checkpoint: str | None, epochs: int | None, batch_size: int | None, lr: float | None,
               schedule: str | None, preset: str | None, model_kwargs: str | None, levels: int, seed: int,
               device: str | None, out: str | None, resume: str | None, progress: bool) -> None:
@@ -64,6 +65,8 @@ def adv_train(model: str, dataset: str, data_root: str | None, dataset_kwargs: s
     click.echo(f"best epoch {result.best_epoch}: valid accuracy {100 * result.best.get('accuracy', float('nan')):.2f}%; "
                f"last epoch: mean L2 of training adversarials {last.get('train_adv_l2_mean', float('nan')):.4f} "
                f"(epsilon_max {options['epsilon']})")
+    if result.warning:
+        click.echo(f"Warning: {result.warning}")
 
 
 COMMANDS = [adv_train]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from ..jobs import describe_sources
-from ..models import list_backbones
+from ..models import describe_backbone_families, list_backbones
 
 
 @click.command("models")
@@ -14,6 +14,8 @@ def models() -> None:
     """List the built-in trained models, the zoo architectures and the backbones."""
     click.echo(describe_sources())
     click.echo(f"\nBackbones of the weakly supervised models (--backbone): {', '.join(list_backbones())}")
+    for family in describe_backbone_families():
+        click.echo(f"  and {family}")
 
 
 COMMANDS = [models]

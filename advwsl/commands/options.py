@@ -47,7 +47,8 @@ Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 #: The shared options, by name, with the meaning every command gives them (the README's command table and
 #: the vocabulary test read this).
 VOCABULARY = {
-    "--model": "the model: a built-in trained model, a checkpoint path, or a zoo architecture (`advwsl models`)",
+    "--model": "the model: a built-in trained model, a checkpoint path, a zoo architecture (`advwsl models`) or "
+               "path/to/file.py:function",
     "--checkpoint": "trained weights (<stem>.safetensors + <stem>.json sidecar)",
     "--dataset": "a registered dataset (`advwsl data list`)",
     "--data-root": "the dataset's folder on disk",
@@ -70,8 +71,9 @@ VOCABULARY = {
 def model(default: str | None = "digits-cnn", help: str | None = None) -> Decorator:
     return click.option("--model", default=default, show_default=default is not None, help=help or (
         "Model: a built-in trained model (digits-cnn; wildcat, cam, max, lse, deepmil, ...: weakly supervised "
-        "models on the synthetic histology set; trained on first use and cached), a checkpoint path, or a zoo "
-        "architecture with --checkpoint. `advwsl models` lists them."))
+        "models on the synthetic histology set; trained on first use and cached), a checkpoint path, a zoo "
+        "architecture with --checkpoint, or your own model as path/to/file.py:function (returns an nn.Module on "
+        "images in [0, 1]; pass --dataset). `advwsl models` lists them."))
 
 
 checkpoint = click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,

@@ -22,8 +22,9 @@ def _slide_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """The options shared by both slide commands: model, tiling, inference."""
     decorators = [
         click.argument("slide", type=click.Path(dir_okay=False, exists=True)),
-        model("wildcat", "Model: a built-in trained model, a checkpoint path, or a zoo architecture with "
-                         "--checkpoint (`advwsl models`). Its input is a tile of --tile-size pixels."),
+        model("wildcat", "Model: a built-in trained model, a checkpoint path, a zoo architecture with "
+                         "--checkpoint (`advwsl models`), or path/to/file.py:function returning an nn.Module. Its "
+                         "input is a tile of --tile-size pixels."),
         checkpoint,
         click.option("--tile-size", type=click.IntRange(min=8), default=256, show_default=True,
                      help="Tile side in pixels, as the model sees it."),

@@ -10,7 +10,8 @@ from ..losses import CRITERIA
 from ..models import CAM_RULES
 from ..training import PRESETS, SCHEDULES
 from ..jobs.train import EvaluateConfig, TrainRequest, evaluate_job, train_job
-from .options import batch_size, data_root, dataset, device, model, out, progress, resume, seed, split
+from .options import (batch_size, data_root, dataset, dataset_kwargs, device, json_option, model, out, progress, resume,
+                      seed, split)
 
 
 @click.command("train")
@@ -22,9 +23,14 @@ from .options import batch_size, data_root, dataset, device, model, out, progres
 @click.option("--config", "config_file", default=None, type=click.Path(dir_okay=False),
               help="JSON or TOML file of training options (command-line options override it).")
 @resume
-@click.option("--backbone", default=None, help="Backbone of the WSL model (resnet18, resnet50, resnet-mini, ...).")
+@click.option("--backbone", default=None,
+              help="Backbone of the WSL model: resnet18, resnet50, resnet-mini, ... or any timm model (timm:NAME or "
+                   "a plain timm name such as efficientnet_b0; `advwsl models`).")
 @click.option("--stride", type=click.Choice(["8", "16", "32"]), default=None, help="Backbone output stride.")
-@click.option("--pretrained/--no-pretrained", default=None, help="ImageNet weights for the backbone.")
+@click.option("--pretrained/--no-pretrained", default=None,
+              help="ImageNet weights for the backbone (torch hub / Hugging Face cache; never downloaded for timm).")
+@click.option("--weights", type=click.Path(dir_okay=False), default=None,
+              help="Initial backbone weights: a local torchvision or timm state dict (.pth or .safetensors).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs (default: the recipe's).")
 @batch_size(None)
 @click.option("--lr", type=float, default=None, help="Initial learning rate.")
@@ -37,6 +43,7 @@ from .options import batch_size, data_root, dataset, device, model, out, progres
               help="Size noise drawn per crop (GlaS protocol) or fixed per image (CAMELYON16).")
 @click.option("--folds", default=None, help="Comma-separated validation folds, e.g. 0,1,2,3,4 for 5-fold runs.")
 @data_root
+@dataset_kwargs
 @click.option("--monitor", default=None, help="Validation metric that selects the best checkpoint.")
 @click.option("--cam-rule", type=click.Choice(CAM_RULES), default=None,
               help="How CAMs are binarized for the Dice (default zero: M_c > 0, the reference's).")
@@ -53,7 +60,7 @@ from .options import batch_size, data_root, dataset, device, model, out, progres
 @out
 @progress
 def train(config_file: str | None, resume: str | None, preset: str | None, set_pairs: tuple[str, ...],
-          out: str | None, folds: str | None, stride: str | None, **options: Any) -> None:
+          out: str | None, folds: str | None, stride: str | None, dataset_kwargs: str | None, **options: Any) -> None:
     """Train a weakly supervised model (sections 2.1.3, 4.4.2); 5-fold with --folds 0,1,2,3,4.
 
     Runs unchanged under `torchrun --nproc-per-node N advwsl train ...` (DistributedDataParallel)."""
@@ -61,6 +68,7 @@ def train(config_file: str | None, resume: str | None, preset: str | None, set_p
         options["folds"] = [int(f) for f in folds.split(",") if f.strip()]
     if stride is not None:
         options["stride"] = int(stride)
+    options["dataset_kwargs"] = json_option(dataset_kwargs, "--dataset-kwargs") or None
     request = TrainRequest(options=options, config_file=config_file, preset=preset, set_pairs=set_pairs, out=out,
                            resume=resume)
     run_dir = train_job(request)

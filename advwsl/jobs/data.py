@@ -86,13 +86,25 @@ def load_data(dataset: str, *, split: str = "test", data_root: str | None = None
                     f"{spec.name}, {split} split")
 
 
+def _same_dataset(a: str, b: str) -> bool:
+    try:
+        return get_dataset_spec(a).name == get_dataset_spec(b).name
+    except InputError:  # a dataset this advwsl does not know (registered by other code)
+        return a == b
+
+
 def data_for_model(resolved: ResolvedModel, dataset: str | None = None, **kwargs: Any) -> EvalData:
-    """``dataset`` (see :func:`load_data`), or without it the data ``resolved`` was trained on."""
+    """``dataset`` (see :func:`load_data`), or without it the data ``resolved`` was trained on. On the data
+    it was trained on, the options (e.g. a folder dataset's ``size``) and the folder it recorded are the
+    defaults of ``dataset_kwargs`` and ``data_root``."""
     if dataset is None:
         if resolved.dataset is None:
             raise ConfigError(f"{resolved.name} does not record the dataset it was trained on; pass --dataset")
         dataset = resolved.dataset
+    if resolved.dataset is not None and _same_dataset(dataset, resolved.dataset):
         kwargs["dataset_kwargs"] = {**resolved.dataset_kwargs, **(kwargs.get("dataset_kwargs") or {})}
+        if kwargs.get("data_root") is None and resolved.data_root is not None:
+            kwargs["data_root"] = resolved.data_root
     data = load_data(dataset, **kwargs)
     if data.classes is None and resolved.classes:
         data.classes = resolved.classes

@@ -22,8 +22,8 @@ from ..io import atomic_write_text, markdown_table, read_json, write_json
 from ..losses import build_criterion
 from ..models import CAM_RULES, checkpoint_info, load_model
 from ..runs import check_out, create_run_dir, resumable_run, run_directory
-from ..training import (PRESETS, TrainConfig, check_cam_class, check_training_data, evaluate, fit_folds,
-                        init_distributed, load_config)
+from ..training import (PRESETS, TrainConfig, check_cam_class, check_model_options, check_training_data, evaluate,
+                        fit_folds, init_distributed, load_config)
 from ..utils import select_device
 
 __all__ = ["TrainRequest", "resolve_train_config", "train_job", "EvaluateConfig", "evaluate_job", "RESUMABLE"]
@@ -80,7 +80,9 @@ def resolve_train_config(request: TrainRequest) -> TrainConfig:
     given = request.given(from_file)
     dataset = given.get("dataset", from_file.get("dataset", "synthetic"))
     name = request.preset or (dataset if dataset in PRESETS else None)
-    return TrainConfig.from_dict({**(PRESETS[name] if name else {}), **from_file, **given})
+    config = TrainConfig.from_dict({**(PRESETS[name] if name else {}), **from_file, **given})
+    check_model_options(config)
+    return config
 
 
 def _resumed_config(request: TrainRequest) -> tuple[Path, TrainConfig]:

@@ -3,8 +3,10 @@ as a zoo model in :mod:`.heads`), CAM primitives (:mod:`.cams`), Grad-CAM, U-Net
 networks of appendix V, the model zoo (:mod:`.zoo`) and checkpoints (:mod:`.checkpoints`)."""
 
 from . import heads, small, unet  # noqa: F401  (their modules register the zoo's architectures)
-from .backbones import (ResNetFeatures, ResNetMini, create_backbone, imagenet_weights_path, list_backbones,
-                        register_backbone)
+from .backbones import (ResNetFeatures, ResNetMini, create_backbone, describe_backbone_families, get_backbone,
+                        imagenet_weights_path, list_backbones, read_state_dict, register_backbone,
+                        register_backbone_resolver)
+from .timm_backbone import TimmFeatures, timm_weights_paths
 from .cams import (CAM_RULES, cam_masks, class_maps, class_masks, dice_iou, foreground_masks, pixel_predictions,
                    upsample_cams)
 from .checkpoints import checkpoint_info, checkpoint_paths, load_model, save_model
@@ -18,7 +20,9 @@ from .zoo import (ModelSpec, create_model, describe_models, list_models, model_i
                   register_model)
 
 __all__ = [
-    "ResNetFeatures", "ResNetMini", "create_backbone", "imagenet_weights_path", "list_backbones", "register_backbone",
+    "ResNetFeatures", "ResNetMini", "create_backbone", "describe_backbone_families", "get_backbone",
+    "imagenet_weights_path", "list_backbones", "read_state_dict", "register_backbone", "register_backbone_resolver",
+    "TimmFeatures", "timm_weights_paths",
     "CAM_RULES", "cam_masks", "class_maps", "class_masks", "dice_iou", "foreground_masks", "pixel_predictions",
     "upsample_cams", "grad_cam",
     "CAMHead", "MaxHead", "LSEHead", "WildcatHead", "DeepMILHead", "DeepMILMultiHead",

@@ -2,6 +2,8 @@
 (the reference uses an ImageNet-pretrained ResNet-18, section 2.1.3.1), with a total stride of 32 or 16
 (section 4.4.2: the stride of the first convolution of the last stage is set to 1, which keeps the
 shape of every pretrained weight), and ``resnet-mini``, a small ResNet of the same layout for CPU demos.
+Families of backbones too large to list (every timm model, :mod:`.timm_backbone`) register a *resolver*
+(:func:`register_backbone_resolver`) that builds a backbone from its name; registered names come first.
 
 Every backbone maps normalized images ``(N, D, H, W)`` to feature maps ``F`` of shape
 ``(N, K, H/S, W/S)`` (eq. 1.2 notation), and has the attributes ``out_channels`` (K) and ``stride`` (S).
@@ -77,7 +79,7 @@ class ResNetFeatures(nn.Module):
         net = builder(weights=None)
         state = None
         if weights is not None:
-            state = _read_state_dict(Path(weights))
+            state = read_state_dict(Path(weights))
         elif pretrained:
             state = _imagenet_state_dict(arch)
         if state is not None:
@@ -144,7 +146,9 @@ class ResNetMini(nn.Module):
 
 
 Builder = Callable[..., nn.Module]
+Resolver = Callable[[str], "Builder | None"]
 _BACKBONES: Registry[Builder] = Registry("backbone")
+_RESOLVERS: list[tuple[str, Resolver]] = []
 
 
 def register_backbone(name: str, builder: Builder) -> Builder:
@@ -154,19 +158,45 @@ def register_backbone(name: str, builder: Builder) -> Builder:
     return _BACKBONES.register(name, builder)
 
 
+def register_backbone_resolver(description: str, resolver: Resolver) -> Resolver:
+    """Make a family of backbones available by name: ``resolver(name)`` returns the builder of ``name``
+    (same contract as :func:`register_backbone`) or None when the name is not of its family.
+    ``description`` says which names it takes (shown when a name is unknown). Registered names win."""
+    _RESOLVERS.append((description, resolver))
+    return resolver
+
+
 def list_backbones() -> list[str]:
-    """Registered backbone names."""
+    """Registered backbone names (the resolvers' families are in :func:`describe_backbone_families`)."""
     return _BACKBONES.names()
+
+
+def describe_backbone_families() -> list[str]:
+    """One line per resolver: the names it takes besides :func:`list_backbones`."""
+    return [description for description, _ in _RESOLVERS]
+
+
+def get_backbone(name: str) -> Builder:
+    """The builder of backbone ``name``: a registered name, else the first resolver that takes it."""
+    if isinstance(name, str) and name in _BACKBONES:
+        return _BACKBONES.get(name)
+    for _, resolver in _RESOLVERS:
+        builder = resolver(name) if isinstance(name, str) else None
+        if builder is not None:
+            return builder
+    families = "".join(f"; or {d}" for d in describe_backbone_families())
+    raise InputError(f"unknown backbone {name!r}; known: {', '.join(list_backbones())}{families}")
 
 
 def create_backbone(name: str = "resnet18", *, stride: int = 32, pretrained: bool = False,
                     weights: str | os.PathLike | None = None, **kwargs) -> nn.Module:
-    """A feature extractor by name (one of :func:`list_backbones`).
+    """A feature extractor by name (see :func:`get_backbone`).
 
     ``kwargs`` are the backbone's own options (``widths``, ``blocks``, ``in_channels`` of
-    :class:`ResNetMini`); ``pretrained`` loads its ImageNet weights and ``weights`` a local state dict.
+    :class:`ResNetMini`; timm's constructor options for a timm model); ``pretrained`` loads its ImageNet
+    weights and ``weights`` a local state dict.
     """
-    return _BACKBONES.get(name)(stride=stride, pretrained=pretrained, weights=weights, **kwargs)
+    return get_backbone(name)(stride=stride, pretrained=pretrained, weights=weights, **kwargs)
 
 
 def _resnet_mini(*, stride: int = 32, pretrained: bool = False, weights: str | os.PathLike | None = None,
@@ -176,7 +206,7 @@ def _resnet_mini(*, stride: int = 32, pretrained: bool = False, weights: str | o
                          f"backbone ({', '.join(_TORCHVISION)})")
     net = ResNetMini(stride=stride, **kwargs)
     if weights is not None:
-        state = _read_state_dict(Path(weights))
+        state = read_state_dict(Path(weights))
         try:
             net.load_state_dict(state)
         except RuntimeError as exc:
@@ -194,7 +224,10 @@ def _torchvision_resnet(arch: str) -> Builder:
     return build
 
 
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The state dict in a ``.pth``/``.pt`` (a bare state dict or ``{"state_dict": ...}``) or ``.safetensors``
+    file; a :class:`ModelError` names the file when it is missing or unreadable."""
+    path = Path(path)
     if not path.is_file():
         raise ModelError(f"weights file {str(path)!r} does not exist; give the path of a saved state dict")
     try:
@@ -219,8 +252,8 @@ def _load_trunk(net: nn.Module, state: dict[str, torch.Tensor], arch: str, sourc
     expected = {k for k in net.state_dict() if not k.startswith("fc.")}
     missing, unexpected = sorted(expected - set(trunk)), sorted(set(trunk) - expected)
     if missing or unexpected:
-        raise ModelError(f"{source} do not match torchvision {arch}: missing {missing[:5]}, unexpected "
-                         f"{unexpected[:5]}; give a state dict of torchvision's {arch}")
+        raise key_mismatch(source, f"torchvision {arch}", missing, unexpected,
+                           f"give a state dict of torchvision's {arch} (its fc.* keys are ignored)")
     try:
         net.load_state_dict(trunk, strict=False)
     except RuntimeError as exc:
@@ -258,7 +291,17 @@ def _imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:
                 f"{url} ({type(exc).__name__}: {exc}). Download that file on a machine with internet access "
                 f"and copy it to {path} (or set TORCH_HOME), pass weights=PATH to a local state dict, or "
                 f"use pretrained=False.") from None
-    return _read_state_dict(path)
+    return read_state_dict(path)
+
+
+def key_mismatch(source: str, target: str, missing: Sequence[str], unexpected: Sequence[str], hint: str) -> ModelError:
+    """The error of a state dict that does not fit: how many keys are missing and unexpected, the first ones."""
+    def first(keys: Sequence[str]) -> str:
+        keys = sorted(keys)
+        return f"{keys[:6]}{' ...' if len(keys) > 6 else ''}"
+
+    return ModelError(f"{source} do not match {target}: {len(missing)} missing key(s) {first(missing)}, "
+                      f"{len(unexpected)} unexpected key(s) {first(unexpected)}; {hint}")
 
 
 for _arch in _TORCHVISION:

@@ -5,6 +5,11 @@ of the class score with respect to the feature maps ``F`` of a chosen layer.
 For a linear classification layer on globally averaged features (the CAM head, eq. 3.4),
 ``A_ck = W_ck / (hw)``, so Grad-CAM before the ReLU is ``(M_c - b_c) / (hw)``: the CAM of eq. 3.3 up to
 its bias and a positive factor (section 1.3.4).
+
+The maps come at the layer's resolution, unnormalized and (with ``create_graph``) differentiable, which is
+what an attack on them needs; ``size=`` upsamples them bilinearly (section 1.3.4) and ``normalize=True``
+min-max normalizes each map of each image to [0, 1], for display (:func:`advwsl.plotting.save_cam_overlays`)
+and for the Dice of a thresholded map.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError, ModelError
+from .cams import normalize_maps, upsample_cams
 
 
 def _default_layer(model: nn.Module) -> nn.Module:
@@ -25,8 +31,8 @@ def _default_layer(model: nn.Module) -> nn.Module:
 
 
 def grad_cam(model: nn.Module, inputs: torch.Tensor, *, classes: torch.Tensor | None = None,
-             layer: nn.Module | None = None, create_graph: bool = False,
-             relu: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+             layer: nn.Module | None = None, create_graph: bool = False, relu: bool = True,
+             normalize: bool = False, size: int | tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Grad-CAM of a batch (eq. 1.15-1.16).
 
     Parameters
@@ -46,10 +52,15 @@ def grad_cam(model: nn.Module, inputs: torch.Tensor, *, classes: torch.Tensor | 
         parameters), e.g. for attacks on the maps. Otherwise they are detached.
     relu:
         Apply the ReLU of eq. 1.15.
+    normalize:
+        Min-max normalize every map (per image and class) to [0, 1]; a constant map becomes zeros.
+    size:
+        Upsample the maps bilinearly to ``size`` (``H`` or ``(H, W)``; the input size is
+        ``inputs.shape[-2:]``), before normalizing.
 
     Returns
     -------
-    ``(logits, maps)``. Samples are independent only when the model is in eval mode (batch norm in
+    ``(logits, maps)``, ``maps`` ``(N, C or 1, h, w)`` (``(N, C or 1, H, W)`` with ``size``). Samples are independent only when the model is in eval mode (batch norm in
     training mode mixes the batch). The model's mode, parameters and ``.grad`` are left untouched.
     """
     if inputs.dim() != 4:
@@ -82,6 +93,10 @@ def grad_cam(model: nn.Module, inputs: torch.Tensor, *, classes: torch.Tensor | 
         cams = _weighted_maps(logits, captured[0], classes, create_graph)
         if relu:
             cams = torch.relu(cams)
+        if size is not None:
+            cams = upsample_cams(cams, size)
+        if normalize:
+            cams = normalize_maps(cams.flatten(0, 1)).view_as(cams)
     if not create_graph:
         cams, logits = cams.detach(), logits.detach()
     return logits, cams

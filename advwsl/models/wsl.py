@@ -28,7 +28,7 @@ class WSLClassifier(nn.Module):
     head:
         A pooling head mapping features to ``(logits, cams)`` with a ``num_classes`` attribute.
     mean, std:
-        Normalization, ImageNet's by default (the backbones are ImageNet ResNets).
+        Normalization, ImageNet's by default (the backbones are ImageNet models).
     config:
         The model zoo's description (``{"name": ..., **kwargs}``) that rebuilds this model with
         ``create_model(**config)``; set by :func:`advwsl.models.create_model`.
@@ -105,8 +105,9 @@ def tta_cams(model: nn.Module, inputs: torch.Tensor, *,
 
 def wsl_builder(head_cls: type[nn.Module], fixed: dict[str, Any] | None = None) -> Callable[..., WSLClassifier]:
     """A zoo builder of weakly supervised models with the head ``head_cls``: the backbone options
-    (``backbone``, ``stride``, ``pretrained``, ``weights``, ``backbone_kwargs``), the normalization and the
-    head's own options (its constructor's, minus those set in ``fixed``), all keyword arguments."""
+    (``backbone``, ``stride``, ``pretrained``, ``weights``, ``backbone_kwargs``), the normalization (default:
+    the backbone's ``mean``/``std`` attributes when it has them, e.g. a timm model's, else ImageNet's) and
+    the head's own options (its constructor's, minus those set in ``fixed``), all keyword arguments."""
     fixed = dict(fixed or {})
     head_params = {
         n: p.default for n, p in inspect.signature(head_cls).parameters.items()
@@ -114,8 +115,8 @@ def wsl_builder(head_cls: type[nn.Module], fixed: dict[str, Any] | None = None) 
     }
 
     def build(num_classes: int = 2, backbone: str = "resnet18", *, stride: int = 32, pretrained: bool = False,
-              weights: str | None = None, mean: Sequence[float] = IMAGENET_MEAN,
-              std: Sequence[float] = IMAGENET_STD, backbone_kwargs: dict[str, Any] | None = None,
+              weights: str | None = None, mean: Sequence[float] | None = None,
+              std: Sequence[float] | None = None, backbone_kwargs: dict[str, Any] | None = None,
               **head_kwargs: Any) -> WSLClassifier:
         unknown = sorted(set(head_kwargs) - set(head_params))
         if unknown:
@@ -125,11 +126,13 @@ def wsl_builder(head_cls: type[nn.Module], fixed: dict[str, Any] | None = None) 
             raise InputError(f"num_classes must be a positive int, got {num_classes!r}")
         net = create_backbone(backbone, stride=stride, pretrained=pretrained, weights=weights,
                               **(backbone_kwargs or {}))
+        mean = list(mean if mean is not None else getattr(net, "mean", IMAGENET_MEAN))
+        std = list(std if std is not None else getattr(net, "std", IMAGENET_STD))
         hparams = {**head_params, **head_kwargs}
         head = head_cls(net.out_channels, num_classes, **fixed, **hparams)
         config = {"num_classes": num_classes, "backbone": backbone, "stride": stride, "mean": list(mean),
                   "std": list(std), "backbone_kwargs": dict(backbone_kwargs or {}), **hparams}
         return WSLClassifier(net, head, mean=mean, std=std, config=config)
 
-    build.__doc__ = f"{head_cls.__name__} on a ResNet backbone.\n\n{head_cls.__doc__}"
+    build.__doc__ = f"{head_cls.__name__} on a ResNet (or timm) backbone.\n\n{head_cls.__doc__}"
     return build

@@ -85,8 +85,8 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
 
     WSL models (``cam``, ``max``, ``lse``, ``wildcat``, ``deepmil``, ``deepmil-gated``,
     ``deepmil-adapted``, ``deepmil-multi``) take ``num_classes=2, backbone="resnet18", stride=32,
-    pretrained=False, weights=None, mean=ImageNet, std=ImageNet, backbone_kwargs=None`` and the head's
-    hyper-parameters (e.g. ``kmax, kmin, alpha, modalities`` for WILDCAT, ``q`` for LSE, ``dropout`` for
+    pretrained=False, weights=None, mean=None, std=None`` (None: the backbone's, ImageNet's for the ResNets),
+    ``backbone_kwargs=None`` and the head's hyper-parameters (e.g. ``kmax, kmin, alpha, modalities`` for WILDCAT, ``q`` for LSE, ``dropout`` for
     ``deepmil-multi``). ``unet`` takes ``num_classes, in_channels, base_width, depth``; ``cw-mnist``,
     ``cw-cifar`` and ``wrn-28-10`` take ``num_classes`` and their constructor options.
 

@@ -6,6 +6,7 @@ folds). The same call runs under ``torchrun`` with DistributedDataParallel; rank
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
-from ..errors import ConfigError
+from ..errors import AdvwslWarning, ConfigError
 from ..io import atomic_write_text, format_mean_std, markdown_table, mean_std, read_json, write_json
 from ..losses import SizeAnnotator, build_criterion
 from ..models.checkpoints import save_model
@@ -30,18 +31,39 @@ from .recipes import TrainConfig, build_datasets, build_model, build_optimizer, 
 from .state import (append_metrics_csv, load_state, read_metrics_csv, rng_state, save_state, set_rng_state,
                     sync_metrics_csv)
 
-__all__ = ["FitResult", "FoldsResult", "fit", "fit_folds", "FOLD_METRICS"]
+__all__ = ["FitResult", "FoldsResult", "fit", "fit_folds", "FOLD_METRICS", "CHANCE_MARGIN", "chance_warning"]
+
+#: A run whose best validation accuracy is at most 1/C + this margin (C classes) did not learn.
+CHANCE_MARGIN = 0.1
+
 
 @dataclass
 class FitResult:
     """Outcome of :func:`fit`: the run directory, one metrics row per epoch, the best epoch (by
-    ``config.monitor`` on the validation set), its validation metrics and its test metrics (or None)."""
+    ``config.monitor`` on the validation set), its validation metrics, its test metrics (or None) and the
+    warning of a run that stayed at chance level (or None, see :func:`chance_warning`)."""
 
     run_dir: Path
     history: list[dict[str, float]]
     best_epoch: int
     best: dict[str, float]
     test: dict[str, float] | None
+    warning: str | None = None
+
+
+def chance_warning(history: list[dict[str, float]], num_classes: int | None) -> str | None:
+    """The warning of a run whose best validation accuracy over its epochs is at most ``1/C +``
+    :data:`CHANCE_MARGIN` (a model that did not learn: a learning rate too high or too low, too few epochs,
+    wrong labels); None otherwise, or when the accuracy or the class count is unknown."""
+    values = [float(r["valid_accuracy"]) for r in history if not math.isnan(float(r.get("valid_accuracy", math.nan)))]
+    if not values or not num_classes or num_classes < 2:
+        return None
+    best, chance = max(values), 1.0 / num_classes
+    if best > chance + CHANCE_MARGIN:
+        return None
+    return (f"the best validation accuracy over {len(history)} epochs, {100 * best:.1f} %, is at chance level for "
+            f"{num_classes} classes ({100 * chance:.1f} %): the model did not learn. Try another learning rate "
+            "(--lr), more epochs, another optimizer setting, or check the labels")
 
 
 def _is_better(value: float, best: float | None, monitor: str) -> bool:
@@ -95,11 +117,12 @@ def fit(config: Any, run_dir: str | Path, *, model: nn.Module | None = None, tra
         valid_set = valid_set if valid_set is not None else built[1]
         test_set = test_set if test_set is not None else (built[2] if config.evaluate_test else None)
     classes = getattr(train_set, "classes", None)
+    num_classes = len(classes) if classes is not None else getattr(train_set, "num_classes", None)
     if model is None:
-        num_classes = len(classes) if classes is not None else int(train_set.num_classes)
-        model = build_model(config, num_classes)
+        model = build_model(config, int(num_classes), init_weights=not (resume and state_path.is_file()))
     if getattr(model, "num_classes", None) is not None:
         check_cam_class(config.cam_class, int(model.num_classes))
+    num_classes = getattr(model, "num_classes", None) or num_classes
     model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -179,12 +202,13 @@ def fit(config: Any, run_dir: str | Path, *, model: nn.Module | None = None, tra
             append_metrics_csv(csv_path, [row])
         if world > 1:
             dist.barrier()
-    return _finish(config, run_dir, model, history, best_epoch, test_set, eval_loader, eval_kw)
+    return _finish(config, run_dir, model, history, best_epoch, test_set, eval_loader, eval_kw, num_classes)
 
 
 def _finish(config: Any, run_dir: Path, model: nn.Module, history: list[dict[str, float]], best_epoch: int,
-            test_set: Any, eval_loader: Callable, eval_kw: dict[str, Any]) -> FitResult:
-    """Evaluate the best checkpoint on the test set and write the learning curves and the summary."""
+            test_set: Any, eval_loader: Callable, eval_kw: dict[str, Any], num_classes: int | None) -> FitResult:
+    """Evaluate the best checkpoint on the test set and write the learning curves and the summary (with
+    the warning of a run at chance level)."""
 
     rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
     test = None
@@ -193,25 +217,29 @@ def _finish(config: Any, run_dir: Path, model: nn.Module, history: list[dict[str
         model.load_state_dict(weights)
         test = evaluate(model, eval_loader(test_set), progress=config.progress, desc="test", **eval_kw)
     best = {k[6:]: v for k, v in history[best_epoch - 1].items() if k.startswith("valid_")}
-    result = FitResult(run_dir, history, best_epoch, best, test)
+    warning = chance_warning(history, num_classes)
+    result = FitResult(run_dir, history, best_epoch, best, test, warning)
     if rank == 0:
+        if warning:
+            warnings.warn(f"{run_dir}: {warning}", AdvwslWarning, stacklevel=3)
         plot_learning_curves(history, run_dir / "learning_curves.png",
                              title=f"{config.model} / {config.loss} on {config.dataset}")
         write_json(run_dir / "summary.json", {"best_epoch": best_epoch, "monitor": config.monitor, "valid": best,
-                                              "test": test, "epochs": len(history)})
+                                              "test": test, "epochs": len(history), "warning": warning})
         keys = [k for k in ("accuracy", "ap", "map", "dice", "dice_pixels", "mdice_positive", "miou") if k in best]
         rows = [[f"valid (best epoch {best_epoch})", *(f"{100 * best[k]:.2f}" for k in keys)]]
         if test is not None:
             rows.append(["test", *(f"{100 * test.get(k, math.nan):.2f}" for k in keys)])
         atomic_write_text(run_dir / "summary.md", f"# {config.model} / {config.loss} on {config.dataset}\n\n"
-                          + markdown_table(["split", *keys], rows), overwrite=True)
+                          + markdown_table(["split", *keys], rows) + (f"\n**Warning:** {warning}\n" if warning else ""),
+                          overwrite=True)
     return result
 
 
 def _load_result(run_dir: Path) -> FitResult:
     summary = read_json(run_dir / "summary.json", what="run summary")
     return FitResult(run_dir, read_metrics_csv(run_dir / "metrics.csv"), int(summary["best_epoch"]),
-                     summary["valid"], summary.get("test"))
+                     summary["valid"], summary.get("test"), summary.get("warning"))
 
 
 FOLD_METRICS = ("accuracy", "ap", "map", "dice", "dice_pixels", "mdice_positive", "miou")
@@ -248,7 +276,8 @@ def fit_folds(config: Any, run_dir: str | Path, *, resume: bool = False, **fit_k
                 for k, f in zip(config.folds, per_fold)]
         rows.append(["mean ± std", *(format_mean_std([f.get(m, math.nan) for f in per_fold]) for m in keys)])
         text = (f"# {config.model} / {config.loss} on {config.dataset} ({split}, {len(results)} folds, %)\n\n"
-                + markdown_table(["", *keys], rows))
+                + markdown_table(["", *keys], rows)
+                + "".join(f"\n**Warning (fold {k}):** {r.warning}\n" for k, r in zip(config.folds, results) if r.warning))
         summary_md = run_dir / "summary.md"
         if not summary_md.exists():
             atomic_write_text(summary_md, text)

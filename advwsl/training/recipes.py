@@ -20,11 +20,11 @@ from torch import nn
 
 from ..data import eval_transform, get_dataset, get_dataset_spec, training_transform
 from ..errors import ConfigError
-from ..models import create_model, model_info
+from ..models import create_model, get_backbone, model_info
 from ..models.cams import CAM_RULES
 
 __all__ = ["TrainConfig", "PRESETS", "preset", "load_config", "build_optimizer", "build_scheduler",
-           "lr_factor", "SCHEDULES", "check_training_data", "check_cam_class"]
+           "lr_factor", "SCHEDULES", "check_training_data", "check_cam_class", "check_model_options"]
 
 SCHEDULES = ("step", "cosine", "constant")
 
@@ -33,7 +33,9 @@ SCHEDULES = ("step", "cosine", "constant")
 class TrainConfig:
     """Everything a training run depends on (saved as ``config.json`` in the run directory).
 
-    Model: ``model`` (zoo name), ``backbone``, ``stride``, ``pretrained``, ``model_kwargs`` (head options).
+    Model: ``model`` (zoo name), ``backbone`` (a registered backbone or a timm model, ``timm:NAME``),
+    ``stride``, ``pretrained``, ``weights`` (a local state dict of the backbone, torchvision or timm,
+    ``.pth`` or ``.safetensors``; WSL models), ``model_kwargs`` (head options).
     Data: ``dataset`` (name for :func:`advwsl.data.get_dataset`), ``data_root``, ``dataset_kwargs``,
     ``folds`` (validation folds to run, section 2.1.2.2), ``augment`` (the dataset's training augmentation
     of section 2.1.3.1, :func:`advwsl.data.transforms.training_transform`: random crops, flips, rotations by
@@ -56,6 +58,7 @@ class TrainConfig:
     backbone: str = "resnet-mini"
     stride: int = 32
     pretrained: bool = False
+    weights: str | None = None
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     dataset: str = "synthetic"
     data_root: str | None = None
@@ -265,11 +268,30 @@ def build_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, steps
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor(config, it, total))
 
 
-def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
-    """The zoo model of ``config`` for ``num_classes`` classes (backbone options only for WSL models)."""
+def check_model_options(config: TrainConfig) -> None:
+    """Reject, before anything is built or written, an unknown model or backbone and a ``weights`` file that
+    is missing or given for a model without a backbone."""
+    wsl = model_info(config.model).task == "wsl"
+    if wsl:
+        get_backbone(config.backbone)
+    if config.weights is not None:
+        if not wsl:
+            raise ConfigError(f"--weights initializes the backbone of a weakly supervised model (cam, max, lse, "
+                              f"wildcat, deepmil, ...); {config.model!r} has no backbone")
+        if not Path(config.weights).is_file():
+            raise ConfigError(f"--weights {config.weights!r} is not a file; give a state dict (.pth or .safetensors) "
+                              f"of the backbone {config.backbone!r}")
+
+
+def build_model(config: TrainConfig, num_classes: int, *, init_weights: bool = True) -> nn.Module:
+    """The zoo model of ``config`` for ``num_classes`` classes (backbone options only for WSL models).
+    ``init_weights=False`` skips ``config.weights`` (a resumed run loads its own state instead)."""
     kwargs = dict(config.model_kwargs)
     if model_info(config.model).task == "wsl":
-        kwargs.update(backbone=config.backbone, stride=config.stride, pretrained=config.pretrained)
+        kwargs.update(backbone=config.backbone, stride=config.stride, pretrained=config.pretrained,
+                      weights=config.weights if init_weights else None)
+    elif config.weights is not None:
+        raise ConfigError(f"weights={config.weights!r} initializes a WSL backbone; {config.model!r} has none")
     return create_model(config.model, num_classes=num_classes, **kwargs)
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from advwsl.errors import InputError, ModelError
-from advwsl.models import create_model, grad_cam
+from advwsl.models import class_maps, create_model, grad_cam, upsample_cams
 from advwsl.utils import frozen
 
 
@@ -63,3 +63,34 @@ def test_grad_cam_small_network_and_errors():
         grad_cam(wrn, torch.rand(1, 3, 32, 32))
     with pytest.raises(InputError, match="class indices"):
         grad_cam(model, torch.rand(2, 1, 28, 28), classes=torch.tensor([0, 10]))
+
+
+def test_grad_cam_normalized_and_upsampled_equals_the_cam_of_a_linear_head(cam_model):
+    """Grad-CAM before the ReLU is (M_c - b_c) / (hw): a positive affine map of the CAM, which bilinear
+    upsampling (weights summing to one) and min-max normalization both undo."""
+    x = torch.rand(2, 3, 64, 64)
+    _, cams = cam_model.cams(x)
+    _, maps = grad_cam(cam_model, x, relu=False, normalize=True, size=x.shape[-2:])
+    assert maps.shape == (2, 3, 64, 64)
+    expected = torch.stack([class_maps(cams.detach(), torch.full((2,), c), size=(64, 64)) for c in range(3)], 1)
+    torch.testing.assert_close(maps, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_grad_cam_normalization_and_upsampling_properties(cam_model):
+    x = torch.rand(3, 3, 64, 64)
+    _, raw = grad_cam(cam_model, x)
+    _, norm = grad_cam(cam_model, x, normalize=True)
+    flat = norm.flatten(2)
+    assert torch.all((flat.amax(2) == 1) | (flat.amax(2) == 0)) and torch.all(flat.amin(2) == 0)
+    # a per-map increasing transform: the order of the cells is kept
+    assert torch.equal(raw.flatten(2).argmax(2), flat.argmax(2))
+    _, up = grad_cam(cam_model, x, classes=torch.tensor([0, 1, 2]), size=(40, 48))
+    assert up.shape == (3, 1, 40, 48)
+    torch.testing.assert_close(up, upsample_cams(grad_cam(cam_model, x, classes=torch.tensor([0, 1, 2]))[1], (40, 48)))
+    torch.testing.assert_close(up.mean(dim=(2, 3)), raw[torch.arange(3), torch.tensor([0, 1, 2])].mean(dim=(1, 2))[:, None],
+                               atol=1e-6, rtol=1e-4)  # bilinear upsampling by a whole factor keeps the mean
+    # the raw maps stay differentiable for attacks, normalized or not
+    xg = x.clone().requires_grad_()
+    _, maps = grad_cam(cam_model, xg, classes=torch.tensor([0, 1, 2]), create_graph=True, normalize=True, size=64)
+    (grad,) = torch.autograd.grad(maps.sum(), xg)
+    assert grad.abs().sum() > 0

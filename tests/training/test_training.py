@@ -192,3 +192,14 @@ def test_short_training_learns_classification_and_localization(tmp_path):
           f"{result.test['mdice_positive']:.3f} vs all-foreground {all_fg:.3f}")
     assert result.test["accuracy"] >= 0.8
     assert result.test["mdice_positive"] >= all_fg + 0.1
+
+
+def test_chance_warning_rule():
+    from advwsl.training.fit import CHANCE_MARGIN, chance_warning
+
+    rows = [{"valid_accuracy": 0.12}, {"valid_accuracy": 0.19}]
+    message = chance_warning(rows, 10)
+    assert message and "19.0 %" in message and "10 classes (10.0 %)" in message
+    assert chance_warning([{"valid_accuracy": 0.1 + CHANCE_MARGIN + 0.01}], 10) is None
+    assert chance_warning([{"valid_accuracy": 0.55}, {"valid_accuracy": 0.61}], 2) is None
+    assert chance_warning([{"valid_loss": 1.0}], 2) is None and chance_warning(rows, None) is None
