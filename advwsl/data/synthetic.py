@@ -21,7 +21,10 @@ models of real pathology):
 * ``duct``: pale lumina ringed by large pleomorphic nuclei (duct-confined, in-situ-like).
 
 Class sets: ``num_classes=2`` -> (normal, malignant=carcinoma); ``3`` -> (normal, benign=gland,
-malignant=carcinoma); ``4`` -> (normal, benign=gland, in_situ=duct, invasive=carcinoma).
+malignant=carcinoma); ``4`` -> (normal, benign=gland, in_situ=duct, invasive=carcinoma). With
+``lesions_only`` there is no normal class and every tile has a lesion: ``num_classes=2`` -> (benign=gland,
+malignant=carcinoma), the GlaS stand-in (two grades of glands, glands in every image); ``3`` -> (benign,
+in_situ, invasive). The classes whose tiles carry a region are :attr:`SyntheticHistology.region_classes`.
 
 Organization (section 2.1.2.2): a fixed test pool, and a train+valid pool partitioned into 5 seeded,
 stratified folds (80 % train / 20 % validation). Tile ``i`` of a pool depends only on ``(seed, pool, i)``
@@ -252,7 +255,8 @@ class SyntheticHistology(Dataset):
     split : ``"train"``, ``"valid"``, ``"test"`` or ``"trainval"``.
     n : keep only the first ``n`` samples of the split (``None``: all).
     size : tile side in pixels.
-    num_classes : 2, 3 or 4 (class names in :attr:`classes`).
+    num_classes : 2, 3 or 4 (class names in :attr:`classes`); 2 or 3 with ``lesions_only``.
+    lesions_only : drop the normal class: every tile has a lesion (see the module docstring).
     seed : generator seed; also seeds the folds.
     fold : which of the ``n_folds`` folds gives the validation set (section 2.1.2.2).
     n_trainval, n_test : sizes of the train+valid pool and of the fixed test pool.
@@ -269,11 +273,14 @@ class SyntheticHistology(Dataset):
     def __init__(self, split: str = "train", *, n: int | None = None, size: int = 64, num_classes: int = 2,
                  seed: int = 0, fold: int = 0, n_folds: int = 5, n_trainval: int = 1280, n_test: int = 256,
                  roi_fraction: tuple[float, float] = (0.03, 0.75), class_weights: Sequence[float] | None = None,
-                 scale: float = 1.0, transform: Callable[[dict], dict] | None = None, cache: bool = True) -> None:
+                 scale: float = 1.0, transform: Callable[[dict], dict] | None = None, cache: bool = True,
+                 lesions_only: bool = False) -> None:
         if split not in ("train", "valid", "test", "trainval"):
             raise InputError(f"split must be 'train', 'valid', 'test' or 'trainval', got {split!r}")
-        if num_classes not in CLASS_SETS:
-            raise InputError(f"num_classes must be one of {sorted(CLASS_SETS)}, got {num_classes}")
+        sets = (2, 3) if lesions_only else tuple(CLASS_SETS)
+        if num_classes not in sets:
+            raise InputError(f"num_classes must be one of {list(sets)}"
+                             f"{' with lesions_only' if lesions_only else ''}, got {num_classes}")
         if size < 16:
             raise InputError(f"size must be at least 16 pixels, got {size}")
         lo, hi = roi_fraction
@@ -286,7 +293,12 @@ class SyntheticHistology(Dataset):
             raise InputError(f"fold must be in 0..{n_folds - 1}, got {fold}")
         self.split, self.size, self.num_classes, self.seed, self.fold = split, size, num_classes, seed, fold
         self.roi_fraction, self.scale, self.transform, self.cache = (lo, hi), float(scale), transform, cache
-        self.classes, self.patterns = CLASS_SETS[num_classes]
+        if lesions_only:
+            names, patterns = CLASS_SETS[num_classes + 1]
+            self.classes, self.patterns = names[1:], patterns[1:]
+        else:
+            self.classes, self.patterns = CLASS_SETS[num_classes]
+        self.region_classes = tuple(k for k, p in enumerate(self.patterns) if p is not None)
         self.pool = "test" if split == "test" else "trainval"
         pool_labels = class_schedule(n_test if split == "test" else n_trainval, weights)
         indices = np.arange(len(pool_labels))
@@ -357,4 +369,6 @@ register_dataset(DatasetSpec(
     "synthetic", _synthetic, "built-in synthetic H&E-like tiles with ROI masks (default; no files needed)",
     needs_root=False, has_masks=True, split_table=split_table,
     train_transform=lambda: Compose([RandomRotate90(), RandomFlip()]),
-    options={"size": "tile side (64)", "num_classes": "2, 3 or 4", "n_trainval": "tiles", "n_test": "tiles"}))
+    options={"size": "tile side (64)", "num_classes": "2, 3 or 4", "n_trainval": "tiles", "n_test": "tiles",
+             "lesions_only": "no normal class, a lesion in every tile (num_classes 2: the GlaS stand-in)",
+             "roi_fraction": "[min, max] lesion area"}))
