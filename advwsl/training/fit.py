@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from ..errors import ConfigError
 from ..io import atomic_write_text, format_mean_std, markdown_table, mean_std, read_json, write_json
 from ..losses import SizeAnnotator, build_criterion
+from ..models import model_info
 from ..models.checkpoints import save_model
 from ..plotting import plot_learning_curves
 from ..utils import seed_everything, select_device
@@ -29,7 +30,10 @@ from .loops import WithCams, evaluate, train_one_epoch
 from .recipes import TrainConfig, build_datasets, build_model, build_optimizer, build_scheduler
 from .state import append_metrics_csv, load_state, read_metrics_csv, rng_state, save_state, set_rng_state
 
-__all__ = ["FitResult", "FoldsResult", "fit", "fit_folds", "FOLD_METRICS"]
+__all__ = ["FitResult", "FoldsResult", "fit", "fit_folds", "FOLD_METRICS", "SEGMENTATION_CLASSES"]
+
+#: The pixel classes of a segmentation model (section 2.1.2.1: it segments the region of interest).
+SEGMENTATION_CLASSES = ("background", "region")
 
 @dataclass
 class FitResult:
@@ -97,6 +101,8 @@ def fit(config: Any, run_dir: str | Path, *, model: nn.Module | None = None, tra
     if model is None:
         num_classes = len(classes) if classes is not None else int(train_set.num_classes)
         model = build_model(config, num_classes)
+    if model_info(config.model).task == "segmentation":
+        classes = SEGMENTATION_CLASSES
     model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -137,7 +143,8 @@ def fit(config: Any, run_dir: str | Path, *, model: nn.Module | None = None, tra
             done = {int(r["epoch"]) for r in read_metrics_csv(csv_path)}
             append_metrics_csv(csv_path, [r for r in history if int(r["epoch"]) not in done])
     eval_kw = dict(criterion=criterion, cam_rule=config.cam_rule, cam_class=config.cam_class,
-                   amp=config.amp, channels_last=config.channels_last)
+                   region_classes=getattr(valid_set, "region_classes", None), tta=config.tta, amp=config.amp,
+                   channels_last=config.channels_last)
     meta = {"classes": list(classes) if classes is not None else None, "training": config.to_dict(),
             "dataset": {"name": config.dataset, "fold": fold}}
     for epoch in range(start_epoch, config.epochs):
@@ -197,7 +204,7 @@ def _finish(config: Any, run_dir: Path, model: nn.Module, history: list[dict[str
                              title=f"{config.model} / {config.loss} on {config.dataset}")
         write_json(run_dir / "summary.json", {"best_epoch": best_epoch, "monitor": config.monitor, "valid": best,
                                               "test": test, "epochs": len(history)})
-        keys = [k for k in ("accuracy", "ap", "map", "dice", "dice_pixels", "mdice_positive", "miou") if k in best]
+        keys = [k for k in FOLD_METRICS if k in best]
         rows = [[f"valid (best epoch {best_epoch})", *(f"{100 * best[k]:.2f}" for k in keys)]]
         if test is not None:
             rows.append(["test", *(f"{100 * test.get(k, math.nan):.2f}" for k in keys)])
@@ -212,7 +219,7 @@ def _load_result(run_dir: Path) -> FitResult:
                      summary["valid"], summary.get("test"))
 
 
-FOLD_METRICS = ("accuracy", "ap", "map", "dice", "dice_pixels", "mdice_positive", "miou")
+FOLD_METRICS = ("accuracy", "ap", "map", "dice", "dice_pixels", "mdice_positive", "dice_combined", "miou")
 
 
 @dataclass
