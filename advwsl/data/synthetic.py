@@ -29,12 +29,14 @@ in_situ, invasive). The classes whose tiles carry a region are :attr:`SyntheticH
 Organization (section 2.1.2.2): a fixed test pool, and a train+valid pool partitioned into 5 seeded,
 stratified folds (80 % train / 20 % validation). Tile ``i`` of a pool depends only on ``(seed, pool, i)``
 and the generator settings, so the same seed gives identical tensors whatever the order of access, the
-subset size or the caching. Labels follow an exact, deterministic class-balance schedule.
+subset size or the caching (generated tiles are also shared between instances of one process).
+Labels follow an exact, deterministic class-balance schedule.
 """
 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 
@@ -233,6 +235,24 @@ def _render(layouts: list[dict[str, np.ndarray]], scale: float) -> tuple[torch.T
     return img, stack("mask")
 
 
+#: Tiles generated in this process, shared by every instance with the same generator settings (the folds of
+#: a k-fold run, or the many trainings of an ``advwsl reproduce`` table, draw from the same pools), least
+#: recently added dropped beyond :data:`SHARED_CACHE_BYTES`.
+_SHARED: OrderedDict[tuple, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+SHARED_CACHE_BYTES = 512 * 2**20
+_shared_bytes = [0]
+
+
+def _share(key: tuple, tiles: tuple[torch.Tensor, torch.Tensor]) -> None:
+    if key in _SHARED:
+        return
+    _SHARED[key] = tiles
+    _shared_bytes[0] += sum(t.numel() * t.element_size() for t in tiles)
+    while _shared_bytes[0] > SHARED_CACHE_BYTES and _SHARED:
+        _, old = _SHARED.popitem(last=False)
+        _shared_bytes[0] -= sum(t.numel() * t.element_size() for t in old)
+
+
 def class_schedule(n: int, weights: Sequence[float]) -> np.ndarray:
     """Labels ``0..n-1`` with exact class balance: sample i gets the class whose count lags most behind
     ``(i + 1) * weight`` (largest deficit; ties to the smaller class index)."""
@@ -320,15 +340,23 @@ class SyntheticHistology(Dataset):
                                    self.scale))
         return _render(layouts, self.scale)
 
+    def _key(self, p: int) -> tuple:
+        return (self.seed, self.pool, int(self.indices[p]), self.size, self.patterns[int(self.labels[p])],
+                self.roi_fraction, self.scale)
+
     def _tiles(self, positions: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.cache:
             return self._generate(positions)
+        for p in positions:  # tiles another instance already generated (another fold, split or run)
+            if p not in self._cache and self._key(p) in _SHARED:
+                self._cache[p] = _SHARED[self._key(p)]
         todo = [p for p in positions if p not in self._cache]
         for start in range(0, len(todo), 128):
             chunk = todo[start:start + 128]
             imgs, masks = self._generate(chunk)
             for p, im, m in zip(chunk, imgs, masks):
                 self._cache[p] = (im, m)
+                _share(self._key(p), (im, m))
         return (torch.stack([self._cache[p][0] for p in positions]),
                 torch.stack([self._cache[p][1] for p in positions]))
 

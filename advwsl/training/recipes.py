@@ -183,10 +183,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     "camelyon16-unet": {"dataset": "camelyon16", "model": "unet", "batch_size": 16, "epochs": 90, "lr": 0.1,
                         "schedule": "step", "milestones": [1 / 3, 2 / 3], "gamma": 0.1, "loss": "pixel-ce",
                         "monitor": "dice"},
-    # a U-Net of base width 16 and depth 3 (0.47 M parameters) on the synthetic recipe
-    "synthetic-unet": {"dataset": "synthetic", "model": "unet", "model_kwargs": {"base_width": 16, "depth": 3},
+    # a U-Net of base width 8 and depth 3 (0.12 M parameters) on the synthetic recipe; the soft Dice term gets
+    # it past the all-background start within 2-3 epochs (pixel cross-entropy alone: 4-5)
+    "synthetic-unet": {"dataset": "synthetic", "model": "unet", "model_kwargs": {"base_width": 8, "depth": 3},
                        "batch_size": 32, "epochs": 6, "lr": 0.05, "schedule": "cosine",
-                       "dataset_kwargs": {"size": 64, "n_trainval": 1280, "n_test": 256}, "loss": "pixel-ce",
+                       "dataset_kwargs": {"size": 64, "n_trainval": 1280, "n_test": 256}, "loss": "pixel-ce-dice",
                        "monitor": "dice"},
 }
 #: The preset of a segmentation model on a dataset: ``<dataset>-unet``.

@@ -65,7 +65,7 @@ def test_unet_presets_and_resolution():
         assert (cfg.lr, cfg.batch_size, cfg.milestones, cfg.gamma) == (0.1, 16, [1 / 3, 2 / 3], 0.1)
     assert PRESETS["glas-unet"]["epochs"] == 960 and PRESETS["camelyon16-unet"]["epochs"] == 90
     cfg = resolve_train_config(TrainRequest(options={"model": "unet", "dataset": "synthetic", "epochs": 1}))
-    assert (cfg.loss, cfg.monitor, cfg.epochs, cfg.model_kwargs["base_width"]) == ("pixel-ce", "dice", 1, 16)
+    assert (cfg.loss, cfg.monitor, cfg.epochs, cfg.model_kwargs["base_width"]) == ("pixel-ce-dice", "dice", 1, 8)
     three = build_model(TrainConfig(model="unet", loss="pixel-ce", monitor="dice", model_kwargs={"base_width": 4,
                                                                                                     "depth": 2}), 3)
     assert three.num_classes == 2  # background and region, whatever the image classes
