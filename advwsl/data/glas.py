@@ -111,6 +111,8 @@ class GlaS(TableDataset):
 
     #: Both classes' images carry glands: benign glands and malignant glands (eq. 4.14).
     region_classes = (0, 1)
+    #: Whole images differ in size (Table 2.3): they are evaluated one at a time.
+    variable_size = True
 
     def __init__(self, root: str | Path, split: str = "train", *, fold: int = 0, seed: int = 0,
                  transform: Callable[[dict], dict] | None = None) -> None:

@@ -203,7 +203,8 @@ def evaluate_job(config: EvaluateConfig) -> tuple[Path, dict[str, float]]:
     record = {"checkpoint": str(config.checkpoint), "dataset": dataset, "split": config.split, "fold": fold,
               **settings}
     with run_directory("evaluate", config.out, config=record) as run_dir:
-        metrics = evaluate(model, DataLoader(data, batch_size=config.batch_size), criterion=criterion.to(device),
+        batch = 1 if getattr(data, "variable_size", False) else config.batch_size  # GlaS: whole images of many sizes
+        metrics = evaluate(model, DataLoader(data, batch_size=batch), criterion=criterion.to(device),
                            progress=config.progress, desc=f"evaluate {config.split}", **settings, **extra)
         write_json(run_dir / "metrics.json", metrics)
         table = markdown_table(["metric", "value (%)"], [[k, f"{100 * v:.2f}"] for k, v in metrics.items()

@@ -127,7 +127,8 @@ def _test_loader(recipe: dict[str, Any], fold: int, cache: dict[str, Any]) -> Da
     if key not in cache:
         data = get_dataset(recipe["dataset"], recipe.get("data_root"), "test", fold=fold,
                            transform=eval_transform(recipe["dataset"]), **recipe.get("dataset_kwargs", {}))
-        cache[key] = DataLoader(data, batch_size=int(recipe.get("batch_size", 32)))
+        size = 1 if getattr(data, "variable_size", False) else int(recipe.get("batch_size", 32))
+        cache[key] = DataLoader(data, batch_size=size)
     return cache[key]
 
 

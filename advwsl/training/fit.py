@@ -115,8 +115,9 @@ def fit(config: Any, run_dir: str | Path, *, model: nn.Module | None = None, tra
     sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=config.seed)
     train_loader = DataLoader(train_set, batch_size=per_rank, sampler=sampler, num_workers=config.num_workers,
                               drop_last=len(sampler) >= per_rank, pin_memory=device.type == "cuda")
-    eval_loader = lambda ds: DataLoader(shard_dataset(ds, rank, world), batch_size=per_rank,
-                                        num_workers=config.num_workers)
+    # whole images of different sizes (GlaS) are evaluated one at a time (section 4.4.2)
+    eval_loader = lambda ds: DataLoader(shard_dataset(ds, rank, world), num_workers=config.num_workers,
+                                        batch_size=1 if getattr(ds, "variable_size", False) else per_rank)
     valid_loader = eval_loader(valid_set)
     optimizer = build_optimizer(config, model, criterion)
     scheduler = build_scheduler(config, optimizer, len(train_loader))

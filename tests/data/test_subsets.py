@@ -75,3 +75,20 @@ def test_glas_like_stand_in_has_a_lesion_of_its_class_in_every_tile():
     with pytest.raises(InputError, match="lesions_only"):
         SyntheticHistology("test", num_classes=4, lesions_only=True)
     assert get_dataset("synthetic", split="test", size=16, n_test=4, lesions_only=True).classes[0] == "benign"
+
+
+def test_glas_whole_images_of_several_sizes_are_evaluated_one_at_a_time(glas_root, tmp_path):
+    from PIL import Image
+
+    from advwsl.training import fit
+
+    base = glas_root / "Warwick QU Dataset (Released 2016_07_08)"
+    for name in ("testA_1", "testB_2", "train_3"):  # GlaS images come in several sizes (Table 2.3)
+        for suffix, resample in (("", Image.BILINEAR), ("_anno", Image.NEAREST)):
+            path = base / f"{name}{suffix}.bmp"
+            Image.open(path).resize((21, 15), resample).save(path)
+    cfg = TrainConfig(dataset="glas", data_root=str(glas_root), backbone="resnet-mini", stride=8, crop_size=16,
+                      epochs=1, batch_size=4, progress=False, model="cam")
+    result = fit(cfg, tmp_path / "run")
+    assert result.test["n_images"] == 6 and 0 <= result.test["dice"] <= 1
+    assert "dice_combined" in result.test  # GlaS has two gland classes: eq. 4.14 beside the binary Dice
