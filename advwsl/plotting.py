@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -310,5 +311,5 @@ def plot_sweep(frame: Any, path: str | Path, *, measures: Sequence[str], labels:
     for ax in axes.ravel()[len(cells):]:
         ax.axis("off")
     if title:
-        fig.suptitle(title, fontsize=11)
+        fig.suptitle(textwrap.fill(title, 45 * cols), fontsize=10)
     return _save(fig, path, 120)

@@ -117,7 +117,9 @@ def patch_counts(ctx: Context) -> Outcome:
                 Measure("after_total", "After: total", digits=0),
                 Measure("after_category2", "After: p_m > p_1", digits=0),
                 Measure("kept", "Category 2 kept / category 1", "plain", 4)]
-    frame = side_by_side(ours, [dict(r) for r in ctx.entry.reference], ["patch size"], measures)
+    run = {r["patch size"] for r in ours}
+    frame = side_by_side(ours, [dict(r) for r in ctx.entry.reference if r["patch size"] in run], ["patch size"],
+                         measures)
     atomic_write_text(ctx.run_dir / "table.csv", frame.to_csv(index=False))
     lines = [f"# {ctx.entry.id}: {ctx.entry.title}", ""]
     if ctx.stand_in:

@@ -267,7 +267,8 @@ def wsl_table(ctx: Context) -> Outcome:
         sweep = pd.DataFrame(ours)
         atomic_write_text(ctx.run_dir / "figure.csv", sweep.to_csv(index=False))
         plot_sweep(sweep, ctx.run_dir / "figure.png", measures=figure.get("measures", measures),
-                   labels={m: MEASURES.get(m, m) for m in measures}, lines=figure.get("lines", "method"),
+                   labels={m: MEASURES.get(m, m).replace(" (%)", "") for m in measures},
+                   lines=figure.get("lines", "method"),
                    panels="panel" if sweep["panel"].notna().any() else None, xlabel=figure.get("xlabel", ""),
                    log_x=bool(figure.get("log_x")),
                    title=f"{ctx.entry.id.replace('fig-', 'Figure ')}: {ctx.entry.title}"
