@@ -4,6 +4,7 @@ Text in figures is at least 8 pt."""
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -331,3 +332,39 @@ def save_cam_overlays(images: Any, maps: Any, out_dir: str | Path, *, names: Seq
                 Image.fromarray((np.clip(values, 0, 1) * 255).round().astype(np.uint8)).save(tmp, format="PNG")
             written.append(out_dir / f"{name}_{kind}.png")
     return written
+
+
+def plot_sweep(frame: Any, path: str | Path, *, measures: Sequence[str], labels: dict[str, str] | None = None,
+               x: str = "x", lines: str = "method", panels: str | None = None, xlabel: str = "",
+               log_x: bool = False, title: str | None = None) -> Path:
+    """A hyper-parameter or training-set sweep (Figures 2.8, 2.9, 3.3, 4.2, 4.3): for each panel (a value of
+    the ``panels`` column, or one overall) and each measure, the mean (drawn in percent; shares in [0, 1] in
+    ``frame``) against ``x``, one line per value of ``lines``, with the ``<measure>_std`` band when present.
+    ``labels`` names the measures on the y axes. Returns the written path (PNG)."""
+    path = Path(path)
+    panel_values = list(dict.fromkeys(frame[panels])) if panels else [None]
+    cells = [(p, m) for p in panel_values for m in measures]
+    cols = min(len(cells), 2 if len(cells) % 2 == 0 or len(cells) > 3 else len(cells))
+    rows = math.ceil(len(cells) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.8 * rows), squeeze=False)
+    for ax, (panel, measure) in zip(axes.ravel(), cells):
+        sub = frame if panel is None else frame[frame[panels] == panel]
+        for name in dict.fromkeys(sub[lines]):
+            part = sub[sub[lines] == name].sort_values(x)
+            y = 100 * part[measure].astype(float)
+            ax.plot(part[x], y, "o-", ms=3.5, lw=1.3, label=str(name))
+            if f"{measure}_std" in part:
+                s = 100 * part[f"{measure}_std"].astype(float).fillna(0.0)
+                ax.fill_between(part[x], y - s, y + s, alpha=0.15)
+        if log_x:
+            ax.set_xscale("symlog", linthresh=min(v for v in frame[x] if v > 0) if (frame[x] > 0).any() else 1.0)
+        ax.set(xlabel=xlabel or x, ylabel=f"{(labels or {}).get(measure, measure)} (%)")
+        if panel is not None:
+            ax.set_title(str(panel), fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in axes.ravel()[len(cells):]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(textwrap.fill(title, 45 * cols), fontsize=10)
+    return _save(fig, path, 120)

@@ -15,8 +15,8 @@ from .options import (batch_size, data_root, dataset, dataset_kwargs, device, js
 
 
 @click.command("train")
-@model(None, "Zoo architecture to train (cam, max, lse, wildcat, deepmil, ...; `advwsl models`). Default: the "
-             "recipe's (wildcat).")
+@model(None, "Zoo architecture to train (cam, max, lse, wildcat, deepmil, gradcam, unet, ...; `advwsl models`). "
+             "Default: the recipe's (wildcat).")
 @dataset(None, "Dataset to train on (`advwsl data list`). Default: synthetic.")
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), default=None,
               help="Named recipe (default: the dataset's own, when it has one).")
@@ -49,6 +49,10 @@ from .options import (batch_size, data_root, dataset, dataset_kwargs, device, js
               help="How CAMs are binarized for the Dice (default zero: M_c > 0, the reference's).")
 @click.option("--cam-class", default=None, help="CAM used for the Dice: true, predicted or a class index.")
 @click.option("--augment/--no-augment", default=None, help="The dataset's training augmentation.")
+@click.option("--crop-size", type=click.IntRange(min=1), default=None,
+              help="Side of the augmentation's random crop (default: the dataset's; GlaS 448 in chapter 4).")
+@click.option("--train-fraction", type=click.FloatRange(min=0, max=1, min_open=True), default=None,
+              help="Train on this seeded, class-stratified share of the training split (Figures 2.8, 2.9).")
 @seed(None)
 @device
 @click.option("--amp/--no-amp", default=None, help="bf16 autocast (mixed precision).")

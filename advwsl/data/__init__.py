@@ -9,8 +9,9 @@ where pixel labels exist, "index": int, ...}``; :func:`get_dataset` builds any o
 
 from . import bach, breakhis, digits, folder, glas, mnist5k, synthetic, voc  # noqa: F401  (each module registers its dataset)
 from .camelyon16 import dataset as _camelyon16  # noqa: F401
+from .folds import LabelledSubset, stratified_subset
 from .registry import (DatasetSpec, eval_transform, get_dataset, get_dataset_spec, list_datasets,
                        register_dataset, training_transform)
 
-__all__ = ["DatasetSpec", "eval_transform", "get_dataset", "get_dataset_spec", "list_datasets", "register_dataset",
-           "training_transform"]
+__all__ = ["DatasetSpec", "LabelledSubset", "eval_transform", "get_dataset", "get_dataset_spec", "list_datasets",
+           "register_dataset", "stratified_subset", "training_transform"]

@@ -105,4 +105,5 @@ register_dataset(DatasetSpec(
     split_table=split_table,
     layout="ROOT/ICIAR2018_BACH_Challenge/Photos/{Normal,Benign,InSitu,Invasive}/*.tif "
            "+ Photos/microscopy_ground_truth.csv",
-    train_transform=lambda: Compose([RandomRotatedCrop(512), RandomFlip(), ColorJitter(0.5, 0.5, 0.5, 0.05)])))
+    train_transform=lambda crop=512: Compose([RandomRotatedCrop(crop), RandomFlip(),
+                                             ColorJitter(0.5, 0.5, 0.5, 0.05)])))

@@ -157,5 +157,6 @@ register_dataset(DatasetSpec(
     "breakhis", BreakHis, "BreakHis, benign vs malignant, 40/100/200/400x (section 2.1.1.1)", needs_root=True,
     classes=CLASSES, split_table=split_table,
     layout="ROOT/BreaKHis_v1/histology_slides/breast/{benign,malignant}/SOB/<type>/<patient>/<mag>X/*.png",
-    train_transform=lambda: Compose([RandomCrop(448), RandomRotate90(), RandomFlip(), ColorJitter(0.5, 0.5, 0.5, 0.05)]),
+    train_transform=lambda crop=448: Compose([RandomCrop(crop), RandomRotate90(), RandomFlip(),
+                                             ColorJitter(0.5, 0.5, 0.5, 0.05)]),
     options={"magnification": "40, 100, 200 or 400 (default 40)"}))

@@ -6,14 +6,17 @@ A *split table* is a :class:`pandas.DataFrame` with one row per sample and at le
 ``label`` and ``split`` (``train``, ``valid`` or ``test``); loaders add their own columns (``patient``,
 ``magnification``, ...). :func:`assign_folds` gives every non-test row a fold index; :func:`fold_table` turns
 that into the split table of one fold; :func:`export_folds` / :func:`read_split_csv` write and read them.
+:func:`stratified_subset` keeps a seeded share of each class of a training set (Figures 2.8 and 2.9).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from torch.utils.data import Dataset
 
 from ..errors import DatasetError, InputError
 
@@ -129,3 +132,45 @@ def check_no_leakage(table: pd.DataFrame, group_col: str) -> None:
     bad = per_group[per_group > 1]
     if len(bad):
         raise DatasetError(f"groups in more than one split ({group_col}): {list(bad.index[:5])}")
+
+
+class LabelledSubset(Dataset):
+    """The samples ``indices`` of ``dataset``, keeping its attributes (``classes``, ``region_classes``, ...)
+    and its ``labels`` restricted to the subset."""
+
+    def __init__(self, dataset: Dataset, indices: Sequence[int]) -> None:
+        self.dataset = dataset
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.labels = np.asarray(dataset.labels)[self.indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.dataset[int(self.indices[i])]
+
+    def __getattr__(self, name: str):
+        if name == "dataset":  # not set yet (unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+
+def stratified_subset(dataset: Dataset, fraction: float, *, seed: int = 0) -> LabelledSubset:
+    """A seeded share ``fraction`` of each class of ``dataset`` (section 2.1.3.1: "we randomly sample a given
+    fraction of the examples in each class to keep the same balance between the classes"): ``round(fraction
+    * n_c)`` samples of class c, at least one. BACH's 10 / 25 / 50 / 75 % of 40 training images per class
+    keep 4 / 10 / 20 / 30. The dataset needs 1-D integer ``labels`` (one class per image)."""
+    if not 0 < fraction <= 1:
+        raise InputError(f"the training fraction must be in (0, 1], got {fraction}")
+    labels = getattr(dataset, "labels", None)
+    if labels is None or np.asarray(labels).ndim != 1:
+        raise InputError(f"a class-stratified subset needs one label per image (a 'labels' array); "
+                         f"{type(dataset).__name__} has none")
+    labels = np.asarray(labels)
+    rng = np.random.default_rng([int(seed), 2_1_3_1])
+    keep = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        k = max(1, int(round(fraction * len(members))))
+        keep.append(np.sort(rng.permutation(members)[:k]))
+    return LabelledSubset(dataset, np.sort(np.concatenate(keep)) if keep else np.zeros(0, np.int64))

@@ -106,7 +106,13 @@ class GlaS(TableDataset):
     """GlaS images of one split and fold with binary gland masks.
 
     ``__getitem__`` returns ``{"image": (3, H, W) in [0, 1], "label": 0 benign / 1 malignant,
-    "mask": float32 (H, W) in {0, 1} (glands), "index", "path"}``; sizes vary between images."""
+    "mask": float32 (H, W) in {0, 1} (glands), "index", "path"}``; sizes vary between images. The glands
+    of an image belong to its class: with the background, three pixel classes (section 4.4.1)."""
+
+    #: Both classes' images carry glands: benign glands and malignant glands (eq. 4.14).
+    region_classes = (0, 1)
+    #: Whole images differ in size (Table 2.3): they are evaluated one at a time.
+    variable_size = True
 
     def __init__(self, root: str | Path, split: str = "train", *, fold: int = 0, seed: int = 0,
                  transform: Callable[[dict], dict] | None = None) -> None:
@@ -121,4 +127,5 @@ register_dataset(DatasetSpec(
     "glas", GlaS, "GlaS / Warwick QU, benign vs malignant with gland masks (section 2.1.1.3)", needs_root=True,
     classes=CLASSES, has_masks=True, split_table=split_table,
     layout="ROOT/Warwick QU Dataset (Released 2016_07_08)/{train,testA,testB}_<n>[_anno].bmp + Grade.csv",
-    train_transform=lambda: Compose([RandomCrop(416), RandomRotate90(), RandomFlip(), ColorJitter(0.5, 0.5, 0.5, 0.05)])))
+    train_transform=lambda crop=416: Compose([RandomCrop(crop), RandomRotate90(), RandomFlip(),
+                                             ColorJitter(0.5, 0.5, 0.5, 0.05)])))

@@ -17,7 +17,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from ..errors import AdvwslError, DatasetError, InputError
+from ..errors import AdvwslError, ConfigError, DatasetError, InputError
 from ..registry import Registry
 from .transforms import Compose, Transform
 
@@ -36,7 +36,11 @@ class DatasetSpec:
     ``factory(root, split, fold=..., transform=..., **options) -> Dataset`` builds one split; samples are
     dicts ``{"image": float32 (C, H, W) in [0, 1], "label", "mask" (when ``has_masks``), "index", ...}``.
     ``classes`` is None when it depends on the options (e.g. the synthetic set's ``num_classes``).
-    ``train_transform`` / ``eval_transform`` build the joint image + mask transforms.
+    ``train_transform`` / ``eval_transform`` build the joint image + mask transforms (a ``train_transform``
+    with a random crop takes its side as an optional argument).
+    A dataset whose masks are the region of the image's own class has a ``region_classes`` attribute on its
+    instances: the classes whose images carry a region (GlaS: benign and malignant glands; CAMELYON16:
+    metastatic), read by the evaluation of eq. 4.14.
     ``split_table(root, fold=..., n_folds=..., seed=..., **options) -> DataFrame`` (datasets whose folds
     advwsl draws itself) gives the train/valid/test assignment of one fold, exported by ``advwsl data folds``."""
 
@@ -126,9 +130,16 @@ def dataset_options(name: str) -> str:
     return "it takes " + (", ".join(names) if names else "no options")
 
 
-def training_transform(dataset: str) -> Transform:
-    """The training augmentation of ``dataset`` (sections 2.1.3.1, 3.4.2, 4.4.2), from its spec."""
-    return get_dataset_spec(dataset).train_transform()
+def training_transform(dataset: str, *, crop_size: int | None = None) -> Transform:
+    """The training augmentation of ``dataset`` (sections 2.1.3.1, 3.4.2, 4.4.2), from its spec;
+    ``crop_size`` replaces the side of its random crop (GlaS: 416 in chapter 2, 448 in chapter 4)."""
+    spec = get_dataset_spec(dataset)
+    if crop_size is None:
+        return spec.train_transform()
+    if not inspect.signature(spec.train_transform).parameters:
+        raise ConfigError(f"{spec.name} trains on whole images (its augmentation has no random crop); drop "
+                          f"crop_size {crop_size}")
+    return spec.train_transform(int(crop_size))
 
 
 def eval_transform(dataset: str) -> Transform:

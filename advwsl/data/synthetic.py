@@ -21,17 +21,22 @@ models of real pathology):
 * ``duct``: pale lumina ringed by large pleomorphic nuclei (duct-confined, in-situ-like).
 
 Class sets: ``num_classes=2`` -> (normal, malignant=carcinoma); ``3`` -> (normal, benign=gland,
-malignant=carcinoma); ``4`` -> (normal, benign=gland, in_situ=duct, invasive=carcinoma).
+malignant=carcinoma); ``4`` -> (normal, benign=gland, in_situ=duct, invasive=carcinoma). With
+``lesions_only`` there is no normal class and every tile has a lesion: ``num_classes=2`` -> (benign=gland,
+malignant=carcinoma), the GlaS stand-in (two grades of glands, glands in every image); ``3`` -> (benign,
+in_situ, invasive). The classes whose tiles carry a region are :attr:`SyntheticHistology.region_classes`.
 
 Organization (section 2.1.2.2): a fixed test pool, and a train+valid pool partitioned into 5 seeded,
 stratified folds (80 % train / 20 % validation). Tile ``i`` of a pool depends only on ``(seed, pool, i)``
 and the generator settings, so the same seed gives identical tensors whatever the order of access, the
-subset size or the caching. Labels follow an exact, deterministic class-balance schedule.
+subset size or the caching (generated tiles are also shared between instances of one process).
+Labels follow an exact, deterministic class-balance schedule.
 """
 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 
@@ -230,6 +235,24 @@ def _render(layouts: list[dict[str, np.ndarray]], scale: float) -> tuple[torch.T
     return img, stack("mask")
 
 
+#: Tiles generated in this process, shared by every instance with the same generator settings (the folds of
+#: a k-fold run, or the many trainings of an ``advwsl reproduce`` table, draw from the same pools), least
+#: recently added dropped beyond :data:`SHARED_CACHE_BYTES`.
+_SHARED: OrderedDict[tuple, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+SHARED_CACHE_BYTES = 512 * 2**20
+_shared_bytes = [0]
+
+
+def _share(key: tuple, tiles: tuple[torch.Tensor, torch.Tensor]) -> None:
+    if key in _SHARED:
+        return
+    _SHARED[key] = tiles
+    _shared_bytes[0] += sum(t.numel() * t.element_size() for t in tiles)
+    while _shared_bytes[0] > SHARED_CACHE_BYTES and _SHARED:
+        _, old = _SHARED.popitem(last=False)
+        _shared_bytes[0] -= sum(t.numel() * t.element_size() for t in old)
+
+
 def class_schedule(n: int, weights: Sequence[float]) -> np.ndarray:
     """Labels ``0..n-1`` with exact class balance: sample i gets the class whose count lags most behind
     ``(i + 1) * weight`` (largest deficit; ties to the smaller class index)."""
@@ -252,7 +275,8 @@ class SyntheticHistology(Dataset):
     split : ``"train"``, ``"valid"``, ``"test"`` or ``"trainval"``.
     n : keep only the first ``n`` samples of the split (``None``: all).
     size : tile side in pixels.
-    num_classes : 2, 3 or 4 (class names in :attr:`classes`).
+    num_classes : 2, 3 or 4 (class names in :attr:`classes`); 2 or 3 with ``lesions_only``.
+    lesions_only : drop the normal class: every tile has a lesion (see the module docstring).
     seed : generator seed; also seeds the folds.
     fold : which of the ``n_folds`` folds gives the validation set (section 2.1.2.2).
     n_trainval, n_test : sizes of the train+valid pool and of the fixed test pool.
@@ -269,11 +293,14 @@ class SyntheticHistology(Dataset):
     def __init__(self, split: str = "train", *, n: int | None = None, size: int = 64, num_classes: int = 2,
                  seed: int = 0, fold: int = 0, n_folds: int = 5, n_trainval: int = 1280, n_test: int = 256,
                  roi_fraction: tuple[float, float] = (0.03, 0.75), class_weights: Sequence[float] | None = None,
-                 scale: float = 1.0, transform: Callable[[dict], dict] | None = None, cache: bool = True) -> None:
+                 scale: float = 1.0, transform: Callable[[dict], dict] | None = None, cache: bool = True,
+                 lesions_only: bool = False) -> None:
         if split not in ("train", "valid", "test", "trainval"):
             raise InputError(f"split must be 'train', 'valid', 'test' or 'trainval', got {split!r}")
-        if num_classes not in CLASS_SETS:
-            raise InputError(f"num_classes must be one of {sorted(CLASS_SETS)}, got {num_classes!r}")
+        sets = (2, 3) if lesions_only else tuple(CLASS_SETS)
+        if num_classes not in sets:
+            raise InputError(f"num_classes must be one of {list(sets)}"
+                             f"{' with lesions_only' if lesions_only else ''}, got {num_classes!r}")
         if size < 16:
             raise InputError(f"size must be at least 16 pixels, got {size!r}")
         lo, hi = roi_fraction
@@ -286,7 +313,12 @@ class SyntheticHistology(Dataset):
             raise InputError(f"fold must be in 0..{n_folds - 1}, got {fold}")
         self.split, self.size, self.num_classes, self.seed, self.fold = split, size, num_classes, seed, fold
         self.roi_fraction, self.scale, self.transform, self.cache = (lo, hi), float(scale), transform, cache
-        self.classes, self.patterns = CLASS_SETS[num_classes]
+        if lesions_only:
+            names, patterns = CLASS_SETS[num_classes + 1]
+            self.classes, self.patterns = names[1:], patterns[1:]
+        else:
+            self.classes, self.patterns = CLASS_SETS[num_classes]
+        self.region_classes = tuple(k for k, p in enumerate(self.patterns) if p is not None)
         self.pool = "test" if split == "test" else "trainval"
         pool_labels = class_schedule(n_test if split == "test" else n_trainval, weights)
         indices = np.arange(len(pool_labels))
@@ -308,15 +340,23 @@ class SyntheticHistology(Dataset):
                                    self.scale))
         return _render(layouts, self.scale)
 
+    def _key(self, p: int) -> tuple:
+        return (self.seed, self.pool, int(self.indices[p]), self.size, self.patterns[int(self.labels[p])],
+                self.roi_fraction, self.scale)
+
     def _tiles(self, positions: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.cache:
             return self._generate(positions)
+        for p in positions:  # tiles another instance already generated (another fold, split or run)
+            if p not in self._cache and self._key(p) in _SHARED:
+                self._cache[p] = _SHARED[self._key(p)]
         todo = [p for p in positions if p not in self._cache]
         for start in range(0, len(todo), 128):
             chunk = todo[start:start + 128]
             imgs, masks = self._generate(chunk)
             for p, im, m in zip(chunk, imgs, masks):
                 self._cache[p] = (im, m)
+                _share(self._key(p), (im, m))
         return (torch.stack([self._cache[p][0] for p in positions]),
                 torch.stack([self._cache[p][1] for p in positions]))
 
@@ -360,4 +400,5 @@ register_dataset(DatasetSpec(
     options={"size": "tile side (64)", "num_classes": "2, 3 or 4", "n_trainval": "tiles", "n_test": "tiles",
              "n": "first n samples of the split", "seed": "generator seed (0)", "n_folds": "folds (5)",
              "roi_fraction": "[min, max] ROI area share", "class_weights": "relative class frequencies",
-             "scale": "nucleus size multiplier (1.0)", "cache": "keep tiles in memory (true)"}))
+             "scale": "nucleus size multiplier (1.0)", "cache": "keep tiles in memory (true)",
+             "lesions_only": "no normal class, a lesion in every tile (num_classes 2: the GlaS stand-in)"}))

@@ -163,7 +163,14 @@ class AttackConfig:
 
     ``budget`` holds the ``--budget`` items (``N`` for every attack, or ``ATTACK=N``); an attack without one
     runs at its reference budget. ``epsilon`` are the radii of the report's accuracy columns.
-    ``cam_rule`` binarizes CAMs in the report (:data:`advwsl.models.cams.CAM_RULES`)."""
+    ``cam_rule`` binarizes CAMs in the report (:data:`advwsl.models.cams.CAM_RULES`). The report uses
+    ``"minmax"`` (min-max normalized, threshold 0.5) by default, not the reference's evaluation rule
+    (``"zero"``: M_c > 0, or ``"argmax"`` of [0, M] with size supervision, which ``advwsl train`` /
+    ``evaluate`` and ``advwsl reproduce`` use): the report compares a CAM before and after an attack, and a
+    rule that ignores the map's offset measures where the map moved, not how its level shifted (an attack
+    that lowers every score empties an M_c > 0 region without moving it); it also localizes with every head
+    whatever the offset of its maps (Deep MIL's hw A - 1, max pooling), and it is the map CAM-DDN attacks.
+    ``--cam-rule zero`` gives the Dice vs the mask on the reference's footing."""
 
     model: str = "digits-cnn"
     checkpoint: str | None = None

@@ -20,10 +20,10 @@ from ..data import eval_transform, get_dataset
 from ..errors import ConfigError
 from ..io import atomic_write_text, markdown_table, read_json, write_json
 from ..losses import build_criterion
-from ..models import CAM_RULES, checkpoint_info, load_model
+from ..models import CAM_RULES, checkpoint_info, list_models, load_model
 from ..runs import check_out, create_run_dir, resumable_run, run_directory
-from ..training import (PRESETS, TrainConfig, check_cam_class, check_model_options, check_training_data, evaluate,
-                        fit_folds, init_distributed, load_config)
+from ..training import (PRESETS, SEGMENTATION_PRESET, TrainConfig, check_cam_class, check_model_options,
+                        check_training_data, evaluate, fit_folds, init_distributed, load_config)
 from ..utils import select_device
 
 __all__ = ["TrainRequest", "resolve_train_config", "train_job", "EvaluateConfig", "evaluate_job", "RESUMABLE"]
@@ -73,13 +73,18 @@ class TrainRequest:
 
 def resolve_train_config(request: TrainRequest) -> TrainConfig:
     """The configuration of a new run: recipe of ``request.preset`` (default: the dataset's own, when it has
-    one), then the config file, then the command line."""
+    one; for a segmentation model the dataset's ``<dataset>-unet`` recipe), then the config file, then the
+    command line."""
     if request.preset and request.preset not in PRESETS:
         raise ConfigError(f"unknown preset {request.preset!r}; available: {', '.join(sorted(PRESETS))}")
     from_file = load_config(request.config_file) if request.config_file else {}
     given = request.given(from_file)
     dataset = given.get("dataset", from_file.get("dataset", "synthetic"))
+    model = given.get("model", from_file.get("model"))
     name = request.preset or (dataset if dataset in PRESETS else None)
+    segmentation = SEGMENTATION_PRESET.format(dataset=dataset)
+    if not request.preset and model in list_models("segmentation") and segmentation in PRESETS:
+        name = segmentation  # e.g. --model unet --dataset glas: the U-Net recipe of section 2.1.3.2
     config = TrainConfig.from_dict({**(PRESETS[name] if name else {}), **from_file, **given})
     check_model_options(config)
     return config
@@ -188,10 +193,11 @@ def evaluate_job(config: EvaluateConfig) -> tuple[Path, dict[str, float]]:
     model = load_model(config.checkpoint)
     num_classes = getattr(model, "num_classes", None) or len(info.get("classes") or []) or None
     data_classes = getattr(data, "classes", None)
+    segmentation = training.get("model") in list_models("segmentation")
     labels = getattr(data, "labels", None)
     top = int(np.asarray(labels).max()) if labels is not None and len(labels) else None
-    if num_classes and ((data_classes is not None and len(data_classes) != num_classes)
-                        or (top is not None and top >= num_classes)):
+    if num_classes and not segmentation and ((data_classes is not None and len(data_classes) != num_classes)
+                                             or (top is not None and top >= num_classes)):
         n_data = len(data_classes) if data_classes is not None else top + 1
         raise ConfigError(f"{config.checkpoint} has {num_classes} classes but {dataset} ({config.split} split) has "
                           f"{n_data}; evaluate it on the data it was trained for")
@@ -204,11 +210,13 @@ def evaluate_job(config: EvaluateConfig) -> tuple[Path, dict[str, float]]:
         criterion.load_state_dict({k: torch.tensor(v) for k, v in info["loss_state"].items()})
     settings = {"cam_rule": config.cam_rule or training.get("cam_rule", "zero"),
                 "cam_class": config.cam_class or training.get("cam_class", "true")}
+    extra = {"region_classes": getattr(data, "region_classes", None), "tta": bool(training.get("tta", False))}
     record = {"checkpoint": str(config.checkpoint), "dataset": dataset, "split": config.split, "fold": fold,
               **settings}
     with run_directory("evaluate", config.out, config=record) as run_dir:
-        metrics = evaluate(model, DataLoader(data, batch_size=config.batch_size), criterion=criterion.to(device),
-                           progress=config.progress, desc=f"evaluate {config.split}", **settings)
+        batch = 1 if getattr(data, "variable_size", False) else config.batch_size  # GlaS: whole images of many sizes
+        metrics = evaluate(model, DataLoader(data, batch_size=batch), criterion=criterion.to(device),
+                           progress=config.progress, desc=f"evaluate {config.split}", **settings, **extra)
         write_json(run_dir / "metrics.json", metrics)
         table = markdown_table(["metric", "value (%)"], [[k, f"{100 * v:.2f}"] for k, v in metrics.items()
                                                            if k not in ("n", "n_images", "loss")])

@@ -8,6 +8,13 @@ normalized CAMs ``M_hat`` have ``K + 1`` channels (background first) and the siz
 ``nu_hat`` have ``K + 1`` components summing to 1 (section 4.3). The true size of an image of class ``y``
 is ``a_{y+1}`` = the fraction of its mask, ``a_0 = 1 - a_{y+1}`` and the other components are 0 (the
 GlaS and CAMELYON16 annotations of section 4.4.3).
+
+On CAMELYON16 this gives three components (background, normal, metastatic) with the normal one always 0,
+where the reference's text reads two (normal tissue, metastatic). The three are kept on purpose: it is the
+shape the reference uses on GlaS ("one component of the size vector for GlaS is always zero"), one
+normalization and one segmentation rule (arg max of [0, M], section 3.4.2) serve every dataset, and the
+metastatic size target (the mask's fraction) is the same in both readings; the difference is that the
+normal class's map is pushed below the constant background instead of standing for it.
 """
 
 from __future__ import annotations

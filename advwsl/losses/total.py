@@ -1,9 +1,11 @@
 """Training criteria with one interface for the training loop: the image-label loss (eq. 4.4 / 4.5), the
-size-supervised total of eq. 4.13 and the Jia et al. baseline (eq. 4.1-4.3, in ``jia.py``).
+size-supervised total of eq. 4.13, the Jia et al. baseline (eq. 4.1-4.3, in ``jia.py``) and the pixel losses
+of the fully supervised U-Net (section 2.1.3.2, in ``pixel.py``).
 
 A criterion is an ``nn.Module`` called as ``criterion(logits, labels, *, cams=None, sizes=None,
 input_size=None) -> (loss, parts)`` where ``parts`` maps names to detached scalars for logging; its
-``needs_cams`` / ``needs_sizes`` flags tell the loop what to compute; its ``scores(logits, cams)`` gives the
+``needs_cams`` / ``needs_sizes`` flags tell the loop what to compute (a criterion with ``needs_masks`` also
+gets the batch masks as ``masks=``); its ``scores(logits, cams)`` gives the
 class probabilities used for evaluation. Learned loss parameters (the adaptive loss's alpha and scale) are
 the criterion's parameters: the loop puts them in the optimizer and the checkpoint.
 """
@@ -19,9 +21,11 @@ from torch import Tensor, nn
 from ..errors import ConfigError, InputError
 from .entropy import entropy_loss
 from .jia import JiaLoss
+from .pixel import PixelLoss
 from .size import SIZE_LOSSES, AdaptiveSizeLoss, kl_size_loss, l2_size_loss, normalized_cams, predicted_sizes
 
-__all__ = ["ImageLabelLoss", "SizeSupervisedLoss", "build_criterion", "CRITERIA"]
+__all__ = ["ImageLabelLoss", "SizeSupervisedLoss", "build_criterion", "CRITERIA", "MULTILABEL_CRITERIA",
+           "PIXEL_CRITERIA"]
 
 
 class ImageLabelLoss(nn.Module):
@@ -110,17 +114,28 @@ class SizeSupervisedLoss(ImageLabelLoss):
         return loss, parts
 
 
-CRITERIA = ("image", "size-kl", "size-l2", "size-adaptive", "jia")
+CRITERIA = ("image", "image-bce", "size-kl", "size-l2", "size-adaptive", "jia", "pixel-ce", "pixel-ce-dice")
+#: Criteria of multi-label classification (eq. 4.5), of per-pixel segmentation models.
+MULTILABEL_CRITERIA = ("image-bce",)
+PIXEL_CRITERIA = ("pixel-ce", "pixel-ce-dice")
 
 
 def build_criterion(name: str = "image", **kwargs: Any) -> nn.Module:
-    """A training criterion by name: ``image`` (image label only), ``size-kl`` / ``size-l2`` /
-    ``size-adaptive`` (eq. 4.13 with that size penalty) or ``jia`` (eq. 4.1-4.3); ``kwargs`` go to its
-    constructor (``lambda_size``, ``lambda_entropy``, ``r``, ...); ``lambda_size`` / ``lambda_entropy`` are
-    ignored by the criteria without those terms."""
+    """A training criterion by name: ``image`` (image label only, cross-entropy eq. 4.4), ``image-bce``
+    (multi-label image labels, binary cross-entropy eq. 4.5, chapter 3), ``size-kl`` / ``size-l2`` /
+    ``size-adaptive`` (eq. 4.13 with that size penalty), ``jia`` (eq. 4.1-4.3), ``pixel-ce`` /
+    ``pixel-ce-dice`` (the U-Net's pixel cross-entropy, optionally plus ``lambda_dice`` times a soft Dice
+    loss); ``kwargs`` go to its constructor (``lambda_size``, ``lambda_entropy``, ``r``, ...);
+    ``lambda_size`` / ``lambda_entropy`` are ignored by the criteria without those terms."""
     # the weights of terms a criterion does not have are ignored, so one recipe serves every loss
-    if name == "image":
-        return ImageLabelLoss(**{k: v for k, v in kwargs.items() if k not in ("lambda_size", "lambda_entropy")})
+    weights = ("lambda_size", "lambda_entropy")
+    if name in ("image", "image-bce"):
+        options = {k: v for k, v in kwargs.items() if k not in weights}
+        if name == "image-bce":
+            options["multilabel"] = True
+        return ImageLabelLoss(**options)
+    if name in PIXEL_CRITERIA:
+        return PixelLoss(dice=name == "pixel-ce-dice", **{k: v for k, v in kwargs.items() if k not in weights})
     if name.startswith("size-") and name[5:] in SIZE_LOSSES:
         return SizeSupervisedLoss(name[5:], **kwargs)
     if name == "jia":

@@ -2,7 +2,7 @@
 as a zoo model in :mod:`.heads`), CAM primitives (:mod:`.cams`), Grad-CAM, U-Net, the small reference
 networks of appendix V, the model zoo (:mod:`.zoo`) and checkpoints (:mod:`.checkpoints`)."""
 
-from . import heads, small, unet  # noqa: F401  (their modules register the zoo's architectures)
+from . import gradcam, heads, small, unet  # noqa: F401  (their modules register the zoo's architectures)
 from .backbones import (ResNetFeatures, ResNetMini, create_backbone, describe_backbone_families, get_backbone,
                         imagenet_weights_path, list_backbones, read_state_dict, register_backbone,
                         register_backbone_resolver)
@@ -10,7 +10,7 @@ from .timm_backbone import TimmFeatures, timm_weights_paths
 from .cams import (CAM_RULES, cam_masks, class_maps, class_masks, dice_iou, foreground_masks, pixel_predictions,
                    upsample_cams)
 from .checkpoints import checkpoint_info, checkpoint_paths, load_model, save_model
-from .gradcam import grad_cam
+from .gradcam import GradCAMClassifier, grad_cam, gradcam_view
 from .heads import (CAMHead, DeepMILHead, DeepMILMultiHead, LSEHead, MaxHead, WildcatHead, average_pool, lse_pool,
                     max_pool, wildcat_pool)
 from .normalize import IMAGENET_MEAN, IMAGENET_STD, Normalize
@@ -24,7 +24,7 @@ __all__ = [
     "imagenet_weights_path", "list_backbones", "read_state_dict", "register_backbone", "register_backbone_resolver",
     "TimmFeatures", "timm_weights_paths",
     "CAM_RULES", "cam_masks", "class_maps", "class_masks", "dice_iou", "foreground_masks", "pixel_predictions",
-    "upsample_cams", "grad_cam",
+    "upsample_cams", "grad_cam", "GradCAMClassifier", "gradcam_view",
     "CAMHead", "MaxHead", "LSEHead", "WildcatHead", "DeepMILHead", "DeepMILMultiHead",
     "average_pool", "max_pool", "lse_pool", "wildcat_pool",
     "IMAGENET_MEAN", "IMAGENET_STD", "Normalize", "UNet", "WSLClassifier", "tta_cams",

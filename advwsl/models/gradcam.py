@@ -10,6 +10,9 @@ The maps come at the layer's resolution, unnormalized and (with ``create_graph``
 what an attack on them needs; ``size=`` upsamples them bilinearly (section 1.3.4) and ``normalize=True``
 min-max normalizes each map of each image to [0, 1], for display (:func:`advwsl.plotting.save_cam_overlays`)
 and for the Dice of a thresholded map.
+
+:class:`GradCAMClassifier` (zoo name ``gradcam``) is that CAM architecture localized by Grad-CAM, and
+:func:`gradcam_view` turns a trained CAM model into it, so the CAM metrics evaluate Grad-CAM.
 """
 
 from __future__ import annotations
@@ -19,6 +22,12 @@ from torch import nn
 
 from ..errors import InputError, ModelError
 from .cams import normalize_maps, upsample_cams
+from .heads.pooling import CAMHead
+from .normalize import IMAGENET_MEAN, IMAGENET_STD
+from .wsl import WSLClassifier
+from .zoo import register_head
+
+__all__ = ["grad_cam", "GradCAMClassifier", "gradcam_view"]
 
 
 def _default_layer(model: nn.Module) -> nn.Module:
@@ -121,3 +130,35 @@ def _weighted_maps(logits: torch.Tensor, features: torch.Tensor, classes: torch.
         weights = grad.mean(dim=(2, 3), keepdim=True)  # eq. 1.16
         maps.append((weights * features).sum(dim=1))  # eq. 1.15
     return torch.stack(maps, dim=1)
+
+
+class GradCAMClassifier(WSLClassifier):
+    """A plain classifier whose localization is Grad-CAM (the "GradCAM" rows of Tables 2.7 and 2.9): the
+    CAM architecture (global average pooling + linear layer, eq. 3.4, trained exactly like ``cam``: same
+    weights, same logits), but ``cams(x)`` returns the Grad-CAM maps of the backbone's last feature maps
+    (eq. 1.15-1.16, ReLU applied) for every class instead of its class activation maps, so every CAM metric
+    and binarization rule evaluates Grad-CAM. The maps keep their graph when gradients are enabled (e.g.
+    inside an attack) and are computed without it under ``torch.no_grad()``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))[0]
+
+    def cams(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return grad_cam(self, x, layer=self.backbone, create_graph=torch.is_grad_enabled())
+
+
+def gradcam_view(model: WSLClassifier) -> GradCAMClassifier:
+    """The Grad-CAM classifier sharing the modules (and so the trained weights) of the weakly supervised
+    ``model``: its logits are ``model``'s, its ``cams`` Grad-CAM (the reference evaluates the trained CAM
+    model with Grad-CAM, section 2.2)."""
+    if not isinstance(model, WSLClassifier):
+        raise ModelError(f"gradcam_view needs a weakly supervised model (backbone + head), got {type(model).__name__}")
+    config = dict(model.config or {})
+    view = GradCAMClassifier(model.backbone, model.head, mean=config.get("mean", IMAGENET_MEAN),
+                             std=config.get("std", IMAGENET_STD), config={**config, "name": "gradcam"})
+    view.normalize.load_state_dict(model.normalize.state_dict())
+    return view.train(model.training)
+
+
+register_head("gradcam", CAMHead, model_cls=GradCAMClassifier,
+              description="CAM architecture localized by Grad-CAM of the backbone (eq. 1.15-1.16; Tables 2.7, 2.9)")

@@ -103,11 +103,13 @@ def tta_cams(model: nn.Module, inputs: torch.Tensor, *,
     return logits_sum / count, cams_sum / count
 
 
-def wsl_builder(head_cls: type[nn.Module], fixed: dict[str, Any] | None = None) -> Callable[..., WSLClassifier]:
-    """A zoo builder of weakly supervised models with the head ``head_cls``: the backbone options
-    (``backbone``, ``stride``, ``pretrained``, ``weights``, ``backbone_kwargs``), the normalization (default:
-    the backbone's ``mean``/``std`` attributes when it has them, e.g. a timm model's, else ImageNet's) and
-    the head's own options (its constructor's, minus those set in ``fixed``), all keyword arguments."""
+def wsl_builder(head_cls: type[nn.Module], fixed: dict[str, Any] | None = None, *,
+                model_cls: type[WSLClassifier] = WSLClassifier) -> Callable[..., WSLClassifier]:
+    """A zoo builder of weakly supervised models (``model_cls``, a :class:`WSLClassifier`) with the head
+    ``head_cls``: the backbone options (``backbone``, ``stride``, ``pretrained``, ``weights``,
+    ``backbone_kwargs``), the normalization (default: the backbone's ``mean``/``std`` attributes when it has
+    them, e.g. a timm model's, else ImageNet's) and the head's own options (its constructor's, minus those
+    set in ``fixed``), all keyword arguments."""
     fixed = dict(fixed or {})
     head_params = {
         n: p.default for n, p in inspect.signature(head_cls).parameters.items()
@@ -132,7 +134,7 @@ def wsl_builder(head_cls: type[nn.Module], fixed: dict[str, Any] | None = None) 
         head = head_cls(net.out_channels, num_classes, **fixed, **hparams)
         config = {"num_classes": num_classes, "backbone": backbone, "stride": stride, "mean": list(mean),
                   "std": list(std), "backbone_kwargs": dict(backbone_kwargs or {}), **hparams}
-        return WSLClassifier(net, head, mean=mean, std=std, config=config)
+        return model_cls(net, head, mean=mean, std=std, config=config)
 
     build.__doc__ = f"{head_cls.__name__} on a ResNet (or timm) backbone.\n\n{head_cls.__doc__}"
     return build

@@ -58,11 +58,12 @@ def register_model(name: str, *, task: str, description: str) -> Callable[[Calla
 
 
 def register_head(name: str, head_cls: type[nn.Module], *, description: str,
-                  fixed: dict[str, Any] | None = None) -> type[nn.Module]:
+                  fixed: dict[str, Any] | None = None, model_cls: type[WSLClassifier] = WSLClassifier
+                  ) -> type[nn.Module]:
     """Register the weakly supervised model ``name``: a backbone with the pooling head ``head_cls``
     (constructor options ``fixed`` set, the others exposed as model options; see
-    :func:`advwsl.models.wsl.wsl_builder`). Returns ``head_cls``."""
-    register_model(name, task="wsl", description=description)(wsl_builder(head_cls, fixed))
+    :func:`advwsl.models.wsl.wsl_builder`), built as a ``model_cls``. Returns ``head_cls``."""
+    register_model(name, task="wsl", description=description)(wsl_builder(head_cls, fixed, model_cls=model_cls))
     return head_cls
 
 

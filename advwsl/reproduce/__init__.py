@@ -1,7 +1,9 @@
 """``advwsl reproduce``: the reference's tables and figures as registered experiments (see
 :mod:`.registry`), each run into a run directory with our numbers beside the reference's.
 
-Entries: appendix V (:mod:`.appendix_v`)."""
+Entries: chapter 2 (:mod:`.chapter2`), chapter 3 (:mod:`.chapter3`), chapter 4 and appendix III
+(:mod:`.chapter4`), all run by the experiment type of :mod:`.wsl` except Table 2.4; appendix V
+(:mod:`.appendix_v`)."""
 
 from pathlib import Path
 from typing import Any, Callable
@@ -10,7 +12,7 @@ from ..errors import ConfigError
 from ..io import atomic_write_text, write_json
 from ..runs import check_out, run_directory
 from ..utils import select_device
-from . import appendix_v  # noqa: F401  (registers its entries)
+from . import appendix_v, chapter2, chapter3, chapter4  # noqa: F401  (they register their entries)
 from .registry import AVAILABILITY, Context, Entry, Outcome, get_entry, list_entries, register_entry
 
 __all__ = ["AVAILABILITY", "Context", "Entry", "Outcome", "get_entry", "list_entries", "register_entry",

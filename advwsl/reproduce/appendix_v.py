@@ -31,7 +31,7 @@ from ..attacks import AttackResult, get_attack_spec, run_attack
 from ..attacks.carlini_wagner import cw_budget
 from ..errors import ConfigError
 from ..evaluation.robustness import evaluate_robustness
-from ..io import atomic_write_text, write_json
+from ..io import atomic_write_text
 from ..jobs.builtin_mnist import mnist_recipe
 from ..jobs.data import load_data
 from ..jobs.trained import trained_model

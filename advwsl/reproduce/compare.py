@@ -1,5 +1,6 @@
 """Our numbers beside the reference's: one row per (key), for each measure ours, the reference's and how they
-compare — a ratio for norms, times and counts, a difference in points for shares in percent."""
+compare — a ratio for norms, times and counts, a difference in points for shares in percent. A row may give
+a standard deviation beside a measure (``<name>_std``, e.g. over folds): it is kept and shown as mean ± std."""
 
 from __future__ import annotations
 
@@ -54,9 +55,13 @@ def _row(o: dict[str, Any], r: dict[str, Any], keys: Sequence[str], measures: Se
     for m in measures:
         ours, theirs = _num(o.get(m.name)), _num(r.get(m.name))
         row[m.name] = ours
+        if f"{m.name}_std" in o:
+            row[f"{m.name}_std"] = _num(o.get(f"{m.name}_std"))
         if m.kind == "plain":
             continue
         row[f"{m.name}_reference"] = theirs
+        if f"{m.name}_std" in r:
+            row[f"{m.name}_std_reference"] = _num(r.get(f"{m.name}_std"))
         if m.kind == "share":
             row[f"{m.name}_diff_points"] = 100 * ours - theirs
         else:
@@ -76,8 +81,14 @@ def _key_cell(value: Any) -> str:
     return str(value)
 
 
+def _with_std(value: str, std: Any, digits: int, scale: float = 1.0) -> str:
+    std = _num(std)
+    return value if value == "-" or math.isnan(std) else f"{value} ± {std * scale:.{digits}f}"
+
+
 def side_by_side_markdown(frame: pd.DataFrame, keys: Sequence[str], measures: Sequence[Measure]) -> str:
-    """The frame of :func:`side_by_side` as Markdown: per measure ``ours / reference (ratio or ±points)``."""
+    """The frame of :func:`side_by_side` as Markdown: per measure ``ours / reference (ratio or ±points)``,
+    means ± standard deviations where the rows give them."""
     header = [*keys] + [m.label for m in measures]
     rows = []
     for r in frame.to_dict(orient="records"):
@@ -85,6 +96,11 @@ def side_by_side_markdown(frame: pd.DataFrame, keys: Sequence[str], measures: Se
         for m in measures:
             if m.kind == "plain":
                 cells.append(_fmt(r[m.name], m.digits))
+            elif m.kind == "share" and (f"{m.name}_std" in r or f"{m.name}_std_reference" in r):
+                diff = r[f"{m.name}_diff_points"]
+                cells.append(f"{_with_std(_fmt(100 * r[m.name], 2), r.get(f'{m.name}_std'), 2, 100)} / "
+                             f"{_with_std(_fmt(r[f'{m.name}_reference'], 2), r.get(f'{m.name}_std_reference'), 2)}"
+                             f" ({'' if math.isnan(diff) else '+' if diff >= 0 else ''}{_fmt(diff, 1)})")
             elif m.kind == "share":
                 cells.append(f"{_fmt(100 * r[m.name], 1)} / {_fmt(r[f'{m.name}_reference'], 1)} "
                              f"({'' if math.isnan(r[f'{m.name}_diff_points']) else '+' if r[f'{m.name}_diff_points'] >= 0 else ''}"

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from ..errors import AdvwslWarning, ConfigError
 from ..io import atomic_write_text, format_mean_std, markdown_table, mean_std, read_json, write_json
 from ..losses import SizeAnnotator, build_criterion
+from ..models import model_info
 from ..models.checkpoints import save_model
 from ..plotting import plot_learning_curves
 from ..utils import seed_everything, select_device
@@ -31,11 +32,14 @@ from .recipes import TrainConfig, build_datasets, build_model, build_optimizer, 
 from .state import (append_metrics_csv, load_state, read_metrics_csv, rng_state, save_state, set_rng_state,
                     sync_metrics_csv)
 
-__all__ = ["FitResult", "FoldsResult", "fit", "fit_folds", "FOLD_METRICS", "CHANCE_MARGIN", "chance_warning"]
+__all__ = ["FitResult", "FoldsResult", "fit", "fit_folds", "FOLD_METRICS", "CHANCE_MARGIN", "SEGMENTATION_CLASSES",
+           "chance_warning"]
 
 #: A run whose best validation accuracy is at most 1/C + this margin (C classes) did not learn.
 CHANCE_MARGIN = 0.1
 
+#: The pixel classes of a segmentation model (section 2.1.2.1: it segments the region of interest).
+SEGMENTATION_CLASSES = ("background", "region")
 
 @dataclass
 class FitResult:
@@ -120,7 +124,9 @@ def fit(config: Any, run_dir: str | Path, *, model: nn.Module | None = None, tra
     num_classes = len(classes) if classes is not None else getattr(train_set, "num_classes", None)
     if model is None:
         model = build_model(config, int(num_classes), init_weights=not (resume and state_path.is_file()))
-    if getattr(model, "num_classes", None) is not None:
+    if model_info(config.model).task == "segmentation":
+        classes = SEGMENTATION_CLASSES
+    elif getattr(model, "num_classes", None) is not None:
         check_cam_class(config.cam_class, int(model.num_classes))
     num_classes = getattr(model, "num_classes", None) or num_classes
     model = model.to(device)
@@ -135,8 +141,9 @@ def fit(config: Any, run_dir: str | Path, *, model: nn.Module | None = None, tra
     sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=config.seed)
     train_loader = DataLoader(train_set, batch_size=per_rank, sampler=sampler, num_workers=config.num_workers,
                               drop_last=len(sampler) >= per_rank, pin_memory=device.type == "cuda")
-    eval_loader = lambda ds: DataLoader(shard_dataset(ds, rank, world), batch_size=per_rank,
-                                        num_workers=config.num_workers)
+    # whole images of different sizes (GlaS) are evaluated one at a time (section 4.4.2)
+    eval_loader = lambda ds: DataLoader(shard_dataset(ds, rank, world), num_workers=config.num_workers,
+                                        batch_size=1 if getattr(ds, "variable_size", False) else per_rank)
     valid_loader = eval_loader(valid_set)
     optimizer = build_optimizer(config, model, criterion)
     scheduler = build_scheduler(config, optimizer, len(train_loader))
@@ -162,7 +169,8 @@ def fit(config: Any, run_dir: str | Path, *, model: nn.Module | None = None, tra
         if rank == 0:  # the state's history is the record: add missing rows, replace a torn last line
             sync_metrics_csv(csv_path, history)
     eval_kw = dict(criterion=criterion, cam_rule=config.cam_rule, cam_class=config.cam_class,
-                   amp=config.amp, channels_last=config.channels_last)
+                   region_classes=getattr(valid_set, "region_classes", None), tta=config.tta, amp=config.amp,
+                   channels_last=config.channels_last)
     meta = {"classes": list(classes) if classes is not None else None, "training": config.to_dict(),
             "dataset": {"name": config.dataset, "fold": fold}}
     for epoch in range(start_epoch, config.epochs):
@@ -226,7 +234,7 @@ def _finish(config: Any, run_dir: Path, model: nn.Module, history: list[dict[str
                              title=f"{config.model} / {config.loss} on {config.dataset}")
         write_json(run_dir / "summary.json", {"best_epoch": best_epoch, "monitor": config.monitor, "valid": best,
                                               "test": test, "epochs": len(history), "warning": warning})
-        keys = [k for k in ("accuracy", "ap", "map", "dice", "dice_pixels", "mdice_positive", "miou") if k in best]
+        keys = [k for k in FOLD_METRICS if k in best]
         rows = [[f"valid (best epoch {best_epoch})", *(f"{100 * best[k]:.2f}" for k in keys)]]
         if test is not None:
             rows.append(["test", *(f"{100 * test.get(k, math.nan):.2f}" for k in keys)])
@@ -242,7 +250,7 @@ def _load_result(run_dir: Path) -> FitResult:
                      summary["valid"], summary.get("test"), summary.get("warning"))
 
 
-FOLD_METRICS = ("accuracy", "ap", "map", "dice", "dice_pixels", "mdice_positive", "miou")
+FOLD_METRICS = ("accuracy", "ap", "map", "dice", "dice_pixels", "mdice_positive", "dice_combined", "miou")
 
 
 @dataclass

@@ -11,6 +11,18 @@ CAMELYON16) is upsampled bilinearly to the input size and binarized by ``cam_rul
 :data:`advwsl.models.cams.CAM_RULES`: ``"zero"``, the reference's M_c > 0, by default; ``"argmax"``;
 ``"minmax"``; see :func:`advwsl.models.cams.cam_masks`).
 
+Beside it, wherever the dataset's masks are the region of the image's own class and two or more classes
+carry one (``region_classes``: GlaS's benign and malignant glands), the Dice of eq. 4.14 over those pixel
+classes together (``dice_combined``): every pixel gets the class of ``argmax([0, M_1, ..., M_C])`` (eq.
+4.6 / section 3.4.2) and the truth is background, or the image's class inside its mask; a gland given the
+wrong grade counts as a false positive of one class and a false negative of the other, which the binary
+Dice of the true class's map does not see. Multi-label datasets (Pascal VOC, chapter 3) carry masks of
+class indices (0 background, ``k + 1`` class ``k``, 255 void, ignored); their pixels get the same arg max
+and the evaluation reports the IoU of every class (``iou_<k>``, background ``iou_0``) and their mean
+(``miou``, eq. 3.12-3.14). A segmentation model (per-pixel logits ``(N, 2, H, W)``, the U-Net of section
+2.1.3.2) is evaluated by the same Dice / IoU meters on its predicted foreground (arg max = 1); it has no
+image classification metrics.
+
 The adversarial-training hook: ``perturb(model, images, labels) -> images`` runs on every training batch
 after it is moved to the device and before the forward pass, with the unwrapped classifier in train mode
 (the hook freezes it itself if needed). Optional methods are used when present: ``perturb.reset()`` at
@@ -22,7 +34,7 @@ the start of each epoch, ``perturb.stats() -> dict[str, float]`` merged into the
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from typing import Any
 
@@ -33,13 +45,17 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..errors import ConfigError, InputError
-from ..evaluation.metrics import BinarySegmentationMeter, ClassificationMeter, all_reduce_sum
-from ..losses import ImageLabelLoss, SizeAnnotator, size_targets
-from ..models.cams import cam_masks
+from ..evaluation.metrics import BinarySegmentationMeter, ClassificationMeter, ConfusionMeter, all_reduce_sum
+from ..losses import ImageLabelLoss, SizeAnnotator, pixel_targets, size_targets
+from ..models.cams import cam_masks, pixel_predictions, upsample_cams
+from ..models.wsl import tta_cams
 from ..utils import model_device
 from .distributed import reduce_over_ranks
 
-__all__ = ["train_one_epoch", "evaluate", "WithCams", "unwrap", "Perturb"]
+__all__ = ["train_one_epoch", "evaluate", "WithCams", "unwrap", "Perturb", "VOID_INDEX"]
+
+#: Pixels of a class-index mask that no class claims (Pascal VOC's object borders): left out of the IoU.
+VOID_INDEX = 255
 
 Perturb = Callable[[nn.Module, Tensor, Tensor], Tensor]
 
@@ -130,7 +146,11 @@ def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.O
         images, labels, masks, indices = _unpack(batch)
         x = _to_device(images, device, channels_last)
         y = labels.to(device, non_blocking=True)
-        sizes = None
+        sizes, extra = None, {}
+        if getattr(criterion, "needs_masks", False):
+            if masks is None:
+                raise InputError("a pixel loss needs masks in the batches (a dataset with a 'mask' per sample)")
+            extra["masks"] = masks.to(device, non_blocking=True)
         if getattr(criterion, "needs_sizes", False):
             if masks is None:
                 raise InputError("size supervision needs masks in the batches (a dataset with a 'mask' per sample)")
@@ -142,7 +162,7 @@ def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.O
                 logits, cams = model(x) if isinstance(model, (DistributedDataParallel, WithCams)) else base.cams(x)
             else:
                 logits, cams = model(x), None
-            loss, parts = criterion(logits, y, cams=cams, sizes=sizes, input_size=tuple(x.shape[-2:]))
+            loss, parts = criterion(logits, y, cams=cams, sizes=sizes, input_size=tuple(x.shape[-2:]), **extra)
         if not torch.isfinite(loss):
             raise InputError(f"the training loss became {loss.item()} at {desc}; lower the learning rate or check "
                              "the inputs (images must be finite and in [0, 1])")
@@ -153,7 +173,7 @@ def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.O
             scheduler.step()
         n = x.shape[0]
         n_seen += n
-        if y.dim() == 1:
+        if y.dim() == 1 and logits.dim() == 2:
             correct += (logits.detach().argmax(1) == y).sum().double().cpu()
         for k, v in {"loss": loss.detach(), **parts}.items():
             sums[k] = sums.get(k, torch.zeros((), dtype=torch.float64)) + float(v) * n
@@ -174,15 +194,20 @@ def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.O
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, *, criterion: nn.Module | None = None,
-             cam_rule: str = "zero", cam_class: str | int = "true", amp: bool = False,
-             channels_last: bool = False, progress: bool = False, desc: str = "eval") -> dict[str, float]:
+             cam_rule: str = "zero", cam_class: str | int = "true", region_classes: Sequence[int] | None = None,
+             tta: bool = False, amp: bool = False, channels_last: bool = False, progress: bool = False,
+             desc: str = "eval") -> dict[str, float]:
     """Evaluate in eval mode, streaming over ``loader`` (each rank its own shard; results reduced over ranks).
 
     Returns ``loss`` (the criterion's loss with exact sizes, or cross-entropy), ``accuracy`` (eq. 2.1),
     ``map`` (eq. 2.2), ``ap`` for two classes and ``n``; when the batches carry masks and the model has
     CAMs, also the CAM localization metrics ``dice`` (per image), ``dice_pixels``, ``mdice_positive``,
-    ``iou`` and ``miou`` (eq. 2.3, 3.12-3.14) with the CAM of ``cam_class`` binarized by ``cam_rule``.
-    Image scores are the criterion's ``scores(logits, cams)`` (softmax of the logits by default).
+    ``iou`` and ``miou`` (eq. 2.3, 3.12-3.14) with the CAM of ``cam_class`` binarized by ``cam_rule``,
+    ``dice_combined`` (eq. 4.14) when two or more ``region_classes`` carry regions, and for multi-label
+    masks ``miou`` and ``iou_<k>`` (see the module docstring). ``tta`` averages CAMs and logits over flips
+    and scales (section 3.4.2, :func:`advwsl.models.tta_cams`). Image scores are the criterion's
+    ``scores(logits, cams)`` (softmax of the logits by default). A segmentation model gets ``loss``,
+    ``n_images`` and the Dice / IoU metrics of its predicted foreground.
     """
     criterion = criterion if criterion is not None else ImageLabelLoss()
     base = unwrap(model)
@@ -191,7 +216,9 @@ def evaluate(model: nn.Module, loader: Iterable, *, criterion: nn.Module | None 
     base.eval()
     cls_meter: ClassificationMeter | None = None
     seg_meter = BinarySegmentationMeter()
-    seg_used = False
+    pixel_meter: ConfusionMeter | None = None
+    regions = tuple(int(k) for k in region_classes) if region_classes is not None and len(region_classes) >= 2 else ()
+    used = torch.zeros(2, dtype=torch.float64)  # binary masks scored, pixel classes scored
     loss_sum = torch.zeros(2, dtype=torch.float64)
     try:
         total = len(loader) if hasattr(loader, "__len__") else None
@@ -199,41 +226,76 @@ def evaluate(model: nn.Module, loader: Iterable, *, criterion: nn.Module | None 
             images, labels, masks, _ = _unpack(batch)
             x = _to_device(images, device, channels_last)
             y = labels.to(device)
+            size = tuple(x.shape[-2:])
             want_cams = hasattr(base, "cams") and (masks is not None or getattr(criterion, "needs_cams", False))
             with _autocast(device, amp):
-                logits, cams = base.cams(x) if want_cams else (base(x), None)
+                if want_cams:
+                    logits, cams = tta_cams(base, x) if tta else base.cams(x)
+                else:
+                    logits, cams = base(x), None
             logits = logits.float()
             cams = cams.float() if cams is not None else None
+            if logits.dim() == 4:  # a segmentation model: per-pixel logits
+                if masks is None:
+                    raise InputError(f"{desc}: a segmentation model is evaluated against masks; the batches have none")
+                if getattr(criterion, "needs_masks", False):
+                    loss, _ = criterion(logits, y, masks=masks.to(device))
+                else:
+                    loss = F.cross_entropy(logits, pixel_targets(masks).to(device))
+                loss_sum += torch.tensor([loss.item() * x.shape[0], x.shape[0]], dtype=torch.float64)
+                seg_meter.update((logits.argmax(1) > 0).cpu(), masks > 0.5)
+                used[0] = 1
+                continue
             scores = criterion.scores(logits, cams)
             if cls_meter is None:
                 cls_meter = ClassificationMeter(scores.shape[1], multilabel=y.dim() == 2)
             cls_meter.update(scores, y)
             if getattr(criterion, "needs_sizes", False) and masks is not None:
                 sizes = size_targets(masks, labels, base.num_classes).to(device)
-                loss, _ = criterion(logits, y, cams=cams, sizes=sizes, input_size=tuple(x.shape[-2:]))
+                loss, _ = criterion(logits, y, cams=cams, sizes=sizes, input_size=size)
             elif y.dim() == 1:
                 loss = F.cross_entropy(logits, y.long())
             else:
                 loss = F.binary_cross_entropy_with_logits(logits, y.float())
             loss_sum += torch.tensor([loss.item() * x.shape[0], x.shape[0]], dtype=torch.float64)
-            if masks is not None and cams is not None and y.dim() == 1:
+            if masks is None or cams is None:
+                continue
+            if y.dim() == 1:
                 if cam_class == "true":
                     classes = y
                 elif cam_class == "predicted":
                     classes = scores.argmax(1)
                 else:
                     classes = torch.full_like(y, int(cam_class))
-                pred = cam_masks(cams, classes, tuple(x.shape[-2:]), cam_rule)
+                pred = cam_masks(cams, classes, size, cam_rule)
                 seg_meter.update(pred.cpu(), masks > 0.5)
-                seg_used = True
+                used[0] = 1
+                if regions:  # eq. 4.14: the pixel classes of the region-carrying image classes together
+                    pixel_meter = pixel_meter or ConfusionMeter(base.num_classes + 1,
+                                                                foreground=tuple(k + 1 for k in regions))
+                    truth = (y.long().view(-1, 1, 1) + 1) * (masks.to(device) > 0.5).long()
+                    pixel_meter.update(pixel_predictions(upsample_cams(cams, size)).cpu(), truth.cpu())
+                    used[1] = 1
+            else:  # multi-label: masks of class indices, 0 background, k + 1 class k, 255 void
+                pixel_meter = pixel_meter or ConfusionMeter(base.num_classes + 1, ignore_index=VOID_INDEX)
+                pixel_meter.update(pixel_predictions(upsample_cams(cams, size)).cpu(), masks.long().cpu())
+                used[1] = 1
     finally:
         for m, training in modes:
             m.training = training
-    if cls_meter is None:
-        raise InputError(f"{desc}: the loader yielded no batch; check the dataset split is not empty")
-    out = cls_meter.compute()
     s, n = all_reduce_sum(loss_sum).tolist()
+    if n == 0:
+        raise InputError(f"{desc}: the loader yielded no batch; check the dataset split is not empty")
+    out = cls_meter.compute() if cls_meter is not None else {}
     out["loss"] = s / max(n, 1.0)
-    if bool(all_reduce_sum(torch.tensor([float(seg_used)])).item()):
+    seg_used, pixels_used = all_reduce_sum(used).tolist()
+    if seg_used:
         out.update(seg_meter.compute())
+    if pixels_used and pixel_meter is not None:
+        pixels = pixel_meter.compute()
+        if regions:
+            out["dice_combined"] = pixels["dice_combined"]
+        else:
+            out.update({k: v for k, v in pixels.items() if k == "miou" or k.startswith("iou_")})
+            out["pixel_accuracy"] = pixels["pixel_accuracy"]
     return {k: float(v) for k, v in out.items()}

@@ -18,13 +18,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..data import eval_transform, get_dataset, get_dataset_spec, training_transform
+from ..data import eval_transform, get_dataset, get_dataset_spec, stratified_subset, training_transform
 from ..errors import ConfigError
-from ..models import create_model, get_backbone, model_info
+from ..losses import MULTILABEL_CRITERIA, PIXEL_CRITERIA
+from ..models import create_model, get_backbone, list_models, model_info
 from ..models.cams import CAM_RULES
 
-__all__ = ["TrainConfig", "PRESETS", "preset", "load_config", "build_optimizer", "build_scheduler",
-           "lr_factor", "SCHEDULES", "check_training_data", "check_cam_class", "check_model_options"]
+__all__ = ["TrainConfig", "PRESETS", "SEGMENTATION_PRESET", "preset", "load_config", "build_optimizer",
+           "build_scheduler", "lr_factor", "SCHEDULES", "check_data", "check_training_data", "check_cam_class",
+           "check_model_options"]
 
 SCHEDULES = ("step", "cosine", "constant")
 
@@ -36,20 +38,27 @@ class TrainConfig:
     Model: ``model`` (zoo name), ``backbone`` (a registered backbone or a timm model, ``timm:NAME``),
     ``stride``, ``pretrained``, ``weights`` (a local state dict of the backbone, torchvision or timm,
     ``.pth`` or ``.safetensors``; WSL models), ``model_kwargs`` (head options).
+    A segmentation model (``unet``) predicts two pixel classes, background and region of interest (the
+    mask), whatever the dataset's image classes (section 2.1.2.1).
     Data: ``dataset`` (name for :func:`advwsl.data.get_dataset`), ``data_root``, ``dataset_kwargs``,
     ``folds`` (validation folds to run, section 2.1.2.2), ``augment`` (the dataset's training augmentation
     of section 2.1.3.1, :func:`advwsl.data.transforms.training_transform`: random crops, flips, rotations by
-    multiples of 90 degrees, colour jitter).
+    multiples of 90 degrees, colour jitter), ``crop_size`` (the side of the augmentation's random crop
+    instead of the dataset's default, e.g. GlaS 448 in chapter 4 instead of 416), ``train_fraction`` (train
+    on a seeded, class-stratified share of the training split, section 2.1.3.1 and Figures 2.8 / 2.9; the
+    validation and test sets are unchanged).
     Optimization: ``epochs``, ``batch_size`` (global, split over ranks), ``lr``, ``momentum``,
     ``weight_decay``, ``nesterov``, ``schedule`` (``step``: lr times ``gamma`` at each of ``milestones``
     (fractions of the run; default one at 1/2, section 2.1.3.1); ``cosine``: appendix II down to
     ``lr_min``; ``constant``).
-    Loss: ``loss`` (``image``, ``size-kl``, ``size-l2``, ``size-adaptive``, ``jia``), ``loss_kwargs``
+    Loss: ``loss`` (``image``, ``image-bce`` for multi-label datasets, ``size-kl``, ``size-l2``,
+    ``size-adaptive``, ``jia``, ``pixel-ce`` / ``pixel-ce-dice`` for segmentation models), ``loss_kwargs``
     (``lambda_size``, ``lambda_entropy``, ``r`` ...), ``size_noise`` (sigma_s of section 4.4.3) and
     ``size_noise_mode`` (``per_crop``: GlaS protocol; ``per_image``: fixed per image, CAMELYON16 protocol).
     Evaluation: ``monitor`` (validation metric selecting the best checkpoint, higher is better unless it
     ends with ``loss``), ``cam_rule`` and ``cam_class`` (see :func:`advwsl.training.evaluate`),
-    ``evaluate_test`` (evaluate the best checkpoint on the test split at the end).
+    ``evaluate_test`` (evaluate the best checkpoint on the test split at the end), ``tta`` (CAMs and scores
+    averaged over flips and 4 scales, section 3.4.2).
     Execution: ``seed``, ``device``, ``amp`` (bf16 autocast), ``channels_last``, ``num_workers``,
     ``sync_bn`` (SyncBatchNorm under DDP), ``progress``.
     """
@@ -65,6 +74,8 @@ class TrainConfig:
     dataset_kwargs: dict[str, Any] = field(default_factory=dict)
     folds: list[int] = field(default_factory=lambda: [0])
     augment: bool = True
+    crop_size: int | None = None
+    train_fraction: float = 1.0
     epochs: int = 8
     batch_size: int = 32
     lr: float = 0.01
@@ -83,6 +94,7 @@ class TrainConfig:
     cam_rule: str = "zero"
     cam_class: str | int = "true"
     evaluate_test: bool = True
+    tta: bool = False
     seed: int = 0
     device: str | None = None
     amp: bool = False
@@ -109,10 +121,22 @@ class TrainConfig:
             (self.cam_class in ("true", "predicted") or str(self.cam_class).isdigit(),
              f"cam_class must be 'true', 'predicted' or a class index, got {self.cam_class!r}"),
             (len(self.folds) >= 1 and all(int(f) >= 0 for f in self.folds), f"folds must be indices, got {self.folds}"),
+            (0 < self.train_fraction <= 1, f"train_fraction must be in (0, 1], got {self.train_fraction}"),
+            (self.crop_size is None or int(self.crop_size) >= 1, f"crop_size must be >= 1, got {self.crop_size}"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        if self.model in list_models():
+            segmentation = model_info(self.model).task == "segmentation"
+            if segmentation != (self.loss in PIXEL_CRITERIA):
+                raise ConfigError(
+                    f"model {self.model!r} is trained with a pixel loss ({', '.join(PIXEL_CRITERIA)}; e.g. --loss "
+                    f"pixel-ce, or --preset glas-unet)" if segmentation else
+                    f"the loss {self.loss!r} trains a segmentation model (unet); {self.model!r} needs an image loss")
+            if segmentation and self.monitor in ("accuracy", "ap", "map"):
+                raise ConfigError(f"a segmentation model has no image classification; monitor a localization "
+                                  f"metric instead of {self.monitor!r} (e.g. dice)")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -194,10 +218,11 @@ PRESETS: dict[str, dict[str, Any]] = {
              "lr": 0.01, "schedule": "step"},
     "camelyon16": {"dataset": "camelyon16", "backbone": "resnet18", "pretrained": True, "batch_size": 64,
                    "epochs": 20, "lr": 0.01, "schedule": "step", "cam_class": "1"},
+    # section 4.4.2: GlaS crops of 448 (not the 416 of section 2.1.3.1); the Dice of eq. 4.14
     "glas-size": {"dataset": "glas", "backbone": "resnet18", "pretrained": True, "model": "cam",
-                  "batch_size": 32, "epochs": 160, "lr": 0.01, "schedule": "cosine",
+                  "batch_size": 32, "epochs": 160, "lr": 0.01, "schedule": "cosine", "crop_size": 448,
                   "loss": "size-adaptive", "loss_kwargs": {"lambda_size": 10.0, "lambda_entropy": 0.1},
-                  "size_noise_mode": "per_crop", "monitor": "dice_pixels", "cam_rule": "argmax"},
+                  "size_noise_mode": "per_crop", "monitor": "dice_combined", "cam_rule": "argmax"},
     "camelyon16-size": {"dataset": "camelyon16", "backbone": "resnet18", "pretrained": True, "model": "cam",
                         "batch_size": 64, "epochs": 20, "lr": 0.01, "schedule": "cosine",
                         "loss": "size-adaptive", "loss_kwargs": {"lambda_size": 3.0, "lambda_entropy": 0.1},
@@ -208,7 +233,26 @@ PRESETS: dict[str, dict[str, Any]] = {
                   "dataset_kwargs": {"size": 64, "n_trainval": 1280, "n_test": 256},
                   # lambda_s = 10 (section 4.4.5) saturates a network trained from scratch to all-background
                   "loss_kwargs": {"lambda_size": 1.0, "lambda_entropy": 0.0}},
+    # section 3.4.2: Pascal VOC multi-label, the multi-class Deep MIL with d = 0.4 (section 3.4.4), TTA at test time
+    "voc": {"dataset": "voc", "backbone": "resnet18", "pretrained": True, "model": "deepmil-multi",
+            "model_kwargs": {"dropout": 0.4}, "batch_size": 16, "epochs": 20, "lr": 0.01, "schedule": "cosine",
+            "loss": "image-bce", "monitor": "map", "tta": True},
+    # section 2.1.3.2, the fully supervised bound: lr 0.1 divided by 10 at 1/3 and 2/3 of the run, batches of 16
+    "glas-unet": {"dataset": "glas", "model": "unet", "batch_size": 16, "epochs": 960, "lr": 0.1,
+                  "schedule": "step", "milestones": [1 / 3, 2 / 3], "gamma": 0.1, "loss": "pixel-ce",
+                  "monitor": "dice"},
+    "camelyon16-unet": {"dataset": "camelyon16", "model": "unet", "batch_size": 16, "epochs": 90, "lr": 0.1,
+                        "schedule": "step", "milestones": [1 / 3, 2 / 3], "gamma": 0.1, "loss": "pixel-ce",
+                        "monitor": "dice"},
+    # a U-Net of base width 8 and depth 3 (0.12 M parameters) on the synthetic recipe; the soft Dice term gets
+    # it past the all-background start within 2-3 epochs (pixel cross-entropy alone: 4-5)
+    "synthetic-unet": {"dataset": "synthetic", "model": "unet", "model_kwargs": {"base_width": 8, "depth": 3},
+                       "batch_size": 32, "epochs": 6, "lr": 0.05, "schedule": "cosine",
+                       "dataset_kwargs": {"size": 64, "n_trainval": 1280, "n_test": 256}, "loss": "pixel-ce-dice",
+                       "monitor": "dice"},
 }
+#: The preset of a segmentation model on a dataset: ``<dataset>-unet``.
+SEGMENTATION_PRESET = "{dataset}-unet"
 
 
 def preset(name: str, **overrides: Any) -> TrainConfig:
@@ -284,26 +328,52 @@ def check_model_options(config: TrainConfig) -> None:
 
 
 def build_model(config: TrainConfig, num_classes: int, *, init_weights: bool = True) -> nn.Module:
-    """The zoo model of ``config`` for ``num_classes`` classes (backbone options only for WSL models).
+    """The zoo model of ``config`` for ``num_classes`` classes (backbone options only for WSL models); a
+    segmentation model gets the two pixel classes background and region of interest.
     ``init_weights=False`` skips ``config.weights`` (a resumed run loads its own state instead)."""
     kwargs = dict(config.model_kwargs)
-    if model_info(config.model).task == "wsl":
+    task = model_info(config.model).task
+    if task == "wsl":
         kwargs.update(backbone=config.backbone, stride=config.stride, pretrained=config.pretrained,
                       weights=config.weights if init_weights else None)
     elif config.weights is not None:
         raise ConfigError(f"weights={config.weights!r} initializes a WSL backbone; {config.model!r} has none")
+    if task == "segmentation":
+        num_classes = kwargs.pop("num_classes", 2)
     return create_model(config.model, num_classes=num_classes, **kwargs)
+
+
+def check_data(config: TrainConfig) -> None:
+    """Errors, before anything is built, for a configuration its dataset cannot train: a multi-label
+    dataset needs the binary cross-entropy (``image-bce``, eq. 4.5) and only it; a segmentation model or a
+    size loss needs masks."""
+    spec = get_dataset_spec(config.dataset)
+    multilabel_loss = config.loss in MULTILABEL_CRITERIA or bool(config.loss_kwargs.get("multilabel"))
+    if spec.multilabel and not multilabel_loss:
+        raise ConfigError(f"{spec.name} has multi-label image labels; train it with loss 'image-bce' (binary "
+                          f"cross-entropy, eq. 4.5), not {config.loss!r}")
+    if not spec.multilabel and config.loss in MULTILABEL_CRITERIA:
+        raise ConfigError(f"the loss {config.loss!r} is for multi-label datasets; {spec.name} has one label per "
+                          "image (use 'image')")
+    if not spec.has_masks and (config.loss in PIXEL_CRITERIA or config.loss.startswith("size-") or
+                               config.loss == "jia"):
+        raise ConfigError(f"the loss {config.loss!r} needs pixel masks, which {spec.name} does not have")
 
 
 def build_datasets(config: TrainConfig, fold: int) -> tuple[Any, Any, Any]:
     """``(train, valid, test)`` datasets of ``config.dataset`` for validation fold ``fold`` (section
-    2.1.2.2), the training set with the dataset's augmentation of section 2.1.3.1 when ``config.augment``.
+    2.1.2.2), the training set with the dataset's augmentation of section 2.1.3.1 when ``config.augment``
+    (reduced to ``config.train_fraction`` of each class when below 1).
     A dataset without a validation split (the digits, torchvision's MNIST / CIFAR-10) is validated on its
     test split, as the reference's appendix V does."""
     spec = get_dataset_spec(config.dataset)
-    train_tf = training_transform(spec.name) if config.augment else eval_transform(spec.name)
+    check_data(config)
+    train_tf = (training_transform(spec.name, crop_size=config.crop_size) if config.augment
+                else eval_transform(spec.name))
     common = {"root": config.data_root, "fold": fold, **config.dataset_kwargs}
     train = get_dataset(spec.name, split="train", transform=train_tf, **common)
+    if config.train_fraction < 1:
+        train = stratified_subset(train, config.train_fraction, seed=config.seed)
     valid_split = "valid" if "valid" in spec.splits else "test"
     valid = get_dataset(spec.name, split=valid_split, transform=eval_transform(spec.name), **common)
     test = get_dataset(spec.name, split="test", transform=eval_transform(spec.name), **common)

@@ -55,3 +55,25 @@ def test_train_evaluate_and_resume_cli(tmp_path):
     # nothing is overwritten
     res = runner.invoke(main, ["train", "--out", str(run), "--epochs", "1", *TINY])
     assert res.exit_code == 2 and "not empty" in res.output
+
+
+def test_unet_and_training_fraction_cli(tmp_path):
+    runner = CliRunner()
+    run = tmp_path / "unet"
+    res = runner.invoke(main, ["train", "--model", "unet", "--dataset", "synthetic", "--epochs", "1",
+                               "--train-fraction", "0.5", "--batch-size", "8", "--out", str(run), "--no-progress",
+                               "--set", 'dataset_kwargs={"size": 32, "n_trainval": 40, "n_test": 16}',
+                               "--set", 'model_kwargs={"base_width": 4, "depth": 2}'])
+    assert res.exit_code == 0, res.output
+    config = json.loads((run / "config.json").read_text())["config"]
+    assert (config["loss"], config["monitor"], config["train_fraction"]) == ("pixel-ce-dice", "dice", 0.5)
+    history = read_metrics_csv(run / "fold_0" / "metrics.csv")
+    assert history[0]["train_images"] == 16  # half of each class of the 32 training tiles
+    res = runner.invoke(main, ["evaluate", "--checkpoint", str(run / "fold_0" / "checkpoints" / "best"),
+                               "--out", str(tmp_path / "eval"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "dice" in json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    res = runner.invoke(main, ["train", "--model", "cam", "--loss", "pixel-ce", "--out", str(tmp_path / "no")])
+    assert res.exit_code == 2 and "segmentation model" in res.output and not (tmp_path / "no").exists()
+    res = runner.invoke(main, ["train", "--train-fraction", "0", "--out", str(tmp_path / "no")])
+    assert res.exit_code == 2 and not (tmp_path / "no").exists()

@@ -15,8 +15,8 @@ MINI = {"backbone": "resnet-mini"}
 
 
 def test_registry_names():
-    expected = {"cam", "max", "lse", "wildcat", "deepmil", "deepmil-gated", "deepmil-adapted", "deepmil-multi",
-                "unet", "cw-mnist", "cw-cifar", "wrn-28-10"}
+    expected = {"cam", "gradcam", "max", "lse", "wildcat", "deepmil", "deepmil-gated", "deepmil-adapted",
+                "deepmil-multi", "unet", "cw-mnist", "cw-cifar", "wrn-28-10"}
     assert expected <= set(list_models())
     assert set(WSL) == expected - {"unet", "cw-mnist", "cw-cifar", "wrn-28-10"}
     assert list_models("segmentation") == ["unet"]

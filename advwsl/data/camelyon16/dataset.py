@@ -30,6 +30,8 @@ class Camelyon16Patches(Dataset):
     size. ``backend`` chooses the slide reader when patches are read from the slides."""
 
     classes = CLASSES
+    #: Only metastatic patches carry a region (their mask).
+    region_classes = (1,)
 
     def __init__(self, root: str | Path, split: str = "train", *, fold: int = 0,
                  transform: Callable[[dict], dict] | None = None, backend: str = "auto") -> None:
