@@ -17,7 +17,7 @@ from typing import Any
 from .errors import ConfigError, InputError
 
 __all__ = ["atomic_path", "atomic_write_text", "write_json", "read_json", "to_jsonable", "markdown_table",
-           "mean_std", "format_mean_std"]
+           "mean_std", "format_mean_std", "parse_set_pairs"]
 
 
 @contextlib.contextmanager
@@ -122,3 +122,17 @@ def format_mean_std(values: Sequence[float], *, percent: bool = True, digits: in
         return "-"
     k = 100.0 if percent else 1.0
     return f"{m * k:.{digits}f} ± {s * k:.{digits}f}"
+
+
+def parse_set_pairs(pairs: Sequence[str], option: str = "--set") -> dict[str, Any]:
+    """``KEY=VALUE`` pairs (the value read as JSON, else kept as text) as a dict, in the order given."""
+    given: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = str(pair).partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{option} expects KEY=VALUE (VALUE as JSON), got {pair!r}")
+        try:
+            given[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            given[key.strip()] = value
+    return given

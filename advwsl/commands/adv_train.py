@@ -24,7 +24,7 @@ from .options import (batch_size, data_root, dataset, dataset_kwargs, device, js
                    "required unless --resume.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Attack steps per batch [ddn: 100, pgd: 40].")
 @click.option("--clean-epochs", type=click.IntRange(min=0), default=None,
-              help="Train the first N epochs on clean images, then adversarially [2 in the default digits run, "
+              help="Train the first N epochs on clean images, then adversarially [3 in the default digits run, "
                    "else 0].")
 @click.option("--clean-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
               help="alpha of eq. A V-6: share of each batch kept clean.")

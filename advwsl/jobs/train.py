@@ -5,7 +5,6 @@ and the re-evaluation of a checkpoint."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from torch.utils.data import DataLoader
 
 from ..data import eval_transform, get_dataset
 from ..errors import ConfigError
-from ..io import atomic_write_text, markdown_table, read_json, write_json
+from ..io import atomic_write_text, markdown_table, parse_set_pairs, read_json, write_json
 from ..losses import build_criterion
 from ..models import CAM_RULES, checkpoint_info, list_models, load_model
 from ..runs import check_out, create_run_dir, resumable_run, run_directory
@@ -30,23 +29,6 @@ __all__ = ["TrainRequest", "resolve_train_config", "train_job", "EvaluateConfig"
 
 #: Options a resumed run may change (they do not change its result).
 RESUMABLE = ("device", "num_workers", "progress")
-
-
-def _parse_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def _set_pairs(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
-    given = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise ConfigError(f"--set expects KEY=VALUE (VALUE as JSON), got {pair!r}")
-        given[key.strip()] = _parse_value(value)
-    return given
 
 
 @dataclass
@@ -68,7 +50,7 @@ class TrainRequest:
         for key in ("lambda_size", "lambda_entropy"):
             if self.options.get(key) is not None:
                 given.setdefault("loss_kwargs", {**from_file.get("loss_kwargs", {})})[key] = self.options[key]
-        return {**given, **_set_pairs(self.set_pairs)}
+        return {**given, **parse_set_pairs(self.set_pairs)}
 
 
 def resolve_train_config(request: TrainRequest) -> TrainConfig:

@@ -5,6 +5,7 @@ Entries: chapter 2 (:mod:`.chapter2`), chapter 3 (:mod:`.chapter3`), chapter 4 a
 (:mod:`.chapter4`), all run by the experiment type of :mod:`.wsl` except Table 2.4; appendix V
 (:mod:`.appendix_v`)."""
 
+import json
 from pathlib import Path
 from typing import Any, Callable
 
@@ -13,7 +14,7 @@ from ..io import atomic_write_text, write_json
 from ..runs import check_out, run_directory
 from ..utils import select_device
 from . import appendix_v, chapter2, chapter3, chapter4  # noqa: F401  (they register their entries)
-from .registry import AVAILABILITY, Context, Entry, Outcome, get_entry, list_entries, register_entry
+from .registry import AVAILABILITY, Context, Entry, Outcome, get_entry, list_entries, override_settings, register_entry
 
 __all__ = ["AVAILABILITY", "Context", "Entry", "Outcome", "get_entry", "list_entries", "register_entry",
            "run_entry", "describe_entries"]
@@ -28,11 +29,14 @@ def describe_entries() -> list[dict[str, str]]:
 
 def run_entry(entry_id: str, *, quick: bool = False, dataset: str | None = None, data_root: str | None = None,
               device: str | None = None, out: str | None = None, progress: bool = True,
-              log: Callable[[str], None] | None = None) -> tuple[Path, Outcome]:
+              log: Callable[[str], None] | None = None, changes: dict[str, Any] | None = None
+              ) -> tuple[Path, Outcome]:
     """Run the entry ``entry_id`` (``--quick``: the minutes-long smoke version) into a new run directory:
     ``table.md`` (ours beside the reference's numbers), ``table.csv``, figures, ``summary.json`` and the
     exact configuration in ``config.json``. ``dataset`` switches an entry to another dataset it supports
-    (appendix V: ``mnist-5k``, ``mnist``, ``cifar10``)."""
+    (appendix V: ``mnist-5k``, ``mnist``, ``cifar10``). ``changes`` (``--set``) change settings of the run
+    (:func:`~.registry.override_settings`, e.g. fewer images to fit a machine's time); the table then says
+    which, before its numbers, and ``config.json`` records them."""
     entry = get_entry(entry_id)
     if entry.runner is None:
         raise ConfigError(f"{entry.id} is listed but cannot run: {entry.note}")
@@ -41,15 +45,24 @@ def run_entry(entry_id: str, *, quick: bool = False, dataset: str | None = None,
         if "dataset" not in settings:
             raise ConfigError(f"{entry.id} has no --dataset choice")
         settings["dataset"] = dataset
+    if changes:
+        settings = override_settings(settings, changes)
     if entry.availability == "data-root" and data_root is None:
         raise ConfigError(f"{entry.id} needs its dataset: {entry.data}")
     select_device(device)
     check_out(out)
-    record = {"entry": entry.id, "title": entry.title, "quick": quick, "settings": settings, "data_root": data_root,
-              "device": device}
+    record = {"entry": entry.id, "title": entry.title, "quick": quick, "changed": dict(changes or {}),
+              "settings": settings, "data_root": data_root, "device": device}
     with run_directory(f"reproduce-{entry.id}", out, config=record) as run_dir:
         context = Context(entry, settings, quick, data_root, device, run_dir, progress, log or (lambda m: None))
         outcome = entry.runner(context)
+        if changes:
+            listed = "; ".join(f"`{k}` = `{json.dumps(v)}`" for k, v in changes.items())
+            note = f"**Settings changed from the {'quick' if quick else 'full'} experiment** (`--set`): {listed}."
+            head, _, body = outcome.markdown.partition("\n")
+            outcome.markdown = (f"{head}\n\n{note}\n{body}" if head.startswith("#")
+                                else f"{note}\n\n{outcome.markdown}")
         atomic_write_text(run_dir / "table.md", outcome.markdown + "\n")
-        write_json(run_dir / "summary.json", {"entry": entry.id, "quick": quick, **outcome.summary})
+        write_json(run_dir / "summary.json", {"entry": entry.id, "quick": quick, "changed": dict(changes or {}),
+                                              **outcome.summary})
     return run_dir, outcome

@@ -9,6 +9,7 @@ takes, its settings (full and ``--quick``), the reference's numbers, and the exp
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,8 @@ from typing import Any
 from ..errors import ConfigError
 from ..registry import Registry
 
-__all__ = ["AVAILABILITY", "Context", "Entry", "Outcome", "register_entry", "get_entry", "list_entries"]
+__all__ = ["AVAILABILITY", "Context", "Entry", "Outcome", "register_entry", "get_entry", "list_entries",
+           "override_settings"]
 
 #: How an entry runs here: on real data available offline, on the synthetic stand-in (real data with
 #: ``--data-root``), or only with ``--data-root``.
@@ -115,3 +117,33 @@ def get_entry(entry_id: str) -> Entry:
 def list_entries() -> list[Entry]:
     """Every registered table and figure, in the reference's order (chapters, then appendices)."""
     return [_ENTRIES.get(n) for n in sorted(_ENTRIES.names(), key=_order)]
+
+
+def override_settings(settings: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` with ``changes`` applied (``advwsl reproduce --set``): each key a path of dict keys and
+    list indices joined by dots (``n_samples``, ``defense.epochs``, ``rows.2.n_samples``) to a setting
+    that exists, or to a new key of a dict that exists (a row's own ``n_samples``). The value replaces what
+    is there. ``settings`` itself is left unchanged."""
+    result = copy.deepcopy(settings)
+    for path, value in changes.items():
+        parts = path.split(".")
+        node: Any = result
+        for depth, part in enumerate(parts):
+            last = depth == len(parts) - 1
+            where = ".".join(parts[:depth]) or "the settings"
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ConfigError(f"--set {path}: {where} is a list of {len(node)} items; give an index "
+                                      f"0..{len(node) - 1}, not {part!r}")
+                key: Any = int(part)
+            elif isinstance(node, dict):
+                if part not in node and not (last and depth > 0):
+                    raise ConfigError(f"--set {path}: {where} has no {part!r}; it has {', '.join(map(str, node))}")
+                key = part
+            else:
+                raise ConfigError(f"--set {path}: {where} is a value ({node!r}), not a group of settings")
+            if last:
+                node[key] = value
+            else:
+                node = node[key]
+    return result

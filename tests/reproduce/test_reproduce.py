@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from advwsl.cli import main
 from advwsl.errors import ConfigError
-from advwsl.reproduce import Entry, get_entry, list_entries, register_entry, run_entry
+from advwsl.reproduce import Entry, get_entry, list_entries, override_settings, register_entry, run_entry
 from advwsl.reproduce.appendix_v import attack_table
 from advwsl.reproduce.compare import Measure, side_by_side, side_by_side_markdown
 from advwsl.reproduce.registry import _ENTRIES
@@ -60,17 +60,34 @@ def test_attack_table_runs_end_to_end(tmp_path):
                             "figure_rows": [("ddn", "100"), ("cw", "4x25")], "recipe": {"epochs": 1}},
                   reference=get_entry("A-V-1").reference)
     register_entry(entry)
-    try:
-        run_dir, outcome = run_entry("test-A-V-1", out=str(tmp_path / "run"), progress=False)
+    try:  # --set: 8 images instead of the entry's 12, said in the table and recorded
+        run_dir, outcome = run_entry("test-A-V-1", out=str(tmp_path / "run"), progress=False,
+                                     changes={"n_samples": 8, "batch_size": 8})
     finally:
         _ENTRIES._entries.pop("test-A-V-1", None)
     table = pd.read_csv(run_dir / "table.csv")
     ddn = table[(table.attack == "DDN") & (table.budget.astype(str) == "100")].iloc[0]
     assert ddn.success == 1.0 and ddn.success_reference == 100.0 and ddn.median_l2_reference == 1.4506
     assert ddn.median_l2_ratio == pytest.approx(ddn.median_l2 / 1.4506)
-    assert "| DDN | 100 | 12 |" in outcome.markdown and "1.4506" in outcome.markdown
+    assert "| DDN | 100 | 8 |" in outcome.markdown and "1.4506" in outcome.markdown
+    assert "Settings changed from the full experiment** (`--set`): `n_samples` = `8`" in outcome.markdown
     for name in ("table.md", "table.csv", "summary.json", "config.json", "ddn-100.csv", "fig-A-V-9.png",
                  "fig-A-V-5.png"):
         assert (run_dir / name).is_file(), name
     assert not (run_dir / "INCOMPLETE").exists()
-    assert json.loads((run_dir / "config.json").read_text())["config"]["settings"]["n_samples"] == 12
+    record = json.loads((run_dir / "config.json").read_text())["config"]
+    assert record["settings"]["n_samples"] == 8 and record["changed"] == {"n_samples": 8, "batch_size": 8}
+
+
+def test_set_changes_nested_settings_and_refuses_unknown_paths():
+    settings = get_entry("A-V-1").settings
+    changed = override_settings(settings, {"rows.2.n_samples": 30, "n_samples": 500})
+    assert changed["rows"][2] == {"attack": "cw", "budget": "9x10000", "n_samples": 30}
+    assert changed["n_samples"] == 500 and settings["rows"][2]["n_samples"] == 200  # the entry is untouched
+    assert override_settings(get_entry("A-V-5").settings, {"defense.epochs": 3})["defense"]["epochs"] == 3
+    for path, phrase in (("nope", "has no 'nope'"), ("rows.9.n_samples", "list of 7 items"),
+                         ("n_samples.x", "is a value")):
+        with pytest.raises(ConfigError, match=phrase):
+            override_settings(settings, {path: 1})
+    res = CliRunner().invoke(main, ["reproduce", "A-V-1", "--set", "nope=1"])
+    assert res.exit_code == 2 and "has no 'nope'" in res.output and "Traceback" not in res.output
