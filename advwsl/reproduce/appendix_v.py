@@ -113,11 +113,11 @@ def attack_table(ctx: Context) -> Outcome:
     model, info = _model(ctx, dataset)
     device = select_device(ctx.device)
     model = model.to(device).eval()
-    n = int(ctx.settings["n_samples"])
-    images, labels = _data(ctx, dataset, n)
+    images, labels = _data(ctx, dataset, int(ctx.settings["n_samples"]))
+    n = len(labels)  # fewer than n_samples when the test split is smaller
     ours, results, files = [], {}, []
     for row in _rows(ctx):
-        k = int(row.get("n_samples", n))
+        k = min(int(row.get("n_samples", n)), n)
         kwargs = _budget_kwargs(row["attack"], row["budget"], dataset)
         ctx.log(f"{row['attack']} {row['budget']} on {k} images")
         result = run_attack(model, images[:k], labels[:k], attack=row["attack"], attack_kwargs=kwargs,
@@ -165,11 +165,11 @@ def targeted_table(ctx: Context) -> Outcome:
     dataset = ctx.settings["dataset"]
     model, info = _model(ctx, dataset)
     model = model.to(select_device(ctx.device)).eval()
-    n = int(ctx.settings["n_samples"])
-    images, labels = _data(ctx, dataset, n)
+    images, labels = _data(ctx, dataset, int(ctx.settings["n_samples"]))
+    n = len(labels)  # fewer than n_samples when the test split is smaller
     ours, files = [], []
     for row in _rows(ctx):
-        k = int(row.get("n_samples", n))
+        k = min(int(row.get("n_samples", n)), n)
         kwargs = _budget_kwargs(row["attack"], row["budget"], dataset)
         ctx.log(f"targeted {row['attack']} {row['budget']} on {k} images x every other class")
         result = run_attack(model, images[:k], labels[:k], attack=row["attack"], attack_kwargs=kwargs, targeted=True,
