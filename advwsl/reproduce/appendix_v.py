@@ -376,7 +376,8 @@ register_entry(Entry(
                          "model_kwargs": {}},
               "defense": {"epsilon": 1.0, "epochs": 30, "lr": 0.0008, "milestone": 0.99, "ddn_steps": 100,
                           "pgd_steps": 40}},
-    quick={**A_V_5_QUICK, "recipe": {"model": "cw-cifar", "epochs": 1}},
+    quick={**A_V_5_QUICK, "recipe": {"model": "cw-cifar", "epochs": 1},
+           "defense": {**A_V_5_QUICK["defense"], "epsilon": 1.0}},  # CIFAR-10's epsilon_max, not MNIST's 2.4
     reference=tuple(A_V_6)))
 for _id, _title in (("fig-A-V-5", "Adversarial examples of DDN 1000 (MNIST)"),
                     ("fig-A-V-9", "Accuracy against the L2 norm for C&W 9x10000, DeepFool 100 and DDN 300 (MNIST)")):
