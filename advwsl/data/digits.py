@@ -94,18 +94,81 @@ def mnist(root: str, split: str = "train", *, transform=None) -> torch.utils.dat
     return _DictDataset(base, [str(d) for d in range(10)], f"mnist-{split}", transform)
 
 
-def cifar10(root: str, split: str = "train", *, transform=None) -> torch.utils.data.Dataset:
-    """CIFAR-10 (appendix V) from ``root`` through torchvision, never downloaded: expects
-    ``<root>/cifar-10-batches-py/``. Samples are dicts with images (3, 32, 32) in [0, 1]."""
-    from torchvision.datasets import CIFAR10
+#: The files of ``cifar-10-python.tar.gz`` once extracted (https://www.cs.toronto.edu/~kriz/cifar.html).
+CIFAR10_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR10_TEST_BATCHES = ("test_batch",)
 
-    try:
-        base = CIFAR10(str(root), train=_torchvision_split(split), download=False)
-    except RuntimeError as exc:
-        raise DatasetError(f"CIFAR-10 not found or corrupted under {root}: expected "
-                           f"{root}/cifar-10-batches-py/{{data_batch_1..5,test_batch,batches.meta}} as extracted "
-                           f"from cifar-10-python.tar.gz [{exc}]") from None
-    return _DictDataset(base, base.classes, f"cifar10-{split}", transform)
+
+class Cifar10Batches(torch.utils.data.Dataset):
+    """CIFAR-10's "python version" batches read as published: each file a pickled dict whose ``b"data"`` is a
+    uint8 array (N, 3072) of row-major 32 x 32 planes, red then green then blue, and ``b"labels"`` a list
+    of N class indices; ``batches.meta`` holds ``b"label_names"``. The training split is ``data_batch_1`` to
+    ``data_batch_5`` in order, the test split ``test_batch`` (the order torchvision's ``CIFAR10`` reads).
+
+    The files are checked for their structure (shapes, dtype, labels in 0..9), not for the checksums of the
+    official archive, so that a re-packed or partial copy in the same layout is read as it is. Samples are
+    dicts ``{"image": float (3, 32, 32) in [0, 1], "label", "index"}``."""
+
+    def __init__(self, root: str, split: str = "train", *, transform=None) -> None:
+        from pathlib import Path
+
+        self.folder = Path(root) / "cifar-10-batches-py"
+        self.name, self.transform = f"cifar10-{split}", transform
+        files = CIFAR10_TRAIN_BATCHES if _torchvision_split(split) else CIFAR10_TEST_BATCHES
+        data, labels = [], []
+        for name in files:
+            entry = self._load(name)
+            x = np.asarray(entry.get("data", []))
+            y = np.asarray(entry.get("labels", []), dtype=np.int64)
+            if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3 * 32 * 32 or len(x) != len(y):
+                raise DatasetError(f"{self.folder / name} is not a CIFAR-10 batch: expected 'data' uint8 (N, 3072) "
+                                   f"and N 'labels', got data {x.dtype} {x.shape} and {len(y)} labels")
+            if len(y) and (y.min() < 0 or y.max() > 9):
+                raise DatasetError(f"{self.folder / name} has labels outside 0..9 ({y.min()}..{y.max()})")
+            data.append(x)
+            labels.append(y)
+        self.data = np.concatenate(data).reshape(-1, 3, 32, 32)
+        self.labels = np.concatenate(labels)
+        names = self._load("batches.meta").get("label_names")
+        if not isinstance(names, (list, tuple)) or len(names) != 10:
+            raise DatasetError(f"{self.folder / 'batches.meta'} has no list of the 10 'label_names'")
+        self.classes = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
+
+    def _load(self, name: str) -> dict:
+        import pickle
+
+        path = self.folder / name
+        if not path.is_file():
+            raise DatasetError(f"CIFAR-10 not found under {self.folder.parent}: {path} is missing; expected "
+                               f"{self.folder}/{{data_batch_1..5,test_batch,batches.meta}} as extracted from "
+                               "cifar-10-python.tar.gz")
+        try:
+            with open(path, "rb") as f:
+                entry = pickle.load(f, encoding="latin1")  # as torchvision: Python 2 pickles
+        except Exception as exc:  # noqa: BLE001 - a truncated or foreign file: name it
+            raise DatasetError(f"cannot read the CIFAR-10 batch {path} ({type(exc).__name__}: {exc}); extract "
+                               "cifar-10-python.tar.gz again") from None
+        if not isinstance(entry, dict):
+            raise DatasetError(f"{path} is not a CIFAR-10 batch (a pickled dict), got {type(entry).__name__}")
+        return {k.decode() if isinstance(k, bytes) else k: v for k, v in entry.items()}
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> dict:
+        x = torch.from_numpy(self.data[i].astype(np.float32) / 255.0)
+        sample = {"image": x, "label": int(self.labels[i]), "index": int(i)}
+        return self.transform(sample) if self.transform is not None else sample
+
+    def __repr__(self) -> str:
+        return f"{self.name}(n={len(self)}, classes={len(self.classes)})"
+
+
+def cifar10(root: str, split: str = "train", *, transform=None) -> torch.utils.data.Dataset:
+    """CIFAR-10 (appendix V) from ``root``, never downloaded: expects ``<root>/cifar-10-batches-py/`` as
+    extracted from ``cifar-10-python.tar.gz`` (the folder torchvision's ``CIFAR10`` downloads). Samples are
+    dicts with images (3, 32, 32) in [0, 1]; see :class:`Cifar10Batches`."""
+    return Cifar10Batches(root, split, transform=transform)
 
 
 def imagenet_folder(root: str, split: str = "val", *, image_size: int = 224,

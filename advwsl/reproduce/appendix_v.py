@@ -113,11 +113,11 @@ def attack_table(ctx: Context) -> Outcome:
     model, info = _model(ctx, dataset)
     device = select_device(ctx.device)
     model = model.to(device).eval()
-    n = int(ctx.settings["n_samples"])
-    images, labels = _data(ctx, dataset, n)
+    images, labels = _data(ctx, dataset, int(ctx.settings["n_samples"]))
+    n = len(labels)  # fewer than n_samples when the test split is smaller
     ours, results, files = [], {}, []
     for row in _rows(ctx):
-        k = int(row.get("n_samples", n))
+        k = min(int(row.get("n_samples", n)), n)
         kwargs = _budget_kwargs(row["attack"], row["budget"], dataset)
         ctx.log(f"{row['attack']} {row['budget']} on {k} images")
         result = run_attack(model, images[:k], labels[:k], attack=row["attack"], attack_kwargs=kwargs,
@@ -165,11 +165,11 @@ def targeted_table(ctx: Context) -> Outcome:
     dataset = ctx.settings["dataset"]
     model, info = _model(ctx, dataset)
     model = model.to(select_device(ctx.device)).eval()
-    n = int(ctx.settings["n_samples"])
-    images, labels = _data(ctx, dataset, n)
+    images, labels = _data(ctx, dataset, int(ctx.settings["n_samples"]))
+    n = len(labels)  # fewer than n_samples when the test split is smaller
     ours, files = [], []
     for row in _rows(ctx):
-        k = int(row.get("n_samples", n))
+        k = min(int(row.get("n_samples", n)), n)
         kwargs = _budget_kwargs(row["attack"], row["budget"], dataset)
         ctx.log(f"targeted {row['attack']} {row['budget']} on {k} images x every other class")
         result = run_attack(model, images[:k], labels[:k], attack=row["attack"], attack_kwargs=kwargs, targeted=True,
@@ -376,7 +376,8 @@ register_entry(Entry(
                          "model_kwargs": {}},
               "defense": {"epsilon": 1.0, "epochs": 30, "lr": 0.0008, "milestone": 0.99, "ddn_steps": 100,
                           "pgd_steps": 40}},
-    quick={**A_V_5_QUICK, "recipe": {"model": "cw-cifar", "epochs": 1}},
+    quick={**A_V_5_QUICK, "recipe": {"model": "cw-cifar", "epochs": 1},
+           "defense": {**A_V_5_QUICK["defense"], "epsilon": 1.0}},  # CIFAR-10's epsilon_max, not MNIST's 2.4
     reference=tuple(A_V_6)))
 for _id, _title in (("fig-A-V-5", "Adversarial examples of DDN 1000 (MNIST)"),
                     ("fig-A-V-9", "Accuracy against the L2 norm for C&W 9x10000, DeepFool 100 and DDN 300 (MNIST)")):

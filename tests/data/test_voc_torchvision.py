@@ -91,27 +91,50 @@ def test_mnist_from_raw_idx_files(tmp_path):
         get_dataset("mnist", tmp_path / "none", "test")
 
 
-def test_cifar10_from_python_batches(tmp_path, monkeypatch):
-    from torchvision.datasets import CIFAR10
-
-    base = tmp_path / "cifar-10-batches-py"
-    base.mkdir()
+def test_cifar10_from_python_batches(tmp_path, cifar10_batches):
+    """Batches in the layout of cifar-10-python.tar.gz are read as torchvision reads them (data_batch_1..5 in
+    order for train, test_batch for test), without the checksums of the official archive."""
     rng = np.random.default_rng(0)
-    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    for name in names:
-        with open(base / name, "wb") as f:
-            pickle.dump({"data": rng.integers(0, 256, (2, 3072), dtype=np.uint8), "labels": [1, 7]}, f)
-    with open(base / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
-                                     "ship", "truck"]}, f)
-    with pytest.raises(DatasetError, match="cifar-10-batches-py"):  # checksums of the real files
-        get_dataset("cifar10", tmp_path, "test")
-    import torchvision.datasets.cifar as tv_cifar
-
-    monkeypatch.setattr(CIFAR10, "_check_integrity", lambda self: True)  # the fixture has other checksums
-    monkeypatch.setattr(tv_cifar, "check_integrity", lambda *args, **kwargs: True)
+    train = [(rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8), [2 * i, 2 * i + 1]) for i in range(5)]
+    test = rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    cifar10_batches(tmp_path, test, np.array([4, 0, 9]), train_batches=train)
     ds = get_dataset("cifar10", tmp_path, "train")
-    assert len(ds) == 10 and ds[1]["label"] == 7 and ds[1]["image"].shape == (3, 32, 32)
+    assert len(ds) == 10 and [ds[i]["label"] for i in range(10)] == list(range(10))
+    assert ds[1]["image"].shape == (3, 32, 32) and ds.classes[7] == "horse"
+    # (H, W, C) pixel (r, c) of channel k is byte k * 1024 + r * 32 + c of the row
+    assert torch.equal(ds[3]["image"], torch.from_numpy(train[1][0][1]).permute(2, 0, 1).float() / 255)
+    test_ds = get_dataset("cifar10", tmp_path, "test")
+    assert [test_ds[i]["label"] for i in range(3)] == [4, 0, 9]
+
+    from torchvision.datasets import CIFAR10
+    import torchvision.datasets.cifar as tv_cifar
+    from torchvision.transforms.functional import pil_to_tensor
+
+    with pytest.MonkeyPatch.context() as mp:  # the fixture is not the official archive: skip its checksums
+        mp.setattr(tv_cifar, "check_integrity", lambda *args, **kwargs: True)
+        reference = CIFAR10(str(tmp_path), train=True)
+    assert reference.classes == list(ds.classes)
+    for i in range(10):
+        image, label = reference[i]
+        assert torch.equal(pil_to_tensor(image).float() / 255, ds[i]["image"]) and label == ds[i]["label"]
+
+
+def test_cifar10_missing_or_broken_batches_are_named(tmp_path, cifar10_batches):
+    with pytest.raises(DatasetError, match="cifar-10-batches-py"):
+        get_dataset("cifar10", tmp_path, "test")
+    cifar10_batches(tmp_path, np.zeros((2, 32, 32, 3), np.uint8), np.array([1, 2]))
+    folder = tmp_path / "cifar-10-batches-py"
+    (folder / "data_batch_3").unlink()
+    assert len(get_dataset("cifar10", tmp_path, "test")) == 2
+    with pytest.raises(DatasetError, match="data_batch_3 is missing"):
+        get_dataset("cifar10", tmp_path, "train")
+    (folder / "test_batch").write_bytes((folder / "data_batch_1").read_bytes()[:100])  # truncated download
+    with pytest.raises(DatasetError, match="cannot read the CIFAR-10 batch .*test_batch"):
+        get_dataset("cifar10", tmp_path, "test")
+    with open(folder / "test_batch", "wb") as f:
+        pickle.dump({"data": np.zeros((2, 1024), np.uint8), "labels": [0, 1]}, f)
+    with pytest.raises(DatasetError, match=r"not a CIFAR-10 batch.*\(2, 1024\)"):
+        get_dataset("cifar10", tmp_path, "test")
 
 
 def test_imagenet_class_folders(tmp_path):
