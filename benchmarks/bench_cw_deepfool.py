@@ -43,7 +43,7 @@ from advwsl.attacks import carlini_wagner_l2, deepfool
 from advwsl.data.mnist5k import mnist5k
 from advwsl.defenses import adversarial_train, madry_training
 from advwsl.jobs.builtin_digits import accuracy, train_classifier
-from advwsl.models.zoo import create_model, load_model, save_model
+from advwsl.models import create_model, load_model, save_model
 
 CLEAN_RECIPE = {"epochs": 4, "batch_size": 64, "lr": 2e-3, "seed": 0, "dropout": 0.5, "shifts": 1}
 PGD_RECIPE = {"epsilon": 2.0, "steps": 10, "epochs": 3, "batch_size": 64, "lr": 1e-3, "seed": 0}
