@@ -13,7 +13,7 @@ import click
 from ..errors import ConfigError
 
 __all__ = ["json_option", "floats", "VOCABULARY", "model", "checkpoint", "dataset", "data_root", "dataset_kwargs",
-           "split", "n_samples", "batch_size", "attack", "budget", "epsilon", "levels", "device", "seed", "out",
+           "split", "n_samples", "model_and_data", "batch_size", "attack", "budget", "epsilon", "levels", "device", "seed", "out",
            "resume", "progress", "retrain", "precision", "channels_last", "echo_err"]
 
 
@@ -98,6 +98,15 @@ def split(default: str = "test") -> Decorator:
 
 n_samples = click.option("--n-samples", type=click.IntRange(min=1), default=None,
                          help="Use the first N samples of the split (default: all).")
+
+
+def model_and_data(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of a command that evaluates a model on a dataset split (``advwsl attack``, ``advwsl
+    evaluate-robustness``), in this order: --model, --checkpoint, --dataset, --data-root, --dataset-kwargs,
+    --split and --n-samples."""
+    for option in reversed((model(), checkpoint, dataset(), data_root, dataset_kwargs, split(), n_samples)):
+        f = option(f)
+    return f
 
 
 def batch_size(default: int | None = 128) -> Decorator:
