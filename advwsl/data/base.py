@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import DatasetError
+from ..errors import DatasetError, InputError
 
 
 def read_image(path: str | Path) -> torch.Tensor:
@@ -81,6 +81,20 @@ def require_dir(path: Path, what: str) -> Path:
     return path
 
 
+def check_split(split: str) -> None:
+    """Raise :class:`InputError` unless ``split`` is one of the splits of a split table."""
+    if split not in ("train", "valid", "test"):
+        raise InputError(f"split must be 'train', 'valid' or 'test', got {split!r}")
+
+
+def split_rows(split_table: Callable[..., pd.DataFrame], root: str | Path, split: str, **kwargs: object
+               ) -> pd.DataFrame:
+    """The rows of ``split`` in the split table ``split_table(root, **kwargs)`` (``split`` checked first)."""
+    check_split(split)
+    table = split_table(root, **kwargs)
+    return table[table["split"] == split]
+
+
 class TableDataset(Dataset):
     """Samples of one split of a split table, read from ``root`` on access.
 
@@ -124,3 +138,4 @@ class TableDataset(Dataset):
     def __repr__(self) -> str:
         counts = np.bincount(self.labels.astype(int), minlength=len(self.classes)) if len(self) else []
         return f"{type(self).__name__}({self.name}, n={len(self)}, classes={dict(zip(self.classes, counts))})"
+
