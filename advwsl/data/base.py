@@ -139,3 +139,19 @@ class TableDataset(Dataset):
         counts = np.bincount(self.labels.astype(int), minlength=len(self.classes)) if len(self) else []
         return f"{type(self).__name__}({self.name}, n={len(self)}, classes={dict(zip(self.classes, counts))})"
 
+
+class TensorDataset(Dataset):
+    """Images held in memory as sample dicts ``{"image": images[i], "label": int, "index": i}``; ``labels``
+    is an array (N,) and ``transform`` maps each dict."""
+
+    def __init__(self, images: torch.Tensor, labels: np.ndarray,
+                 transform: Callable[[dict], dict] | None = None) -> None:
+        self.images, self.labels = images, labels
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> dict:
+        sample = {"image": self.images[i], "label": int(self.labels[i]), "index": int(i)}
+        return self.transform(sample) if self.transform is not None else sample
