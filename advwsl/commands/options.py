@@ -11,10 +11,12 @@ from typing import Any
 import click
 
 from ..errors import ConfigError
+from ..training import SCHEDULES
 
 __all__ = ["json_option", "floats", "VOCABULARY", "model", "checkpoint", "dataset", "data_root", "dataset_kwargs",
-           "split", "n_samples", "model_and_data", "batch_size", "attack", "budget", "epsilon", "levels", "device", "seed", "out",
-           "resume", "progress", "retrain", "precision", "channels_last", "echo_err"]
+           "split", "n_samples", "model_and_data", "recipe_overrides", "batch_size", "attack", "budget", "epsilon",
+           "levels", "device", "seed", "out", "resume", "progress", "retrain", "precision", "channels_last",
+           "echo_err"]
 
 
 def json_option(text: str | None, name: str) -> dict[str, Any]:
@@ -112,6 +114,23 @@ def model_and_data(f: Callable[..., Any]) -> Callable[..., Any]:
 def batch_size(default: int | None = 128) -> Decorator:
     return click.option("--batch-size", type=click.IntRange(min=1), default=default,
                         show_default=default is not None, help="Samples per batch.")
+
+
+def recipe_overrides(lr_help: str) -> Decorator:
+    """The training commands' overrides of their recipe, in this order: --epochs, --batch-size, --lr (help
+    ``lr_help``) and --schedule."""
+    options = (click.option("--epochs", type=click.IntRange(min=1), default=None,
+                            help="Epochs (default: the recipe's)."),
+               batch_size(None),
+               click.option("--lr", type=float, default=None, help=lr_help),
+               click.option("--schedule", type=click.Choice(SCHEDULES), default=None, help="Learning-rate schedule."))
+
+    def apply(f: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return apply
 
 
 def attack(default: str, help: str) -> Decorator:
