@@ -22,7 +22,7 @@ from ..errors import AdvwslWarning, InputError, ModelError
 from ..utils import frozen, model_device, model_dtype
 
 __all__ = ["BACKENDS", "check_bounds", "check_inputs", "check_labels", "check_model", "check_model_inputs",
-           "check_logits", "check_attack_inputs", "first_logits", "check_backend", "check_positive_int", "attack_mode"]
+           "check_logits", "check_attack_inputs", "first_logits", "check_backend", "check_backend_attack", "check_positive_int", "attack_mode"]
 
 #: Implementations the C&W and DeepFool attacks can run on.
 BACKENDS = ("native", "foolbox")
@@ -128,6 +128,16 @@ def first_logits(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -
 def check_backend(backend: str) -> None:
     if backend not in BACKENDS:
         raise InputError(f"backend must be one of {BACKENDS}, got {backend!r}")
+
+
+def check_backend_attack(backend: str, inputs: torch.Tensor, labels: torch.Tensor,
+                         bounds: tuple[float, float]) -> tuple[float, float]:
+    """The first checks of an attack with a foolbox backend (C&W, DeepFool): ``backend``, ``bounds``, then
+    ``inputs`` and ``labels`` (:func:`check_attack_inputs`). Returns the bounds as floats."""
+    check_backend(backend)
+    lo, hi = check_bounds(bounds)
+    check_attack_inputs(inputs, labels, (lo, hi))
+    return lo, hi
 
 
 def check_positive_int(name: str, value: int) -> None:

@@ -4,13 +4,32 @@ this module."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
 
 from ..utils import frozen
 from ._checks import check_attack_inputs, check_bounds, check_model_inputs, first_logits
+
+#: The ``model`` and ``inputs`` entries of the parameters of the attacks with a foolbox backend (C&W, DeepFool):
+#: what :func:`run_foolbox` and their native implementations both assume of them.
+BACKEND_MODEL_INPUTS = (
+    "model : nn.Module\n"
+    "        Returns logits ``(N, C)`` for images within ``bounds``, with parameters of the dtype and on the\n"
+    "        device of ``inputs``. Run in eval mode with parameter gradients off and left exactly as found.\n"
+    "    inputs : Tensor\n"
+    "        Images ``(N, ...)`` within ``bounds``; not modified.")
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def with_backend_doc(fn: _F) -> _F:
+    """``fn`` with :data:`BACKEND_MODEL_INPUTS` in place of ``{model_inputs}`` in its docstring."""
+    if fn.__doc__:
+        fn.__doc__ = fn.__doc__.replace("{model_inputs}", BACKEND_MODEL_INPUTS)
+    return fn
 
 
 def _is_adversarial(logits: torch.Tensor, labels: torch.Tensor, targeted: bool) -> torch.Tensor:

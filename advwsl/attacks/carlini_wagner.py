@@ -46,9 +46,8 @@ from torch import nn
 
 from ..errors import ConfigError, InputError
 from ..utils import frozen
-from ._foolbox import run_foolbox
-from ._checks import (check_attack_inputs, check_backend, check_bounds, check_model_inputs, check_positive_int,
-                      first_logits)
+from ._foolbox import run_foolbox, with_backend_doc
+from ._checks import check_backend_attack, check_model_inputs, check_positive_int, first_logits
 from .registry import AttackSpec, register_attack
 
 #: Adam's hyper-parameters (those of the original and of foolbox).
@@ -191,6 +190,7 @@ def _next_search(s: dict[str, torch.Tensor], rows: torch.Tensor, ended: torch.Te
     return s, rows
 
 
+@with_backend_doc
 def carlini_wagner_l2(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, targeted: bool = False,
                       binary_search_steps: int = 9, steps: int = 10000, stepsize: float = 0.01,
                       initial_const: float = 0.01, confidence: float = 0.0, abort_early: bool = True,
@@ -199,11 +199,7 @@ def carlini_wagner_l2(model: nn.Module, inputs: torch.Tensor, labels: torch.Tens
 
     Parameters
     ----------
-    model : nn.Module
-        Returns logits ``(N, C)`` for images within ``bounds``, with parameters of the dtype and on the
-        device of ``inputs``. Run in eval mode with parameter gradients off and left exactly as found.
-    inputs : Tensor
-        Images ``(N, ...)`` within ``bounds``; not modified.
+    {model_inputs}
     labels : Tensor
         True labels (untargeted) or target labels (``targeted=True``): integer class indices ``(N,)``.
     targeted : bool
@@ -234,9 +230,7 @@ def carlini_wagner_l2(model: nn.Module, inputs: torch.Tensor, labels: torch.Tens
         Adversarial images, same shape and dtype as ``inputs``. A sample for which no adversarial was found
         (with margin ``confidence``), or that is already adversarial, is returned unchanged.
     """
-    check_backend(backend)
-    lo, hi = check_bounds(bounds)
-    check_attack_inputs(inputs, labels, (lo, hi))
+    lo, hi = check_backend_attack(backend, inputs, labels, bounds)
     _check_hyper_parameters(binary_search_steps, steps, stepsize, initial_const, confidence)
     check_model_inputs(model, inputs)
     if backend == "foolbox":

@@ -34,9 +34,8 @@ from torch import nn
 
 from ..errors import InputError
 from ..utils import frozen
-from ._foolbox import run_foolbox
-from ._checks import (check_attack_inputs, check_backend, check_bounds, check_model_inputs, check_positive_int,
-                      first_logits)
+from ._foolbox import run_foolbox, with_backend_doc
+from ._checks import check_backend_attack, check_model_inputs, check_positive_int, first_logits
 from .registry import AttackSpec, register_attack
 
 #: Added to each step's distance (original code), and to norms before dividing.
@@ -123,6 +122,7 @@ def _deepfool_native(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, *,
     return result
 
 
+@with_backend_doc
 def deepfool(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, targeted: bool = False,
              steps: int = 50, overshoot: float = 0.02, candidates: int | None = 10,
              bounds: tuple[float, float] = (0.0, 1.0), backend: str = "native") -> torch.Tensor:
@@ -130,11 +130,7 @@ def deepfool(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, ta
 
     Parameters
     ----------
-    model : nn.Module
-        Returns logits ``(N, C)`` for images within ``bounds``, with parameters of the dtype and on the
-        device of ``inputs``. Run in eval mode with parameter gradients off and left exactly as found.
-    inputs : Tensor
-        Images ``(N, ...)`` within ``bounds``; not modified.
+    {model_inputs}
     labels : Tensor
         True labels: integer class indices ``(N,)``.
     targeted : bool
@@ -157,9 +153,7 @@ def deepfool(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, ta
         Adversarial images, same shape and dtype as ``inputs``. A sample for which no adversarial was found,
         or that is already misclassified, is returned unchanged.
     """
-    check_backend(backend)
-    lo, hi = check_bounds(bounds)
-    check_attack_inputs(inputs, labels, (lo, hi))
+    lo, hi = check_backend_attack(backend, inputs, labels, bounds)
     _check_hyper_parameters(targeted, steps, overshoot, candidates)
     check_model_inputs(model, inputs)
     if backend == "foolbox":

@@ -6,10 +6,10 @@ import click
 from click.core import ParameterSource
 
 from ..jobs.adv_train import AdvTrainConfig, adv_train_job
-from ..training import PRESETS, SCHEDULES
+from ..training import PRESETS
 from ..utils import is_main_process
-from .options import (batch_size, data_root, dataset, dataset_kwargs, device, json_option, levels, model, out, progress, resume,
-               seed)
+from .options import (data_root, dataset, dataset_kwargs, device, json_option, levels, model, out, progress,
+                      recipe_overrides, resume, seed)
 
 
 @click.command("adv-train")
@@ -30,10 +30,7 @@ from .options import (batch_size, data_root, dataset, dataset_kwargs, device, js
               help="alpha of eq. A V-6: share of each batch kept clean.")
 @click.option("--init-checkpoint", type=click.Path(dir_okay=False), default=None,
               help="Start from this (clean-trained) checkpoint instead of random weights.")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs (default: the recipe's).")
-@batch_size(None)
-@click.option("--lr", type=float, default=None, help="Initial learning rate (default: the recipe's).")
-@click.option("--schedule", type=click.Choice(SCHEDULES), default=None, help="Learning-rate schedule.")
+@recipe_overrides("Initial learning rate (default: the recipe's).")
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), default=None, help="Training recipe (WSL datasets).")
 @click.option("--model-kwargs", default=None, metavar="JSON", help="Model options as JSON, e.g. '{\"input_size\": 16}'.")
 @levels

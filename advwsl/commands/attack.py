@@ -8,19 +8,12 @@ from ..attacks import list_attacks
 from ..jobs.attack import TABLE_EPSILONS, AttackConfig, attack_job
 from ..jobs.report import format_attack_report
 from ..models import CAM_RULES
-from .options import (attack, batch_size, budget, channels_last, checkpoint, data_root, dataset, dataset_kwargs,
-                      device, echo_err, epsilon, floats, json_option, levels, model, n_samples, out, precision,
-                      progress, retrain, seed, split)
+from .options import (attack, batch_size, budget, channels_last, device, echo_err, epsilon, floats, json_option,
+                      levels, model_and_data, out, precision, progress, retrain, seed)
 
 
 @click.command("attack")
-@model()
-@checkpoint
-@dataset()
-@data_root
-@dataset_kwargs
-@split()
-@n_samples
+@model_and_data
 @attack("ddn", f"Attacks: a comma-separated list of {', '.join(list_attacks())}, or all (ddn, cw, deepfool and "
                "their per-sample best, the 'All' row). cam-ddn moves the CAM and keeps the label.")
 @budget

@@ -11,10 +11,12 @@ from typing import Any
 import click
 
 from ..errors import ConfigError
+from ..training import SCHEDULES
 
 __all__ = ["json_option", "floats", "VOCABULARY", "model", "checkpoint", "dataset", "data_root", "dataset_kwargs",
-           "split", "n_samples", "batch_size", "attack", "budget", "epsilon", "levels", "device", "seed", "out",
-           "resume", "progress", "retrain", "precision", "channels_last", "echo_err"]
+           "split", "n_samples", "model_and_data", "recipe_overrides", "batch_size", "attack", "budget", "epsilon",
+           "levels", "device", "seed", "out", "resume", "progress", "retrain", "precision", "channels_last",
+           "echo_err"]
 
 
 def json_option(text: str | None, name: str) -> dict[str, Any]:
@@ -100,9 +102,35 @@ n_samples = click.option("--n-samples", type=click.IntRange(min=1), default=None
                          help="Use the first N samples of the split (default: all).")
 
 
+def model_and_data(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of a command that evaluates a model on a dataset split (``advwsl attack``, ``advwsl
+    evaluate-robustness``), in this order: --model, --checkpoint, --dataset, --data-root, --dataset-kwargs,
+    --split and --n-samples."""
+    for option in reversed((model(), checkpoint, dataset(), data_root, dataset_kwargs, split(), n_samples)):
+        f = option(f)
+    return f
+
+
 def batch_size(default: int | None = 128) -> Decorator:
     return click.option("--batch-size", type=click.IntRange(min=1), default=default,
                         show_default=default is not None, help="Samples per batch.")
+
+
+def recipe_overrides(lr_help: str) -> Decorator:
+    """The training commands' overrides of their recipe, in this order: --epochs, --batch-size, --lr (help
+    ``lr_help``) and --schedule."""
+    options = (click.option("--epochs", type=click.IntRange(min=1), default=None,
+                            help="Epochs (default: the recipe's)."),
+               batch_size(None),
+               click.option("--lr", type=float, default=None, help=lr_help),
+               click.option("--schedule", type=click.Choice(SCHEDULES), default=None, help="Learning-rate schedule."))
+
+    def apply(f: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return apply
 
 
 def attack(default: str, help: str) -> Decorator:

@@ -6,19 +6,12 @@ import click
 
 from ..evaluation.robustness import PRESETS
 from ..jobs.robustness import RobustnessConfig, merge_job, parse_epsilons, robustness_job
-from .options import (attack, batch_size, budget, channels_last, checkpoint, data_root, dataset, dataset_kwargs,
-                      device, echo_err, epsilon, floats, json_option, levels, model, n_samples, out, precision,
-                      progress, retrain, seed, split)
+from .options import (attack, batch_size, budget, channels_last, device, echo_err, epsilon, floats, json_option,
+                      levels, model_and_data, out, precision, progress, retrain, seed)
 
 
 @click.command("evaluate-robustness")
-@model()
-@checkpoint
-@dataset()
-@data_root
-@dataset_kwargs
-@split()
-@n_samples
+@model_and_data
 @attack("all", "Minimal-norm attacks: a comma-separated list of ddn, cw, deepfool, or all (the three).")
 @budget
 @click.option("--preset", type=click.Choice(PRESETS), default="reference", show_default=True,

@@ -8,10 +8,10 @@ import click
 
 from ..losses import CRITERIA
 from ..models import CAM_RULES
-from ..training import PRESETS, SCHEDULES
+from ..training import PRESETS
 from ..jobs.train import EvaluateConfig, TrainRequest, evaluate_job, train_job
-from .options import (batch_size, data_root, dataset, dataset_kwargs, device, json_option, model, out, progress, resume,
-                      seed, split)
+from .options import (batch_size, data_root, dataset, dataset_kwargs, device, json_option, model, out, progress,
+                      recipe_overrides, resume, seed, split)
 
 
 @click.command("train")
@@ -31,10 +31,7 @@ from .options import (batch_size, data_root, dataset, dataset_kwargs, device, js
               help="ImageNet weights for the backbone (torch hub / Hugging Face cache; never downloaded for timm).")
 @click.option("--weights", type=click.Path(dir_okay=False), default=None,
               help="Initial backbone weights: a local torchvision or timm state dict (.pth or .safetensors).")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs (default: the recipe's).")
-@batch_size(None)
-@click.option("--lr", type=float, default=None, help="Initial learning rate.")
-@click.option("--schedule", type=click.Choice(SCHEDULES), default=None, help="Learning-rate schedule.")
+@recipe_overrides("Initial learning rate.")
 @click.option("--loss", type=click.Choice(sorted(CRITERIA)), default=None, help="Training loss (eq. 4.4-4.13).")
 @click.option("--lambda-size", type=float, default=None, help="lambda_s of eq. 4.13 (or of Jia et al.).")
 @click.option("--lambda-entropy", type=float, default=None, help="lambda_e of eq. 4.13.")

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DatasetError, InputError
-from .base import TableDataset, require_dir
+from .base import TableDataset, require_dir, split_rows
 from .folds import assign_folds
 from .registry import DatasetSpec, register_dataset
 from .transforms import ColorJitter, Compose, RandomFlip, RandomRotatedCrop
@@ -93,11 +93,8 @@ class BACH(TableDataset):
 
     def __init__(self, root: str | Path, split: str = "train", *, fold: int = 0, seed: int = 0,
                  transform: Callable[[dict], dict] | None = None) -> None:
-        if split not in ("train", "valid", "test"):
-            raise InputError(f"split must be 'train', 'valid' or 'test', got {split!r}")
-        table = split_table(root, fold=fold, seed=seed)
-        super().__init__(table[table["split"] == split], root, classes=CLASSES, transform=transform,
-                         name=f"bach-fold{fold}-{split}")
+        super().__init__(split_rows(split_table, root, split, fold=fold, seed=seed), root, classes=CLASSES,
+                         transform=transform, name=f"bach-fold{fold}-{split}")
 
 
 register_dataset(DatasetSpec(

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import DatasetError
+from ..errors import DatasetError, InputError
 
 
 def read_image(path: str | Path) -> torch.Tensor:
@@ -81,6 +81,20 @@ def require_dir(path: Path, what: str) -> Path:
     return path
 
 
+def check_split(split: str) -> None:
+    """Raise :class:`InputError` unless ``split`` is one of the splits of a split table."""
+    if split not in ("train", "valid", "test"):
+        raise InputError(f"split must be 'train', 'valid' or 'test', got {split!r}")
+
+
+def split_rows(split_table: Callable[..., pd.DataFrame], root: str | Path, split: str, **kwargs: object
+               ) -> pd.DataFrame:
+    """The rows of ``split`` in the split table ``split_table(root, **kwargs)`` (``split`` checked first)."""
+    check_split(split)
+    table = split_table(root, **kwargs)
+    return table[table["split"] == split]
+
+
 class TableDataset(Dataset):
     """Samples of one split of a split table, read from ``root`` on access.
 
@@ -124,3 +138,20 @@ class TableDataset(Dataset):
     def __repr__(self) -> str:
         counts = np.bincount(self.labels.astype(int), minlength=len(self.classes)) if len(self) else []
         return f"{type(self).__name__}({self.name}, n={len(self)}, classes={dict(zip(self.classes, counts))})"
+
+
+class TensorDataset(Dataset):
+    """Images held in memory as sample dicts ``{"image": images[i], "label": int, "index": i}``; ``labels``
+    is an array (N,) and ``transform`` maps each dict."""
+
+    def __init__(self, images: torch.Tensor, labels: np.ndarray,
+                 transform: Callable[[dict], dict] | None = None) -> None:
+        self.images, self.labels = images, labels
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> dict:
+        sample = {"image": self.images[i], "label": int(self.labels[i]), "index": int(i)}
+        return self.transform(sample) if self.transform is not None else sample

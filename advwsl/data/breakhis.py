@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DatasetError, InputError
-from .base import TableDataset, require_dir
+from .base import TableDataset, check_split, require_dir
 from .folds import assign_folds
 from .registry import DatasetSpec, register_dataset
 from .transforms import ColorJitter, Compose, RandomCrop, RandomFlip, RandomRotate90
@@ -145,8 +145,7 @@ class BreakHis(TableDataset):
 
     def __init__(self, root: str | Path, split: str = "train", *, fold: int = 0, magnification: int = 40,
                  seed: int = 0, transform: Callable[[dict], dict] | None = None) -> None:
-        if split not in ("train", "valid", "test"):
-            raise InputError(f"split must be 'train', 'valid' or 'test', got {split!r}")
+        check_split(split)
         table = split_table(root, magnification=magnification, fold=fold, seed=seed)
         self.split_source = table.attrs["split_source"]
         super().__init__(table[table["split"] == split], root, classes=CLASSES, transform=transform,

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DatasetError, InputError
+from .base import TensorDataset
 from .registry import DatasetSpec, register_dataset
 
 
@@ -79,18 +80,24 @@ def _torchvision_split(split: str) -> bool:
     return split == "train"
 
 
+def _from_disk(dataset_cls, root: str, split: str, missing: str):
+    """``dataset_cls`` (a torchvision dataset class) read from ``root``, never downloaded; a
+    :class:`DatasetError` saying ``missing`` when torchvision cannot read it."""
+    try:
+        return dataset_cls(str(root), train=_torchvision_split(split), download=False)
+    except RuntimeError as exc:
+        raise DatasetError(f"{missing} [{exc}]") from None
+
+
 def mnist(root: str, split: str = "train", *, transform=None) -> torch.utils.data.Dataset:
     """MNIST (appendix V) from ``root`` through torchvision, never downloaded: expects
     ``<root>/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte``. Samples are dicts with images
     (1, 28, 28) in [0, 1]."""
     from torchvision.datasets import MNIST
 
-    try:
-        base = MNIST(str(root), train=_torchvision_split(split), download=False)
-    except RuntimeError as exc:
-        raise DatasetError(f"MNIST not found under {root}: expected {root}/MNIST/raw/train-images-idx3-ubyte "
-                           f"and the other three idx files (download them once with torchvision, "
-                           f"MNIST(root, download=True), on a machine with internet) [{exc}]") from None
+    base = _from_disk(MNIST, root, split, f"MNIST not found under {root}: expected {root}/MNIST/raw/"
+                      "train-images-idx3-ubyte and the other three idx files (download them once with torchvision, "
+                      "MNIST(root, download=True), on a machine with internet)")
     return _DictDataset(base, [str(d) for d in range(10)], f"mnist-{split}", transform)
 
 
@@ -192,7 +199,7 @@ def imagenet_folder(root: str, split: str = "val", *, image_size: int = 224,
     return _DictDataset(base, base.classes, f"imagenet-{split}", transform, image_transform=resize)
 
 
-class DigitsDataset(torch.utils.data.Dataset):
+class DigitsDataset(TensorDataset):
     """:func:`sklearn_digits` as sample dicts ``{"image": (1, size, size) in [0, 1], "label", "index"}``;
     ``n`` keeps the first ``n`` samples of the split."""
 
@@ -205,15 +212,7 @@ class DigitsDataset(torch.utils.data.Dataset):
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
             raise InputError(f"n (the number of digits kept) must be a positive integer, got {n!r}")
         images, labels = sklearn_digits(size, split, seed=seed)
-        self.images, self.labels = images[:n], labels[:n].numpy()
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> dict:
-        sample = {"image": self.images[i], "label": int(self.labels[i]), "index": int(i)}
-        return self.transform(sample) if self.transform is not None else sample
+        super().__init__(images[:n], labels[:n].numpy(), transform)
 
 
 def _digits(root: str | None, split: str, *, fold: int = 0, transform=None, **kwargs) -> DigitsDataset:

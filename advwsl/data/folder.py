@@ -39,7 +39,7 @@ import pandas as pd
 from PIL import Image
 
 from ..errors import DatasetError, InputError
-from .base import TableDataset
+from .base import TableDataset, check_split
 from .folds import assign_folds
 from .registry import DatasetSpec, register_dataset
 from .transforms import Compose, RandomFlip, Resize
@@ -271,8 +271,7 @@ class FolderDataset(TableDataset):
     def __init__(self, root: str | Path, split: str = "train", *, fold: int = 0, seed: int = 0,
                  test_fraction: float = 0.2, table: str | None = None, classes: Sequence[str] | None = None,
                  size: int | Sequence[int] | None = None, transform: Callable[[dict], dict] | None = None) -> None:
-        if split not in ("train", "valid", "test"):
-            raise InputError(f"split must be 'train', 'valid' or 'test', got {split!r}")
+        check_split(split)
         if size is not None:
             sides = [size] if isinstance(size, int) else list(size)
             if not 1 <= len(sides) <= 2 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sides):

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import DatasetError, InputError
+from .base import TensorDataset
 from .registry import DatasetSpec, register_dataset
 
 #: Digits per class in the test split, and the seed of the split.
@@ -78,24 +79,16 @@ def mnist5k_indices(split: str = "train") -> np.ndarray:
     return _split_indices()[split].copy()
 
 
-class MNIST5k(torch.utils.data.Dataset):
+class MNIST5k(TensorDataset):
     """:func:`mnist5k` as sample dicts ``{"image": (1, 28, 28) in [0, 1], "label": int, "index": int}``,
     ``index`` being the position in the split; ``transform`` maps each dict."""
 
     classes = tuple(str(d) for d in range(10))
 
     def __init__(self, split: str = "train", *, transform: Callable[[dict], dict] | None = None) -> None:
-        self.images, labels = mnist5k(split)
-        self.labels = labels.numpy()
+        images, labels = mnist5k(split)
+        super().__init__(images, labels.numpy(), transform)
         self.split = split
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> dict:
-        sample = {"image": self.images[i], "label": int(self.labels[i]), "index": int(i)}
-        return self.transform(sample) if self.transform is not None else sample
 
     def __repr__(self) -> str:
         return f"MNIST5k(split={self.split!r}, n={len(self)})"

@@ -12,11 +12,11 @@ import torch.distributed as dist
 
 from ..defenses import make_perturbation
 from ..errors import ConfigError
-from ..io import read_json
 from ..models import checkpoint_info, load_model
 from ..runs import check_out, create_run_dir, resumable_run
 from ..training import PRESETS, FitResult, TrainConfig, check_training_data, fit, init_distributed
 from ..utils import seed_everything, select_device
+from .train import read_run_config, restore_config
 
 __all__ = ["AdvTrainConfig", "adv_train_job", "DEFAULT_RECIPE", "DEFAULT_CLEAN_EPOCHS"]
 
@@ -88,12 +88,7 @@ def _hook(options: dict[str, Any], seed: int) -> Any:
 
 
 def _resumed(config: AdvTrainConfig) -> tuple[Path, TrainConfig, dict[str, Any]]:
-    run_dir = Path(config.resume)
-    if not (run_dir / "config.json").is_file():
-        raise ConfigError(f"{run_dir} is not an adv-train run directory (no config.json); --resume takes the folder "
-                          "of an interrupted `advwsl adv-train` run")
-    saved = read_json(run_dir / "config.json", what="run configuration")
-    stored = saved.get("config") if isinstance(saved, dict) else None
+    run_dir, _, stored = read_run_config(config.resume, "an adv-train", "adv-train")
     if not isinstance(stored, dict) or not isinstance(stored.get("adversarial"), dict):
         raise ConfigError(f"{run_dir} is not an adv-train run (its config.json has no 'adversarial' section); "
                           "--resume takes the folder of an interrupted `advwsl adv-train` run")
@@ -106,11 +101,7 @@ def _resumed(config: AdvTrainConfig) -> tuple[Path, TrainConfig, dict[str, Any]]
         raise ConfigError(f"a resumed run keeps its configuration; {changed} differ(s) from {run_dir / 'config.json'} "
                           "(start a new run to change them)")
     keep = {k: v for k, v in config.train.items() if k in ("device", "num_workers") and v is not None}
-    try:
-        return run_dir, TrainConfig.from_dict({**stored, **keep, "progress": config.progress}), options
-    except ConfigError as exc:
-        raise ConfigError(f"{run_dir / 'config.json'} holds an invalid training configuration ({exc}); it was "
-                          "edited or is damaged") from None
+    return run_dir, restore_config(run_dir, {**stored, **keep, "progress": config.progress}), options
 
 
 def adv_train_job(config: AdvTrainConfig) -> tuple[Path, FitResult, dict[str, Any]]:

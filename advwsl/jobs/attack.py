@@ -36,9 +36,8 @@ from ..io import atomic_write_text, write_json
 from ..models.cams import CAM_RULES
 from ..plotting import plot_cam_curves, plot_cam_grid, plot_robustness_curves
 from ..runs import INCOMPLETE, check_out, run_directory
-from ..utils import seed_everything, select_device
-from .builtin import resolve_model
-from .data import EvalData, check_data_fits_model, data_for_model
+from ..utils import select_device
+from .data import EvalData, ModelDataConfig
 from .report import format_attack_report
 
 __all__ = ["AttackConfig", "TABLE_EPSILONS", "expand_attacks", "check_attack_kwargs", "attack_job"]
@@ -158,7 +157,7 @@ def check_attack_kwargs(spec: AttackSpec, kwargs: dict[str, Any], *, option: str
 
 
 @dataclass
-class AttackConfig:
+class AttackConfig(ModelDataConfig):
     """Everything ``advwsl attack`` needs; the click options map one to one onto these fields.
 
     ``budget`` holds the ``--budget`` items (``N`` for every attack, or ``ATTACK=N``); an attack without one
@@ -172,13 +171,6 @@ class AttackConfig:
     whatever the offset of its maps (Deep MIL's hw A - 1, max pooling), and it is the map CAM-DDN attacks.
     ``--cam-rule zero`` gives the Dice vs the mask on the reference's footing."""
 
-    model: str = "digits-cnn"
-    checkpoint: str | None = None
-    dataset: str | None = None
-    data_root: str | None = None
-    dataset_kwargs: dict[str, Any] = field(default_factory=dict)
-    split: str = "test"
-    n_samples: int | None = None
     attacks: tuple[str, ...] = ("ddn",)
     budget: tuple[str, ...] = ()
     targeted: bool = False
@@ -208,9 +200,7 @@ class AttackConfig:
             self.attacks = tuple(n for n in self.attacks if n not in untargetable)
         if self.attack_kwargs and len(self.attacks) > 1:
             raise ConfigError("--attack-kwargs applies to a single attack; run the attacks one by one")
-        for name, value, low in (("--batch-size", self.batch_size, 1), ("--n-samples", self.n_samples, 1)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        self.check_counts()
         if self.levels is not None and (not isinstance(self.levels, int) or self.levels < 2):
             raise ConfigError(f"--levels must be >= 2 (256 for 8-bit images), or 0 for no quantization; got "
                               f"{self.levels!r}")
@@ -300,17 +290,12 @@ def attack_job(config: AttackConfig, *, log: Log | None = None) -> tuple[Path, d
     directory and the summary (also in ``summary.json``; :func:`format_attack_report` prints it)."""
     say = log or (lambda message: None)
     kwargs = config.validate()
-    seed_everything(config.seed)
-    device = select_device(config.device)
-    resolved = resolve_model(config.model, checkpoint=config.checkpoint, progress=config.progress, log=say,
-                             retrain=config.retrain)
+    device, resolved = config.start(say)
     specs = [get_attack_spec(n) for n in config.attacks]
     if any(s.goal == "cam" for s in specs) and not resolved.has_cams:
         raise ConfigError(f"{resolved.name} has no class activation maps, so the CAM attack does not apply; use a "
                           "label attack (ddn, cw, deepfool) or a weakly supervised model")
-    data = data_for_model(resolved, config.dataset, split=config.split, data_root=config.data_root,
-                          n_samples=config.n_samples, dataset_kwargs=config.dataset_kwargs, progress=config.progress)
-    check_data_fits_model(data, resolved)
+    data = config.load_data(resolved)
     model = resolved.model.to(device).eval()
     cam_report = resolved.has_cams and not config.targeted
     notices = []

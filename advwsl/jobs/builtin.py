@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import re
+import shutil
 import sys
 import warnings
 from collections.abc import Callable
@@ -34,7 +35,7 @@ from ..registry import Registry
 from ..utils import torch_threads
 
 __all__ = ["BuiltinModel", "ResolvedModel", "register_builtin", "get_builtin", "list_builtins", "resolve_model",
-           "cached_model", "describe_sources", "FACTORY_PATTERN", "load_factory_model"]
+           "cached_model", "training_dir", "describe_sources", "FACTORY_PATTERN", "load_factory_model"]
 
 #: ``--model path/to/file.py:function``.
 FACTORY_PATTERN = re.compile(r"^(?P<path>.+\.py):(?P<function>[A-Za-z_][A-Za-z0-9_]*)$")
@@ -117,6 +118,17 @@ class ResolvedModel:
 #: sums of every backward pass, so the same recipe gives another model at another count. One thread makes
 #: the first-use training (and so every number printed with the model) the same on every machine.
 BUILD_THREADS = 1
+
+
+def training_dir(stem: Path, retrain: bool = False) -> tuple[Path, bool]:
+    """The folder ``<stem>.training`` where the checkpoint at ``stem`` is trained, created (emptied first when
+    ``retrain``), and whether it holds an interrupted training to resume."""
+    run_dir = stem.with_name(stem.name + ".training")
+    if retrain and run_dir.exists():
+        shutil.rmtree(run_dir)
+    resume = (run_dir / "state" / "last.pt").is_file() or (run_dir / "summary.json").is_file()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir, resume
 
 
 def cached_model(stem: Path, build: Callable[[], None], *, retrain: bool = False,

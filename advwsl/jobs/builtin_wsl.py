@@ -32,7 +32,6 @@ import functools
 import hashlib
 import json
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,7 +46,7 @@ from ..evaluation.cams import mask_scores, predict_maps
 from ..models import checkpoint_info, checkpoint_paths, list_models, load_model, save_model
 from ..training import fit
 from ..utils import cache_dir
-from .builtin import BuiltinModel, cached_model, register_builtin
+from .builtin import BuiltinModel, cached_model, register_builtin, training_dir
 
 __all__ = ["DEMO_VERSION", "DEMO_DATASET", "DEMO_RECIPE", "DEMO_NOTICE", "demo_config", "demo_checkpoint",
            "demo_model", "demo_data", "demo_dataset_kwargs", "is_demo_cached", "RECIPE_ENV"]
@@ -157,11 +156,7 @@ def _train(name: str, config: dict[str, Any], stem: Path, *, retrain: bool, prog
            say: Callable[[str], None]) -> None:
     """Train the demo model with :func:`advwsl.training.fit` in ``<stem>.training`` (resumed when an earlier
     process was interrupted) and save its best checkpoint at ``stem``."""
-    run_dir = stem.with_name(stem.name + ".training")
-    if retrain and run_dir.exists():
-        shutil.rmtree(run_dir)
-    resume = (run_dir / "state" / "last.pt").is_file() or (run_dir / "summary.json").is_file()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir, resume = training_dir(stem, retrain)
     say(f"training the demo {name} model on the built-in synthetic histology set (first use only; cached in "
         f"{stem.parent})" + (", resuming an interrupted training" if resume else ""))
     # on the CPU (single-threaded, see cached_model) whatever accelerator is present: the same model everywhere

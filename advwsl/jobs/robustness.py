@@ -5,7 +5,7 @@ sharded by sample index, and the exact merge of the shards."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +16,9 @@ from ..errors import ConfigError
 from ..evaluation.robustness import (PRESETS, RobustnessReport, evaluate_robustness, merge_reports, parse_shard,
                                      preset_budgets)
 from ..runs import check_out, run_directory
-from ..utils import seed_everything, select_device
+from ..utils import select_device
 from .attack import check_attack_kwargs, expand_attacks
-from .builtin import resolve_model
-from .data import check_data_fits_model, data_for_model
+from .data import ModelDataConfig
 
 __all__ = ["RobustnessConfig", "parse_epsilons", "robustness_job", "merge_job"]
 
@@ -38,18 +37,11 @@ def parse_epsilons(text: str | None) -> tuple[float, ...] | None:
 
 
 @dataclass
-class RobustnessConfig:
+class RobustnessConfig(ModelDataConfig):
     """``advwsl evaluate-robustness``: the model (built-in, checkpoint or zoo architecture with
     ``checkpoint``), the data, the attacks and their budgets (``--budget`` items over the ``preset``), the
     table radii ``epsilon`` and the curve grid, sharding and checks."""
 
-    model: str = "digits-cnn"
-    checkpoint: str | None = None
-    dataset: str | None = None
-    data_root: str | None = None
-    dataset_kwargs: dict[str, Any] = field(default_factory=dict)
-    split: str = "test"
-    n_samples: int | None = None
     attacks: tuple[str, ...] = ("ddn", "cw", "deepfool")
     budget: tuple[str, ...] = ()
     preset: str = "reference"
@@ -85,9 +77,7 @@ class RobustnessConfig:
         if not self.epsilon or any(not np.isfinite(e) or e <= 0 for e in self.epsilon):
             raise ConfigError(f"--epsilon must be positive L2 radii (1.5 on MNIST, 0.5 on CIFAR-10), got "
                               f"{self.epsilon}")
-        for name, value in (("--batch-size", self.batch_size), ("--n-samples", self.n_samples)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        self.check_counts()
         if self.levels is not None and self.levels < 2:
             raise ConfigError(f"--levels must be >= 2, or 0 for no quantization; got {self.levels!r}")
         parse_shard(self.shard)
@@ -101,13 +91,8 @@ def robustness_job(config: RobustnessConfig, *, log: Callable[[str], None] | Non
     """Evaluate, save the report (:meth:`RobustnessReport.save`) in a new run directory and return both."""
     say = log or (lambda message: None)
     budgets = config.validate()
-    seed_everything(config.seed)
-    device = select_device(config.device)
-    resolved = resolve_model(config.model, checkpoint=config.checkpoint, progress=config.progress, log=say,
-                             retrain=config.retrain)
-    data = data_for_model(resolved, config.dataset, split=config.split, data_root=config.data_root,
-                          n_samples=config.n_samples, dataset_kwargs=config.dataset_kwargs, progress=config.progress)
-    check_data_fits_model(data, resolved)
+    device, resolved = config.start(say)
+    data = config.load_data(resolved)
     k, n_shards = parse_shard(config.shard)
     settings = {**asdict(config), "attacks": list(config.attacks), "budgets": budgets, "device": str(device),
                 "model_resolved": resolved.describe(), "data": data.describe()}

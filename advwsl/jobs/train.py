@@ -25,7 +25,8 @@ from ..training import (PRESETS, SEGMENTATION_PRESET, TrainConfig, check_cam_cla
                         check_training_data, evaluate, fit_folds, init_distributed, load_config)
 from ..utils import select_device
 
-__all__ = ["TrainRequest", "resolve_train_config", "train_job", "EvaluateConfig", "evaluate_job", "RESUMABLE"]
+__all__ = ["TrainRequest", "resolve_train_config", "train_job", "EvaluateConfig", "evaluate_job", "RESUMABLE",
+           "read_run_config", "restore_config"]
 
 #: Options a resumed run may change (they do not change its result).
 RESUMABLE = ("device", "num_workers", "progress")
@@ -72,13 +73,30 @@ def resolve_train_config(request: TrainRequest) -> TrainConfig:
     return config
 
 
-def _resumed_config(request: TrainRequest) -> tuple[Path, TrainConfig]:
-    run_dir = Path(request.resume)
+def read_run_config(resume: str | Path, what: str, command: str) -> tuple[Path, Any, Any]:
+    """The run directory ``--resume`` names, its ``config.json`` and the configuration saved there (None when
+    it has none). ``what`` names the kind of run (``"a training"``) and ``command`` the command that wrote it,
+    for the error when the folder has no ``config.json``."""
+    run_dir = Path(resume)
     if not (run_dir / "config.json").is_file():
-        raise ConfigError(f"{run_dir} is not a training run directory (no config.json); --resume takes the folder "
-                          "of an interrupted `advwsl train` run")
+        raise ConfigError(f"{run_dir} is not {what} run directory (no config.json); --resume takes the folder "
+                          f"of an interrupted `advwsl {command}` run")
     saved = read_json(run_dir / "config.json", what="run configuration")
-    stored = saved.get("config") if isinstance(saved, dict) else None
+    return run_dir, saved, saved.get("config") if isinstance(saved, dict) else None
+
+
+def restore_config(run_dir: Path, options: dict[str, Any]) -> TrainConfig:
+    """The training configuration of the resumed run ``run_dir`` from its saved ``options``; a
+    :class:`ConfigError` naming its ``config.json`` when they are invalid."""
+    try:
+        return TrainConfig.from_dict(options)
+    except ConfigError as exc:
+        raise ConfigError(f"{run_dir / 'config.json'} holds an invalid training configuration ({exc}); it was "
+                          "edited or is damaged") from None
+
+
+def _resumed_config(request: TrainRequest) -> tuple[Path, TrainConfig]:
+    run_dir, saved, stored = read_run_config(request.resume, "a training", "train")
     command = saved.get("run", {}).get("command") if isinstance(saved, dict) and isinstance(saved.get("run"), dict) \
         else None
     if not isinstance(stored, dict) or command != "train":
@@ -92,11 +110,7 @@ def _resumed_config(request: TrainRequest) -> tuple[Path, TrainConfig]:
         raise ConfigError(f"a resumed run keeps its configuration; {changed or ['--preset']} differ(s) from "
                           f"{run_dir / 'config.json'} (start a new run to change them)")
     keep = {k: v for k, v in requested.items() if k in RESUMABLE}
-    try:
-        return run_dir, TrainConfig.from_dict({**stored, **keep})
-    except ConfigError as exc:
-        raise ConfigError(f"{run_dir / 'config.json'} holds an invalid training configuration ({exc}); it was "
-                          "edited or is damaged") from None
+    return run_dir, restore_config(run_dir, {**stored, **keep})
 
 
 def train_job(request: TrainRequest, *, log: Callable[[str], None] | None = None) -> Path | None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from ..defenses import make_perturbation
 from ..models import checkpoint_info, load_model, save_model
 from ..training import TrainConfig, fit
 from ..utils import cache_dir
-from .builtin import cached_model
+from .builtin import cached_model, training_dir
 
 __all__ = ["TRAINED_VERSION", "trained_checkpoint", "trained_model"]
 
@@ -61,11 +60,7 @@ def trained_model(name: str, config: TrainConfig | dict[str, Any], *, adversaria
     stem = trained_checkpoint(name, config, adversarial, init)
 
     def build() -> None:
-        run_dir = stem.with_name(stem.name + ".training")
-        if retrain and run_dir.exists():
-            shutil.rmtree(run_dir)
-        resume = (run_dir / "state" / "last.pt").is_file() or (run_dir / "summary.json").is_file()
-        run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir, resume = training_dir(stem, retrain)
         say(f"training {name} ({config.model} on {config.dataset}, {config.epochs} epochs"
             + (f", {adversarial['attack']} adversarial training at epsilon {adversarial['epsilon']}" if adversarial
                else "") + f"; cached in {stem.parent})" + (", resuming" if resume else ""))

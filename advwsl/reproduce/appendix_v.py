@@ -21,6 +21,7 @@ numbers.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,7 @@ from ..jobs.data import load_data
 from ..jobs.trained import trained_model
 from ..plotting import plot_adversarial_examples, plot_robustness_curves
 from ..utils import select_device
+from .appendix_v_reference import A_V_1, A_V_2, A_V_3, A_V_4, A_V_5, A_V_6
 from .compare import Measure, side_by_side, side_by_side_markdown
 from .registry import Context, Entry, Outcome, register_entry
 
@@ -101,6 +103,47 @@ def _header(ctx: Context, dataset: str, model_info: dict[str, Any]) -> list[str]
     return lines
 
 
+def _setup(ctx: Context) -> tuple[str, torch.nn.Module, dict[str, Any], int, torch.Tensor, torch.Tensor]:
+    """The settings' dataset, its trained model (on the device, eval mode) with its sidecar, the number of
+    images and the first ``n_samples`` test images and labels (fewer when the test split is smaller)."""
+    dataset = ctx.settings["dataset"]
+    model, info = _model(ctx, dataset)
+    model = model.to(select_device(ctx.device)).eval()
+    images, labels = _data(ctx, dataset, int(ctx.settings["n_samples"]))
+    n = len(labels)  # fewer than n_samples when the test split is smaller
+    return dataset, model, info, n, images, labels
+
+
+def _attack_rows(ctx: Context, model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, dataset: str,
+                 n: int, files: list[str], *, targeted: bool = False
+                 ) -> Iterator[tuple[dict[str, Any], int, AttackResult]]:
+    """Run the attack of each row of the settings on its first ``n_samples`` images (default ``n``), save the
+    result as ``[targeted-]<attack>-<budget>.csv`` / ``.json`` (added to ``files``) and yield the row, its
+    number of images and the result. Untargeted DDN results keep their adversarials (Figure A V-5)."""
+    for row in _rows(ctx):
+        k = min(int(row.get("n_samples", n)), n)
+        kwargs = _budget_kwargs(row["attack"], row["budget"], dataset)
+        what = f"{row['attack']} {row['budget']} on {k} images"
+        ctx.log(f"targeted {what} x every other class" if targeted else what)
+        result = run_attack(model, images[:k], labels[:k], attack=row["attack"], attack_kwargs=kwargs,
+                            targeted=targeted, batch_size=int(ctx.settings.get("batch_size", 1000)),
+                            progress=ctx.progress, keep_adversarials=not targeted and row["attack"] == "ddn")
+        stem = f"{'targeted-' if targeted else ''}{row['attack']}-{row['budget']}"
+        result.save(ctx.run_dir, stem)
+        files += [f"{stem}.csv", f"{stem}.json"]
+        yield row, k, result
+
+
+def _table(ctx: Context, dataset: str, info: dict[str, Any], ours: list[dict[str, Any]],
+           measures: tuple[Measure, ...], caption: str) -> list[str]:
+    """Our rows beside the reference's, written to ``table.csv``; returns the report: the header, ``caption``
+    and the Markdown table."""
+    frame = side_by_side(ours, _reference_rows(ctx, dataset), ["attack", "budget"], measures, extra=["images"])
+    atomic_write_text(ctx.run_dir / "table.csv", frame.to_csv(index=False))
+    return _header(ctx, dataset, info) + [caption, "", side_by_side_markdown(frame, ["attack", "budget", "images"],
+                                                                             measures)]
+
+
 UNTARGETED = (Measure("success", "Success (%)", "share"), Measure("mean_l2", "Mean L2"),
               Measure("median_l2", "Median L2"), Measure("grads", "#Grads", digits=0),
               Measure("seconds", "Run-time (s)", "plain", 1))
@@ -109,31 +152,14 @@ UNTARGETED = (Measure("success", "Success (%)", "share"), Measure("mean_l2", "Me
 def attack_table(ctx: Context) -> Outcome:
     """Table A V-1 (see the module docstring). Settings: ``dataset``, ``n_samples``, ``rows`` (dicts with
     ``attack``, ``budget`` and optionally ``n_samples`` for a row run on fewer images), ``batch_size``."""
-    dataset = ctx.settings["dataset"]
-    model, info = _model(ctx, dataset)
-    device = select_device(ctx.device)
-    model = model.to(device).eval()
-    images, labels = _data(ctx, dataset, int(ctx.settings["n_samples"]))
-    n = len(labels)  # fewer than n_samples when the test split is smaller
+    dataset, model, info, n, images, labels = _setup(ctx)
     ours, results, files = [], {}, []
-    for row in _rows(ctx):
-        k = min(int(row.get("n_samples", n)), n)
-        kwargs = _budget_kwargs(row["attack"], row["budget"], dataset)
-        ctx.log(f"{row['attack']} {row['budget']} on {k} images")
-        result = run_attack(model, images[:k], labels[:k], attack=row["attack"], attack_kwargs=kwargs,
-                            batch_size=int(ctx.settings.get("batch_size", 1000)), progress=ctx.progress,
-                            keep_adversarials=row["attack"] == "ddn")
-        stem = f"{row['attack']}-{row['budget']}"
-        result.save(ctx.run_dir, stem)
-        files += [f"{stem}.csv", f"{stem}.json"]
+    for row, k, result in _attack_rows(ctx, model, images, labels, dataset, n, files):
         results[(row["attack"], row["budget"])] = result
         ours.append(_result_row(result, row["attack"], row["budget"], k))
-    frame = side_by_side(ours, _reference_rows(ctx, dataset), ["attack", "budget"], UNTARGETED, extra=["images"])
-    atomic_write_text(ctx.run_dir / "table.csv", frame.to_csv(index=False))
-    text = _header(ctx, dataset, info) + [
-        "Ours / reference (ratio, or difference in points for the success rate); run-times are not comparable "
-        "(the reference used a GTX 1080 Ti and batches of 1,000).", "",
-        side_by_side_markdown(frame, ["attack", "budget", "images"], UNTARGETED)]
+    text = _table(ctx, dataset, info, ours, UNTARGETED,
+                  "Ours / reference (ratio, or difference in points for the success rate); run-times are not "
+                  "comparable (the reference used a GTX 1080 Ti and batches of 1,000).")
     curves = {f"{get_attack_spec(a).display} {b}": r for (a, b), r in results.items()
               if (a, b) in ctx.settings.get("figure_rows", [])}
     if curves:
@@ -162,32 +188,17 @@ TARGETED = (Measure("avg_success", "Average success (%)", "share"), Measure("avg
 
 def targeted_table(ctx: Context) -> Outcome:
     """Tables A V-2 to A V-4 (see the module docstring); settings as :func:`attack_table`."""
-    dataset = ctx.settings["dataset"]
-    model, info = _model(ctx, dataset)
-    model = model.to(select_device(ctx.device)).eval()
-    images, labels = _data(ctx, dataset, int(ctx.settings["n_samples"]))
-    n = len(labels)  # fewer than n_samples when the test split is smaller
+    dataset, model, info, n, images, labels = _setup(ctx)
     ours, files = [], []
-    for row in _rows(ctx):
-        k = min(int(row.get("n_samples", n)), n)
-        kwargs = _budget_kwargs(row["attack"], row["budget"], dataset)
-        ctx.log(f"targeted {row['attack']} {row['budget']} on {k} images x every other class")
-        result = run_attack(model, images[:k], labels[:k], attack=row["attack"], attack_kwargs=kwargs, targeted=True,
-                            batch_size=int(ctx.settings.get("batch_size", 1000)), progress=ctx.progress)
-        stem = f"targeted-{row['attack']}-{row['budget']}"
-        result.save(ctx.run_dir, stem)
-        files += [f"{stem}.csv", f"{stem}.json"]
+    for row, k, result in _attack_rows(ctx, model, images, labels, dataset, n, files, targeted=True):
         s = result.summary()
         ours.append({"attack": get_attack_spec(row["attack"]).display, "budget": row["budget"], "images": k,
                      "avg_success": s["average"]["success"], "avg_mean_l2": s["average"]["mean_l2"],
                      "ll_success": s["least_likely"]["success"], "ll_mean_l2": s["least_likely"]["mean_l2"],
                      "seconds": s["seconds"]})
-    frame = side_by_side(ours, _reference_rows(ctx, dataset), ["attack", "budget"], TARGETED, extra=["images"])
-    atomic_write_text(ctx.run_dir / "table.csv", frame.to_csv(index=False))
-    text = _header(ctx, dataset, info) + [
-        "Targeted towards each of the 9 other classes; average over all targets, and per image the worst target "
-        "(least likely). Ours / reference (ratio, or difference in points).", "",
-        side_by_side_markdown(frame, ["attack", "budget", "images"], TARGETED)]
+    text = _table(ctx, dataset, info, ours, TARGETED,
+                  "Targeted towards each of the 9 other classes; average over all targets, and per image the worst "
+                  "target (least likely). Ours / reference (ratio, or difference in points).")
     return Outcome("\n".join(text), files + ["table.csv"], {"rows": ours, "model": info.get("checkpoint")})
 
 
@@ -262,58 +273,6 @@ def defense_table(ctx: Context) -> Outcome:
 
 
 # ------------------------------------------------------------------------------------------------ entries
-def _ref(dataset: str, rows: list[tuple], columns: tuple[str, ...]) -> list[dict[str, Any]]:
-    return [{"dataset": dataset, **dict(zip(columns, row))} for row in rows]
-
-
-_A_V_1_COLUMNS = ("attack", "budget", "success", "mean_l2", "median_l2", "grads", "seconds")
-A_V_1 = (
-    _ref("mnist", [("C&W", "4x25", 100.0, 1.7382, 1.7400, 100, 1.7), ("C&W", "1x100", 99.4, 1.5917, 1.6405, 100, 1.7),
-                   ("C&W", "9x10000", 100.0, 1.3961, 1.4121, 54007, 856.8),
-                   ("DeepFool", "100", 75.4, 1.9685, 2.2909, 98, None),
-                   ("DDN", "100", 100.0, 1.4563, 1.4506, 100, 1.5), ("DDN", "300", 100.0, 1.4357, 1.4386, 300, 4.5),
-                   ("DDN", "1000", 100.0, 1.4240, 1.4342, 1000, 14.9)], _A_V_1_COLUMNS)
-    + _ref("cifar10", [("C&W", "4x25", 100.0, 0.1924, 0.1541, 60, 3.0), ("C&W", "1x100", 99.8, 0.1728, 0.1620, 91, 4.6),
-                       ("C&W", "9x10000", 100.0, 0.1543, 0.1453, 36009, 1793.2),
-                       ("DeepFool", "100", 99.7, 0.1796, 0.1497, 25, None),
-                       ("DDN", "100", 100.0, 0.1503, 0.1333, 100, 4.7), ("DDN", "300", 100.0, 0.1487, 0.1322, 300, 14.2),
-                       ("DDN", "1000", 100.0, 0.1480, 0.1317, 1000, 47.6)], _A_V_1_COLUMNS)
-    + _ref("imagenet", [("C&W", "4x25", 100.0, 1.5812, 1.3382, 63, 379.3),
-                        ("C&W", "1x100", 100.0, 0.9858, 0.9587, 48, 287.1),
-                        ("C&W", "9x10000", 100.0, 0.4692, 0.3980, 21309, 127755.6),
-                        ("DeepFool", "100", 98.5, 0.3800, 0.2655, 41, None),
-                        ("DDN", "100", 99.6, 0.3831, 0.3227, 100, 593.6),
-                        ("DDN", "300", 100.0, 0.3749, 0.3210, 300, 1779.4),
-                        ("DDN", "1000", 100.0, 0.3617, 0.3188, 1000, 5933.6)], _A_V_1_COLUMNS))
-_T_COLUMNS = ("attack", "budget", "avg_success", "avg_mean_l2", "ll_success", "ll_mean_l2")
-A_V_2 = _ref("mnist", [("C&W", "4x25", 96.11, 2.8254, 69.9, 5.0090), ("C&W", "1x100", 86.89, 2.0940, 31.7, 2.6062),
-                       ("C&W", "9x10000", 100.0, 1.9481, 100.0, 2.5370), ("DDN", "100", 100.0, 1.9763, 100.0, 2.6008),
-                       ("DDN", "300", 100.0, 1.9577, 100.0, 2.5503), ("DDN", "1000", 100.0, 1.9511, 100.0, 2.5348)],
-             _T_COLUMNS)
-A_V_3 = _ref("cifar10", [("C&W", "4x25", 99.78, 0.3247, 98.7, 0.5060), ("C&W", "1x100", 99.32, 0.3104, 95.8, 0.4159),
-                         ("C&W", "9x10000", 100.0, 0.2798, 100.0, 0.3905), ("DDN", "100", 100.0, 0.2925, 100.0, 0.4170),
-                         ("DDN", "300", 100.0, 0.2887, 100.0, 0.4090), ("DDN", "1000", 100.0, 0.2867, 100.0, 0.4050)],
-             _T_COLUMNS)
-A_V_4 = _ref("imagenet", [("C&W", "4x25", 99.13, 4.2826, 80.6, 8.7336), ("C&W", "1x100", 96.74, 1.7718, 66.2, 2.2997),
-                          ("C&W", "9x10000", 100.0, 0.96, 100.0, 2.22), ("DDN", "100", 99.98, 1.0260, 99.5, 1.7074),
-                          ("DDN", "300", 100.0, 0.9021, 100.0, 1.3634), ("DDN", "1000", 100.0, 0.8444, 100.0, 1.2240)],
-             _T_COLUMNS)
-_D_COLUMNS = ("defense", "attack", "success", "mean_l2", "median_l2", "accuracy")
-A_V_5 = _ref("mnist", [
-    ("Baseline", "C&W 9x10000", 100.0, 1.3961, 1.4121, 42.1), ("Baseline", "DeepFool 100", 75.4, 1.9685, 2.2909, 81.8),
-    ("Baseline", "DDN 1000", 100.0, 1.4240, 1.4342, 45.2), ("Baseline", "All", 100.0, 1.3778, 1.3946, 40.8),
-    ("Madry", "C&W 9x10000", 100.0, 2.0813, 2.1071, 73.0), ("Madry", "DeepFool 100", 91.6, 4.9585, 5.2946, 93.1),
-    ("Madry", "DDN 1000", 99.6, 1.8436, 1.8994, 69.9), ("Madry", "All", 100.0, 1.6917, 1.8307, 67.3),
-    ("Ours", "C&W 9x10000", 100.0, 2.5181, 2.6146, 88.0), ("Ours", "DeepFool 100", 94.3, 3.9449, 4.1754, 92.7),
-    ("Ours", "DDN 1000", 100.0, 2.4874, 2.5781, 87.6), ("Ours", "All", 100.0, 2.4497, 2.5538, 87.2)], _D_COLUMNS)
-A_V_6 = _ref("cifar10", [
-    ("Baseline", "C&W 9x10000", 100.0, 0.1343, 0.1273, 0.2), ("Baseline", "DeepFool 100", 99.3, 0.5085, 0.4241, 38.3),
-    ("Baseline", "DDN 1000", 100.0, 0.1430, 0.1370, 0.1), ("Baseline", "All", 100.0, 0.1282, 0.1222, 0.1),
-    ("Madry", "C&W 9x10000", 100.0, 0.6912, 0.6050, 57.1), ("Madry", "DeepFool 100", 95.6, 1.4856, 0.9576, 64.7),
-    ("Madry", "DDN 1000", 100.0, 0.6732, 0.5876, 56.9), ("Madry", "All", 100.0, 0.6601, 0.5804, 56.1),
-    ("Ours", "C&W 9x10000", 100.0, 0.8860, 0.8254, 67.9), ("Ours", "DeepFool 100", 99.7, 1.5298, 1.1163, 69.9),
-    ("Ours", "DDN 1000", 100.0, 0.8688, 0.8177, 68.0), ("Ours", "All", 100.0, 0.8597, 0.8151, 67.6)], _D_COLUMNS)
-
 ROWS = [{"attack": "cw", "budget": "4x25"}, {"attack": "cw", "budget": "1x100"},
         {"attack": "cw", "budget": "9x10000", "n_samples": 200}, {"attack": "deepfool", "budget": "100"},
         {"attack": "ddn", "budget": "100"}, {"attack": "ddn", "budget": "300"}, {"attack": "ddn", "budget": "1000"}]

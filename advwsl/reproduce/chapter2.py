@@ -148,6 +148,13 @@ register_entry(Entry(
         ("1024", 37598, 6988, 30610, 11470, 4482)))))
 
 # ---------------------------------------------------------------------------------- Tables 2.5-2.6
+def _per_group(table: list[tuple[str, list[tuple[float, float, float, float]]]], groups: list[dict[str, Any]],
+               first: str, second: str) -> list[dict[str, Any]]:
+    """Reference rows of a table with, per method, one cell per group: ``(first, its std, second, its std)``."""
+    return [ref(m, g["group"], **{first: (a, sa), second: (b, sb)}) for m, cells in table
+            for g, (a, sa, b, sb) in zip(groups, cells)]
+
+
 _T25 = [("CAM - Average", [(92.19, 3.54, 97.80, 2.30), (89.64, 2.93, 98.10, 0.91), (91.03, 1.33, 98.36, 0.54),
                            (85.09, 2.09, 96.04, 0.99)]),
         ("Max", [(90.09, 2.89, 97.64, 2.01), (88.11, 3.08, 97.75, 1.22), (90.41, 2.66, 98.21, 0.70),
@@ -158,8 +165,7 @@ _T25 = [("CAM - Average", [(92.19, 3.54, 97.80, 2.30), (89.64, 2.93, 98.10, 0.91
                      (85.85, 3.05, 96.41, 1.40)]),
         ("Deep MIL", [(91.80, 2.70, 98.38, 1.64), (89.54, 3.14, 97.69, 1.16), (91.61, 1.34, 98.71, 0.55),
                       (85.98, 2.28, 96.29, 0.85)])]
-TABLE_2_5 = [ref(m, g["group"], accuracy=(a, sa), ap=(p, sp)) for m, cells in _T25
-             for g, (a, sa, p, sp) in zip(MAGNIFICATIONS, cells)]
+TABLE_2_5 = _per_group(_T25, MAGNIFICATIONS, "accuracy", "ap")
 _register("2.5", "Evaluation A on BreakHis: accuracy and AP of the pooling heads per magnification",
           "section 2.2.1", DATA["breakhis"], "stand-in ~12 min (5 heads x 3 folds x 6 epochs), quick ~1 min",
           "real data: ~4 GPU-hours (5 heads x 4 magnifications x 5 folds x 80 epochs; estimate)",
@@ -200,8 +206,7 @@ _T28 = [("CAM - Average", [(98.54, 0.36, 99.80, 0.04), (98.37, 0.45, 99.89, 0.03
         ("LSE", [(98.62, 0.22, 99.80, 0.04), (98.77, 0.22, 99.92, 0.02), (93.41, 0.67, 98.44, 0.27)]),
         ("WILDCAT", [(98.37, 0.65, 99.84, 0.05), (98.62, 0.36, 99.92, 0.03), (99.16, 0.17, 99.95, 0.01)]),
         ("Deep MIL", [(98.15, 0.59, 99.82, 0.04), (98.34, 1.16, 99.82, 0.23), (99.17, 0.11, 99.95, 0.01)])]
-TABLE_2_8 = [ref(m, g["group"], accuracy=(a, sa), ap=(p, sp)) for m, cells in _T28
-             for g, (a, sa, p, sp) in zip(PATCH_SIZES, cells)]
+TABLE_2_8 = _per_group(_T28, PATCH_SIZES, "accuracy", "ap")
 _T29 = [("CAM - Average", [(65.06, 1.00, 62.47, 1.17), (64.16, 0.78, 61.45, 0.67), (66.70, 2.77, 63.98, 2.93)]),
         ("GradCAM", [(65.18, 1.02, 62.51, 1.19), (64.14, 0.86, 61.35, 0.75), (66.75, 2.76, 63.98, 2.95)]),
         ("Max", [(67.08, 1.33, 62.31, 1.10), (68.50, 1.43, 63.51, 1.02), (50.23, 12.45, 55.71, 5.73)]),
@@ -209,8 +214,7 @@ _T29 = [("CAM - Average", [(65.06, 1.00, 62.47, 1.17), (64.16, 0.78, 61.45, 0.67
         ("WILDCAT", [(66.06, 0.84, 62.87, 0.86), (67.24, 1.29, 63.74, 1.33), (66.05, 2.96, 65.52, 1.28)]),
         ("Deep MIL", [(49.26, 2.81, 69.76, 0.73), (47.93, 2.66, 68.49, 2.16), (46.61, 2.81, 65.97, 1.67)]),
         ("U-Net", [(77.68, 1.47, 70.90, 2.37), (79.90, 1.30, 73.03, 2.05), (80.72, 0.83, 72.79, 1.47)])]
-TABLE_2_9 = [ref(m, g["group"], dice_pixels=(d, sd), mdice_positive=(p, sp)) for m, cells in _T29
-             for g, (d, sd, p, sp) in zip(PATCH_SIZES, cells)]
+TABLE_2_9 = _per_group(_T29, PATCH_SIZES, "dice_pixels", "mdice_positive")
 CAMELYON = dict(groups=PATCH_SIZES, stand_in_groups=STAND_IN_PATCHES, unet_preset="camelyon16-unet",
                 **CAMELYON_STAND_IN, notes=CAMELYON_NOTES, stand_in_notes=CAMELYON_STAND_IN_NOTES)
 _register("2.8", "Evaluation A on CAMELYON16: accuracy and AP of the pooling heads per patch size",

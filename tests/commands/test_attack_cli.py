@@ -78,7 +78,7 @@ def test_targeted_and_checkpoint_path(digits_model, tmp_path):
     (["--attack", "pgd"], "pgd attacks within a fixed radius"),
 ])
 def test_bad_options_are_refused_before_any_work(args, message, tmp_path, monkeypatch):
-    import advwsl.jobs.attack as job
+    import advwsl.jobs.data as job  # where advwsl attack resolves the model
 
     def no_model(*args, **kwargs):
         raise AssertionError("options must be checked before the model is built")

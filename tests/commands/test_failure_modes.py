@@ -20,6 +20,7 @@ from PIL import Image
 import advwsl.jobs.adv_train as adv_train_job
 import advwsl.jobs.attack as attack_job
 import advwsl.jobs.builtin_digits as builtin_digits
+import advwsl.jobs.data as data_job
 import advwsl.jobs.robustness as robustness_job
 import advwsl.jobs.train as train_job
 from advwsl.cli import main
@@ -257,7 +258,7 @@ def test_an_unwritable_out_is_refused_before_the_work(command, wsl2, digits_mode
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root may write anywhere")
 def test_a_read_only_folder_is_refused(tmp_path, digits_model, monkeypatch):
-    monkeypatch.setattr(attack_job, "resolve_model", _never)
+    monkeypatch.setattr(data_job, "resolve_model", _never)
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
@@ -284,8 +285,7 @@ BEFORE_MODEL = {
 @pytest.mark.parametrize("model", ["wildcat", "digits-cnn"])
 def test_bad_attack_options_are_refused_before_the_model_is_built(case, model, tmp_path, monkeypatch):
     """Nothing is trained, loaded or written: the demo model is never resolved."""
-    monkeypatch.setattr(attack_job, "resolve_model", _never)
-    monkeypatch.setattr(robustness_job, "resolve_model", _never)
+    monkeypatch.setattr(data_job, "resolve_model", _never)  # attack and evaluate-robustness resolve it there
     args, message = BEFORE_MODEL[case]
     result = invoke(*args, "--model", model, "--out", tmp_path / "run", "--no-progress")
     assert_refused(result, tmp_path / "run", message)

@@ -12,8 +12,8 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from ...errors import DatasetError, InputError
-from ..base import read_image, read_label_map
+from ...errors import DatasetError
+from ..base import check_split, read_image, read_label_map
 from ..registry import DatasetSpec, register_dataset
 from ..transforms import ColorJitter, Compose, RandomFlip, RandomRotate90
 from .annotations import rasterize, read_asap_xml
@@ -35,8 +35,7 @@ class Camelyon16Patches(Dataset):
 
     def __init__(self, root: str | Path, split: str = "train", *, fold: int = 0,
                  transform: Callable[[dict], dict] | None = None, backend: str = "auto") -> None:
-        if split not in ("train", "valid", "test"):
-            raise InputError(f"split must be 'train', 'valid' or 'test', got {split!r}")
+        check_split(split)
         self.root = Path(root)
         csv = self.root / "folds" / f"fold_{fold}" / f"{split}.csv"
         if not csv.is_file():
