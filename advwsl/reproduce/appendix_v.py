@@ -160,8 +160,9 @@ def attack_table(ctx: Context) -> Outcome:
     text = _table(ctx, dataset, info, ours, UNTARGETED,
                   "Ours / reference (ratio, or difference in points for the success rate); run-times are not "
                   "comparable (the reference used a GTX 1080 Ti and batches of 1,000).")
-    curves = {f"{get_attack_spec(a).display} {b}": r for (a, b), r in results.items()
-              if (a, b) in ctx.settings.get("figure_rows", [])}
+    figure_rows = [tuple(fr) for fr in ctx.settings.get("figure_rows", [])]
+    curves = {f"{get_attack_spec(a).display} {b}" + (f" ({len(r.label)} images)" if len(r.label) < n else ""): r
+              for (a, b), r in results.items() if (a, b) in figure_rows}
     if curves:
         top = max(float(np.nanmax(np.where(np.isfinite(r.norms), r.norms, np.nan))) for r in curves.values())
         grid = np.linspace(0, top * 1.05, 101)
