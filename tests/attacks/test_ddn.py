@@ -9,6 +9,7 @@ from torch import nn
 from advwsl.attacks import ddn
 from advwsl.attacks.ddn import cosine_step_sizes, quantize
 from advwsl.errors import InputError
+from counting import train_digits_cnn
 from linear_models import binary_inputs, central_inputs, l2, linear_model, optimal_binary_targeted, optimal_untargeted
 
 SHAPES = [(1, 8, 8), (3, 6, 6), (2, 50)]
@@ -196,19 +197,7 @@ def test_bad_inputs(inputs, labels, message):
 @pytest.fixture(scope="module")
 def digits_cnn():
     """A small CNN trained here on the scikit-learn digits (16 x 16), and correctly classified test images."""
-    from advwsl.data.digits import sklearn_digits
-    from advwsl.jobs.builtin_digits import train_classifier
-
-    torch.manual_seed(0)
-    x, y = sklearn_digits(16, "train")
-    net = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(512, 10))
-    model = train_classifier(net, x, y, epochs=3, lr=5e-3)
-    xt, yt = sklearn_digits(16, "test")
-    with torch.no_grad():
-        keep = model(xt).argmax(1) == yt
-    assert keep.float().mean() > 0.8
-    return model, xt[keep][:48], yt[keep][:48]
+    return train_digits_cnn(48)
 
 
 def test_digits_cnn_success_and_norm_vs_foolbox(digits_cnn):

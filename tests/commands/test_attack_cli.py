@@ -10,21 +10,6 @@ import pytest
 from click.testing import CliRunner
 
 from advwsl.cli import main
-from advwsl.data.digits import sklearn_digits
-from advwsl.jobs.builtin_digits import DIGITS_CNN, train_classifier
-from advwsl.utils import cache_dir
-
-
-@pytest.fixture
-def digits_model():
-    """A quickly trained digits CNN placed in the cache, where ``--model digits-cnn`` finds it."""
-    from advwsl.models import create_model, save_model
-
-    x, y = sklearn_digits(16, "train")
-    model = create_model("cw-mnist", input_size=16)
-    train_classifier(model, x[:200], y[:200], epochs=1, lr=3e-3)
-    save_model(model, cache_dir("models") / DIGITS_CNN)
-    return model
 
 
 def invoke(*args):

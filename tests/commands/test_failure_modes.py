@@ -55,16 +55,6 @@ def _never(*args, **kwargs):
 
 # ------------------------------------------------------------------------------------------------ fixtures
 @pytest.fixture
-def digits_model():
-    """A quickly trained digits CNN in the cache, where ``--model digits-cnn`` finds it."""
-    x, y = sklearn_digits(16, "train")
-    model = create_model("cw-mnist", input_size=16)
-    train_classifier(model, x[:200], y[:200], epochs=1, lr=3e-3)
-    save_model(model, cache_dir("models") / DIGITS_CNN)
-    return model
-
-
-@pytest.fixture
 def wsl2(tmp_path) -> Path:
     """A 2-class WILDCAT checkpoint recorded as trained on a small 2-class synthetic set."""
     stem = tmp_path / "wsl2"
