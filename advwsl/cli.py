@@ -11,11 +11,11 @@ import sys
 import click
 
 from . import __version__
-from .commands import adv_train, attack, data, models, reproduce, robustness, slide, train
+from .commands import adv_train, attack, attacks, data, models, reproduce, robustness, slide, train
 from .errors import AdvwslError
 from .runs import RunInterrupted
 
-COMMAND_MODULES = (attack, robustness, adv_train, train, data, models, slide, reproduce)
+COMMAND_MODULES = (attack, robustness, adv_train, train, data, models, attacks, slide, reproduce)
 
 
 class _Group(click.Group):

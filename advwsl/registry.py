@@ -1,6 +1,6 @@
 """The one registry pattern of advwsl (after timm's): entries are registered where they are defined, and
 looked up by name. Attacks (:mod:`advwsl.attacks`), datasets (:mod:`advwsl.data`), models, heads and
-backbones (:mod:`advwsl.models`) and the built-in trained models (:mod:`advwsl.jobs.builtin`) each keep
+backbones (:mod:`advwsl.models`) and the built-in trained models (:mod:`advwsl.pretrained`) each keep
 one :class:`Registry`; the command line, the tests and the docs read them."""
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from _peers import import_adv_lib_ddn
 from advwsl.attacks import ddn, deepfool
 from advwsl.data.digits import sklearn_digits
-from advwsl.jobs.builtin_digits import accuracy, train_classifier
+from advwsl.pretrained.digits import accuracy, train_classifier
 from advwsl.utils import cache_dir
 
 #: L2 radius of the PGD adversarial training (the clean model's median minimal norm is about 0.8).

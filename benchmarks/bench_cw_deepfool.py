@@ -8,7 +8,7 @@ Models, trained here on the 4,000 mnist-5k training digits and cached in ``--cac
 (safetensors + JSON sidecar):
 
 * ``clean``: the C&W MNIST network (Table A V-7, dropout 0.5 before the second fully connected layer), 4
-  epochs of :func:`advwsl.jobs.builtin_digits.train_classifier` on the training digits and their four 1-pixel
+  epochs of :func:`advwsl.pretrained.digits.train_classifier` on the training digits and their four 1-pixel
   shifts (20,000 images);
 * ``pgd``: that network fine-tuned for 3 epochs with Madry's PGD-L2 adversarial training
   (:func:`advwsl.defenses.madry_training`, epsilon 2.0, 10 steps).
@@ -42,7 +42,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from advwsl.attacks import carlini_wagner_l2, deepfool
 from advwsl.data.mnist5k import mnist5k
 from advwsl.defenses import adversarial_train, madry_training
-from advwsl.jobs.builtin_digits import accuracy, train_classifier
+from advwsl.pretrained.digits import accuracy, train_classifier
 from advwsl.models import create_model, load_model, save_model
 
 CLEAN_RECIPE = {"epochs": 4, "batch_size": 64, "lr": 2e-3, "seed": 0, "dropout": 0.5, "shifts": 1}

@@ -20,7 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from advwsl.io import markdown_table, mean_std
-from advwsl.jobs.builtin_wsl import DEMO_DATASET, DEMO_RECIPE, DEMO_VERSION, demo_model, is_demo_cached
+from advwsl.pretrained.demo import DEMO_DATASET, DEMO_RECIPE, DEMO_VERSION, demo_model, is_demo_cached
 
 
 def train_seed(name: str, seed: int, retrain: bool, progress: bool) -> dict[str, Any]:

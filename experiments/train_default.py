@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from advwsl.jobs.builtin_wsl import DEMO_DATASET, DEMO_RECIPE, demo_model, is_demo_cached
+from advwsl.pretrained.demo import DEMO_DATASET, DEMO_RECIPE, demo_model, is_demo_cached
 from advwsl.models import list_models
 
 

@@ -13,13 +13,13 @@ from .carlini_wagner import carlini_wagner_l2
 from .ddn import ddn
 from .deepfool import deepfool
 from .pgd import pgd_l2
-from .registry import (REFERENCE_ATTACKS, Attack, AttackSpec, get_attack, get_attack_spec, list_attacks,
-                       parse_budgets, register_attack)
+from .registry import (REFERENCE_ATTACKS, Attack, AttackSpec, expand_attacks, get_attack, get_attack_spec,
+                       list_attacks, parse_budgets, register_attack)
 from .result import AttackResult, combine_results, load_result, results_table
 from .runner import CountingModel, counting, run_attack
 
 __all__ = ["REFERENCE_ATTACKS", "Attack", "AttackResult", "AttackSpec", "CountingModel", "attack_mode",
            "cam_ddn", "cam_goal_reached", "carlini_wagner_l2", "check_inputs", "check_labels", "check_model",
-           "combine_results", "counting", "ddn", "deepfool", "get_attack", "get_attack_spec", "list_attacks",
+           "combine_results", "counting", "ddn", "deepfool", "expand_attacks", "get_attack", "get_attack_spec", "list_attacks",
            "load_result", "parse_budgets", "pgd_l2", "project_l2_ball", "quantize", "quantize_toward",
            "random_l2_ball", "register_attack", "results_table", "run_attack"]

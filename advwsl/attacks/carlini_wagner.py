@@ -281,4 +281,4 @@ def cw_budget(text: str, dataset: str = "mnist") -> dict[str, object]:
 
 register_attack(AttackSpec(
     "cw", carlini_wagner_l2, "C&W", "Carlini & Wagner L2 (eq. A V-5): binary search on c, Adam in tanh space",
-    reference_budget="9x10000", quick_budget="4x25", budget=cw_budget))
+    reference_budget="9x10000", quick_budget="4x25", budget=cw_budget, contract_budget="5x100"))

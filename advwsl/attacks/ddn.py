@@ -169,4 +169,5 @@ def ddn(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, targete
 
 register_attack(AttackSpec(
     "ddn", ddn, "DDN", "Decoupled Direction and Norm (Algorithm A V-1), minimal L2",
-    reference_budget="1000", quick_budget="100"))
+    reference_budget="1000", quick_budget="100", runner_params=("levels", "bounds", "seed"),
+    check_hyper_parameters=_check_hyper_parameters))

@@ -21,14 +21,13 @@ from ._ops import flat_norms, per_sample, project_l2_ball, quantize_toward, rand
 from .registry import AttackSpec, register_attack
 
 
-def _check(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, epsilon: float, steps: int,
-           step_size: float, levels: int | None) -> None:
-    check_attack_inputs(inputs, labels, (0.0, 1.0), model)
+def _check_hyper_parameters(epsilon: float, steps: int, step_size: float | None, levels: int | None) -> None:
     if not (isinstance(epsilon, (int, float)) and math.isfinite(epsilon) and epsilon > 0):
         raise InputError(f"epsilon must be a positive finite L2 radius, got {epsilon!r}")
     if isinstance(steps, bool) or int(steps) != steps or steps < 1:
         raise InputError(f"steps must be a positive integer, got {steps!r}")
-    if not (isinstance(step_size, (int, float)) and step_size > 0 and math.isfinite(step_size)):
+    if step_size is not None and not (isinstance(step_size, (int, float)) and step_size > 0
+                                      and math.isfinite(step_size)):
         raise InputError(f"step_size must be positive and finite, got {step_size!r}")
     if levels is not None and (int(levels) != levels or levels < 2):
         raise InputError(f"levels must be None or an integer >= 2 (256 for 8-bit images), got {levels!r}")
@@ -74,9 +73,10 @@ def pgd_l2(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, targ
     Tensor
         Adversarial images with ``||adv - inputs||_2 <= epsilon`` per sample, in [0, 1].
     """
+    check_attack_inputs(inputs, labels, (0.0, 1.0), model)
+    _check_hyper_parameters(epsilon, steps, step_size, levels)
     if step_size is None:
-        step_size = 2.5 * epsilon / steps if isinstance(steps, int) and steps > 0 else float("nan")
-    _check(model, inputs, labels, epsilon, steps, step_size, levels)
+        step_size = 2.5 * epsilon / steps
     x = inputs.detach()
     labels = labels.long()
     sign = -1.0 if targeted else 1.0
@@ -110,4 +110,5 @@ def pgd_l2(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, targ
 
 register_attack(AttackSpec(
     "pgd", pgd_l2, "PGD", "PGD-L2 within a fixed radius epsilon (eq. A V-7; pass epsilon), not minimal-norm",
-    reference_budget="40", quick_budget="20", minimal_norm=False))
+    reference_budget="40", quick_budget="20", minimal_norm=False, runner_params=("levels",),
+    check_hyper_parameters=_check_hyper_parameters))

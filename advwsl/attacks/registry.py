@@ -11,6 +11,7 @@ success means: a changed label (``goal="label"``) or a moved class activation ma
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,16 +19,23 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..config import check_value
+from ..errors import AdvwslError, ConfigError
 from ..registry import Registry
 
 __all__ = ["Attack", "AttackSpec", "register_attack", "get_attack", "get_attack_spec", "list_attacks",
-           "steps_budget", "parse_budgets", "REFERENCE_ATTACKS"]
+           "steps_budget", "parse_budgets", "expand_attacks", "BUDGET_PRESETS", "REFERENCE_ATTACKS", "RUNNER_PARAMS"]
 
 Attack = Callable[..., torch.Tensor]
 
 #: The reference's three minimal-norm attacks (``--attack all``; the "All" row is their per-sample best).
 REFERENCE_ATTACKS = ("ddn", "cw", "deepfool")
+
+#: What the runner may pass to an attack besides its hyper-parameters: the quantization lattice, the box of
+#: the images and the seed of its random draws. A spec declares which of them its attack takes.
+RUNNER_PARAMS = ("levels", "bounds", "seed")
+#: The positional part of the attack signature, never a hyper-parameter.
+_SIGNATURE = ("model", "inputs", "labels", "targeted")
 
 
 def steps_budget(text: str) -> dict[str, Any]:
@@ -45,7 +53,12 @@ class AttackSpec:
     ``budget(text)`` maps a budget as the command line writes it (``"100"``; C&W also ``"9x10000"``) to
     keyword hyper-parameters; ``reference_budget`` and ``quick_budget`` are such texts. ``success``
     (CAM-goal attacks only) is ``success(model, inputs, adversarials, labels, attack_kwargs) -> bool
-    tensor``, re-evaluated by the runner on what the attack returned."""
+    tensor``, re-evaluated by the runner on what the attack returned. ``runner_params`` declares which of
+    :data:`RUNNER_PARAMS` the attack takes (the runner passes exactly those); ``check_hyper_parameters`` is the
+    attack's own check of its hyper-parameters (called by :meth:`check` with the defaults filled in, before
+    any work). ``contract_budget`` (default: the quick budget) is a budget at which the attack promises, on a
+    linear model, adversarials within ``contract_factor`` of the closed-form minimal norm (minimal-norm
+    attacks) — what the registry-wide contract test checks."""
 
     name: str
     fn: Attack
@@ -59,12 +72,56 @@ class AttackSpec:
     goal: str = "label"
     success: Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]], torch.Tensor] | None \
         = field(default=None, compare=False)
+    runner_params: tuple[str, ...] | None = None
+    check_hyper_parameters: Callable[..., None] | None = field(default=None, compare=False)
+    contract_budget: str | None = None
+    contract_factor: float = 1.1
 
     def __post_init__(self) -> None:
         if self.goal not in ("label", "cam"):
             raise ConfigError(f"attack {self.name!r}: goal must be 'label' or 'cam', got {self.goal!r}")
         if self.goal == "cam" and self.success is None:
             raise ConfigError(f"attack {self.name!r}: a CAM-goal attack needs its success predicate")
+        if not callable(self.fn):
+            raise ConfigError(f"attack {self.name!r} must be callable, got {type(self.fn).__name__}")
+        params = inspect.signature(self.fn).parameters
+        if self.runner_params is None:  # a spec built around a user's function: what its signature takes
+            object.__setattr__(self, "runner_params", tuple(p for p in RUNNER_PARAMS if p in params))
+        wrong = [p for p in self.runner_params if p not in RUNNER_PARAMS or p not in params]
+        if wrong:
+            raise ConfigError(f"attack {self.name!r} declares runner parameters {wrong} that its function does not "
+                              f"take (it takes {', '.join(params)}; runner parameters are {', '.join(RUNNER_PARAMS)})")
+
+    def hyper_parameters(self) -> dict[str, inspect.Parameter]:
+        """The keyword hyper-parameters of the attack function (the signature's part after ``targeted``)."""
+        return {n: p for n, p in inspect.signature(self.fn).parameters.items()
+                if n not in _SIGNATURE and p.kind is not inspect.Parameter.VAR_KEYWORD}
+
+    def runner_kwargs(self, *, levels: int | None, bounds: tuple[float, float], seed: int | None) -> dict[str, Any]:
+        """The runner's values of the :data:`RUNNER_PARAMS` this attack declares (``seed`` only when given)."""
+        given = {"levels": levels, "bounds": tuple(bounds), "seed": seed}
+        return {p: given[p] for p in self.runner_params if not (p == "seed" and seed is None)}
+
+    def check(self, kwargs: dict[str, Any], *, option: str = "--attack-kwargs") -> dict[str, Any]:
+        """``kwargs`` checked before any work and returned in canonical form: a key the attack does not take
+        is refused with the list of those it takes, a value with the type its annotation gives (finite
+        numbers only), and the whole set of hyper-parameters by the attack's own checks
+        (``check_hyper_parameters``, called with the defaults filled in). Nothing is run."""
+        params = self.hyper_parameters()
+        unknown = sorted(set(kwargs) - set(params))
+        if unknown:
+            raise ConfigError(f"{option}: {self.name} has no hyper-parameter {', '.join(map(repr, unknown))}; it takes: "
+                              f"{', '.join(params)}")
+        hints = typing.get_type_hints(self.fn)
+        checked = {k: check_value(v, hints.get(k, Any), name=f"{option} {self.name} {k}") for k, v in kwargs.items()}
+        if self.check_hyper_parameters is not None:
+            wanted = inspect.signature(self.check_hyper_parameters).parameters
+            values = {n: checked.get(n, p.default) for n, p in params.items() if n in wanted}
+            try:
+                self.check_hyper_parameters(**values)
+            except AdvwslError as exc:
+                raise ConfigError(f"{option} for {self.name}: {exc}") from None
+        return checked
 
     def kwargs(self, budget: str | int | None = None) -> dict[str, Any]:
         """Hyper-parameters for ``budget`` (``None``: the reference budget)."""
@@ -112,23 +169,48 @@ def list_attacks(goal: str | None = None) -> list[str]:
     return [n for n in _ATTACKS.names() if goal is None or _ATTACKS.get(n).goal == goal]
 
 
+def expand_attacks(names: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """``"all"`` -> the reference's three attacks; a comma-separated list -> a tuple of registered names
+    (an unknown name is an error listing the registered ones)."""
+    if isinstance(names, str):
+        names = tuple(n.strip() for n in names.split(",") if n.strip())
+    out: list[str] = []
+    for name in names:
+        for n in (REFERENCE_ATTACKS if name == "all" else (name,)):
+            get_attack_spec(n)
+            if n not in out:
+                out.append(n)
+    if not out:
+        raise ConfigError("no attack given; use --attack ddn, cw, deepfool, all, or a comma-separated list")
+    return tuple(out)
+
+
+#: ``--budget`` keywords that set every attack's budget at once: its reference budget (section A V-7) or
+#: its quick one (minutes instead of hours).
+BUDGET_PRESETS = ("reference", "quick")
+
+
 def parse_budgets(items: str | int | list[str] | tuple[str, ...] | None, attacks: list[str] | tuple[str, ...]
                   ) -> dict[str, str | None]:
-    """The budget of each of ``attacks`` from ``--budget`` values: ``N`` (every attack) or ``ATTACK=N``
-    (one attack; repeatable). Attacks not given a budget get ``None`` (their reference budget)."""
+    """The budget of each of ``attacks`` from ``--budget`` values: ``N`` (every attack), ``reference`` or
+    ``quick`` (every attack at its reference or quick budget), or ``ATTACK=N`` (one attack; repeatable,
+    later items win). Attacks not given a budget get ``None`` (their reference budget)."""
     if items is None or isinstance(items, (str, int)):
         items = [] if items is None else [str(items)]
     out: dict[str, str | None] = {name: None for name in attacks}
     for item in items:
         name, sep, value = str(item).partition("=")
+        name = name.strip()
         if not sep:
             for a in attacks:
-                out[a] = name.strip()
+                spec = get_attack_spec(a)
+                out[a] = {"reference": spec.reference_budget, "quick": spec.quick_budget}.get(name, name)
             continue
-        name = name.strip()
         if name not in out:
             raise ConfigError(f"--budget {item!r} names {name!r}, which is not among the attacks {list(attacks)}")
-        out[name] = value.strip()
+        value = value.strip()
+        spec = get_attack_spec(name)
+        out[name] = {"reference": spec.reference_budget, "quick": spec.quick_budget}.get(value, value)
     for name, value in out.items():
         if value is not None:
             get_attack_spec(name).budget(value)  # reject a malformed budget before any work

@@ -7,11 +7,11 @@ import json
 
 import click
 
-from ..data import get_dataset_spec, list_datasets
-from ..data.camelyon16.prepare import prepare_camelyon16
-from ..data.camelyon16.sampling import ProtocolConfig
-from ..data.export import export_dataset_folds
+from ..errors import ConfigError
 from .options import data_root, progress, seed
+
+#: The magnifications (objective power) of BreakHis.
+BREAKHIS_MAGNIFICATIONS = (40, 100, 200, 400)
 
 
 @click.group("data")
@@ -22,6 +22,8 @@ def data() -> None:
 @data.command("list")
 def list_cmd() -> None:
     """The dataset names accepted by --dataset."""
+    from ..data import get_dataset_spec, list_datasets
+
     for name, what in list_datasets().items():
         spec = get_dataset_spec(name)
         click.echo(f"{name:12s} {what}{'  [needs --data-root]' if spec.needs_root else ''}")
@@ -33,12 +35,17 @@ def list_cmd() -> None:
 @click.option("--out", type=click.Path(), required=True, help="Folder for fold_<k>/{train,valid,test}.csv.")
 @click.option("--n-folds", type=click.IntRange(min=2), default=5, show_default=True, help="Number of folds.")
 @seed()
-@click.option("--magnification", type=click.Choice(["40", "100", "200", "400"]), default=None,
-              help="BreakHis magnification (objective power).")
+@click.option("--magnification", type=float, default=None,
+              help="Objective power of the images: BreakHis's 40, 100, 200 or 400.")
 @click.option("--overwrite", is_flag=True, help="Replace existing fold files.")
-def folds_cmd(dataset: str, data_root: str | None, out: str, n_folds: int, seed: int, magnification: str | None,
+def folds_cmd(dataset: str, data_root: str | None, out: str, n_folds: int, seed: int, magnification: float | None,
               overwrite: bool) -> None:
     """Export the train/valid/test split of every fold of DATASET (section 2.1.2.2) as CSV."""
+    from ..data.export import export_dataset_folds
+
+    if magnification is not None and magnification not in BREAKHIS_MAGNIFICATIONS:
+        raise ConfigError(f"--magnification must be one of BreakHis's {', '.join(map(str, BREAKHIS_MAGNIFICATIONS))}, "
+                          f"got {magnification:g}")
     kwargs = {"magnification": int(magnification)} if magnification is not None else {}
     files = export_dataset_folds(dataset, data_root, out, n_folds=n_folds, seed=seed, overwrite=overwrite, **kwargs)
     click.echo(f"wrote {len(files)} files under {out}")
@@ -64,6 +71,9 @@ def folds_cmd(dataset: str, data_root: str | None, out: str, n_folds: int, seed:
 def camelyon16(slides: str, annotations: str, out: str, patch_size: int, workers: int, png: bool, seed: int,
                n_folds: int, pn: float, labels: str | None, backend: str, progress: bool) -> None:
     """Sample the weakly supervised CAMELYON16 patch dataset (section 2.1.2.3, Table 2.4)."""
+    from ..data.camelyon16.prepare import prepare_camelyon16
+    from ..data.camelyon16.sampling import ProtocolConfig
+
     cfg = ProtocolConfig(patch_size=patch_size, seed=seed, n_folds=n_folds, pn=pn)
     summary = prepare_camelyon16(slides, annotations, out, config=cfg, workers=workers, write_png=png,
                                  backend=backend, labels_csv=labels, progress=progress)

@@ -42,7 +42,10 @@ class DatasetSpec:
     instances: the classes whose images carry a region (GlaS: benign and malignant glands; CAMELYON16:
     metastatic), read by the evaluation of eq. 4.14.
     ``split_table(root, fold=..., n_folds=..., seed=..., **options) -> DataFrame`` (datasets whose folds
-    advwsl draws itself) gives the train/valid/test assignment of one fold, exported by ``advwsl data folds``."""
+    advwsl draws itself) gives the train/valid/test assignment of one fold, exported by ``advwsl data folds``.
+    ``image_size`` is the side of its (square) images when fixed: models that take an ``input_size`` are
+    built for it. ``adversarial_recipe`` holds the training options ``advwsl adv-train`` uses on it when no
+    ``--preset`` is given (and ``clean_epochs``, the clean epochs before the adversarial ones)."""
 
     name: str
     factory: Callable[..., Dataset]
@@ -58,6 +61,8 @@ class DatasetSpec:
     eval_transform: Callable[[], Transform] = _no_transform
     options: dict[str, str] = field(default_factory=dict)
     split_table: Callable[..., Any] | None = None
+    image_size: int | None = None
+    adversarial_recipe: dict[str, Any] = field(default_factory=dict)
 
 
 _DATASETS: Registry[DatasetSpec] = Registry("dataset")

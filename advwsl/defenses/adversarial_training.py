@@ -20,8 +20,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..attacks import ddn, pgd_l2, project_l2_ball, quantize_toward
+from ..attacks import ddn, get_attack_spec, list_attacks, pgd_l2, project_l2_ball, quantize_toward
 from ..errors import ConfigError
+from ..registry import Registry
 from ..training import train_one_epoch
 from ..utils import frozen
 
@@ -196,19 +197,49 @@ def madry_training(epsilon: float, *, steps: int = 40, step_size: float | None =
                                    levels=levels, clean_epochs=clean_epochs, name=f"pgd-{steps}", seed=seed)
 
 
+#: The reference's two adversarial trainings by the name of their attack (``advwsl adv-train --attack``):
+#: DDN training (eq. A V-9) and the Madry PGD-L2 defense (eq. A V-7; also called ``madry``). Any other
+#: registered label attack trains generically (:func:`generic_training`).
+TRAININGS: Registry[Callable[..., AdversarialPerturbation]] = Registry("adversarial training")
+TRAININGS.register("ddn", ddn_training)
+TRAININGS.register("pgd", madry_training)
+TRAININGS.register("madry", madry_training)
+
+
+def generic_training(attack: str, epsilon: float, *, steps: int | None = None, levels: int | None = 256,
+                     clean_fraction: float = 0.0, clean_epochs: int = 0, seed: int = 0,
+                     **attack_kwargs: Any) -> AdversarialPerturbation:
+    """Adversarial training with any registered label attack: a minimal-norm attack runs at its quick
+    budget (or ``steps``) and its adversarial is projected on the ``epsilon``-ball; a fixed-radius attack
+    gets ``epsilon`` as its radius."""
+    if attack not in list_attacks():
+        raise ConfigError(f"unknown adversarial training attack {attack!r}; use {', '.join(TRAININGS.names())} or another "
+                          f"registered label attack ({', '.join(list_attacks('label'))})")
+    spec = get_attack_spec(attack)
+    if spec.goal != "label":
+        raise ConfigError(f"{attack} does not change labels; adversarial training needs a label attack "
+                          f"(ddn, pgd, ...)")
+    kwargs = {**spec.kwargs(str(steps) if steps is not None else spec.quick_budget), **attack_kwargs}
+    if not spec.minimal_norm:
+        kwargs["epsilon"] = epsilon
+    kwargs.update(spec.runner_kwargs(levels=levels, bounds=(0.0, 1.0), seed=seed))
+    kwargs = spec.check(kwargs, option="adversarial training")
+    return AdversarialPerturbation(spec.fn, epsilon, attack_kwargs=kwargs, clean_fraction=clean_fraction,
+                                   levels=levels, clean_epochs=clean_epochs, name=f"{attack}-{kwargs.get('steps')}",
+                                   seed=seed)
+
+
 def make_perturbation(attack: str, epsilon: float, *, steps: int | None = None, clean_fraction: float = 0.0,
                       clean_epochs: int = 0, levels: int | None = 256, seed: int = 0,
                       **kwargs: Any) -> AdversarialPerturbation:
-    """``ddn`` (eq. A V-9) or ``pgd`` (Madry, eq. A V-7) training by name, as the command line asks.
-    ``steps`` defaults to 100 for DDN and 40 for PGD."""
+    """The adversarial training of ``attack`` (:data:`TRAININGS`, else :func:`generic_training`) at radius
+    ``epsilon``. ``steps`` defaults to 100 for DDN and 40 for PGD (the reference's)."""
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
         raise ConfigError(f"--steps must be a positive number of attack steps per batch, got {steps!r}")
     common = {"levels": levels, "clean_fraction": clean_fraction, "clean_epochs": clean_epochs, "seed": seed}
-    if attack == "ddn":
-        return ddn_training(epsilon, steps=100 if steps is None else steps, **common, **kwargs)
-    if attack in ("pgd", "madry"):
-        return madry_training(epsilon, steps=40 if steps is None else steps, **common, **kwargs)
-    raise ConfigError(f"unknown adversarial training attack {attack!r}; use 'ddn' (eq. A V-9) or 'pgd' (Madry)")
+    if attack in TRAININGS:
+        return TRAININGS.get(attack)(epsilon, **({} if steps is None else {"steps": steps}), **common, **kwargs)
+    return generic_training(attack, epsilon, steps=steps, **common, **kwargs)
 
 
 def adversarial_train(model: nn.Module, loader: Any, optimizer: torch.optim.Optimizer, *,

@@ -16,7 +16,7 @@ import math
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,8 @@ import torch
 from torch import nn
 
 from .. import __version__
+from ..config import Shard
+from ..config.vocabulary import BudgetPreset
 from ..attacks import AttackResult, combine_results, get_attack_spec, pgd_l2, run_attack
 from ..errors import AdvwslWarning, ConfigError, InputError
 from ..utils import frozen, model_device
@@ -33,19 +35,12 @@ from .robustness_report import RobustnessReport, concat_results, merge_reports
 
 #: Budget presets: ``"reference"`` is section A V-7's (C&W 9 x 10 000, DeepFool 100, DDN 1 000: each attack's
 #: ``AttackSpec.reference_budget``), ``"quick"`` a first look in minutes (``AttackSpec.quick_budget``).
-PRESETS = ("reference", "quick")
+PRESETS: tuple[str, ...] = BudgetPreset.__args__
 
 
-def parse_shard(text: str | tuple[int, int] | None) -> tuple[int, int]:
-    """``"k/N"`` (0 <= k < N) as ``(k, N)``; None is ``(0, 1)``."""
-    if text is None:
-        return 0, 1
-    try:
-        k, n = (int(v) for v in (text.split("/") if isinstance(text, str) else text))
-    except (ValueError, TypeError):
-        raise ConfigError(f"shard must look like k/N (e.g. 0/4), got {text!r}") from None
-    if n < 1 or not 0 <= k < n:
-        raise ConfigError(f"shard {k}/{n} is out of range: need 0 <= k < N; shards are 0/N ... {max(n, 1) - 1}/N")
+def parse_shard(text: str | tuple[int, int] | Shard | None) -> tuple[int, int]:
+    """``"k/N"`` (0 <= k < N), a pair or a :class:`~advwsl.config.Shard` as ``(k, N)``; None is ``(0, 1)``."""
+    k, n = Shard.parse(text)
     return k, n
 
 
@@ -101,11 +96,148 @@ def _run(model: nn.Module, x: torch.Tensor, y: torch.Tensor, index: np.ndarray, 
     return replace(r, index=index[r.index])
 
 
+@dataclass(frozen=True)
+class EvaluationPlan:
+    """Everything an evaluation does, resolved and checked before any attack runs: the attacks and their
+    budgets, the table radii and the curve grid, the lattice, the seed, the checks' settings (PGD radii,
+    the attack rerun with more steps, the stride of its samples, the noise draws) and this shard's
+    batches."""
+
+    attacks: tuple[str, ...]
+    budgets: dict[str, dict[str, Any]]
+    radii: tuple[float, ...]
+    epsilons: tuple[float, ...]
+    levels: int | None
+    seed: int
+    checks: bool
+    pgd_epsilons: tuple[float, ...]
+    pgd_steps: int
+    rerun: str
+    more_kwargs: dict[str, Any]
+    more_steps_factor: int
+    check_samples: int
+    stride: int
+    noise_draws: int
+    batch_size: int
+    shard: tuple[int, int]
+    batches: tuple[int, ...]
+    n: int
+    precision: str
+    channels_last: bool
+
+    def fingerprint(self, model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
+        """Everything a shard's records depend on but its batches: :func:`merge_reports` refuses shards whose
+        fingerprints differ, naming the field."""
+        return {"model_sha256": model_sha256(model), "inputs_sha256": tensors_sha256(inputs),
+                "labels_sha256": tensors_sha256(labels), "n_samples": self.n, "attacks": list(self.attacks),
+                "budgets": self.budgets, "epsilon": list(self.radii), "epsilons": list(self.epsilons),
+                "levels": self.levels, "seed": self.seed, "batch_size": self.batch_size, "checks": self.checks,
+                "pgd_epsilons": list(self.pgd_epsilons), "pgd_steps": self.pgd_steps,
+                "more_steps_factor": self.more_steps_factor, "check_samples": self.check_samples,
+                "noise_draws": self.noise_draws, "precision": self.precision, "channels_last": self.channels_last,
+                "advwsl": __version__}
+
+
+def _check_arguments(inputs: torch.Tensor, labels: torch.Tensor, epsilon: float | Sequence[float],
+                     attacks: Sequence[str], batch_size: int) -> tuple[float, ...]:
+    radii = tuple(epsilon) if isinstance(epsilon, Sequence) else (epsilon,)
+    if not radii or not all(isinstance(e, (int, float)) and math.isfinite(e) and e > 0 for e in radii):
+        raise ConfigError(f"epsilon (the table's accuracy radius) must be positive, got {epsilon!r}")
+    if not attacks:
+        raise ConfigError("attacks is empty; name at least one of cw, deepfool, ddn")
+    if len(set(attacks)) != len(attacks):
+        raise ConfigError(f"attacks lists a name twice: {list(attacks)}")
+    if not isinstance(inputs, torch.Tensor) or not isinstance(labels, torch.Tensor) or len(inputs) != len(labels):
+        raise InputError("inputs and labels must be tensors with one label per image, got "
+                         f"{type(inputs).__name__} {tuple(getattr(inputs, 'shape', ()))} and "
+                         f"{type(labels).__name__} {tuple(getattr(labels, 'shape', ()))}")
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return tuple(float(e) for e in radii)
+
+
+def _more_steps(attacks: Sequence[str], budgets: dict[str, dict[str, Any]], factor: int) -> tuple[str, dict[str, Any]]:
+    """The attack the more-steps check reruns (DDN when it ran) and its budget times ``factor``."""
+    rerun = "ddn" if "ddn" in attacks else attacks[0]
+    more = dict(budgets[rerun])
+    params = inspect.signature(get_attack_spec(rerun).fn).parameters
+    steps = more.get("steps", params["steps"].default if "steps" in params else None)
+    if steps is None:
+        raise ConfigError(f"the more-steps check needs a 'steps' budget; {rerun} has none (pass checks=False)")
+    more["steps"] = int(steps) * factor
+    return rerun, more
+
+
+def plan_evaluation(inputs: torch.Tensor, labels: torch.Tensor, *, epsilon: float | Sequence[float],
+                    attacks: Sequence[str], budgets: Mapping[str, Mapping[str, Any]] | None, preset: str,
+                    epsilons: Sequence[float] | None, batch_size: int, levels: int | None, shard: Any, seed: int,
+                    checks: bool, more_steps_factor: int, check_samples: int, noise_draws: int,
+                    pgd_epsilons: Sequence[float] | None, pgd_steps: int, precision: str,
+                    channels_last: bool) -> EvaluationPlan:
+    """The :class:`EvaluationPlan` of :func:`evaluate_robustness`'s arguments (checked; nothing runs)."""
+    k, n_shards = parse_shard(shard)
+    radii = _check_arguments(inputs, labels, epsilon, attacks, batch_size)
+    defaults = preset_budgets(attacks, preset)
+    budgets = {name: dict((budgets or {}).get(name, defaults[name])) for name in attacks}
+    rerun, more = _more_steps(attacks, budgets, more_steps_factor) if checks else (attacks[0], {})
+    n = len(inputs)
+    batches = tuple(b for b in range(math.ceil(n / batch_size)) if b % n_shards == k)
+    if not batches:
+        raise ConfigError(f"shard {k}/{n_shards} holds no batch: {n} samples make only "
+                          f"{math.ceil(n / batch_size)} batches of {batch_size}; use fewer shards")
+    mid = radii[0]
+    pgd = tuple(float(e) for e in (pgd_epsilons if pgd_epsilons is not None else (mid / 2, mid, 2 * mid))) \
+        if checks else ()
+    return EvaluationPlan(
+        tuple(attacks), budgets, radii,
+        tuple(float(e) for e in (epsilons if epsilons is not None else default_epsilons(radii))), levels, seed,
+        checks, pgd, pgd_steps, rerun, more, more_steps_factor, check_samples, max(1, math.ceil(n / check_samples)),
+        noise_draws, batch_size, (k, n_shards), batches, n, precision, channels_last)
+
+
+@dataclass
+class _Records:
+    """What the batches of a shard produced, per measurement."""
+
+    attacks: dict[str, list[AttackResult]]
+    pgd: dict[float, list[AttackResult]]
+    more: list[AttackResult]
+    noise: list[pd.DataFrame]
+
+
+def _evaluate_batch(model: nn.Module, plan: EvaluationPlan, x: torch.Tensor, y: torch.Tensor, b: int,
+                    records: _Records) -> None:
+    """Every measurement of batch ``b`` (samples ``x``, ``y``), added to ``records``: the attacks and, with
+    the checks, PGD at each radius, the rerun with more steps on its samples, and the noise draws."""
+    start = b * plan.batch_size
+    index = np.arange(start, start + len(x))
+    run = {"precision": plan.precision, "channels_last": plan.channels_last}
+    batch = [_run(model, x, y, index, name, plan.budgets[name], plan.levels, _seed(plan.seed, b, j), **run)
+             for j, name in enumerate(plan.attacks)]
+    for name, result in zip(plan.attacks, batch):
+        records.attacks[name].append(result)
+    if not plan.checks:
+        return
+    for j, eps in enumerate(plan.pgd_epsilons):
+        records.pgd[eps].append(_run(model, x, y, index, pgd_l2, {"epsilon": eps, "steps": plan.pgd_steps},
+                                     plan.levels, _seed(plan.seed, b, 100 + j), name="PGD"))
+    pick = np.flatnonzero(index % plan.stride == 0)
+    if len(pick):
+        records.more.append(_run(model, x[pick], y[pick], index[pick], plan.rerun, plan.more_kwargs, plan.levels,
+                                 _seed(plan.seed, b, 200)))
+    best = combine_results(batch)
+    device = model_device(model, x.device)
+    fooled = sanity.noise_fooled(model, x.to(device), y.to(device), torch.from_numpy(best.norms).float(),
+                                 draws=plan.noise_draws,
+                                 generator=torch.Generator().manual_seed(_seed(plan.seed, b, 300)))
+    records.noise.append(pd.DataFrame({"index": best.index, "noise_fooled": fooled.cpu().numpy()}))
+
+
 def evaluate_robustness(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *,
                         epsilon: float | Sequence[float], attacks: Sequence[str] = ("cw", "deepfool", "ddn"),
                         budgets: Mapping[str, Mapping[str, Any]] | None = None, preset: str = "reference",
                         epsilons: Sequence[float] | None = None, batch_size: int = 128, levels: int | None = 256,
-                        shard: str | tuple[int, int] | None = None, seed: int = 0, checks: bool = True,
+                        shard: str | tuple[int, int] | Shard | None = None, seed: int = 0, checks: bool = True,
                         more_steps_factor: int = 3, check_samples: int = 64, noise_draws: int = 8,
                         pgd_epsilons: Sequence[float] | None = None, pgd_steps: int = 20,
                         model_name: str = "model", progress: bool = True, precision: str = "fp32",
@@ -157,97 +289,36 @@ def evaluate_robustness(model: nn.Module, inputs: torch.Tensor, labels: torch.Te
     """
     from tqdm.auto import tqdm
 
-    k, n_shards = parse_shard(shard)
-    radii = tuple(epsilon) if isinstance(epsilon, Sequence) else (epsilon,)
-    if not radii or not all(isinstance(e, (int, float)) and math.isfinite(e) and e > 0 for e in radii):
-        raise ConfigError(f"epsilon (the table's accuracy radius) must be positive, got {epsilon!r}")
-    radii = tuple(float(e) for e in radii)
-    if not attacks:
-        raise ConfigError("attacks is empty; name at least one of cw, deepfool, ddn")
-    if len(set(attacks)) != len(attacks):
-        raise ConfigError(f"attacks lists a name twice: {list(attacks)}")
-    if not isinstance(inputs, torch.Tensor) or not isinstance(labels, torch.Tensor) or len(inputs) != len(labels):
-        raise InputError("inputs and labels must be tensors with one label per image, got "
-                         f"{type(inputs).__name__} {tuple(getattr(inputs, 'shape', ()))} and "
-                         f"{type(labels).__name__} {tuple(getattr(labels, 'shape', ()))}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
-    defaults = preset_budgets(attacks, preset)
-    budgets = {name: dict((budgets or {}).get(name, defaults[name])) for name in attacks}
-    epsilons = tuple(float(e) for e in (epsilons if epsilons is not None else default_epsilons(radii)))
-    mid = radii[0]
-    pgd_eps = tuple(float(e) for e in (pgd_epsilons if pgd_epsilons is not None else
-                                       (mid / 2, mid, 2 * mid))) if checks else ()
-    rerun = "ddn" if "ddn" in attacks else attacks[0]
-    more_kwargs = dict(budgets[rerun])
-    if checks:
-        params = inspect.signature(get_attack_spec(rerun).fn).parameters
-        base_steps = more_kwargs.get("steps", params["steps"].default if "steps" in params else None)
-        if base_steps is None:
-            raise ConfigError(f"the more-steps check needs a 'steps' budget; {rerun} has none (pass checks=False)")
-        more_kwargs["steps"] = int(base_steps) * more_steps_factor
-    n = len(inputs)
-    stride = max(1, math.ceil(n / check_samples))
-    batches = [b for b in range(math.ceil(n / batch_size)) if b % n_shards == k]
-    parts: dict[str, list[AttackResult]] = {name: [] for name in attacks}
-    pgd_parts: dict[float, list[AttackResult]] = {e: [] for e in pgd_eps}
-    more_parts: list[AttackResult] = []
-    noise_parts: list[pd.DataFrame] = []
-    if not batches:
-        raise ConfigError(f"shard {k}/{n_shards} holds no batch: {n} samples make only "
-                          f"{math.ceil(n / batch_size)} batches of {batch_size}; use fewer shards")
+    plan = plan_evaluation(inputs, labels, epsilon=epsilon, attacks=attacks, budgets=budgets, preset=preset,
+                           epsilons=epsilons, batch_size=batch_size, levels=levels, shard=shard, seed=seed,
+                           checks=checks, more_steps_factor=more_steps_factor, check_samples=check_samples,
+                           noise_draws=noise_draws, pgd_epsilons=pgd_epsilons, pgd_steps=pgd_steps,
+                           precision=precision, channels_last=channels_last)
     if model.training:
         warnings.warn(f"{model_name} is in train mode; it is evaluated in eval mode and put back in train mode "
                       "afterwards (call model.eval() first to silence this)", AdvwslWarning, stacklevel=2)
+    records = _Records({name: [] for name in plan.attacks}, {e: [] for e in plan.pgd_epsilons}, [], [])
     tic = time.perf_counter()
+    k, n_shards = plan.shard
     with frozen(model):
-        for b in tqdm(batches, desc=f"robustness {k}/{n_shards}", unit="batch", disable=not progress):
+        for b in tqdm(plan.batches, desc=f"robustness {k}/{n_shards}", unit="batch", disable=not progress):
             start = b * batch_size
-            x, y = inputs[start:start + batch_size], labels[start:start + batch_size]
-            index = np.arange(start, start + len(x))
-            batch = [_run(model, x, y, index, name, budgets[name], levels, _seed(seed, b, j), precision=precision,
-                          channels_last=channels_last) for j, name in enumerate(attacks)]
-            for name, result in zip(attacks, batch):
-                parts[name].append(result)
-            if not checks:
-                continue
-            for j, eps in enumerate(pgd_eps):
-                pgd_parts[eps].append(_run(model, x, y, index, pgd_l2, {"epsilon": eps, "steps": pgd_steps}, levels,
-                                           _seed(seed, b, 100 + j), name="PGD"))
-            pick = np.flatnonzero(index % stride == 0)
-            if len(pick):
-                more_parts.append(_run(model, x[pick], y[pick], index[pick], rerun, more_kwargs, levels,
-                                       _seed(seed, b, 200)))
-            best = combine_results(batch)
-            device = model_device(model, x.device)
-            fooled = sanity.noise_fooled(model, x.to(device), y.to(device), torch.from_numpy(best.norms).float(),
-                                         draws=noise_draws,
-                                         generator=torch.Generator().manual_seed(_seed(seed, b, 300)))
-            noise_parts.append(pd.DataFrame({"index": best.index, "noise_fooled": fooled.cpu().numpy()}))
-    results = {name: concat_results(parts[name]) for name in attacks}
+            _evaluate_batch(model, plan, inputs[start:start + batch_size], labels[start:start + batch_size], b,
+                            records)
+    results = {name: concat_results(records.attacks[name]) for name in plan.attacks}
     results["All"] = combine_results(list(results.values()))
-    # everything a shard's records depend on but its index: merge_reports refuses shards whose fingerprints
-    # differ, naming the field
-    fingerprint = {"model_sha256": model_sha256(model), "inputs_sha256": tensors_sha256(inputs),
-                   "labels_sha256": tensors_sha256(labels), "n_samples": n, "attacks": list(attacks),
-                   "budgets": budgets, "epsilon": list(radii), "epsilons": list(epsilons), "levels": levels,
-                   "seed": seed, "batch_size": batch_size, "checks": checks, "pgd_epsilons": list(pgd_eps),
-                   "pgd_steps": pgd_steps, "more_steps_factor": more_steps_factor, "check_samples": check_samples,
-                   "noise_draws": noise_draws, "precision": precision, "channels_last": channels_last,
-                   "advwsl": __version__}
-    config = {"model_name": model_name, "attacks": list(attacks), "budgets": budgets, "preset": preset,
-              "precision": precision, "channels_last": channels_last,
-              "levels": levels, "fingerprint": fingerprint,
-              "batch_size": batch_size, "seed": seed, "n_samples": n, "checks": checks,
-              "more_steps": {"attack": rerun, **more_kwargs} if checks else None, "check_stride": stride,
-              "noise_draws": noise_draws, "pgd_steps": pgd_steps, "shard": [k, n_shards],
-              "seconds": time.perf_counter() - tic}
+    config = {"model_name": model_name, "attacks": list(plan.attacks), "budgets": plan.budgets, "preset": preset,
+              "precision": precision, "channels_last": channels_last, "levels": levels,
+              "fingerprint": plan.fingerprint(model, inputs, labels), "batch_size": batch_size, "seed": seed,
+              "n_samples": plan.n, "checks": checks,
+              "more_steps": {"attack": plan.rerun, **plan.more_kwargs} if checks else None,
+              "check_stride": plan.stride, "noise_draws": noise_draws, "pgd_steps": pgd_steps,
+              "shard": [k, n_shards], "seconds": time.perf_counter() - tic}
     return RobustnessReport(
-        results, radii, epsilons, config,
-        pgd={e: concat_results(v) for e, v in pgd_parts.items()},
-        more_steps=concat_results(more_parts) if more_parts else None,
-        noise=pd.concat(noise_parts, ignore_index=True) if noise_parts else None)
+        results, plan.radii, plan.epsilons, config, pgd={e: concat_results(v) for e, v in records.pgd.items()},
+        more_steps=concat_results(records.more) if records.more else None,
+        noise=pd.concat(records.noise, ignore_index=True) if records.noise else None)
 
 
-__all__ = ["PRESETS", "RobustnessReport", "default_epsilons", "evaluate_robustness", "merge_reports", "model_sha256",
+__all__ = ["PRESETS", "EvaluationPlan", "RobustnessReport", "default_epsilons", "plan_evaluation", "evaluate_robustness", "merge_reports", "model_sha256",
            "parse_shard", "preset_budgets", "tensors_sha256"]

@@ -1,142 +1,129 @@
-"""The job behind ``advwsl adv-train``: adversarial training (section A V-6) with DDN (eq. A V-9) or the
-Madry PGD-L2 baseline (eq. A V-7) as the perturbation hook of :func:`advwsl.training.fit` (resumable, DDP
-under ``torchrun``). The run records exactly what it trains with; a resumed run refuses changed options."""
+"""The job behind ``advwsl adv-train``: adversarial training (section A V-6) with DDN (eq. A V-9), the
+Madry PGD-L2 baseline (eq. A V-7) or any registered label attack, as the perturbation hook of
+:func:`advwsl.training.fit` (resumable, DDP under ``torchrun``). Without ``--preset`` the training recipe is
+the dataset's own adversarial recipe (:attr:`advwsl.data.DatasetSpec.adversarial_recipe`). The run records
+exactly what it trains with; a resumed run refuses changed options."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch.distributed as dist
-
+from ..config import PRESETS, AdvTrainConfig, TrainConfig
+from ..data import get_dataset_spec
 from ..defenses import make_perturbation
 from ..errors import ConfigError
-from ..models import checkpoint_info, load_model
-from ..runs import check_out, create_run_dir, resumable_run
-from ..training import PRESETS, FitResult, TrainConfig, check_training_data, fit, init_distributed
+from ..models import checkpoint_info, load_model, model_info
+from ..runs import resumable_run
+from ..training import FitResult, check_model_options, check_training_data, fit, init_distributed
 from ..utils import seed_everything, select_device
-from .train import read_run_config, restore_config
+from .training_runs import RESUMABLE, open_run, resumed_record, same_value
 
-__all__ = ["AdvTrainConfig", "adv_train_job", "DEFAULT_RECIPE", "DEFAULT_CLEAN_EPOCHS"]
-
-#: Training options of the default run (C&W MNIST network on the 1,347 training images of the scikit-learn
-#: digits): the ones a run does not set otherwise. The reference's MNIST recipe (lr 0.01, 60 000 images) gives
-#: too few SGD steps on the digits: at batch 64 and lr 0.01 the loss stayed at ln 10 (10 % valid accuracy,
-#: 10 epochs), and lr 0.1 diverged to chance; batches of 32 at lr 0.05 with cosine annealing (appendix II)
-#: reach 93 % valid accuracy in 3 clean epochs (see DEFAULT_CLEAN_EPOCHS).
-DEFAULT_RECIPE: dict[str, Any] = {"epochs": 10, "batch_size": 32, "lr": 0.05, "schedule": "cosine", "augment": False,
-                                  "evaluate_test": False}
-#: Clean epochs before the adversarial ones in the default run (the reference pre-trains its CIFAR-10 model on
-#: clean images the same way): the first DDN adversarials of a random network are no signal.
-DEFAULT_CLEAN_EPOCHS = 3
+__all__ = ["AdvTrainConfig", "AdvTrainPlan", "plan_adv_train", "adv_train_job"]
 
 
-@dataclass
-class AdvTrainConfig:
-    """``advwsl adv-train``: the model and data (training options of :class:`TrainConfig`: ``train`` holds
-    the ones given, None = not given), and the adversarial options. ``explicit`` names the options the user
-    gave (the others hold defaults): a resumed run refuses an explicit option that differs from its record.
-    ``clean_epochs=None`` is :data:`DEFAULT_CLEAN_EPOCHS` in the default digits run, 0 otherwise."""
+@dataclass(frozen=True)
+class AdvTrainPlan:
+    """A new or resumed adversarial-training run: its training configuration, the adversarial options as
+    recorded (``attack``, ``epsilon``, ``steps``, ``clean_epochs``, ``clean_fraction``, ``levels``,
+    ``init_checkpoint``) and, when resumed, its run directory."""
 
-    model: str = "cw-mnist"
-    dataset: str = "digits"
-    attack: str = "ddn"
-    epsilon: float | None = None
-    steps: int | None = None
-    clean_epochs: int | None = None
-    clean_fraction: float = 0.0
-    levels: int | None = 256
-    init_checkpoint: str | None = None
-    preset: str | None = None
-    train: dict[str, Any] = field(default_factory=dict)
-    seed: int = 0
-    out: str | None = None
-    resume: str | None = None
-    progress: bool = True
-    explicit: frozenset[str] = frozenset()
-
-    def _default_run(self) -> bool:
-        return self.dataset == "digits" and not self.preset
-
-    def adversarial(self) -> dict[str, Any]:
-        clean_epochs = self.clean_epochs
-        if clean_epochs is None:
-            clean_epochs = DEFAULT_CLEAN_EPOCHS if self._default_run() else 0
-        return {"attack": self.attack, "epsilon": self.epsilon, "steps": self.steps,
-                "clean_epochs": clean_epochs, "clean_fraction": self.clean_fraction, "levels": self.levels,
-                "init_checkpoint": self.init_checkpoint}
-
-    def training_config(self) -> TrainConfig:
-        if self.preset and self.preset not in PRESETS:
-            raise ConfigError(f"unknown preset {self.preset!r}; available: {', '.join(sorted(PRESETS))}")
-        base: dict[str, Any] = dict(PRESETS[self.preset]) if self.preset else {}
-        if self._default_run():
-            base.update(DEFAULT_RECIPE)
-        model_kwargs = dict(self.train.get("model_kwargs") or {})
-        if self.dataset == "digits" and self.model in ("cw-mnist", "cw-cifar"):
-            model_kwargs.setdefault("input_size", 16)
-        given = {k: v for k, v in self.train.items() if v is not None}
-        return TrainConfig.from_dict({**base, **given, "model": self.model, "dataset": self.dataset, "seed": self.seed,
-                                      "progress": self.progress, "model_kwargs": model_kwargs})
+    train: TrainConfig
+    adversarial: dict[str, Any]
+    run_dir: Path | None = None
 
 
-def _hook(options: dict[str, Any], seed: int) -> Any:
-    return make_perturbation(options["attack"], options["epsilon"], steps=options["steps"],
-                             clean_fraction=options["clean_fraction"], clean_epochs=options["clean_epochs"],
-                             levels=options["levels"], seed=seed)
+def _recipe(config: AdvTrainConfig) -> tuple[dict[str, Any], int]:
+    """The training options under the given ones (``--preset``'s, else the dataset's adversarial recipe)
+    and the default number of clean epochs."""
+    spec = get_dataset_spec(config.dataset)
+    recipe = dict(PRESETS[config.preset]) if config.preset else dict(spec.adversarial_recipe)
+    clean_epochs = int(recipe.pop("clean_epochs", 0))
+    model_kwargs = {**recipe.get("model_kwargs", {}), **config.train.get("model_kwargs", {})}
+    builder = model_info(config.model).builder
+    if spec.image_size and "input_size" in inspect.signature(builder).parameters:
+        model_kwargs.setdefault("input_size", spec.image_size)  # e.g. the C&W MNIST network on 16x16 digits
+    return {**recipe, "model_kwargs": model_kwargs}, clean_epochs
 
 
-def _resumed(config: AdvTrainConfig) -> tuple[Path, TrainConfig, dict[str, Any]]:
-    run_dir, _, stored = read_run_config(config.resume, "an adv-train", "adv-train")
-    if not isinstance(stored, dict) or not isinstance(stored.get("adversarial"), dict):
+def _new_plan(config: AdvTrainConfig) -> AdvTrainPlan:
+    recipe, clean_default = _recipe(config)
+    train = TrainConfig.from_dict({**recipe, **config.train, "model_kwargs": recipe["model_kwargs"],
+                                   "model": config.model, "dataset": config.dataset, "data_root": config.data_root,
+                                   "dataset_kwargs": config.dataset_kwargs, "seed": config.seed,
+                                   "device": config.device, "progress": config.progress})
+    clean_epochs = clean_default if config.clean_epochs is None else config.clean_epochs
+    if clean_epochs >= train.epochs:
+        raise ConfigError(f"--clean-epochs {clean_epochs} leaves no adversarial epoch of the {train.epochs} epochs; "
+                          f"give more --epochs or fewer --clean-epochs")
+    adversarial = {"attack": config.attack, "epsilon": config.epsilon_max, "steps": config.steps,
+                   "clean_epochs": clean_epochs, "clean_fraction": config.clean_fraction,
+                   "levels": config.levels or None, "init_checkpoint": config.init_checkpoint}
+    return AdvTrainPlan(train, adversarial)
+
+
+def _resumed_plan(config: AdvTrainConfig) -> AdvTrainPlan:
+    run_dir, stored = resumed_record(config.resume, "adv-train")
+    if not isinstance(stored.get("adversarial"), dict):
         raise ConfigError(f"{run_dir} is not an adv-train run (its config.json has no 'adversarial' section); "
                           "--resume takes the folder of an interrupted `advwsl adv-train` run")
+    stored = dict(stored)
     options = stored.pop("adversarial")
-    asked = {k: v for k, v in {**config.adversarial(), **config.train, "model": config.model,
-                               "dataset": config.dataset, "seed": config.seed, "preset": config.preset}.items()
-             if k in config.explicit and k not in ("device", "num_workers")}
-    changed = sorted(k for k, v in asked.items() if options.get(k, stored.get(k)) != v)
+    asked = {**config.train, "model": config.model, "dataset": config.dataset, "seed": config.seed,
+             "preset": config.preset, "attack": config.attack, "epsilon": config.epsilon_max, "steps": config.steps,
+             "clean_epochs": config.clean_epochs, "clean_fraction": config.clean_fraction,
+             "levels": config.levels or None, "init_checkpoint": config.init_checkpoint}
+    rename = {"epsilon": "epsilon_max"}
+    changed = sorted(k for k, v in asked.items() if rename.get(k, k) in config.explicit and k not in RESUMABLE
+                     and not same_value(options.get(k, stored.get(k)), v))
     if changed:
         raise ConfigError(f"a resumed run keeps its configuration; {changed} differ(s) from {run_dir / 'config.json'} "
                           "(start a new run to change them)")
-    keep = {k: v for k, v in config.train.items() if k in ("device", "num_workers") and v is not None}
-    return run_dir, restore_config(run_dir, {**stored, **keep, "progress": config.progress}), options
+    keep = {"progress": config.progress, **({"device": config.device} if config.device else {}),
+            **{k: v for k, v in config.train.items() if k in RESUMABLE}}
+    try:
+        train = TrainConfig.from_dict({**stored, **keep})
+    except ConfigError as exc:
+        raise ConfigError(f"{run_dir / 'config.json'} holds an invalid training configuration ({exc}); it was "
+                          "edited or is damaged") from None
+    return AdvTrainPlan(train, options, run_dir)
+
+
+def plan_adv_train(config: AdvTrainConfig) -> AdvTrainPlan:
+    """Check every option (the adversarial hook, the dataset options, the model and the initial checkpoint
+    included) before anything is written, and resolve the run: new, or the one ``--resume`` names."""
+    plan = _resumed_plan(config) if config.resume else _new_plan(config)
+    select_device(plan.train.device)
+    _hook(plan)  # rejects bad adversarial options
+    if not config.resume:
+        check_model_options(plan.train)
+        check_training_data(plan.train)
+        if plan.adversarial["init_checkpoint"]:
+            checkpoint_info(plan.adversarial["init_checkpoint"])
+    return plan
+
+
+def _hook(plan: AdvTrainPlan) -> Callable[..., Any]:
+    a = plan.adversarial
+    return make_perturbation(a["attack"], a["epsilon"], steps=a["steps"], clean_fraction=a["clean_fraction"],
+                             clean_epochs=a["clean_epochs"], levels=a["levels"], seed=plan.train.seed)
 
 
 def adv_train_job(config: AdvTrainConfig) -> tuple[Path, FitResult, dict[str, Any]]:
     """Adversarially train (or resume); returns the run directory, the fit result and the adversarial
-    options as recorded. Every option (the dataset options and the initial checkpoint included) is checked
-    before the run directory is created."""
+    options as recorded."""
     rank, world, _ = init_distributed()
-    if config.resume:
-        run_dir, train_config, options = _resumed(config)
-        _hook(options, train_config.seed)
-    else:
-        if config.epsilon is None:
-            raise ConfigError("--epsilon (epsilon_max of the training adversarials) is required; the reference uses "
-                              "2.4 on MNIST and 1.0 on CIFAR-10")
-        train_config = config.training_config()
-        select_device(train_config.device)
-        options = config.adversarial()
-        _hook(options, train_config.seed)  # rejects bad adversarial options before anything is written
-        check_training_data(train_config)
-        if options["init_checkpoint"]:
-            checkpoint_info(options["init_checkpoint"])
-        if world > 1 and config.out is None:
-            raise ConfigError("under torchrun every process must write to the same run directory: pass --out DIR")
-        run_dir = None
-    select_device(train_config.device)
-    if not config.resume and rank == 0:
-        check_out(config.out)
-        run_dir = create_run_dir("adv-train", config.out, config={**train_config.to_dict(), "adversarial": options})
-    if not config.resume and world > 1:
-        holder = [str(run_dir) if run_dir is not None else None]
-        dist.broadcast_object_list(holder, src=0)
-        run_dir = Path(holder[0])
+    plan = plan_adv_train(config)
+    run_dir = plan.run_dir or open_run("adv-train", config.out, {**plan.train.to_dict(),
+                                                                 "adversarial": plan.adversarial},
+                                       rank=rank, world=world)
     with resumable_run(run_dir, "adv-train", rank=rank):
-        hook = _hook(options, train_config.seed)
-        seed_everything(train_config.seed)  # the initial weights depend on the seed only
-        net = load_model(options["init_checkpoint"]) if options["init_checkpoint"] else None
-        result = fit(train_config, run_dir, model=net, perturb=hook, resume=bool(config.resume))
-    return run_dir, result, options
+        hook = _hook(plan)
+        seed_everything(plan.train.seed)  # the initial weights depend on the seed only
+        init = plan.adversarial["init_checkpoint"]
+        result = fit(plan.train, run_dir, model=load_model(init) if init else None, perturb=hook,
+                     resume=plan.run_dir is not None)
+    return run_dir, result, plan.adversarial

@@ -4,19 +4,21 @@ split as tensors, with masks when the dataset has them, class names and a descri
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
+from ..config import ModelDataConfig
 from ..data import eval_transform, get_dataset, get_dataset_spec
 from ..errors import ConfigError, DatasetError, InputError, ModelError
 from ..utils import seed_everything, select_device
-from .builtin import ResolvedModel, resolve_model
+from ..pretrained import ResolvedModel, resolve_model
 
-__all__ = ["EvalData", "load_data", "data_for_model", "check_data_fits_model", "ModelDataConfig"]
+__all__ = ["EvalData", "load_data", "data_for_model", "check_data_fits_model", "start", "job_data"]
 
 
 @dataclass
@@ -35,6 +37,12 @@ class EvalData:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def subset(self, keep: torch.Tensor) -> EvalData:
+        """The samples where the boolean mask ``keep`` is true (in order)."""
+        return dataclasses.replace(self, images=self.images[keep], labels=self.labels[keep],
+                                   masks=self.masks[keep] if self.masks is not None else None,
+                                   description=f"{self.description} ({int(keep.sum())} of {len(self)} images)")
 
     def describe(self) -> dict[str, Any]:
         return {"dataset": self.dataset, "dataset_kwargs": self.dataset_kwargs, "split": self.split,
@@ -123,41 +131,20 @@ def check_data_fits_model(data: EvalData, resolved: ResolvedModel) -> None:
                          "trained for")
 
 
-@dataclass
-class ModelDataConfig:
-    """The model and the data of an evaluation job (``advwsl attack``, ``advwsl evaluate-robustness``), the
-    first fields of its configuration: ``model`` (built-in, checkpoint path, zoo architecture with
-    ``checkpoint``) and the first ``n_samples`` of ``split`` of ``dataset`` (default: the data the model was
-    trained on). The methods also read ``batch_size``, ``seed``, ``device``, ``progress`` and ``retrain``,
-    fields of the jobs' configurations that follow these."""
+def start(config: ModelDataConfig, log: Callable[[str], None]) -> tuple[torch.device, ResolvedModel]:
+    """Seed everything, select the device and resolve the model of an evaluation job (a built-in model not
+    cached yet is trained now); returns the device and the model."""
+    seed_everything(config.seed)
+    device = select_device(config.device)
+    resolved = resolve_model(config.model, checkpoint=config.checkpoint, progress=config.progress, log=log,
+                             retrain=config.retrain)
+    return device, resolved
 
-    model: str = "digits-cnn"
-    checkpoint: str | None = None
-    dataset: str | None = None
-    data_root: str | None = None
-    dataset_kwargs: dict[str, Any] = field(default_factory=dict)
-    split: str = "test"
-    n_samples: int | None = None
 
-    def check_counts(self) -> None:
-        """Raise :class:`ConfigError` unless ``--batch-size`` and ``--n-samples`` (None: all) are positive
-        integers."""
-        for name, value in (("--batch-size", self.batch_size), ("--n-samples", self.n_samples)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-
-    def start(self, log: Callable[[str], None]) -> tuple[torch.device, ResolvedModel]:
-        """Seed everything, select the device and resolve the model (a built-in model not cached yet is
-        trained now); returns the device and the model."""
-        seed_everything(self.seed)
-        device = select_device(self.device)
-        resolved = resolve_model(self.model, checkpoint=self.checkpoint, progress=self.progress, log=log,
-                                 retrain=self.retrain)
-        return device, resolved
-
-    def load_data(self, resolved: ResolvedModel) -> EvalData:
-        """The evaluation data for ``resolved`` (:func:`data_for_model`), checked against its classes."""
-        data = data_for_model(resolved, self.dataset, split=self.split, data_root=self.data_root,
-                              n_samples=self.n_samples, dataset_kwargs=self.dataset_kwargs, progress=self.progress)
-        check_data_fits_model(data, resolved)
-        return data
+def job_data(config: ModelDataConfig, resolved: ResolvedModel) -> EvalData:
+    """The evaluation data of an evaluation job for ``resolved`` (:func:`data_for_model`), checked against
+    its classes."""
+    data = data_for_model(resolved, config.dataset, split=config.split, data_root=config.data_root,
+                          n_samples=config.n_samples, dataset_kwargs=config.dataset_kwargs, progress=config.progress)
+    check_data_fits_model(data, resolved)
+    return data

@@ -1,6 +1,7 @@
 """The jobs behind ``advwsl slide predict`` and ``advwsl slide attack``: a model (resolved like every
 command's ``--model``) over the tiles of one whole slide, and the attack of its tiles, written into a run
-directory (:mod:`advwsl.wsi.writer` lists the files)."""
+directory (:mod:`advwsl.wsi.writer` lists the files). Classes are given by index or name and resolved
+against the model's class names before any slide is read."""
 
 from __future__ import annotations
 
@@ -9,60 +10,90 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from .. import wsi
+from ..attacks import get_attack_spec, list_attacks, parse_budgets
+from ..config import SlideAttackConfig, SlidePredictConfig, check_levels
 from ..errors import ConfigError
+from ..pretrained import ResolvedModel, resolve_model
 from ..runs import check_out, run_directory
 from ..utils import select_device
-from ..wsi import (SlideAttack, SlideAttackConfig, SlideConfig, SlidePrediction, attack_slide, open_slide,
-                   predict_slide, write_slide_attack, write_slide_prediction)
-from .builtin import ResolvedModel, resolve_model
+from .attack import class_index
 
-__all__ = ["slide_predict_job", "slide_attack_job"]
+__all__ = ["SlidePredictConfig", "SlideAttackConfig", "slide_predict_job", "slide_attack_job"]
 
 Log = Callable[[str], None]
 
 
-def _prepare(model: str, checkpoint: str | None, config: SlideConfig, out: str | None, retrain: bool,
-             log: Log | None) -> ResolvedModel:
-    config.validate()
-    select_device(config.device)
-    check_out(out)
-    with open_slide(config.slide, backend=config.backend):  # an unreadable slide fails before any model work
-        pass
-    resolved = resolve_model(model, checkpoint=checkpoint, progress=config.progress, log=log, retrain=retrain)
+def _settings(config: SlidePredictConfig, resolved: ResolvedModel) -> wsi.SlideConfig:
+    """:mod:`advwsl.wsi`'s settings for ``config``, the classes resolved against the model's."""
+    n, names = resolved.num_classes, resolved.classes
+    positive = class_index(config.positive_class, names, n, "--positive-class")
+    cam = positive if config.cam_class is None else class_index(config.cam_class, names, n, "--cam-class")
+    keys = ("tile_size", "mpp", "magnification", "level", "downsample", "tissue_threshold", "thumbnail_downsample",
+            "batch_size", "workers", "aggregation", "top_k", "device", "backend", "progress")
+    return wsi.SlideConfig(slide=config.slide, cam_class=cam, positive_class=positive,
+                           **{k: getattr(config, k) for k in keys})
+
+
+def _attack_settings(config: SlideAttackConfig, resolved: ResolvedModel, positive: int) -> wsi.SlideAttackConfig:
+    """:mod:`advwsl.wsi`'s attack settings: the attack checked against the registry, its step budget, the
+    target class (default: a 2-class model's other class than the positive one)."""
+    usable = [n for n in list_attacks("label") if get_attack_spec(n).minimal_norm]
+    if config.attack not in usable:
+        raise ConfigError(f"--attack must be a minimal-norm label attack, one of {', '.join(usable)}, got "
+                          f"{config.attack!r}")
+    budget = parse_budgets(list(config.budget), (config.attack,))[config.attack]
+    budget = budget or get_attack_spec(config.attack).quick_budget
+    if not str(budget).isdigit():
+        raise ConfigError(f"--budget {budget!r}: a slide attack takes a number of steps (e.g. --budget 100)")
     n = resolved.num_classes
-    for name in ("cam_class", "positive_class"):
-        if n is not None and getattr(config, name) >= n:
-            raise ConfigError(f"--{name.replace('_', '-')} {getattr(config, name)} is not a class of "
-                              f"{resolved.name} ({n} classes)")
-    return resolved
+    if config.target is not None:
+        target = class_index(config.target, resolved.classes, n, "--target")
+    elif n == 2:
+        target = 1 - positive
+    else:
+        raise ConfigError(f"{resolved.name} has {n} classes: say which class the tiles are pushed to with --target")
+    return wsi.SlideAttackConfig(attack=config.attack, steps=int(budget), target_class=target,
+                                 max_tiles=config.max_tiles, levels=check_levels(config.levels),
+                                 cam_threshold=config.cam_threshold, seed=config.seed,
+                                 keep_adversarials=config.keep_adversarials)
 
 
-def _settings(model: ResolvedModel, config: SlideConfig, **extra: Any) -> dict[str, Any]:
+def _prepare(config: SlidePredictConfig, log: Log | None) -> tuple[ResolvedModel, wsi.SlideConfig]:
+    select_device(config.device)
+    check_out(config.out)
+    with wsi.open_slide(config.slide, backend=config.backend):  # an unreadable slide fails before any model work
+        pass
+    resolved = resolve_model(config.model, checkpoint=config.checkpoint, progress=config.progress, log=log,
+                             retrain=config.retrain)
+    settings = _settings(config, resolved)
+    settings.validate()
+    return resolved, settings
+
+
+def _record(model: ResolvedModel, settings: wsi.SlideConfig, **extra: Any) -> dict[str, Any]:
     return {"model": model.describe(), "slide": {k: str(v) if isinstance(v, Path) else v
-                                                 for k, v in asdict(config).items()}, **extra}
+                                                 for k, v in asdict(settings).items()}, **extra}
 
 
-def slide_predict_job(model: str, config: SlideConfig, *, checkpoint: str | None = None, out: str | None = None,
-                      retrain: bool = False, log: Log | None = None) -> tuple[Path, SlidePrediction]:
+def slide_predict_job(config: SlidePredictConfig, *, log: Log | None = None) -> tuple[Path, wsi.SlidePrediction]:
     """Tile the slide, run the model on its tissue tiles and write the tile table, the slide score and the
     heatmaps into a new run directory."""
-    resolved = _prepare(model, checkpoint, config, out, retrain, log)
-    with run_directory("slide-predict", out, config=_settings(resolved, config)) as run_dir:
-        result = predict_slide(resolved.model, config, classes=resolved.classes)
-        write_slide_prediction(result, run_dir)
+    resolved, settings = _prepare(config, log)
+    with run_directory("slide-predict", config.out, config=_record(resolved, settings)) as run_dir:
+        result = wsi.predict_slide(resolved.model, settings, classes=resolved.classes)
+        wsi.write_slide_prediction(result, run_dir)
     return run_dir, result
 
 
-def slide_attack_job(model: str, config: SlideConfig, attack: SlideAttackConfig, *, checkpoint: str | None = None,
-                     out: str | None = None, retrain: bool = False, log: Log | None = None
-                     ) -> tuple[Path, SlideAttack]:
+def slide_attack_job(config: SlideAttackConfig, *, log: Log | None = None) -> tuple[Path, wsi.SlideAttack]:
     """Predict the slide, attack its most positive tiles and write how the slide score and the stitched
     heatmap change (minimal L2 per tile, heatmap after the attack, Dice of the positive region)."""
+    resolved, settings = _prepare(config, log)
+    attack = _attack_settings(config, resolved, settings.positive_class)
     attack.validate()
-    resolved = _prepare(model, checkpoint, config, out, retrain, log)
-    if resolved.num_classes is not None and attack.target_class >= resolved.num_classes:
-        raise ConfigError(f"--target-class {attack.target_class} is not a class of {resolved.name}")
-    with run_directory("slide-attack", out, config=_settings(resolved, config, attack=asdict(attack))) as run_dir:
-        result = attack_slide(resolved.model, config, attack, classes=resolved.classes)
-        write_slide_attack(result, run_dir)
+    record = _record(resolved, settings, attack=asdict(attack))
+    with run_directory("slide-attack", config.out, config=record) as run_dir:
+        result = wsi.attack_slide(resolved.model, settings, attack, classes=resolved.classes)
+        wsi.write_slide_attack(result, run_dir)
     return run_dir, result

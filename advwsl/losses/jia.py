@@ -50,6 +50,7 @@ class JiaLoss(nn.Module):
 
     needs_cams = True
     needs_sizes = True
+    needs_masks = False
 
     def __init__(self, *, lambda_size: float = 10.0, r: float = 4.0, positive_class: int = 1,
                  eps: float = 1e-6) -> None:

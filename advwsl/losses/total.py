@@ -34,6 +34,7 @@ class ImageLabelLoss(nn.Module):
 
     needs_cams = False
     needs_sizes = False
+    needs_masks = False
 
     def __init__(self, *, multilabel: bool = False) -> None:
         super().__init__()

@@ -13,18 +13,33 @@ from ..errors import ConfigError
 from ..io import atomic_write_text, write_json
 from ..runs import check_out, run_directory
 from ..utils import select_device
-from . import appendix_v, chapter2, chapter3, chapter4  # noqa: F401  (they register their entries)
-from .registry import AVAILABILITY, Context, Entry, Outcome, get_entry, list_entries, override_settings, register_entry
+from . import appendix_v_entries, chapter2, chapter3, chapter4  # noqa: F401  (they register their entries)
+from .registry import AVAILABILITY, Context, Entry, Experiment, Outcome, get_entry, list_entries, register_entry
 
-__all__ = ["AVAILABILITY", "Context", "Entry", "Outcome", "get_entry", "list_entries", "register_entry",
-           "run_entry", "describe_entries"]
+__all__ = ["AVAILABILITY", "Context", "Entry", "Experiment", "Outcome", "get_entry", "list_entries", "register_entry",
+           "run_entry", "describe_entries", "departures_markdown"]
 
 
 def describe_entries() -> list[dict[str, str]]:
     """One row per entry for ``advwsl reproduce --list``."""
     return [{"id": e.id, "what": e.title, "section": e.section, "runs here": AVAILABILITY[e.availability]
-             if e.runner is not None else "not runnable: " + e.note, "data": e.data, "CPU time": e.time_cpu,
+             if e.experiment is not None else "not runnable: " + e.note, "data": e.data, "CPU time": e.time_cpu,
              "GPU time": e.time_gpu} for e in list_entries()]
+
+
+def departures_markdown(entry: Entry, changes: dict[str, Any] | None, quick: bool) -> list[str]:
+    """The departures of a run from the reference's protocol, as the Markdown list every output starts
+    with: the entry's declared ones, the ``--quick`` version, and every ``--set`` change."""
+    lines = ["## Departures from the reference", ""]
+    if quick:
+        lines.append("- **Quick run** (`--quick`): fewer images, epochs and steps than the full experiment; a smoke "
+                     "test of the pipeline, not a result.")
+    for d in entry.departures:
+        lines.append(f"- **{d.what}** — {d.why}" + (f" Measured effect: {d.effect}" if d.effect else ""))
+    for path, value in (changes or {}).items():
+        lines.append(f"- **`--set {path}={json.dumps(value)}`**: changed from the {'quick' if quick else 'full'} "
+                     "experiment for this run.")
+    return lines + [""] if len(lines) > 2 else []
 
 
 def run_entry(entry_id: str, *, quick: bool = False, dataset: str | None = None, data_root: str | None = None,
@@ -32,37 +47,38 @@ def run_entry(entry_id: str, *, quick: bool = False, dataset: str | None = None,
               log: Callable[[str], None] | None = None, changes: dict[str, Any] | None = None
               ) -> tuple[Path, Outcome]:
     """Run the entry ``entry_id`` (``--quick``: the minutes-long smoke version) into a new run directory:
-    ``table.md`` (ours beside the reference's numbers), ``table.csv``, figures, ``summary.json`` and the
-    exact configuration in ``config.json``. ``dataset`` switches an entry to another dataset it supports
-    (appendix V: ``mnist-5k``, ``mnist``, ``cifar10``). ``changes`` (``--set``) change settings of the run
-    (:func:`~.registry.override_settings`, e.g. fewer images to fit a machine's time); the table then says
-    which, before its numbers, and ``config.json`` records them."""
+    ``table.md`` (its departures from the reference first, then ours beside the reference's numbers),
+    ``table.csv``, figures, ``summary.json`` and the exact configuration in ``config.json``. ``dataset``
+    switches an entry to another dataset it supports (appendix V: ``mnist-5k``, ``mnist``, ``cifar10``).
+    ``changes`` (``--set``) change settings of the run (dotted paths checked against the settings type, e.g.
+    fewer images to fit a machine's time); the output lists them with the departures, and ``config.json``
+    records them."""
     entry = get_entry(entry_id)
-    if entry.runner is None:
+    if entry.experiment is None:
         raise ConfigError(f"{entry.id} is listed but cannot run: {entry.note}")
-    settings: dict[str, Any] = entry.resolved(quick)
+    changes = dict(changes or {})
     if dataset is not None:
-        if "dataset" not in settings:
+        if "dataset" not in entry.settings.keys():
             raise ConfigError(f"{entry.id} has no --dataset choice")
-        settings["dataset"] = dataset
-    if changes:
-        settings = override_settings(settings, changes)
+        changes = {"dataset": dataset, **changes}
+    settings = entry.resolved(quick, changes)
     if entry.availability == "data-root" and data_root is None:
         raise ConfigError(f"{entry.id} needs its dataset: {entry.data}")
     select_device(device)
     check_out(out)
-    record = {"entry": entry.id, "title": entry.title, "quick": quick, "changed": dict(changes or {}),
-              "settings": settings, "data_root": data_root, "device": device}
+    record = {"entry": entry.id, "title": entry.title, "quick": quick, "changed": changes,
+              "settings": settings.to_dict(), "departures": [d.to_dict() for d in entry.departures],
+              "data_root": data_root, "device": device}
     with run_directory(f"reproduce-{entry.id}", out, config=record) as run_dir:
         context = Context(entry, settings, quick, data_root, device, run_dir, progress, log or (lambda m: None))
-        outcome = entry.runner(context)
-        if changes:
-            listed = "; ".join(f"`{k}` = `{json.dumps(v)}`" for k, v in changes.items())
-            note = f"**Settings changed from the {'quick' if quick else 'full'} experiment** (`--set`): {listed}."
-            head, _, body = outcome.markdown.partition("\n")
-            outcome.markdown = (f"{head}\n\n{note}\n{body}" if head.startswith("#")
-                                else f"{note}\n\n{outcome.markdown}")
+        outcome = entry.experiment.run(context)
+        head, _, body = outcome.markdown.partition("\n")
+        departures = "\n".join(departures_markdown(entry, changes, quick))
+        if departures:
+            outcome.markdown = f"{head}\n\n{departures}{body}" if head.startswith("#") else \
+                f"{departures}\n{outcome.markdown}"
         atomic_write_text(run_dir / "table.md", outcome.markdown + "\n")
-        write_json(run_dir / "summary.json", {"entry": entry.id, "quick": quick, "changed": dict(changes or {}),
+        write_json(run_dir / "summary.json", {"entry": entry.id, "quick": quick, "changed": changes,
+                                              "departures": [d.to_dict() for d in entry.departures],
                                               **outcome.summary})
     return run_dir, outcome

@@ -10,8 +10,8 @@ A V-9, and their entries.
 * :func:`defense_table` — Tables A V-5 / A V-6 and Figure A V-4: a baseline, a Madry-trained and a
   DDN-trained model evaluated with C&W 9 x 10 000, DeepFool 100, DDN 1 000 and their per-sample best.
 
-Every model is trained by advwsl (cached, :mod:`advwsl.jobs.trained`): on MNIST the C&W network with C&W's
-recipe (:data:`advwsl.jobs.builtin_mnist.MNIST_RECIPE`), on mnist-5k (4,000 real training digits, offline) or
+Every model is trained by advwsl (cached, :mod:`advwsl.pretrained.trained`): on MNIST the C&W network with C&W's
+recipe (:data:`advwsl.pretrained.mnist.MNIST_RECIPE`), on mnist-5k (4,000 real training digits, offline) or
 on MNIST from ``--data-root``; on CIFAR-10 (``--data-root``) the C&W CIFAR network (Table A V-1) and
 WRN-28-10 (Table A V-6); ImageNet uses torchvision's pretrained Inception V3 (its weights must be in the
 torch hub cache). Numbers on mnist-5k are on 4,000 training digits instead of 60,000, and on the first
@@ -30,19 +30,21 @@ import torch
 
 from ..attacks import AttackResult, get_attack_spec, run_attack
 from ..attacks.carlini_wagner import cw_budget
+from ..config import AttackTableSettings, DefenseTableSettings
 from ..errors import ConfigError
 from ..evaluation.robustness import evaluate_robustness
 from ..io import atomic_write_text
-from ..jobs.builtin_mnist import mnist_recipe
+from ..models import checkpoint_info, load_model
+from ..pretrained.mnist import mnist_recipe
 from ..jobs.data import load_data
-from ..jobs.trained import trained_model
+from ..pretrained.trained import trained_model
 from ..plotting import plot_adversarial_examples, plot_robustness_curves
 from ..utils import select_device
-from .appendix_v_reference import A_V_1, A_V_2, A_V_3, A_V_4, A_V_5, A_V_6
 from .compare import Measure, side_by_side, side_by_side_markdown
-from .registry import Context, Entry, Outcome, register_entry
+from .registry import Context, Experiment, Outcome
 
-__all__ = ["attack_table", "targeted_table", "defense_table", "DATASETS"]
+__all__ = ["attack_table", "targeted_table", "defense_table", "DATASETS", "ATTACK_TABLE", "TARGETED_TABLE",
+           "DEFENSE_TABLE"]
 
 #: The datasets of appendix V: how each is read, the model trained on it, and the reference's Table A V-9
 #: key for the C&W hyper-parameters. ``mnist-5k`` stands in for MNIST offline.
@@ -57,8 +59,7 @@ DATASETS: dict[str, dict[str, Any]] = {
 def _model(ctx: Context, dataset: str) -> tuple[torch.nn.Module, dict[str, Any]]:
     if dataset not in DATASETS:
         raise ConfigError(f"appendix V runs on {', '.join(DATASETS)}; got --dataset {dataset!r}")
-    recipe = {**DATASETS[dataset]["recipe"](ctx.data_root), **ctx.settings.get("recipe", {}),
-              "progress": ctx.progress}
+    recipe = {**DATASETS[dataset]["recipe"](ctx.data_root), **ctx.settings.recipe, "progress": ctx.progress}
     return trained_model(f"{recipe['model']}-{dataset}", recipe, log=ctx.log)
 
 
@@ -71,10 +72,6 @@ def _budget_kwargs(attack: str, budget: str, dataset: str) -> dict[str, Any]:
 def _data(ctx: Context, dataset: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     data = load_data(dataset, split="test", data_root=ctx.data_root, n_samples=n, progress=ctx.progress)
     return data.images, data.labels
-
-
-def _rows(ctx: Context) -> list[dict[str, Any]]:
-    return [dict(r) for r in ctx.settings["rows"]]
 
 
 def _result_row(result: AttackResult, attack: str, budget: str, n: int) -> dict[str, Any]:
@@ -106,10 +103,10 @@ def _header(ctx: Context, dataset: str, model_info: dict[str, Any]) -> list[str]
 def _setup(ctx: Context) -> tuple[str, torch.nn.Module, dict[str, Any], int, torch.Tensor, torch.Tensor]:
     """The settings' dataset, its trained model (on the device, eval mode) with its sidecar, the number of
     images and the first ``n_samples`` test images and labels (fewer when the test split is smaller)."""
-    dataset = ctx.settings["dataset"]
+    dataset = ctx.settings.dataset
     model, info = _model(ctx, dataset)
     model = model.to(select_device(ctx.device)).eval()
-    images, labels = _data(ctx, dataset, int(ctx.settings["n_samples"]))
+    images, labels = _data(ctx, dataset, ctx.settings.n_samples)
     n = len(labels)  # fewer than n_samples when the test split is smaller
     return dataset, model, info, n, images, labels
 
@@ -120,15 +117,16 @@ def _attack_rows(ctx: Context, model: torch.nn.Module, images: torch.Tensor, lab
     """Run the attack of each row of the settings on its first ``n_samples`` images (default ``n``), save the
     result as ``[targeted-]<attack>-<budget>.csv`` / ``.json`` (added to ``files``) and yield the row, its
     number of images and the result. Untargeted DDN results keep their adversarials (Figure A V-5)."""
-    for row in _rows(ctx):
-        k = min(int(row.get("n_samples", n)), n)
-        kwargs = _budget_kwargs(row["attack"], row["budget"], dataset)
-        what = f"{row['attack']} {row['budget']} on {k} images"
+    for row in ctx.settings.rows:
+        k = min(row.n_samples or n, n)
+        kwargs = get_attack_spec(row.attack).check({**_budget_kwargs(row.attack, row.budget, dataset), **row.kwargs},
+                                                   option=f"row {row.attack} {row.budget}")
+        what = f"{row.attack} {row.budget} on {k} images"
         ctx.log(f"targeted {what} x every other class" if targeted else what)
-        result = run_attack(model, images[:k], labels[:k], attack=row["attack"], attack_kwargs=kwargs,
-                            targeted=targeted, batch_size=int(ctx.settings.get("batch_size", 1000)),
-                            progress=ctx.progress, keep_adversarials=not targeted and row["attack"] == "ddn")
-        stem = f"{'targeted-' if targeted else ''}{row['attack']}-{row['budget']}"
+        result = run_attack(model, images[:k], labels[:k], attack=row.attack, attack_kwargs=kwargs,
+                            targeted=targeted, batch_size=ctx.settings.batch_size,
+                            progress=ctx.progress, keep_adversarials=not targeted and row.attack == "ddn")
+        stem = f"{'targeted-' if targeted else ''}{row.attack}-{row.budget}"
         result.save(ctx.run_dir, stem)
         files += [f"{stem}.csv", f"{stem}.json"]
         yield row, k, result
@@ -155,12 +153,12 @@ def attack_table(ctx: Context) -> Outcome:
     dataset, model, info, n, images, labels = _setup(ctx)
     ours, results, files = [], {}, []
     for row, k, result in _attack_rows(ctx, model, images, labels, dataset, n, files):
-        results[(row["attack"], row["budget"])] = result
-        ours.append(_result_row(result, row["attack"], row["budget"], k))
+        results[(row.attack, row.budget)] = result
+        ours.append(_result_row(result, row.attack, row.budget, k))
     text = _table(ctx, dataset, info, ours, UNTARGETED,
                   "Ours / reference (ratio, or difference in points for the success rate); run-times are not "
                   "comparable (the reference used a GTX 1080 Ti and batches of 1,000).")
-    figure_rows = [tuple(fr) for fr in ctx.settings.get("figure_rows", [])]
+    figure_rows = [tuple(fr) for fr in ctx.settings.figure_rows]
     curves = {f"{get_attack_spec(a).display} {b}" + (f" ({len(r.label)} images)" if len(r.label) < n else ""): r
               for (a, b), r in results.items() if (a, b) in figure_rows}
     if curves:
@@ -193,7 +191,7 @@ def targeted_table(ctx: Context) -> Outcome:
     ours, files = [], []
     for row, k, result in _attack_rows(ctx, model, images, labels, dataset, n, files, targeted=True):
         s = result.summary()
-        ours.append({"attack": get_attack_spec(row["attack"]).display, "budget": row["budget"], "images": k,
+        ours.append({"attack": get_attack_spec(row.attack).display, "budget": row.budget, "images": k,
                      "avg_success": s["average"]["success"], "avg_mean_l2": s["average"]["mean_l2"],
                      "ll_success": s["least_likely"]["success"], "ll_mean_l2": s["least_likely"]["mean_l2"],
                      "seconds": s["seconds"]})
@@ -208,29 +206,33 @@ DEFENSE = (Measure("success", "Attack success (%)", "share"), Measure("mean_l2",
 
 
 def _defended(ctx: Context, dataset: str, kind: str, base: dict[str, Any]) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The baseline, or the ``madry`` / ``ddn`` model adversarially trained from it (settings ``defense``)."""
+    """The baseline, or the ``madry`` / ``ddn`` model adversarially trained as the settings' ``defense`` says
+    (from scratch, or from the baseline), or given by ``defense.checkpoints``."""
+    d = ctx.settings.defense
+    if kind in d.checkpoints:
+        path = d.checkpoints[kind]
+        return load_model(path), {**checkpoint_info(path), "checkpoint": path}
     model, info = _model(ctx, dataset)
     if kind == "baseline":
         return model, info
-    d = ctx.settings["defense"]
-    recipe = {**base, "epochs": d["epochs"], "lr": d["lr"], "schedule": "step", "milestones": [d["milestone"]],
+    recipe = {**base, "epochs": d.epochs, "lr": d.lr, "schedule": "step", "milestones": [d.milestone],
               "gamma": 0.1, "progress": ctx.progress}
-    adversarial = {"attack": "ddn" if kind == "ddn" else "pgd", "epsilon": d["epsilon"],
-                   "steps": d["ddn_steps"] if kind == "ddn" else d["pgd_steps"], "levels": 256}
+    adversarial = {"attack": "ddn" if kind == "ddn" else "pgd", "epsilon": d.epsilon,
+                   "steps": d.ddn_steps if kind == "ddn" else d.pgd_steps, "levels": 256}
     return trained_model(f"{base['model']}-{dataset}-{kind}", recipe, adversarial=adversarial,
-                         init=info["checkpoint"], log=ctx.log)
+                         init=None if d.from_scratch else info["checkpoint"], log=ctx.log)
 
 
 def defense_table(ctx: Context) -> Outcome:
     """Tables A V-5 / A V-6 and Figure A V-4 (see the module docstring). Settings: ``dataset``, ``n_samples``,
     ``epsilon`` (the accuracy column, 1.5 on MNIST), ``budgets`` (per attack), ``defense`` (``epsilon``:
     epsilon_max of the training adversarials, ``epochs``, ``lr``, ``milestone``, ``ddn_steps``, ``pgd_steps``)."""
-    dataset = ctx.settings["dataset"]
-    base = {**DATASETS[dataset]["recipe"](ctx.data_root), **ctx.settings.get("recipe", {})}
+    dataset = ctx.settings.dataset
+    base = {**DATASETS[dataset]["recipe"](ctx.data_root), **ctx.settings.recipe}
     device = select_device(ctx.device)
-    images, labels = _data(ctx, dataset, int(ctx.settings["n_samples"]))
-    eps = float(ctx.settings["epsilon"])
-    budgets = {a: _budget_kwargs(a, b, dataset) for a, b in ctx.settings["budgets"].items()}
+    images, labels = _data(ctx, dataset, ctx.settings.n_samples)
+    eps = ctx.settings.epsilon
+    budgets = {a: _budget_kwargs(a, b, dataset) for a, b in ctx.settings.budgets.items()}
     names = {"baseline": "Baseline", "madry": "Madry", "ddn": "Ours"}
     ours, curves, notes = [], {}, []
     for kind, name in names.items():
@@ -240,7 +242,7 @@ def defense_table(ctx: Context) -> Outcome:
             clean = float((model(images.to(device)).argmax(1).cpu() == labels).float().mean())
         ctx.log(f"evaluating {name}: clean accuracy {100 * clean:.1f} %")
         report = evaluate_robustness(model, images, labels, epsilon=eps, attacks=list(budgets), budgets=budgets,
-                                     batch_size=int(ctx.settings.get("batch_size", 1000)), model_name=name,
+                                     batch_size=ctx.settings.batch_size, model_name=name,
                                      progress=ctx.progress)
         report.save(ctx.run_dir / kind)
         for row in report.table().to_dict(orient="records"):
@@ -259,92 +261,21 @@ def defense_table(ctx: Context) -> Outcome:
                            title=f"Figure A V-4: accuracy under the best of the attacks ({dataset})")
     frames = [c.assign(defense=n) for n, c in curves.items()]
     atomic_write_text(ctx.run_dir / "fig-A-V-4.csv", pd.concat(frames, ignore_index=True).to_csv(index=False))
-    d = ctx.settings["defense"]
+    d = ctx.settings.defense
     text = [f"# {ctx.entry.id}: {ctx.entry.title}", ""]
     if ctx.quick:
         text += ["**Quick run** (`--quick`): a smoke test of the pipeline, not a result.", ""]
-    text += [f"Data: {dataset}, the first {len(labels)} test images. Defenses start from the baseline and train "
-             f"{d['epochs']} epochs (learning rate {d['lr']}, x0.1 after {int(100 * d['milestone'])} %) on adversarials "
-             f"projected on the L2 ball of epsilon_max = {d['epsilon']} (section A V-6): DDN {d['ddn_steps']} steps "
-             f"(eq. A V-9), or Madry with PGD-L2 {d['pgd_steps']} steps (eq. A V-7; the reference used MadryLab's "
+    start = "are trained from scratch" if d.from_scratch else "start from the baseline and train"
+    text += [f"Data: {dataset}, the first {len(labels)} test images. Defenses {start}: "
+             f"{d.epochs} epochs (learning rate {d.lr}, x0.1 after {int(100 * d.milestone)} %) on adversarials "
+             f"projected on the L2 ball of epsilon_max = {d.epsilon} (section A V-6): DDN {d.ddn_steps} steps "
+             f"(eq. A V-9), or Madry with PGD-L2 {d.pgd_steps} steps (eq. A V-7; the reference used MadryLab's "
              "L-infinity model, eps 0.3). Accuracy at eps <= "
              f"{eps:g}. Ours / reference (ratio, or difference in points).", "",
              side_by_side_markdown(frame, ["defense", "attack"], DEFENSE), *notes]
     return Outcome("\n".join(text), ["table.csv", "fig-A-V-4.png", "fig-A-V-4.csv"], {"rows": ours})
 
 
-# ------------------------------------------------------------------------------------------------ entries
-ROWS = [{"attack": "cw", "budget": "4x25"}, {"attack": "cw", "budget": "1x100"},
-        {"attack": "cw", "budget": "9x10000", "n_samples": 200}, {"attack": "deepfool", "budget": "100"},
-        {"attack": "ddn", "budget": "100"}, {"attack": "ddn", "budget": "300"}, {"attack": "ddn", "budget": "1000"}]
-QUICK_ROWS = [{"attack": "cw", "budget": "4x25"}, {"attack": "cw", "budget": "1x100"},
-              {"attack": "cw", "budget": "2x200"}, {"attack": "deepfool", "budget": "50"},
-              {"attack": "ddn", "budget": "100"}, {"attack": "ddn", "budget": "300"}]
-QUICK_RECIPE = {"epochs": 5}
-MNIST_DATA = ("mnist-5k (real MNIST digits, offline); --dataset mnist or cifar10 with --data-root (torchvision "
-              "layouts: DIR/MNIST/raw, DIR/cifar-10-batches-py)")
-
-ENTRY_A_V_1_SETTINGS = {"dataset": "mnist-5k", "n_samples": 1000, "rows": ROWS, "batch_size": 1000,
-                        "figure_rows": [("cw", "9x10000"), ("deepfool", "100"), ("ddn", "300")]}
-ENTRY_A_V_1_QUICK = {"n_samples": 64, "rows": QUICK_ROWS, "recipe": QUICK_RECIPE,
-                     "figure_rows": [("cw", "2x200"), ("deepfool", "50"), ("ddn", "300")]}
-register_entry(Entry(
-    "A-V-1", "DDN against C&W and DeepFool, untargeted", "appendix V, section 5", MNIST_DATA, "real",
-    "full ~2-4 h (C&W 9x10000 on 200 digits), quick ~5 min", "full ~15 min (estimate)", attack_table,
-    settings=ENTRY_A_V_1_SETTINGS, quick=ENTRY_A_V_1_QUICK, reference=tuple(A_V_1),
-    note="one run writes Table A V-1 (table.md), fig-A-V-5.png and fig-A-V-9.png"))
-for _id, _ref_rows, _name, _dataset in (("A-V-2", A_V_2, "MNIST", "mnist-5k"), ("A-V-3", A_V_3, "CIFAR-10", "cifar10")):
-    register_entry(Entry(
-        _id, f"DDN against C&W, targeted ({_name}): average case and least likely", "appendix V, section 5",
-        MNIST_DATA if _dataset == "mnist-5k" else "CIFAR-10 with --dataset cifar10 --data-root DIR",
-        "real" if _dataset == "mnist-5k" else "data-root",
-        "full ~3-6 h (C&W 9x10000 on 20 digits x 9 targets), quick ~5 min", "full ~30 min (estimate)", targeted_table,
-        settings={"dataset": _dataset, "n_samples": 200,
-                  "rows": [{"attack": "cw", "budget": "4x25"}, {"attack": "cw", "budget": "1x100"},
-                           {"attack": "cw", "budget": "9x10000", "n_samples": 20}, {"attack": "ddn", "budget": "100"},
-                           {"attack": "ddn", "budget": "300"}, {"attack": "ddn", "budget": "1000"}]},
-        quick={"n_samples": 16, "recipe": QUICK_RECIPE,
-               "rows": [{"attack": "cw", "budget": "4x25"}, {"attack": "cw", "budget": "1x100"},
-                        {"attack": "ddn", "budget": "100"}]},
-        reference=tuple(_ref_rows)))
-register_entry(Entry(
-    "A-V-4", "DDN against C&W, targeted (ImageNet)", "appendix V, section 5",
-    "ImageNet validation folders and Inception V3 ImageNet weights; not runnable here", "data-root", "-", "-",
-    note="needs the ImageNet validation set and the pretrained Inception V3 weights (no download here); the "
-         "targeted pipeline is the one of A-V-2, run on mnist-5k", reference=tuple(A_V_4)))
-A_V_5_SETTINGS = {
-    "dataset": "mnist-5k", "n_samples": 200, "epsilon": 1.5, "batch_size": 1000,
-    "budgets": {"cw": "9x10000", "deepfool": "100", "ddn": "1000"},
-    "defense": {"epsilon": 2.4, "epochs": 10, "lr": 0.01, "milestone": 0.6, "ddn_steps": 100, "pgd_steps": 40}}
-A_V_5_QUICK = {
-    "n_samples": 48, "recipe": QUICK_RECIPE, "budgets": {"cw": "2x100", "deepfool": "50", "ddn": "100"},
-    "defense": {"epsilon": 2.4, "epochs": 1, "lr": 0.01, "milestone": 0.6, "ddn_steps": 10, "pgd_steps": 10}}
-for _id, _title in (("A-V-5", "Robustness of DDN adversarial training against the Madry defense (MNIST)"),
-                    ("fig-A-V-4", "Accuracy against the L2 norm, baseline / Madry / DDN-trained (MNIST, left panel)")):
-    register_entry(Entry(
-        _id, _title, "appendix V, section 7", MNIST_DATA, "real",
-        "full ~4-6 h (two adversarial trainings, C&W 9x10000 on 3 models), quick ~8 min", "full ~30 min (estimate)",
-        defense_table, settings=A_V_5_SETTINGS, quick=A_V_5_QUICK, reference=tuple(A_V_5),
-        note="one run writes Table A V-5 (table.md) and Figure A V-4 (fig-A-V-4.png)"))
-register_entry(Entry(
-    "A-V-6", "Robustness of DDN adversarial training against the Madry defense (CIFAR-10, WRN-28-10)",
-    "appendix V, section 7", "CIFAR-10 with --dataset cifar10 --data-root DIR (DIR/cifar-10-batches-py)", "data-root",
-    "days (200 clean + 30 adversarial WRN-28-10 epochs)", "~1-2 days (estimate)", defense_table,
-    settings={**A_V_5_SETTINGS, "dataset": "cifar10", "epsilon": 0.5,
-              "recipe": {"model": "wrn-28-10", "epochs": 200, "lr": 0.1, "schedule": "step",
-                         "milestones": [0.3, 0.6, 0.8], "gamma": 0.2, "weight_decay": 5e-4, "augment": True,
-                         "model_kwargs": {}},
-              "defense": {"epsilon": 1.0, "epochs": 30, "lr": 0.0008, "milestone": 0.99, "ddn_steps": 100,
-                          "pgd_steps": 40}},
-    quick={**A_V_5_QUICK, "recipe": {"model": "cw-cifar", "epochs": 1},
-           "defense": {**A_V_5_QUICK["defense"], "epsilon": 1.0}},  # CIFAR-10's epsilon_max, not MNIST's 2.4
-    reference=tuple(A_V_6)))
-for _id, _title in (("fig-A-V-5", "Adversarial examples of DDN 1000 (MNIST)"),
-                    ("fig-A-V-9", "Accuracy against the L2 norm for C&W 9x10000, DeepFool 100 and DDN 300 (MNIST)")):
-    register_entry(Entry(
-        _id, _title, "appendix V, sections 11-12", MNIST_DATA, "real", "written by A-V-1", "written by A-V-1",
-        attack_table, settings=ENTRY_A_V_1_SETTINGS, quick=ENTRY_A_V_1_QUICK, reference=tuple(A_V_1),
-        note="one run writes Table A V-1 (table.md), fig-A-V-5.png and fig-A-V-9.png"))
-register_entry(Entry(
-    "fig-A-V-2", "Histogram of the best C found by C&W 9x10000", "appendix V, section 10", MNIST_DATA, "real", "-", "-",
-    note="not produced: the C&W implementation does not record the constant of each sample's best adversarial"))
+ATTACK_TABLE = Experiment("attack table", attack_table, AttackTableSettings)
+TARGETED_TABLE = Experiment("targeted attack table", targeted_table, AttackTableSettings)
+DEFENSE_TABLE = Experiment("defense table", defense_table, DefenseTableSettings)

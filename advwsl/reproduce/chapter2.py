@@ -23,8 +23,9 @@ from ..data.camelyon16 import ProtocolConfig, prepare_camelyon16
 from ..data.camelyon16.toy import make_toy_slide
 from ..io import atomic_write_text
 from .compare import Measure, side_by_side, side_by_side_markdown
-from .registry import Context, Entry, Outcome, register_entry
-from .wsl import ref, wsl_table
+from ..config import PatchCountSettings
+from .registry import Context, Entry, Experiment, Outcome, register_entry
+from .wsl import WSL_TABLE, ref
 
 __all__ = ["patch_counts", "HEADS"]
 
@@ -73,8 +74,9 @@ def _settings(label: str, preset: str, rows: list[dict[str, Any]], measures: lis
 def _register(entry_id: str, title: str, section: str, data: str, time_cpu: str, time_gpu: str,
               settings: dict[str, Any], reference: list[dict[str, Any]], quick: dict[str, Any] | None = None,
               note: str = "") -> None:
-    register_entry(Entry(entry_id, title, section, data, "stand-in", time_cpu, time_gpu, wsl_table,
-                         settings=settings, quick=quick or QUICK, reference=tuple(reference), note=note))
+    register_entry(Entry(id=entry_id, title=title, section=section, data=data, availability="stand-in",
+                         time_cpu=time_cpu, time_gpu=time_gpu, experiment=WSL_TABLE, settings=settings,
+                         quick=quick or QUICK, reference=tuple(reference), note=note))
 
 
 # ------------------------------------------------------------------------------------------ Table 2.4
@@ -87,25 +89,25 @@ def patch_counts(ctx: Context) -> Outcome:
     if ctx.stand_in:
         slides = ctx.run_dir / "toy-slides"
         slides.mkdir()
-        n_tumour, n_normal = s["toy_slides"]
+        n_tumour, n_normal = s.toy_slides
         for i in range(n_tumour + n_normal):
             origin = "test" if i % 3 == 2 else "train"
             tumour = i < n_tumour
             name = f"test_{i:03d}" if origin == "test" else f"{'tumor' if tumour else 'normal'}_{i:03d}"
             make_toy_slide(slides / f"{name}.tif", slides / f"{name}.xml" if tumour else None,
-                           size=tuple(s["toy_size"]), seed=i, tumour=tumour, levels=4)
-        root, sizes = slides, s["stand_in_patch_sizes"]
+                           size=tuple(s.toy_size), seed=i, tumour=tumour, levels=4)
+        root, sizes = slides, list(s.stand_in_patch_sizes)
     else:
-        root, sizes = ctx.data_root, s["patch_sizes"]
+        root, sizes = ctx.data_root, list(s.patch_sizes)
     ours = []
     for size in sizes:
         ctx.log(f"{ctx.entry.id}: sampling {size} x {size} patches")
-        folds = int(s["stand_in_folds"] if ctx.stand_in else 5)  # the counts do not depend on the folds
+        folds = s.stand_in_folds if ctx.stand_in else 5  # the counts do not depend on the folds
         summary = prepare_camelyon16(root, root, ctx.run_dir / f"patches-{size}",
                                      config=ProtocolConfig(patch_size=int(size), n_folds=folds, seed=0),
-                                     workers=int(s.get("workers", 1)), progress=ctx.progress)
+                                     workers=s.workers, progress=ctx.progress)
         parts = summary["table_2_4"].values()
-        row = {"patch size": str(s["patch_sizes"][sizes.index(size)]) if ctx.stand_in else str(size)}
+        row = {"patch size": str(s.patch_sizes[sizes.index(size)]) if ctx.stand_in else str(size)}
         for key in ("before_total", "before_category1", "before_category2", "after_total", "after_category2"):
             row[key] = int(sum(p[key] for p in parts))
         row["kept"] = row["after_category2"] / row["before_category1"] if row["before_category1"] else np.nan
@@ -122,9 +124,9 @@ def patch_counts(ctx: Context) -> Outcome:
     atomic_write_text(ctx.run_dir / "table.csv", frame.to_csv(index=False))
     lines = [f"# {ctx.entry.id}: {ctx.entry.title}", ""]
     if ctx.stand_in:
-        lines += [f"**Stand-in**: no `--data-root`; {sum(s['toy_slides'])} toy slides of {s['toy_size'][0]} x "
-                  f"{s['toy_size'][1]} pixels (advwsl.data.camelyon16.toy) with patches of "
-                  f"{', '.join(map(str, sizes))} pixels standing in for {', '.join(map(str, s['patch_sizes']))}; the "
+        lines += [f"**Stand-in**: no `--data-root`; {sum(s.toy_slides)} toy slides of {s.toy_size[0]} x "
+                  f"{s.toy_size[1]} pixels (advwsl.data.camelyon16.toy) with patches of "
+                  f"{', '.join(map(str, sizes))} pixels standing in for {', '.join(map(str, s.patch_sizes))}; the "
                   "counts show the protocol at work, not CAMELYON16's.", ""]
     lines += ["Protocol of section 2.1.2.3: p_0 = 20 %, p_1 = 50 %, p_t = 10 %, p_n = 1 %, bins of 0.05, "
               "non-overlapping patches. Ours / reference (ratio).", "",
@@ -134,11 +136,15 @@ def patch_counts(ctx: Context) -> Outcome:
     return Outcome("\n".join(lines), ["table.csv"], {"rows": ours, "stand_in": ctx.stand_in})
 
 
+PATCH_COUNTS = Experiment("patch counts", patch_counts, PatchCountSettings)
+
+
 register_entry(Entry(
-    "2.4", "CAMELYON16 metastatic patches before and after calibration", "section 2.1.2.3",
-    "CAMELYON16 slides and XML annotations with --data-root (training/, testing/, found recursively); toy "
-    "slides otherwise", "stand-in", "stand-in ~2 min, quick ~1 min; real data: hours (every slide scanned)",
-    "CPU-bound (slide reading)", patch_counts,
+    id="2.4", title="CAMELYON16 metastatic patches before and after calibration", section="section 2.1.2.3",
+    data="CAMELYON16 slides and XML annotations with --data-root (training/, testing/, found recursively); toy "
+    "slides otherwise", availability="stand-in",
+    time_cpu="stand-in ~2 min, quick ~1 min; real data: hours (every slide scanned)",
+    time_gpu="CPU-bound (slide reading)", experiment=PATCH_COUNTS,
     settings={"patch_sizes": [512, 768, 1024], "stand_in_patch_sizes": [64, 96, 128], "toy_slides": [4, 5],
               "toy_size": [2048, 1536], "workers": 1, "stand_in_folds": 2},
     quick={"patch_sizes": [512], "stand_in_patch_sizes": [64], "toy_slides": [2, 2], "toy_size": [1024, 768]},

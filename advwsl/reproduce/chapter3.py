@@ -16,7 +16,7 @@ from __future__ import annotations
 from .chapter2 import (BACH_STAND_IN, CAMELYON, FOLDS, HEADS, MAGNIFICATIONS, ONE_MAGNIFICATION_NOTE,
                        PATCH_SIZES, QUICK, STAND_IN_FOLDS, TABLE_2_5, TABLE_2_6, TABLE_2_8, TABLE_2_9, UNET, DATA)
 from .registry import Entry, register_entry
-from .wsl import ref, wsl_table
+from .wsl import WSL_TABLE, ref
 
 __all__ = ["ours", "VOC_WILDCAT"]
 
@@ -42,8 +42,9 @@ VOC_NOTES = ["mAP over the 20 classes and mIoU over 21 pixel classes (background
 def _voc(entry_id: str, title: str, rows: list[dict], reference: list[dict], time_gpu: str,
          groups: list[dict] | None = None, figure: dict | None = None) -> None:
     register_entry(Entry(
-        entry_id, title, "section 3.4", VOC_DATA, "data-root", "days on a CPU (10,582 images x 20 epochs per model)",
-        time_gpu, wsl_table, settings={"dataset_label": "Pascal VOC 2012", "preset": "voc", "rows": rows,
+        id=entry_id, title=title, section="section 3.4", data=VOC_DATA, availability="data-root",
+        time_cpu="days on a CPU (10,582 images x 20 epochs per model)", time_gpu=time_gpu, experiment=WSL_TABLE,
+        settings={"dataset_label": "Pascal VOC 2012", "preset": "voc", "rows": rows,
                                        "measures": ["map", "miou"], "folds": [0], "groups": groups or [{}],
                                        "notes": VOC_NOTES, **({"figure": figure} if figure else {})},
         quick=VOC_QUICK, reference=tuple(reference)))
@@ -80,9 +81,11 @@ TABLE_3_3 = [r for r in TABLE_2_5 if r["method"] in ("CAM - Average", "WILDCAT",
         ((97.00, 2.76), (98.02, 0.86), (97.88, 0.94), (95.75, 1.25)))]
 OURS_NOTE = "Ours = the multi-class Deep MIL of eq. 3.10-3.11 (deepmil-multi) with instance-score dropout d"
 register_entry(Entry(
-    "3.3", "BreakHis: accuracy and AP with the multi-class Deep MIL (d = 0.03)", "section 3.5", DATA["breakhis"],
-    "stand-in", "stand-in ~10 min (3 heads shared with 2.5), quick ~1 min", "real data: ~3 GPU-hours (estimate)",
-    wsl_table, settings={"dataset_label": "BreakHis", "preset": "breakhis", "rows": [*CH3_HEADS, ours(0.03)],
+    id="3.3", title="BreakHis: accuracy and AP with the multi-class Deep MIL (d = 0.03)", section="section 3.5",
+    data=DATA["breakhis"],
+    availability="stand-in", time_cpu="stand-in ~10 min (3 heads shared with 2.5), quick ~1 min",
+    time_gpu="real data: ~3 GPU-hours (estimate)",
+    experiment=WSL_TABLE, settings={"dataset_label": "BreakHis", "preset": "breakhis", "rows": [*CH3_HEADS, ours(0.03)],
                          "measures": ["accuracy", "ap"], "folds": FOLDS, "stand_in_folds": STAND_IN_FOLDS,
                          "groups": MAGNIFICATIONS, "stand_in_groups": [{"group": "40×"}],
                          "notes": [OURS_NOTE], "stand_in_notes": [ONE_MAGNIFICATION_NOTE]},
@@ -90,9 +93,11 @@ register_entry(Entry(
 TABLE_3_4 = [r for r in TABLE_2_6 if r["method"] in ("CAM - Average", "WILDCAT", "Deep MIL (adapted)")] + [
     ref("Ours (d = 0.03)", accuracy=(79.50, 2.37), map=(89.07, 1.61))]
 register_entry(Entry(
-    "3.4", "BACH: accuracy and mAP with the multi-class Deep MIL (d = 0.03)", "section 3.5", DATA["bach"],
-    "stand-in", "stand-in ~10 min (3 heads shared with 2.6), quick ~1 min", "real data: ~1 GPU-hour (estimate)",
-    wsl_table, settings={"dataset_label": "BACH (part A)", "preset": "bach", "rows": [
+    id="3.4", title="BACH: accuracy and mAP with the multi-class Deep MIL (d = 0.03)", section="section 3.5",
+    data=DATA["bach"],
+    availability="stand-in", time_cpu="stand-in ~10 min (3 heads shared with 2.6), quick ~1 min",
+    time_gpu="real data: ~1 GPU-hour (estimate)",
+    experiment=WSL_TABLE, settings={"dataset_label": "BACH (part A)", "preset": "bach", "rows": [
         HEADS[0], HEADS[3], {"method": "Deep MIL (adapted)", "model": "deepmil"}, ours(0.03)],
         "measures": ["accuracy", "map"], "folds": FOLDS, "stand_in_folds": STAND_IN_FOLDS, **BACH_STAND_IN,
         "notes": [OURS_NOTE]}, quick=QUICK, reference=tuple(TABLE_3_4)))
@@ -103,9 +108,11 @@ TABLE_3_5 = [{**_metrics.get((r["method"], r["group"]), {}), **r} for r in TABLE
         PATCH_SIZES, ((98.07, 0.93), (98.28, 0.75), (98.67, 0.99)), ((99.76, 0.09), (99.81, 0.19), (99.81, 0.32)),
         ((65.06, 0.73), (64.56, 2.15), (68.14, 2.00)), ((61.97, 0.90), (61.69, 0.99), (64.66, 1.60)))]
 register_entry(Entry(
-    "3.5", "CAMELYON16: accuracy, AP, Dice and mDice with the multi-class Deep MIL (d = 0.1)", "section 3.5",
-    DATA["camelyon16"], "stand-in", "stand-in ~8 min (heads and U-Net shared with 2.8 / 2.9), quick ~2 min",
-    "real data: ~1-2 GPU-days (estimate)", wsl_table,
+    id="3.5", title="CAMELYON16: accuracy, AP, Dice and mDice with the multi-class Deep MIL (d = 0.1)",
+    section="section 3.5",
+    data=DATA["camelyon16"], availability="stand-in",
+    time_cpu="stand-in ~8 min (heads and U-Net shared with 2.8 / 2.9), quick ~2 min",
+    time_gpu="real data: ~1-2 GPU-days (estimate)", experiment=WSL_TABLE,
     settings={"dataset_label": "CAMELYON16", "preset": "camelyon16", "rows": [*CH3_HEADS, ours(0.1), UNET],
               "measures": ["accuracy", "ap", "dice_pixels", "mdice_positive"], "folds": FOLDS,
               "stand_in_folds": STAND_IN_FOLDS, **{**CAMELYON, "notes": [OURS_NOTE, *CAMELYON["notes"]]}},

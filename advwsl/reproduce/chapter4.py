@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from .chapter2 import CAMELYON, DATA, GLAS_STAND_IN, GLAS_STAND_IN_NOTES, PATCH_SIZES, QUICK, TABLE_2_9, UNET
 from .registry import Entry, register_entry
-from .wsl import ref, wsl_table
+from .wsl import WSL_TABLE, ref
 
 __all__ = ["SIZE_ROWS"]
 
@@ -58,10 +58,11 @@ TABLE_4_1 = [ref(m, accuracy=a, dice_combined=d) for m, a, d in (
     ("Ours - L2", (98.75, 0.88), (75.04, 0.82)), ("Ours - Adaptive", (98.25, 1.43), (79.07, 2.11)))] + [
     ref("U-Net", dice_combined=(90.54, 0.88))]
 register_entry(Entry(
-    "4.1", "GlaS with sigma_s = 0: accuracy and Dice of image-label, size-supervised and fully supervised "
-    "training", "section 4.4.5", DATA["glas"], "stand-in",
-    "stand-in ~20 min (7 models x 3 folds x 6 epochs), quick ~2 min", "real data: ~3 GPU-hours (estimate)",
-    wsl_table, settings={**GLAS, "rows": [*IMAGE_ROWS, GLAS_UNET, *SIZE_ROWS],
+    id="4.1", title="GlaS with sigma_s = 0: accuracy and Dice of image-label, size-supervised and fully supervised "
+    "training", section="section 4.4.5", data=DATA["glas"], availability="stand-in",
+    time_cpu="stand-in ~20 min (7 models x 3 folds x 6 epochs), quick ~2 min",
+    time_gpu="real data: ~3 GPU-hours (estimate)",
+    experiment=WSL_TABLE, settings={**GLAS, "rows": [*IMAGE_ROWS, GLAS_UNET, *SIZE_ROWS],
                          "measures": ["accuracy", "dice_combined", "dice_pixels"], "notes": GLAS_SIZE_NOTES,
                          "stand_in_notes": [*GLAS_STAND_IN_NOTES, LAMBDA_NOTE]},
     quick=QUICK, reference=tuple(TABLE_4_1)))
@@ -77,10 +78,10 @@ TABLE_4_2 = [ref(f"sigma_s = {s:g}", g["group"], accuracy=a, dice_pixels=d) for 
     ref("U-Net", g["group"], dice_pixels=(_unet[g["group"]]["dice_pixels"], _unet[g["group"]]["dice_pixels_std"]))
     for g in PATCH_SIZES]
 register_entry(Entry(
-    "4.2", "CAMELYON16: accuracy and Dice of the adaptive size loss for growing size noise sigma_s",
-    "section 4.4.5", DATA["camelyon16"], "stand-in",
-    "stand-in ~15 min (4 noise levels x 3 folds; U-Net shared with 2.9), quick ~2 min",
-    "real data: ~3 GPU-hours per model and size (section 4.4.3; ~2 GPU-days in all)", wsl_table,
+    id="4.2", title="CAMELYON16: accuracy and Dice of the adaptive size loss for growing size noise sigma_s",
+    section="section 4.4.5", data=DATA["camelyon16"], availability="stand-in",
+    time_cpu="stand-in ~15 min (4 noise levels x 3 folds; U-Net shared with 2.9), quick ~2 min",
+    time_gpu="real data: ~3 GPU-hours per model and size (section 4.4.3; ~2 GPU-days in all)", experiment=WSL_TABLE,
     settings={"dataset_label": "CAMELYON16", "preset": "camelyon16-size", "unet_preset": "camelyon16-unet",
               "rows": [{"method": f"sigma_s = {s:g}", "model": "cam",
                         "train": {"loss": "size-adaptive", "size_noise": s}} for s in SIGMAS_C16] + [UNET],
@@ -99,9 +100,11 @@ LOSSES = [("KL", "size-kl"), ("L2", "size-l2"), ("Adaptive", "size-adaptive")]
 LAMBDAS = [0.0, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0]
 SWEEP_QUICK = {**QUICK, "stand_in_folds": [0], "folds": [0]}
 register_entry(Entry(
-    "fig-4.2", "Accuracy and Dice on GlaS for lambda_s from 0 to 100 (lambda_e = 0, sigma_s = 0)", "section 4.4.5",
-    DATA["glas"], "stand-in", "stand-in ~25 min (3 losses x 8 values x 1 fold), quick ~3 min",
-    "real data: ~1 GPU-hour per fold (24 trainings of ~3 min, section 4.4.4)", wsl_table,
+    id="fig-4.2", title="Accuracy and Dice on GlaS for lambda_s from 0 to 100 (lambda_e = 0, sigma_s = 0)",
+    section="section 4.4.5",
+    data=DATA["glas"], availability="stand-in",
+    time_cpu="stand-in ~25 min (3 losses x 8 values x 1 fold), quick ~3 min",
+    time_gpu="real data: ~1 GPU-hour per fold (24 trainings of ~3 min, section 4.4.4)", experiment=WSL_TABLE,
     settings={**GLAS, "rows": [{"method": name, "model": "cam", "train": {"loss": loss}} for name, loss in LOSSES],
               "groups": [{"group": f"lambda_s = {v:g}", "x": v,
                           "train": {"loss_kwargs": {"lambda_size": v, "lambda_entropy": 0.0}}} for v in LAMBDAS],
@@ -114,9 +117,10 @@ register_entry(Entry(
         "lambda_size": v, "lambda_entropy": 0.0}}} for v in (0.0, 1.0, 10.0)]}, reference=()))
 SIGMAS_GLAS = [0.0, 0.001, 0.01, 0.03, 0.1]
 register_entry(Entry(
-    "fig-4.3", "Accuracy and Dice on GlaS for growing size noise sigma_s (adaptive loss)", "section 4.4.5",
-    DATA["glas"], "stand-in", "stand-in ~10 min (5 noise levels x 1 fold), quick ~2 min",
-    "real data: ~1 GPU-hour (estimate)", wsl_table,
+    id="fig-4.3", title="Accuracy and Dice on GlaS for growing size noise sigma_s (adaptive loss)",
+    section="section 4.4.5",
+    data=DATA["glas"], availability="stand-in", time_cpu="stand-in ~10 min (5 noise levels x 1 fold), quick ~2 min",
+    time_gpu="real data: ~1 GPU-hour (estimate)", experiment=WSL_TABLE,
     settings={**GLAS, "rows": [{"method": "Ours - Adaptive", "model": "cam", "train": {"loss": "size-adaptive"}}],
               "groups": [{"group": f"sigma_s = {v:g}", "x": v, "train": {"size_noise": v}} for v in SIGMAS_GLAS],
               "stand_in_folds": [0], "measures": ["accuracy", "dice_combined"], "notes": GLAS_SIZE_NOTES[:1] + [
@@ -142,9 +146,10 @@ GRID = [(ls, le) for ls in (0.3, 1.0, 3.0, 10.0) for le in (0.01, 0.1, 1.0)]
 TABLE_A_III_1 = [ref(f"{name} lambda_s = {ls:g}, lambda_e = {le:g}", accuracy=(a, sa), dice_combined=(d, sd))
                  for name, _ in LOSSES for (ls, le), (a, sa, d, sd) in zip(GRID, _A3[name])]
 register_entry(Entry(
-    "A-III-1", "Grid search of lambda_s and lambda_e for the size losses on GlaS: accuracy and Dice",
-    "appendix III", DATA["glas"], "stand-in", "stand-in ~40 min (36 models x 1 fold), quick ~3 min",
-    "real data: ~9 GPU-hours (36 settings x 5 folds x ~3 min)", wsl_table,
+    id="A-III-1", title="Grid search of lambda_s and lambda_e for the size losses on GlaS: accuracy and Dice",
+    section="appendix III", data=DATA["glas"], availability="stand-in",
+    time_cpu="stand-in ~40 min (36 models x 1 fold), quick ~3 min",
+    time_gpu="real data: ~9 GPU-hours (36 settings x 5 folds x ~3 min)", experiment=WSL_TABLE,
     settings={**GLAS, "rows": [{"method": f"{name} lambda_s = {ls:g}, lambda_e = {le:g}", "model": "cam",
                                 "train": {"loss": loss, "loss_kwargs": {"lambda_size": ls, "lambda_entropy": le}}}
                                for name, loss in LOSSES for ls, le in GRID],

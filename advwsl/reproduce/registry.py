@@ -3,23 +3,25 @@
 An :class:`Entry` is data: the table or figure it reproduces (its ID as the reference numbers it: ``2.5``,
 ``A-V-1``, figures ``fig-2.8``), what it needs (dataset, where to put it), whether it runs on this machine
 (on real data shipped with a package, on the synthetic stand-in, or only with ``--data-root``), how long it
-takes, its settings (full and ``--quick``), the reference's numbers, and the experiment type that runs it
-(a function of a :class:`Context`). ``advwsl reproduce --list`` reads the registry.
+takes, its typed settings (full and ``--quick``; :mod:`advwsl.config.reproduce`), the reference's numbers,
+its departures from the reference's protocol, and the kind of experiment that runs it (an
+:class:`Experiment`: a function of a :class:`Context` and its settings type). ``advwsl reproduce --list``
+reads the registry.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config import Config, Departure, set_path
 from ..errors import ConfigError
 from ..registry import Registry
 
-__all__ = ["AVAILABILITY", "Context", "Entry", "Outcome", "register_entry", "get_entry", "list_entries",
-           "override_settings"]
+__all__ = ["AVAILABILITY", "Context", "Entry", "Experiment", "Outcome", "register_entry", "get_entry",
+           "list_entries"]
 
 #: How an entry runs here: on real data available offline, on the synthetic stand-in (real data with
 #: ``--data-root``), or only with ``--data-root``.
@@ -27,13 +29,24 @@ AVAILABILITY = {"real": "real data available offline", "stand-in": "synthetic st
                 "data-root": "needs --data-root"}
 
 
+@dataclass(frozen=True)
+class Experiment:
+    """A kind of experiment: the function that runs an entry (``run(ctx) -> Outcome``) and the type of its
+    settings (a config of :mod:`advwsl.config.reproduce`)."""
+
+    name: str
+    run: Callable[[Context], Outcome]
+    settings: type[Config]
+
+
 @dataclass
 class Context:
-    """What an experiment type receives: the entry, its settings (the full ones with the ``--quick``
-    overrides applied when quick), the data folder, device, the run directory it writes into, and a log."""
+    """What an experiment receives: the entry, its settings (the full ones with the ``--quick`` overrides
+    applied when quick, and the ``--set`` changes), the data folder, device, the run directory it writes
+    into, and a log."""
 
     entry: Entry
-    settings: dict[str, Any]
+    settings: Any
     quick: bool
     data_root: str | None
     device: str | None
@@ -57,13 +70,25 @@ class Outcome:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``update``'s keys replaced (nested groups of settings merged key by key)."""
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+@dataclass(frozen=True, kw_only=True)
 class Entry:
     """One table or figure of the reference (see the module docstring).
 
-    ``runner`` is the experiment type (None: listed, with the reason in ``note``, but not runnable);
-    ``settings`` its full settings and ``quick`` the overrides of the minutes-long smoke version;
-    ``reference`` the reference's numbers (rows of dicts) that the output puts beside ours."""
+    ``experiment`` is its kind (None: listed, with the reason in ``note``, but not runnable); ``settings``
+    its full settings (a mapping, built into the experiment's settings type at registration, or that type);
+    ``quick`` the overrides of the minutes-long smoke version; ``reference`` the reference's numbers (rows of
+    dicts) that the output puts beside ours; ``departures`` how a run of it departs from the reference's
+    protocol (reduced scale, stand-ins, other implementations), shown at the top of every output;
+    ``protocol`` the reference's own settings where they can be written in the same terms (a test checks
+    that every setting that differs from them is named by a departure)."""
 
     id: str
     title: str
@@ -72,24 +97,39 @@ class Entry:
     availability: str
     time_cpu: str
     time_gpu: str
-    runner: Callable[[Context], Outcome] | None = None
-    settings: dict[str, Any] = field(default_factory=dict)
+    experiment: Experiment | None = None
+    settings: Any = None
     quick: dict[str, Any] = field(default_factory=dict)
     reference: tuple[dict[str, Any], ...] = ()
+    departures: tuple[Departure, ...] = ()
+    protocol: dict[str, Any] | None = None
     note: str = ""
 
     def __post_init__(self) -> None:
         if self.availability not in AVAILABILITY:
             raise ConfigError(f"entry {self.id}: availability must be one of {sorted(AVAILABILITY)}")
+        if self.experiment is not None and not isinstance(self.settings, self.experiment.settings):
+            object.__setattr__(self, "settings", self.experiment.settings.from_mapping(
+                dict(self.settings or {}), where=f"entry {self.id} settings"))
+        object.__setattr__(self, "departures", tuple(d if isinstance(d, Departure) else Departure.from_mapping(d)
+                                                     for d in self.departures))
+        if self.experiment is not None and self.quick:
+            self.resolved(True)  # the quick settings are checked at registration too
 
     @property
     def kind(self) -> str:
         return "figure" if self.id.startswith("fig-") else "table"
 
-    def resolved(self, quick: bool) -> dict[str, Any]:
-        return {**self.settings, **(self.quick if quick else {})}
-
-
+    def resolved(self, quick: bool, changes: dict[str, Any] | None = None) -> Any:
+        """The settings of a run: the full ones, with the ``quick`` overrides when ``quick``, and the
+        ``--set`` ``changes`` (dotted paths), checked against the settings type."""
+        data = self.settings.to_dict()
+        if quick:
+            data = _merge(data, self.quick)
+        for path, value in (changes or {}).items():
+            data = set_path(data, path, value)
+        where = "--set" if changes else f"entry {self.id} {'quick ' if quick else ''}settings"
+        return self.experiment.settings.from_mapping(data, where=where)
 _ENTRIES: Registry[Entry] = Registry("reproducible table or figure")
 
 
@@ -117,33 +157,3 @@ def get_entry(entry_id: str) -> Entry:
 def list_entries() -> list[Entry]:
     """Every registered table and figure, in the reference's order (chapters, then appendices)."""
     return [_ENTRIES.get(n) for n in sorted(_ENTRIES.names(), key=_order)]
-
-
-def override_settings(settings: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    """``settings`` with ``changes`` applied (``advwsl reproduce --set``): each key a path of dict keys and
-    list indices joined by dots (``n_samples``, ``defense.epochs``, ``rows.2.n_samples``) to a setting
-    that exists, or to a new key of a dict that exists (a row's own ``n_samples``). The value replaces what
-    is there. ``settings`` itself is left unchanged."""
-    result = copy.deepcopy(settings)
-    for path, value in changes.items():
-        parts = path.split(".")
-        node: Any = result
-        for depth, part in enumerate(parts):
-            last = depth == len(parts) - 1
-            where = ".".join(parts[:depth]) or "the settings"
-            if isinstance(node, list):
-                if not part.isdigit() or int(part) >= len(node):
-                    raise ConfigError(f"--set {path}: {where} is a list of {len(node)} items; give an index "
-                                      f"0..{len(node) - 1}, not {part!r}")
-                key: Any = int(part)
-            elif isinstance(node, dict):
-                if part not in node and not (last and depth > 0):
-                    raise ConfigError(f"--set {path}: {where} has no {part!r}; it has {', '.join(map(str, node))}")
-                key = part
-            else:
-                raise ConfigError(f"--set {path}: {where} is a value ({node!r}), not a group of settings")
-            if last:
-                node[key] = value
-            else:
-                node = node[key]
-    return result

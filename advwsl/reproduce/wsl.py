@@ -12,7 +12,7 @@ minutes on a CPU. The output says which, and lists every setting in which the st
 reference; the reference's numbers then stand beside ours for orientation only.
 
 How a method is trained and evaluated. Every (method, setting, fold) is one model trained by
-:func:`advwsl.jobs.trained.trained_model` (cached: entries that share a model, e.g. Tables 2.8 and 2.9, train
+:func:`advwsl.pretrained.trained.trained_model` (cached: entries that share a model, e.g. Tables 2.8 and 2.9, train
 it once) and kept at its last epoch; it is evaluated on the test split by :func:`advwsl.training.evaluate`
 with the recipe's CAM rule and class or the entry's ``evaluation`` (evaluation settings stay out of the
 training recipe, so a model trained for one table is reused by another evaluated differently, e.g. Table
@@ -47,16 +47,17 @@ from torch.utils.data import DataLoader
 from ..data import eval_transform, get_dataset
 from ..errors import ConfigError
 from ..io import atomic_write_text, mean_std
-from ..jobs.trained import trained_model
+from ..pretrained.trained import trained_model
 from ..losses import build_criterion
 from ..models import gradcam_view
 from ..plotting import plot_sweep
 from ..training import PRESETS, TrainConfig, evaluate
 from ..utils import select_device
 from .compare import Measure, side_by_side, side_by_side_markdown
-from .registry import Context, Outcome
+from ..config import WslGroup, WslRow, WslTableSettings
+from .registry import Context, Experiment, Outcome
 
-__all__ = ["MEASURES", "wsl_table", "recipe_for", "merge", "ref"]
+__all__ = ["MEASURES", "wsl_table", "recipe_for", "merge", "ref", "WSL_TABLE"]
 
 #: The measures a table can report (name -> label, kind).
 MEASURES = {"accuracy": "Accuracy (%)", "ap": "AP (%)", "map": "mAP (%)", "dice": "Dice per image (%)",
@@ -91,32 +92,32 @@ def ref(method: str, group: str = "", **values: float | tuple[float, float]) -> 
     return row
 
 
-def _stand_in_base(s: dict[str, Any], unet: bool) -> dict[str, Any]:
-    base = PRESETS["synthetic-unet"] if unet else merge(PRESETS["synthetic"], s.get("stand_in"))
-    return merge(base, {"dataset_kwargs": s.get("stand_in_data", {})})
+def _stand_in_base(s: WslTableSettings, unet: bool) -> dict[str, Any]:
+    base = PRESETS["synthetic-unet"] if unet else merge(PRESETS["synthetic"], s.stand_in)
+    return merge(base, {"dataset_kwargs": s.stand_in_data})
 
 
-def recipe_for(ctx: Context, row: dict[str, Any], group: dict[str, Any]) -> dict[str, Any] | None:
+def recipe_for(ctx: Context, row: WslRow, group: WslGroup) -> dict[str, Any] | None:
     """The :class:`~advwsl.training.TrainConfig` options of ``row`` under ``group`` (see the module
     docstring), or None when the group's real data is missing (a patch size without its folder)."""
     s = ctx.settings
-    unet = bool(row.get("unet"))
+    unet = row.unet
     where = "stand_in" if ctx.stand_in else "real"
     if ctx.stand_in:
         base = _stand_in_base(s, unet)
     else:
-        name = s["unet_preset"] if unet else row.get("preset", s["preset"])
+        name = s.unet_preset if unet else (row.preset or s.preset)
         base = merge(PRESETS[name], {"data_root": ctx.data_root})
-        if group.get("data_root"):
-            folder = Path(ctx.data_root) / str(group["data_root"])
+        if group.data_root:
+            folder = Path(ctx.data_root) / group.data_root
             if not folder.is_dir():
                 return None
             base["data_root"] = str(folder)
-    model = {} if unet else {"model": row.get("model", "cam")}
+    model = {} if unet else {"model": row.model or "cam"}
     if not unet and base.get("model") != model["model"]:
         base["model_kwargs"] = {}  # the preset's head options belong to the preset's head
-    recipe = merge(base, model, group.get("train"), group.get(where), row.get("train"), row.get(where),
-                   s.get("overrides"), s.get("stand_in_overrides") if ctx.stand_in else None)
+    recipe = merge(base, model, group.train, getattr(group, where), row.train, getattr(row, where),
+                   s.overrides, s.stand_in_overrides if ctx.stand_in else None)
     recipe.update(progress=ctx.progress, device=ctx.device, evaluate_test=False)
     TrainConfig.from_dict(recipe)  # every option checked before anything trains
     return recipe
@@ -132,32 +133,32 @@ def _test_loader(recipe: dict[str, Any], fold: int, cache: dict[str, Any]) -> Da
     return cache[key]
 
 
-def _run_one(ctx: Context, row: dict[str, Any], recipe: dict[str, Any], fold: int,
+def _run_one(ctx: Context, row: WslRow, recipe: dict[str, Any], fold: int,
              cache: dict[str, Any]) -> dict[str, Any]:
     """Train (or fetch from the cache) and evaluate one model; returns its test metrics and seconds."""
     config = TrainConfig.from_dict({**recipe, "folds": [fold]})
     start = time.perf_counter()
-    name = f"{'unet' if row.get('unet') else config.model}-{config.dataset}-fold{fold}"
+    name = f"{'unet' if row.unet else config.model}-{config.dataset}-fold{fold}"
     model, _ = trained_model(name, config, log=ctx.log)
     trained = time.perf_counter() - start
-    if row.get("view") == "gradcam":
+    if row.view == "gradcam":
         model = gradcam_view(model)
     device = select_device(ctx.device)
     loader = _test_loader(recipe, fold, cache)
     criterion = build_criterion(config.loss, **config.loss_kwargs).to(device)
-    rule = {"cam_rule": config.cam_rule, "cam_class": config.cam_class, **ctx.settings.get("evaluation", {})}
+    rule = {"cam_rule": config.cam_rule, "cam_class": config.cam_class, **ctx.settings.evaluation}
     metrics = evaluate(model.to(device), loader, criterion=criterion, **rule, tta=config.tta,
                        region_classes=getattr(loader.dataset, "region_classes", None), progress=ctx.progress,
-                       desc=f"{row['method']} fold {fold} test")
-    for ours, theirs in row.get("measures", {}).items():  # e.g. the U-Net's binary Dice in an eq. 4.14 column
+                       desc=f"{row.method} fold {fold} test")
+    for ours, theirs in row.measures.items():  # e.g. the U-Net's binary Dice in an eq. 4.14 column
         metrics[ours] = metrics.get(theirs, math.nan)
     return {**metrics, "train_seconds": trained, "seconds": time.perf_counter() - start}
 
 
-def _groups(ctx: Context) -> list[dict[str, Any]]:
+def _groups(ctx: Context) -> list[WslGroup]:
     s = ctx.settings
-    groups = s.get("stand_in_groups") if ctx.stand_in and s.get("stand_in_groups") else s.get("groups", [{}])
-    return [g for g in groups if not (ctx.stand_in and g.get("stand_in") is False)]
+    groups = s.stand_in_groups if ctx.stand_in and s.stand_in_groups else s.groups
+    return [g for g in groups if not (ctx.stand_in and not g.stand_in_run)]
 
 
 def _shown(value: Any) -> str:
@@ -167,27 +168,27 @@ def _shown(value: Any) -> str:
 def _differences(ctx: Context) -> list[str]:
     """The stand-in settings that differ from the reference's recipe, as Markdown bullets."""
     s = ctx.settings
-    stand_in = merge(_stand_in_base(s, False), s.get("overrides"), s.get("stand_in_overrides"))
-    real = merge(TrainConfig().to_dict(), PRESETS[s["preset"]])
+    stand_in = merge(_stand_in_base(s, False), s.overrides, s.stand_in_overrides)
+    real = merge(TrainConfig().to_dict(), PRESETS[s.preset])
     stand_in = merge(TrainConfig().to_dict(), stand_in)
     diffs = [f"{k} {_shown(stand_in[k])} (reference: {_shown(real[k])})" for k in _COMPARED
              if stand_in[k] != real[k] and not (k == "loss_kwargs" and real["loss"] == stand_in["loss"] == "image")]
-    folds = s.get("stand_in_folds", s["folds"])
-    if len(folds) != len(s["folds"]):
-        diffs.append(f"{len(folds)} fold{'s' if len(folds) > 1 else ''} (reference: {len(s['folds'])})")
+    folds = s.stand_in_folds or s.folds
+    if len(folds) != len(s.folds):
+        diffs.append(f"{len(folds)} fold{'s' if len(folds) > 1 else ''} (reference: {len(s.folds)})")
     data = stand_in.get("dataset_kwargs", {})
     lines = [f"- data: synthetic stand-in, {data.get('size', 64)} x {data.get('size', 64)} tiles, "
              f"{data.get('n_trainval', 1280)} train+valid / {data.get('n_test', 256)} test tiles, "
              f"options `{json.dumps(data)}`"]
     lines.append("- recipe: " + "; ".join(diffs))
-    if any(r.get("unet") for r in s["rows"]):
-        unet = merge(PRESETS["synthetic-unet"], s.get("overrides"))
-        real = PRESETS[s.get("unet_preset", "glas-unet")]
+    if any(r.unet for r in s.rows):
+        unet = merge(PRESETS["synthetic-unet"], s.overrides)
+        real = PRESETS[s.unet_preset or "glas-unet"]
         lines.append(f"- U-Net: base width {unet['model_kwargs']['base_width']}, depth {unet['model_kwargs']['depth']} "
                      f"(reference: Ronneberger et al.'s 64 and 4), loss {unet['loss']} ({real['loss']}), "
                      f"{unet['epochs']} epochs {unet['schedule']} lr {unet['lr']} ({real['epochs']} epochs, lr "
                      f"{real['lr']} / 10 at 1/3 and 2/3), batch {unet['batch_size']} ({real['batch_size']})")
-    return lines + [f"- {note}" for note in s.get("stand_in_notes", [])]
+    return lines + [f"- {note}" for note in s.stand_in_notes]
 
 
 def _header(ctx: Context, folds: list[int]) -> list[str]:
@@ -197,13 +198,13 @@ def _header(ctx: Context, folds: list[int]) -> list[str]:
         lines += ["**Quick run** (`--quick`): one fold, one or two epochs, few tiles; a smoke test of the pipeline, "
                   "not a result.", ""]
     if ctx.stand_in:
-        lines += [f"**Stand-in**: no `--data-root`, so the synthetic set stands in for {s['dataset_label']}; the "
+        lines += [f"**Stand-in**: no `--data-root`, so the synthetic set stands in for {s.dataset_label}; the "
                   "reference's numbers are beside ours for orientation only (different data, network and "
                   "budget). Settings that differ from the reference:", "", *_differences(ctx), ""]
     else:
-        lines += [f"Data: {s['dataset_label']} from {ctx.data_root}; recipe: preset `{s['preset']}` (the "
+        lines += [f"Data: {s.dataset_label} from {ctx.data_root}; recipe: preset `{s.preset}` (the "
                   f"reference's), folds {folds}.", ""]
-    lines += [f"- {note}" for note in s.get("notes", [])]
+    lines += [f"- {note}" for note in s.notes]
     lines += ["- Models are kept at their last epoch; values are test-split means ± std over folds (%); each "
               "cell reads ours / reference (difference in points).", ""]
     return lines
@@ -230,25 +231,25 @@ def wsl_table(ctx: Context) -> Outcome:
     module docstring). Writes ``table.md``, ``table.csv`` (means, stds and the reference), ``folds.csv``
     (every model's test metrics and time) and, for a sweep, ``figure.png`` / ``figure.csv``."""
     s = ctx.settings
-    folds = list(s.get("stand_in_folds", s["folds"]) if ctx.stand_in else s["folds"])
-    measures = list(s["measures"])
+    folds = list((s.stand_in_folds or s.folds) if ctx.stand_in else s.folds)
+    measures = list(s.measures)
     per_fold, skipped, cache = [], [], {}
     plan = []
     for group in _groups(ctx):
-        for row in s["rows"]:
+        for row in s.rows:
             recipe = recipe_for(ctx, row, group)
             if recipe is None:
-                skipped.append(str(group.get("group")))
+                skipped.append(group.group)
                 continue
             plan.append((group, row, recipe))
     if not plan:
         raise ConfigError(f"{ctx.entry.id}: nothing to run under {ctx.data_root}: {ctx.entry.data}")
     for group, row, recipe in plan:
         for fold in folds:
-            ctx.log(f"{ctx.entry.id}: {row['method']} {group.get('group', '')} fold {fold}")
+            ctx.log(f"{ctx.entry.id}: {row.method} {group.group} fold {fold}")
             metrics = _run_one(ctx, row, recipe, fold, cache)
-            per_fold.append({"method": row["method"], "group": group.get("group", ""), "x": group.get("x"),
-                             "panel": group.get("panel"), "fold": fold, **metrics})
+            per_fold.append({"method": row.method, "group": group.group, "x": group.x,
+                             "panel": group.panel, "fold": fold, **metrics})
     ours = _aggregate(per_fold, measures)
     keys = ["method", "group"]
     kinds = [Measure(m, MEASURES.get(m, m), "share") for m in measures]
@@ -262,15 +263,15 @@ def wsl_table(ctx: Context) -> Outcome:
     if skipped:
         text.append(f"Not run (no folder under --data-root): {', '.join(dict.fromkeys(skipped))}.")
     files = ["table.csv", "folds.csv"]
-    figure = s.get("figure")
-    if figure:
+    figure = s.figure
+    if figure is not None:
         sweep = pd.DataFrame(ours)
         atomic_write_text(ctx.run_dir / "figure.csv", sweep.to_csv(index=False))
-        plot_sweep(sweep, ctx.run_dir / "figure.png", measures=figure.get("measures", measures),
+        plot_sweep(sweep, ctx.run_dir / "figure.png", measures=list(figure.measures or measures),
                    labels={m: MEASURES.get(m, m).replace(" (%)", "") for m in measures},
-                   lines=figure.get("lines", "method"),
-                   panels="panel" if sweep["panel"].notna().any() else None, xlabel=figure.get("xlabel", ""),
-                   log_x=bool(figure.get("log_x")),
+                   lines=figure.lines,
+                   panels="panel" if sweep["panel"].notna().any() else None, xlabel=figure.xlabel,
+                   log_x=figure.log_x,
                    title=f"{ctx.entry.id.replace('fig-', 'Figure ')}: {ctx.entry.title}"
                    + (" (stand-in)" if ctx.stand_in else ""))
         files += ["figure.csv", "figure.png"]
@@ -278,3 +279,6 @@ def wsl_table(ctx: Context) -> Outcome:
     text.append(f"\n{len(per_fold)} models, {seconds:.0f} s (training, or the cache, and evaluation).")
     summary = {"stand_in": ctx.stand_in, "folds": folds, "rows": ours, "seconds": seconds}
     return Outcome("\n".join(text), files, summary)
+
+
+WSL_TABLE = Experiment("weakly supervised table", wsl_table, WslTableSettings)

@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..attacks import get_attack_spec, list_attacks
-from ..data.slides import BACKENDS
+from ..config.slide import AGGREGATIONS, BACKENDS
 from ..errors import ConfigError
 
-AGGREGATIONS = ("max", "topk")
 
 
 def _positive_int(name: str, value: object, minimum: int = 1) -> None:

@@ -26,7 +26,7 @@ def train_digits_cnn(n_test: int = 48) -> tuple[nn.Module, torch.Tensor, torch.T
     """A small CNN trained on the scikit-learn digits (16 x 16, a few seconds), and the first ``n_test``
     correctly classified test images with their labels."""
     from advwsl.data.digits import sklearn_digits
-    from advwsl.jobs.builtin_digits import train_classifier
+    from advwsl.pretrained.digits import train_classifier
 
     torch.manual_seed(0)
     x, y = sklearn_digits(16, "train")

@@ -41,7 +41,7 @@ def test_targeted_and_checkpoint_path(digits_model, tmp_path):
 
     stem = tmp_path / "ckpt" / "digits"
     save_model(digits_model, stem)
-    res = invoke("--model", str(stem), "--dataset", "digits", "--targeted", "--budget", "5", "--n-samples", "3", "--out",
+    res = invoke("--model", str(stem), "--dataset", "digits", "--target", "all", "--budget", "5", "--n-samples", "3", "--out",
                  str(tmp_path / "t"), "--no-progress", "--attack-kwargs", '{"loss": "margin"}')
     assert res.exit_code == 0, res.output
     assert "Least likely" in res.output
@@ -50,15 +50,15 @@ def test_targeted_and_checkpoint_path(digits_model, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--attack", "fgsm"], "unknown attack 'fgsm'; known: cam-ddn, cw, ddn"),
-    (["--attack", "deepfool", "--targeted"], "deepfool has no targeted form"),
+    (["--attack", "deepfool", "--target", "all"], "deepfool has no targeted form"),
     (["--levels", "1"], "--levels must be >= 2"),
     (["--attack-kwargs", "[1]"], "must be a JSON object"),
-    (["--attack-kwargs", '{"stepz": 3}'], "ddn has no hyper-parameter 'stepz'; it takes: alpha_final"),
-    (["--attack-kwargs", '{"steps": "many"}'], "'steps' must be an integer like its default 100"),
+    (["--attack-kwargs", '{"stepz": 3}'], "ddn has no hyper-parameter 'stepz'; it takes: steps, gamma"),
+    (["--attack-kwargs", '{"steps": "many"}'], "ddn steps must be an integer, got"),
     (["--budget", "0"], "a budget is a positive number of steps"),
     (["--budget", "cw=10"], "names 'cw', which is not among the attacks"),
     (["--batch-size", "0"], "Invalid value for '--batch-size': 0 is not in the range x>=1"),
-    (["--epsilon", "0.5,-1"], "--epsilon must be positive L2 radii"),
+    (["--epsilon", "0.5,-1"], "--epsilon must be > 0, got -1.0"),
     (["--device", "nonsense"], "unknown device 'nonsense'; use cpu, cuda"),
     (["--attack", "pgd"], "pgd attacks within a fixed radius"),
 ])

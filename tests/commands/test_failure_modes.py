@@ -19,13 +19,16 @@ from PIL import Image
 
 import advwsl.jobs.adv_train as adv_train_job
 import advwsl.jobs.attack as attack_job
-import advwsl.jobs.builtin_digits as builtin_digits
+from advwsl.attacks import run_attack
+import advwsl.pretrained.digits as builtin_digits
 import advwsl.jobs.data as data_job
 import advwsl.jobs.robustness as robustness_job
 import advwsl.jobs.train as train_job
+import advwsl.jobs.evaluate as evaluate_job
 from advwsl.cli import main
 from advwsl.data.digits import sklearn_digits
-from advwsl.jobs.builtin_digits import DIGITS_CNN, DIGITS_RECIPE, train_classifier
+from advwsl.pretrained import get_pretrained
+from advwsl.pretrained.digits import DIGITS_CNN, DIGITS_RECIPE, train_classifier
 from advwsl.models import create_model, save_model
 from advwsl.runs import INCOMPLETE
 from advwsl.utils import cache_dir
@@ -122,7 +125,7 @@ def paths(tmp_path, wsl2):
 # --------------------------------------------------------------------------- case 6: the list, one by one
 SYN4 = json.dumps({**SMALL_SYNTHETIC, "num_classes": 4})
 TRAIN_SMALL = ["train", "--epochs", "1", "--set", f"dataset_kwargs={json.dumps(SMALL_SYNTHETIC)}", "--no-progress"]
-ADV_SMALL = ["adv-train", "--epsilon", "1", "--dataset-kwargs", '{"n": 64}', "--no-progress"]
+ADV_SMALL = ["adv-train", "--epsilon-max", "1", "--dataset-kwargs", '{"n": 64}', "--no-progress"]
 
 CASES = {
     # --device
@@ -144,13 +147,13 @@ CASES = {
     "merge --out file": (lambda p: ["merge", p.other, "--out", p.afile], ["is an existing file"]),
     # valid JSON, unknown key or wrong type
     "attack-kwargs unknown key": (lambda p: ["attack", "--attack-kwargs", '{"stepz": 3}'],
-                                  ["ddn has no hyper-parameter 'stepz'", "it takes: alpha_final"]),
+                                  ["ddn has no hyper-parameter 'stepz'", "it takes: steps, gamma"]),
     "attack-kwargs wrong type": (lambda p: ["attack", "--attack-kwargs", '{"gamma": "fast"}'],
-                                 ["'gamma' must be a number", "got 'fast'"]),
+                                 ["ddn gamma must be a number", "got 'fast'"]),
     "attack-kwargs bad value": (lambda p: ["attack", "--attack-kwargs", '{"steps": -5}'],
                                 ["--attack-kwargs for ddn", "steps must be a positive integer, got -5"]),
     "attack-kwargs list for a number": (lambda p: ["attack", "--attack-kwargs", '{"init_epsilon": [1]}'],
-                                        ["'init_epsilon' must be a number", "got [1]"]),
+                                        ["ddn init_epsilon must be a number", "got [1]"]),
     "attack dataset-kwargs unknown key": (
         lambda p: ["attack", "--model", p.wsl2, "--dataset-kwargs", '{"colour": 1}'],
         ["dataset 'synthetic' has no option 'colour' (given 1)", "it takes size"]),
@@ -166,9 +169,9 @@ CASES = {
     "adv-train dataset-kwargs unknown key": (lambda p: [*ADV_SMALL, "--dataset-kwargs", '{"colour": 1}'],
                                              ["dataset 'digits' has no option 'colour'", "it takes size"]),
     "train --set unknown key": (lambda p: [*TRAIN_SMALL, "--set", "colour=1"],
-                                ["unknown training option(s) ['colour']", "valid options"]),
+                                ["no training option 'colour'", "valid options"]),
     "train --set wrong type": (lambda p: [*TRAIN_SMALL, "--set", 'epochs="many"'],
-                               ["training option epochs must be an integer, got 'many'"]),
+                               ["--set epochs must be an integer, got 'many'"]),
     "train --set dataset option unknown": (
         lambda p: ["train", "--epochs", "1", "--set", 'dataset_kwargs={"colour": 1}'],
         ["dataset 'synthetic' has no option 'colour'"]),
@@ -189,18 +192,18 @@ CASES = {
     "evaluate --cam-class 7": (lambda p: ["evaluate", "--checkpoint", p.wsl2, "--cam-class", "7"],
                                ["--cam-class 7 is not a class of this 2-class model", "0..1"]),
     "evaluate --cam-class banana": (lambda p: ["evaluate", "--checkpoint", p.wsl2, "--cam-class", "banana"],
-                                    ["--cam-class must be true, predicted or a class index, got 'banana'"]),
+                                    ["--cam-class banana is not a class of this 2-class model", "class name"]),
     "train --cam-class 7": (lambda p: [*TRAIN_SMALL, "--cam-class", "7"],
                             ["cam_class 7 is not a class of this 2-class dataset", "0..1"]),
     "train --cam-class banana": (lambda p: [*TRAIN_SMALL, "--cam-class", "banana"],
-                                 ["cam_class must be 'true', 'predicted' or a class index, got 'banana'"]),
+                                 ["cam_class banana is not a class of this 2-class dataset", "class name"]),
     # a 2-class checkpoint on 4-class data, caught before any evaluation
     "attack 2-class model on 4-class data": (
         lambda p: ["attack", "--model", p.wsl2, "--dataset", "synthetic", "--dataset-kwargs", SYN4, "--budget", "2"],
         ["has 2 classes but synthetic, test split has labels up to 3 (4 classes)"]),
     "robustness 2-class model on 4-class data": (
         lambda p: ["evaluate-robustness", "--model", p.wsl2, "--dataset", "synthetic", "--dataset-kwargs", SYN4,
-                   "--preset", "quick"],
+                   "--budget", "quick"],
         ["has 2 classes but synthetic, test split has labels up to 3 (4 classes)"]),
     "evaluate 2-class model on 4-class data": (
         lambda p: ["evaluate", "--checkpoint", p.wsl2, "--dataset", "bach", "--data-root", p.bach],
@@ -209,11 +212,11 @@ CASES = {
     "train --resume truncated config.json": (lambda p: ["train", "--resume", p.truncated],
                                              ["config.json is not valid JSON", "truncated or was edited"]),
     "train --resume not a run": (lambda p: ["train", "--resume", p.other],
-                                 ["is not a training run directory (no config.json)", "--resume takes the folder"]),
+                                 ["is not an `advwsl train` run directory (no config.json)", "--resume takes the folder"]),
     "adv-train --resume truncated config.json": (lambda p: ["adv-train", "--resume", p.truncated],
                                                  ["config.json is not valid JSON"]),
     "adv-train --resume not a run": (lambda p: ["adv-train", "--resume", p.other],
-                                     ["is not an adv-train run directory (no config.json)"]),
+                                     ["is not an `advwsl adv-train` run directory (no config.json)"]),
     "merge of a folder that is no evaluation": (lambda p: ["merge", p.other], ["holds no robustness evaluation"]),
 }
 
@@ -222,7 +225,7 @@ CASES = {
 def test_bad_input_is_refused_without_traceback(case, paths, monkeypatch):
     # nothing may train, attack or evaluate: each refusal happens before
     for module, name in ((attack_job, "run_attack"), (robustness_job, "evaluate_robustness"),
-                         (train_job, "fit_folds"), (train_job, "evaluate"), (adv_train_job, "fit"),
+                         (train_job, "fit_folds"), (evaluate_job, "evaluate"), (adv_train_job, "fit"),
                          (builtin_digits, "_train_digits_cnn")):
         monkeypatch.setattr(module, name, _never)
     build, phrases = CASES[case]
@@ -239,7 +242,7 @@ def test_bad_input_is_refused_without_traceback(case, paths, monkeypatch):
 @pytest.mark.parametrize("command", ["attack", "evaluate"])
 def test_an_unwritable_out_is_refused_before_the_work(command, wsl2, digits_model, monkeypatch):
     monkeypatch.setattr(attack_job, "run_attack", _never)
-    monkeypatch.setattr(train_job, "evaluate", _never)
+    monkeypatch.setattr(evaluate_job, "evaluate", _never)
     args = ["attack", "--budget", "2"] if command == "attack" else ["evaluate", "--checkpoint", wsl2]
     result = invoke(*args, "--out", "/proc/advwsl-no-such-dir/run", "--no-progress")
     assert_refused(result, None, "/proc/advwsl-no-such-dir")
@@ -284,9 +287,9 @@ def test_bad_attack_options_are_refused_before_the_model_is_built(case, model, t
 
 @pytest.mark.parametrize("args, message", [
     (["--batch-size", "0"], "'--batch-size': 0 is not in the range x>=1"),
-    (["--set", "batch_size=0"], "batch_size must be >= 1, got 0"),
+    (["--set", "batch_size=0"], "--set batch_size must be >= 1, got 0"),
     (["--set", "lr=-1"], "lr must be > 0"),
-    (["--loss", "size-kl", "--set", "size_noise=-1"], "size_noise (sigma_s) must be >= 0"),
+    (["--loss", "size-kl", "--set", "size_noise=-1"], "--set size_noise must be >= 0"),
 ])
 def test_train_refuses_bad_options_before_the_run(args, message, tmp_path, monkeypatch):
     monkeypatch.setattr(train_job, "fit_folds", _never)
@@ -312,8 +315,8 @@ def test_adv_train_steps_zero_from_python_is_refused_before_the_run(tmp_path, mo
     from advwsl.jobs.adv_train import AdvTrainConfig, adv_train_job as job
 
     monkeypatch.setattr(adv_train_job, "fit", _never)
-    with pytest.raises(ConfigError, match="--steps must be a positive number of attack steps per batch, got 0"):
-        job(AdvTrainConfig(epsilon=1.0, steps=0, out=str(tmp_path / "run"), progress=False))
+    with pytest.raises(ConfigError, match="--steps must be >= 1, got 0"):
+        job(AdvTrainConfig(epsilon_max=1.0, steps=0, out=str(tmp_path / "run"), progress=False))
     assert not (tmp_path / "run").exists()
 
 
@@ -359,8 +362,8 @@ def test_an_interrupted_attack_says_how_to_rerun(digits_model, tmp_path, monkeyp
     assert f"rerun the command with --out {out}" in result.output
     marker = (out / INCOMPLETE).read_text()
     assert marker.startswith("advwsl attack interrupted") and f"--out {out}" in marker
-    monkeypatch.undo()
-    digits = cache_dir("models") / DIGITS_CNN  # the cached model is still there: the rerun reuses the folder
+    digits = get_pretrained(DIGITS_CNN).stem()  # the cached model is still there: the rerun reuses the folder
+    monkeypatch.setattr(attack_job, "run_attack", run_attack)
     assert digits.with_suffix(".safetensors").is_file()
     again = invoke("attack", "--budget", "2", "--n-samples", "4", "--out", out, "--no-progress")
     assert again.exit_code == 0, again.output
@@ -392,8 +395,8 @@ def test_an_interrupted_training_says_how_to_resume(tmp_path, monkeypatch):
 
 
 # -------------------------------------------------------------- case 4: adv-train --resume keeps its options
-ADV_RUN = ["adv-train", "--model", "cw-mnist", "--dataset", "digits", "--attack", "ddn", "--epsilon", "2.4",
-           "--steps", "2", "--epochs", "2", "--batch-size", "32", "--dataset-kwargs", '{"n": 64}', "--no-progress",
+ADV_RUN = ["adv-train", "--model", "cw-mnist", "--dataset", "digits", "--attack", "ddn", "--epsilon-max", "2.4",
+           "--steps", "2", "--epochs", "2", "--clean-epochs", "1", "--batch-size", "32", "--dataset-kwargs", '{"n": 64}', "--no-progress",
            "--device", "cpu"]
 
 
@@ -418,7 +421,7 @@ def interrupted_adv_run(tmp_path, monkeypatch):
     return out
 
 
-@pytest.mark.parametrize("changed, name", [(["--epsilon", "1.0"], "epsilon"), (["--epochs", "5"], "epochs"),
+@pytest.mark.parametrize("changed, name", [(["--epsilon-max", "1.0"], "epsilon"), (["--epochs", "5"], "epochs"),
                                            (["--attack", "pgd"], "attack"), (["--steps", "3"], "steps")])
 def test_adv_train_resume_refuses_changed_options(changed, name, interrupted_adv_run, monkeypatch):
     monkeypatch.setattr(adv_train_job, "fit", _never)
@@ -427,7 +430,7 @@ def test_adv_train_resume_refuses_changed_options(changed, name, interrupted_adv
 
 
 def test_adv_train_resume_with_the_same_options_continues(interrupted_adv_run):
-    result = invoke("adv-train", "--resume", interrupted_adv_run, "--epsilon", "2.4", "--device", "cpu")
+    result = invoke("adv-train", "--resume", interrupted_adv_run, "--epsilon-max", "2.4", "--device", "cpu")
     assert result.exit_code == 0, result.output
     assert not (interrupted_adv_run / INCOMPLETE).exists()
     assert list(np.loadtxt(interrupted_adv_run / "metrics.csv", delimiter=",", skiprows=1, usecols=0)) == [1.0, 2.0]
@@ -435,13 +438,14 @@ def test_adv_train_resume_with_the_same_options_continues(interrupted_adv_run):
 
 # ------------------------------------------------------------ case 10: a corrupt cached model says what to do
 def test_a_corrupt_cached_model_says_how_to_rebuild_it(tmp_path, monkeypatch):
-    stem = cache_dir("models") / DIGITS_CNN
+    monkeypatch.setitem(DIGITS_RECIPE, "epochs", 1)  # a quick rebuild
+    stem = get_pretrained(DIGITS_CNN).stem()
+    stem.parent.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".safetensors").write_bytes(b"\x00" * 100)
     stem.with_suffix(".json").write_text('{"format": "advwsl-checkpoint-v1"')
     result = invoke("attack", "--budget", "2", "--n-samples", "4", "--out", tmp_path / "a", "--no-progress")
     assert_refused(result, tmp_path / "a", "This is a cached built-in model", f"delete {stem}.*",
                    "rerun with --retrain")
-    monkeypatch.setitem(DIGITS_RECIPE, "epochs", 1)  # a quick rebuild
     rebuilt = invoke("attack", "--retrain", "--budget", "2", "--n-samples", "4", "--out", tmp_path / "b",
                      "--no-progress")
     assert rebuilt.exit_code == 0, rebuilt.output
@@ -477,7 +481,7 @@ def test_merge_refuses_shards_of_other_weights_under_the_same_name(digits_model,
     x, y = sklearn_digits(16, "train")  # the same file name, other weights
     model = create_model("cw-mnist", input_size=16)
     train_classifier(model, x[:100], y[:100], epochs=1, lr=1e-3, seed=5)
-    save_model(model, cache_dir("models") / DIGITS_CNN, overwrite=True)
+    save_model(model, get_pretrained(DIGITS_CNN).stem(), overwrite=True)
     b = _shard(tmp_path, "s1", "--shard", "1/2")
     result = invoke("merge", a, b, "--out", tmp_path / "merged")
     assert_refused(result, tmp_path / "merged", "their model weights (model_sha256) differ")

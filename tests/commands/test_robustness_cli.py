@@ -27,7 +27,7 @@ def _invoke(*args):
     return result
 
 
-TRAIN = ["adv-train", "--model", "cw-mnist", "--dataset", "digits", "--attack", "ddn", "--epsilon", "2.4",
+TRAIN = ["adv-train", "--model", "cw-mnist", "--dataset", "digits", "--attack", "ddn", "--epsilon-max", "2.4",
          "--steps", "5", "--epochs", "2", "--clean-epochs", "1", "--batch-size", "64", "--lr", "0.05",
          "--schedule", "constant", "--dataset-kwargs", '{"n": 256}',
          "--no-progress", "--device", "cpu"]
@@ -70,7 +70,7 @@ def test_adv_train_resume_equals_uninterrupted(tmp_path, monkeypatch):
 
 
 def test_evaluate_shards_and_merge_equal_single_run(tmp_path):
-    trained = _invoke(*TRAIN, "--epochs", "1", "--out", tmp_path / "train")
+    trained = _invoke(*TRAIN, "--epochs", "1", "--clean-epochs", "0", "--out", tmp_path / "train")
     assert trained.exit_code == 0, trained.output
     ckpt = tmp_path / "train" / "checkpoints" / "last.safetensors"
     common = ["evaluate-robustness", "--model", ckpt, "--dataset", "digits", "--n-samples", "24", "--batch-size", "8",
@@ -98,7 +98,7 @@ def test_cli_errors_are_actionable(tmp_path):
     r = CliRunner().invoke(main, ["evaluate-robustness", "--model", "digits-cnn", "--epsilon", "1",
                                   "--budget", "fgsm=3"])
     assert r.exit_code == 2 and "names 'fgsm', which is not among the attacks" in r.output
-    r = CliRunner().invoke(main, [*TRAIN, "--epsilon", "-1", "--out", tmp_path / "bad"])
+    r = CliRunner().invoke(main, [*TRAIN, "--epsilon-max", "-1", "--out", tmp_path / "bad"])
     assert r.exit_code == 2 and "epsilon" in r.output and not (tmp_path / "bad").exists()
     r = CliRunner().invoke(main, ["adv-train", "--model", "cw-mnist"])
     assert r.exit_code == 2 and "--epsilon" in r.output

@@ -8,7 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from advwsl.cli import main
-from advwsl.jobs.train import TrainRequest, resolve_train_config
+from advwsl.config import TrainJobConfig
+from advwsl.jobs.train import resolve_train_config
 from advwsl.training import read_metrics_csv
 
 TINY = ['--set', 'dataset_kwargs={"size": 32, "n_trainval": 60, "n_test": 24}',
@@ -18,12 +19,13 @@ TINY = ['--set', 'dataset_kwargs={"size": 32, "n_trainval": 60, "n_test": 24}',
 def test_precedence_preset_file_options(tmp_path):
     cfg_file = tmp_path / "c.json"
     cfg_file.write_text(json.dumps({"epochs": 3, "lr": 0.2, "loss_kwargs": {"lambda_entropy": 0.5}}))
-    opts = {"dataset": "glas", "lr": 0.3, "lambda_size": 2.0, "folds": [0, 2], "epochs": None}
-    cfg = resolve_train_config(TrainRequest(opts, str(cfg_file), None, ("seed=7",)))
+    opts = {"dataset": "glas", "lr": 0.3, "folds": [0, 2]}
+    cfg = resolve_train_config(TrainJobConfig(options=opts, config_file=str(cfg_file), lambda_size=2.0,
+                                              set_pairs=("seed=7",)))
     assert cfg.batch_size == 32                         # the dataset's recipe (section 2.1.3.1)
     assert cfg.epochs == 3                              # the file overrides the recipe
     assert cfg.lr == 0.3 and cfg.seed == 7              # options override the file
-    assert cfg.loss_kwargs == {"lambda_entropy": 0.5, "lambda_size": 2.0} and cfg.folds == [0, 2]
+    assert cfg.loss_kwargs == {"lambda_entropy": 0.5, "lambda_size": 2.0} and cfg.folds == (0, 2)
 
 
 def test_train_evaluate_and_resume_cli(tmp_path):

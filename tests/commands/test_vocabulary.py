@@ -28,7 +28,22 @@ COMMANDS = _commands()
 
 
 def _options(cmd: click.Command) -> dict[str, click.Option]:
-    return {opt: p for p in cmd.params if isinstance(p, click.Option) for opt in p.opts}
+    return {opt: p for p in cmd.params if isinstance(p, click.Option) and not p.hidden for opt in p.opts}
+
+
+def _kind(param: click.Option) -> str:
+    """The kind of value an option takes: a flag, a number, an integer, a choice (with its choices) or text
+    (paths are text)."""
+    if param.is_flag:
+        return "flag"
+    t = param.type
+    if isinstance(t, click.Choice):
+        return f"choice{sorted(t.choices)}"
+    if isinstance(t, (click.types.IntParamType, click.IntRange)):
+        return "integer" + (" (repeatable)" if param.multiple else "")
+    if isinstance(t, (click.types.FloatParamType, click.FloatRange)):
+        return "number"
+    return "text" + (" (repeatable)" if param.multiple else "")
 
 
 def test_every_command_is_walked():
@@ -58,14 +73,42 @@ def test_options_follow_the_vocabulary(name, cmd):
 
 
 def test_one_name_one_kind_of_value():
-    """An option spelled the same in two commands takes the same kind of value there."""
+    """An option spelled the same in two commands takes the same kind of value there (no exceptions)."""
     seen: dict[str, tuple[str, str]] = {}
     for name, cmd in COMMANDS:
         for opt, param in _options(cmd).items():
-            kind = "flag" if param.is_flag else type(param.type).__name__
-            if opt in seen and opt not in ("--attack", "--epsilon", "--model", "--dataset", "--magnification"):
+            kind = _kind(param)
+            if opt in seen:
                 assert seen[opt][1] == kind, f"{opt}: {kind} in {name} but {seen[opt][1]} in {seen[opt][0]}"
             seen.setdefault(opt, (name, kind))
+
+
+#: Options that several commands share and whose one meaning is written in the vocabulary
+#: (commands.options.VOCABULARY, the README's table).
+def test_a_shared_name_has_one_documented_meaning():
+    """An option name that two commands use is a vocabulary entry (one meaning, written down once) — a
+    name used for two things fails here."""
+    users: dict[str, set[str]] = {}
+    for name, cmd in COMMANDS:
+        for opt in _options(cmd):
+            users.setdefault(opt, set()).add(name.split()[0])  # a group's commands (slide predict/attack) are one
+    documented = {entry.split("/")[0] for entry in VOCABULARY}
+    for opt, commands in users.items():
+        if len(commands) > 1 and opt not in ("--help", "-h"):
+            assert opt in documented, f"{opt} is used by {sorted(commands)} but has no entry in VOCABULARY"
+
+
+def test_renamed_spellings_are_refused_with_the_new_name():
+    from click.testing import CliRunner
+
+    runner = CliRunner()
+    for args, new in ((["evaluate-robustness", "--preset", "quick"], "--budget"),
+                      (["attack", "--targeted"], "--target"),
+                      (["adv-train", "--epsilon", "2"], "--epsilon-max"),
+                      (["slide", "attack", "x.svs", "--steps", "10"], "--budget"),
+                      (["slide", "attack", "x.svs", "--target-class", "0"], "--target")):
+        result = runner.invoke(main, args)
+        assert result.exit_code != 0 and new in result.output, (args, result.output)
 
 
 def test_vocabulary_is_used_and_documented():
@@ -73,5 +116,13 @@ def test_vocabulary_is_used_and_documented():
     for entry in VOCABULARY:
         assert entry.split("/")[0] in used, f"{entry} is in the vocabulary but no command has it"
     readme = (__import__("pathlib").Path(__file__).parents[2] / "README.md").read_text()
+    users: dict[str, set[str]] = {}
+    for name, cmd in COMMANDS:
+        for opt in _options(cmd):
+            users.setdefault(opt, set()).add(name)
     for entry in VOCABULARY:
-        assert f"`{entry}`" in readme, f"README's command table lacks {entry}"
+        row = next((line for line in readme.splitlines() if line.startswith(f"| `{entry}` |")), None)
+        assert row is not None, f"README's option table lacks {entry}"
+        listed = {c.strip() for c in row.rstrip(" |").split("|")[-1].split(",")}
+        assert listed == users[entry.split("/")[0]], f"README: {entry} lists {sorted(listed)}, the commands that have it " \
+                                                     f"are {sorted(users[entry.split('/')[0]])}"

@@ -45,7 +45,7 @@ def test_fractions_are_seeded_and_nested_sets_differ_by_seed():
     assert len(stratified_subset(_Labelled(per_class=3), 0.01, seed=0)) == 4  # at least one per class
     with pytest.raises(InputError, match=r"\(0, 1\]"):
         stratified_subset(_Labelled(), 0.0)
-    with pytest.raises(ConfigError, match="train_fraction"):
+    with pytest.raises(ConfigError, match="train.fraction"):
         TrainConfig(train_fraction=1.5)
 
 

@@ -62,7 +62,7 @@ def test_two_attack_processes_on_an_empty_cache_train_the_demo_once(tmp_path):
 @pytest.mark.slow
 def test_two_processes_build_the_digits_model_once(tmp_path):
     home = tmp_path / "home"
-    script = ("import advwsl.jobs.builtin_digits as b\n"
+    script = ("import advwsl.pretrained.digits as b\n"
               "b.DIGITS_RECIPE['epochs'] = 1\n"
               "original = b.train_classifier\n"
               "def counted(*a, **k):\n"
@@ -97,7 +97,7 @@ def test_built_in_models_are_built_with_one_thread_whatever_the_process_uses(tmp
     at another count: built-in models are trained at BUILD_THREADS, and the caller's count is restored."""
     import torch
 
-    from advwsl.jobs.builtin import BUILD_THREADS, cached_model
+    from advwsl.pretrained import BUILD_THREADS, cached_model
     from advwsl.models import create_model, save_model
 
     seen = []
@@ -120,7 +120,7 @@ def test_the_demo_trains_to_the_same_weights_at_any_thread_count(tmp_path, monke
     """The README's numbers are what a user gets: the demo model does not depend on OMP_NUM_THREADS."""
     import torch
 
-    from advwsl.jobs.builtin_wsl import demo_model
+    from advwsl.pretrained.demo import demo_model
 
     monkeypatch.setenv("ADVWSL_DEMO_RECIPE", json.dumps(TINY))
     before = torch.get_num_threads()

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from advwsl.jobs import builtin_wsl as demo
-from advwsl.jobs import list_builtins, resolve_model
+from advwsl.pretrained import demo
+from advwsl.pretrained import list_pretrained, resolve_model
 from advwsl.errors import ConfigError, InputError
 from advwsl.models import checkpoint_paths, create_model, list_models
 from advwsl.training import TrainConfig
@@ -39,7 +39,7 @@ def test_cache_location_and_key(tmp_path, monkeypatch):
     monkeypatch.setenv("ADVWSL_HOME", str(tmp_path / "home"))
     stem = demo.demo_checkpoint("wildcat")
     assert stem.parent == tmp_path / "home" / "models" / "demo"
-    assert stem.name.startswith(f"wildcat-v{demo.DEMO_VERSION}-")
+    assert stem.name.startswith("wildcat-")
     assert demo.demo_checkpoint("wildcat") == stem
     assert demo.demo_checkpoint("cam") != stem
     assert demo.demo_checkpoint("wildcat", epochs=3) != stem
@@ -63,7 +63,7 @@ def test_trained_once_then_reused(monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("a cached demo model must not be trained again")
 
-    monkeypatch.setattr("advwsl.jobs.builtin_wsl.fit", no_training)
+    monkeypatch.setattr("advwsl.pretrained.demo.fit", no_training)
     again, _ = demo.demo_model("wildcat", progress=False, **TINY)
     x = torch.rand(3, 3, 32, 32)
     with torch.no_grad():
@@ -104,7 +104,7 @@ def test_recipe_overrides_from_the_environment(monkeypatch):
 def test_every_wsl_model_is_a_builtin_the_resolver_knows(monkeypatch):
     import json
 
-    assert {"digits-cnn", "wildcat", "cam", "deepmil-multi"} <= set(list_builtins())
+    assert {"digits-cnn", "wildcat", "cam", "deepmil-multi"} <= set(list_pretrained())
     monkeypatch.setenv(demo.RECIPE_ENV, json.dumps(TINY))
     resolved = resolve_model("max", progress=False)
     assert resolved.kind == "builtin" and resolved.has_cams and resolved.classes == ["normal", "malignant"]

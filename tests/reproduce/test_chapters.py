@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from advwsl.config import WslGroup, WslRow
 from advwsl.errors import ConfigError
 from advwsl.reproduce import Context, get_entry, list_entries, run_entry
 from advwsl.reproduce.chapter2 import patch_counts
@@ -27,8 +28,8 @@ def _context(entry_id: str, tmp_path: Path, *, quick: bool = False, data_root: s
     entry = get_entry(entry_id)
     run_dir = tmp_path / "run"
     run_dir.mkdir(exist_ok=True)
-    return Context(entry, merge(entry.resolved(quick), settings), quick, data_root, "cpu", run_dir, progress=False,
-                   log=lambda m: None)
+    typed = entry.experiment.settings.from_mapping(merge(entry.resolved(quick).to_dict(), settings))
+    return Context(entry, typed, quick, data_root, "cpu", run_dir, progress=False, log=lambda m: None)
 
 
 def test_every_chapter_entry_is_registered_and_runnable():
@@ -36,7 +37,7 @@ def test_every_chapter_entry_is_registered_and_runnable():
     assert set(CHAPTERS) <= ids
     for entry_id in CHAPTERS:
         entry = get_entry(entry_id)
-        assert entry.runner is not None
+        assert entry.experiment is not None
         assert entry.availability == ("data-root" if entry_id in VOC else "stand-in")
 
 
@@ -47,12 +48,12 @@ def test_every_recipe_is_a_valid_configuration(entry_id, tmp_path):
         for root in ((str(tmp_path),) if entry_id in VOC else (None, str(tmp_path))):
             ctx = _context(entry_id, tmp_path, quick=quick, data_root=root)
             s = ctx.settings
-            groups = (s.get("stand_in_groups") or s.get("groups", [{}])) if ctx.stand_in else s.get("groups", [{}])
+            groups = (s.stand_in_groups or s.groups) if ctx.stand_in else s.groups
             for group in groups:
-                for row in s["rows"]:
+                for row in s.rows:
                     recipe = recipe_for(ctx, row, group)
                     if recipe is None:  # a CAMELYON16 patch size without its folder
-                        assert group.get("data_root")
+                        assert group.data_root
                         continue
                     config = TrainConfig.from_dict(recipe)
                     key = (config.model, json.dumps(config.model_kwargs, sort_keys=True))
@@ -68,20 +69,20 @@ def test_every_recipe_is_a_valid_configuration(entry_id, tmp_path):
 
 def test_real_recipes_are_the_references():
     ctx = _context("4.1", Path("."), data_root="/data/glas")
-    adaptive = recipe_for(ctx, {"method": "a", "model": "cam", "train": {"loss": "size-adaptive"}}, {})
+    adaptive = recipe_for(ctx, WslRow(method="a", model="cam", train={"loss": "size-adaptive"}), WslGroup())
     assert (adaptive["crop_size"], adaptive["loss_kwargs"], adaptive["schedule"]) == (
         448, {"lambda_size": 10.0, "lambda_entropy": 0.1}, "cosine")  # section 4.4.2 / 4.4.5
-    image = recipe_for(ctx, ctx.settings["rows"][0], {})
+    image = recipe_for(ctx, ctx.settings.rows[0], WslGroup())
     assert image["schedule"] == "step" and image.get("crop_size") is None  # Table 2.7's model (chapter 2 recipe)
-    assert ctx.settings["evaluation"]["cam_rule"] == "argmax"  # evaluated by eq. 4.6 / 4.14
-    unet = recipe_for(ctx, {"method": "U-Net", "unet": True}, {})
+    assert ctx.settings.evaluation["cam_rule"] == "argmax"  # evaluated by eq. 4.6 / 4.14
+    unet = recipe_for(ctx, WslRow(method="U-Net", unet=True), WslGroup())
     assert (unet["model"], unet["epochs"], unet["lr"], unet["batch_size"]) == ("unet", 960, 0.1, 16)
     stand_in = _context("4.1", Path("."))
-    sized = recipe_for(stand_in, {"method": "a", "model": "cam", "train": {"loss": "size-kl"}}, {})
+    sized = recipe_for(stand_in, WslRow(method="a", model="cam", train={"loss": "size-kl"}), WslGroup())
     assert sized["loss_kwargs"] == {"lambda_size": 1.0, "lambda_entropy": 0.0}  # the stand-in's, said in the output
     assert sized["dataset_kwargs"]["lesions_only"] is True
     breakhis = _context("2.5", Path("."), data_root="/data/breakhis")
-    assert recipe_for(breakhis, {"method": "m", "model": "max"}, breakhis.settings["groups"][2])[
+    assert recipe_for(breakhis, WslRow(method="m", model="max"), breakhis.settings.groups[2])[
         "dataset_kwargs"] == {"magnification": 200}
     assert merge({"a": {"b": 1, "c": 2}, "d": 1}, {"a": {"c": 3}}, None, {"d": 2}) == {"a": {"b": 1, "c": 3}, "d": 2}
 
@@ -99,8 +100,8 @@ TINY = {"stand_in_data": {"size": 32, "n_trainval": 60, "n_test": 24}, "stand_in
 
 def test_glas_table_on_a_tiny_stand_in(tmp_path):
     ctx = _context("2.7", tmp_path, **TINY)
-    ctx.settings["rows"] = [r for r in ctx.settings["rows"] if r["method"] in ("CAM - Average", "GradCAM", "U-Net")]
-    ctx.settings["stand_in_unet"] = {}
+    ctx.settings = ctx.settings.replace(rows=tuple(r for r in ctx.settings.rows
+                                                   if r.method in ("CAM - Average", "GradCAM", "U-Net")))
     outcome = wsl_table(ctx)
     text = outcome.markdown
     assert "**Stand-in**" in text and "lesions_only" in text and "2 folds (reference: 5)" in text
@@ -117,8 +118,7 @@ def test_glas_table_on_a_tiny_stand_in(tmp_path):
 
 def test_sweep_figure_on_a_tiny_stand_in(tmp_path):
     ctx = _context("fig-2.8", tmp_path, **{**TINY, "stand_in_folds": [0]})
-    ctx.settings["rows"] = ctx.settings["rows"][:1]
-    ctx.settings["groups"] = ctx.settings["groups"][::2]
+    ctx.settings = ctx.settings.replace(rows=ctx.settings.rows[:1], groups=ctx.settings.groups[::2])
     outcome = wsl_table(ctx)
     sweep = pd.read_csv(ctx.run_dir / "figure.csv")
     assert sorted(sweep["x"]) == [10, 50, 100] and (ctx.run_dir / "figure.png").stat().st_size > 1000
@@ -140,7 +140,7 @@ def test_voc_entry_on_the_voc_layout(tmp_path, voc_layout):
     ctx = _context("3.2", tmp_path, quick=True, data_root=str(root),
                    overrides={"backbone": "resnet-mini", "stride": 8, "pretrained": False, "tta": False,
                               "batch_size": 2})
-    ctx.settings["rows"] = ctx.settings["rows"][3:5]  # WILDCAT and ours (ResNet-18)
+    ctx.settings = ctx.settings.replace(rows=ctx.settings.rows[3:5])  # WILDCAT and ours (ResNet-18)
     outcome = wsl_table(ctx)
     assert "Pascal VOC 2012 from" in outcome.markdown
     folds = pd.read_csv(ctx.run_dir / "folds.csv")

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 from advwsl.cli import main
 from advwsl.errors import ConfigError
-from advwsl.reproduce import Entry, get_entry, list_entries, override_settings, register_entry, run_entry
-from advwsl.reproduce.appendix_v import attack_table
+from advwsl.reproduce import Entry, get_entry, list_entries, register_entry, run_entry
+from advwsl.reproduce.appendix_v import ATTACK_TABLE
 from advwsl.reproduce.compare import Measure, side_by_side, side_by_side_markdown
 from advwsl.reproduce.registry import _ENTRIES
 
@@ -24,8 +24,8 @@ def test_appendix_v_entries_are_listed_with_what_they_need():
         assert wanted in ids
     assert ids.index("A-V-1") < ids.index("A-V-2") < ids.index("A-V-5")
     a1 = get_entry("a-v-1")
-    assert a1.availability == "real" and a1.runner is not None and a1.reference
-    assert get_entry("A-V-4").runner is None and "ImageNet" in get_entry("A-V-4").note
+    assert a1.availability == "real" and a1.experiment is not None and a1.reference
+    assert get_entry("A-V-4").experiment is None and "ImageNet" in get_entry("A-V-4").note
     res = CliRunner().invoke(main, ["reproduce", "--list"])
     assert res.exit_code == 0 and "| A-V-1 |" in res.output and "needs --data-root" in res.output
 
@@ -54,7 +54,8 @@ def test_entries_that_need_data_say_so():
 def test_attack_table_runs_end_to_end(tmp_path):
     """A tiny version of Table A V-1 on mnist-5k: a model trained one epoch, DDN and C&W rows, the reference's
     numbers beside ours, figure and files in the run directory."""
-    entry = Entry("test-A-V-1", "tiny attack table", "test", "mnist-5k", "real", "-", "-", attack_table,
+    entry = Entry(id="test-A-V-1", title="tiny attack table", section="test", data="mnist-5k", availability="real",
+                  time_cpu="-", time_gpu="-", experiment=ATTACK_TABLE,
                   settings={"dataset": "mnist-5k", "n_samples": 12, "batch_size": 12,
                             "rows": [{"attack": "ddn", "budget": "100"}, {"attack": "cw", "budget": "4x25"}],
                             "figure_rows": [("ddn", "100"), ("cw", "4x25")], "recipe": {"epochs": 1}},
@@ -70,7 +71,8 @@ def test_attack_table_runs_end_to_end(tmp_path):
     assert ddn.success == 1.0 and ddn.success_reference == 100.0 and ddn.median_l2_reference == 1.4506
     assert ddn.median_l2_ratio == pytest.approx(ddn.median_l2 / 1.4506)
     assert "| DDN | 100 | 8 |" in outcome.markdown and "1.4506" in outcome.markdown
-    assert "Settings changed from the full experiment** (`--set`): `n_samples` = `8`" in outcome.markdown
+    assert "**`--set n_samples=8`**: changed from the full experiment" in outcome.markdown
+    assert outcome.markdown.index("Departures from the reference") < outcome.markdown.index("| DDN | 100 | 8 |")
     for name in ("table.md", "table.csv", "summary.json", "config.json", "ddn-100.csv", "fig-A-V-9.png",
                  "fig-A-V-5.png"):
         assert (run_dir / name).is_file(), name
@@ -80,14 +82,18 @@ def test_attack_table_runs_end_to_end(tmp_path):
 
 
 def test_set_changes_nested_settings_and_refuses_unknown_paths():
-    settings = get_entry("A-V-1").settings
-    changed = override_settings(settings, {"rows.2.n_samples": 30, "n_samples": 500})
-    assert changed["rows"][2] == {"attack": "cw", "budget": "9x10000", "n_samples": 30}
-    assert changed["n_samples"] == 500 and settings["rows"][2]["n_samples"] == 200  # the entry is untouched
-    assert override_settings(get_entry("A-V-5").settings, {"defense.epochs": 3})["defense"]["epochs"] == 3
-    for path, phrase in (("nope", "has no 'nope'"), ("rows.9.n_samples", "list of 7 items"),
-                         ("n_samples.x", "is a value")):
+    entry = get_entry("A-V-1")
+    changed = entry.resolved(False, {"rows.2.n_samples": 30, "n_samples": 500})
+    assert changed.rows[2].n_samples == 30 and changed.rows[2].budget == "9x10000"
+    assert changed.n_samples == 500 and entry.settings.rows[2].n_samples is None  # the entry is untouched
+    assert get_entry("A-V-5").resolved(False, {"defense.epochs": 3}).defense.epochs == 3
+    for path, phrase in (("nope", "has no setting 'nope'"), ("rows.9.n_samples", "list of 7 items"),
+                         ("n_samples.x", "is a value"), ("rows.0.n_sample", "has no setting 'n_sample'"),
+                         ("n_samples", "must be >= 1"), ("rows", "must be a list")):
         with pytest.raises(ConfigError, match=phrase):
-            override_settings(settings, {path: 1})
-    res = CliRunner().invoke(main, ["reproduce", "A-V-1", "--set", "nope=1"])
-    assert res.exit_code == 2 and "has no 'nope'" in res.output and "Traceback" not in res.output
+            entry.resolved(False, {path: -3 if path == "n_samples" else 5 if path == "rows" else 1})
+    with pytest.raises(ConfigError, match="must be an integer"):
+        entry.resolved(False, {"n_samples": "abc"})
+    res = CliRunner().invoke(main, ["reproduce", "A-V-1", "--set", "rows.0.n_sample=1"])
+    assert res.exit_code == 2 and "has no setting 'n_sample'" in res.output and "n_samples" in res.output
+    assert "Traceback" not in res.output

@@ -11,9 +11,10 @@ from torch.utils.data import DataLoader
 from advwsl.data import training_transform
 from advwsl.data.synthetic import SyntheticHistology
 from advwsl.errors import ConfigError, InputError
-from advwsl.jobs.train import TrainRequest, resolve_train_config
+from advwsl.config import TrainJobConfig
+from advwsl.jobs.train import resolve_train_config
 from advwsl.models import checkpoint_info, load_model
-from advwsl.training import PRESETS, TrainConfig, build_model, check_data, evaluate, fit
+from advwsl.training import PRESETS, TrainConfig, build_model, check_data, check_model_options, evaluate, fit
 
 
 class _Oracle(nn.Module):
@@ -50,11 +51,11 @@ class _Negate(nn.Module):
 
 def test_unet_configuration_errors_come_first():
     with pytest.raises(ConfigError, match="pixel loss"):
-        TrainConfig(model="unet")
+        check_model_options(TrainConfig(model="unet"))
     with pytest.raises(ConfigError, match="segmentation model"):
-        TrainConfig(model="cam", loss="pixel-ce")
+        check_model_options(TrainConfig(model="cam", loss="pixel-ce"))
     with pytest.raises(ConfigError, match="monitor a localization"):
-        TrainConfig(model="unet", loss="pixel-ce")
+        check_model_options(TrainConfig(model="unet", loss="pixel-ce"))
     with pytest.raises(ConfigError, match="needs pixel masks"):
         check_data(TrainConfig(model="unet", loss="pixel-ce", monitor="dice", dataset="bach"))
 
@@ -62,9 +63,9 @@ def test_unet_configuration_errors_come_first():
 def test_unet_presets_and_resolution():
     for name in ("glas-unet", "camelyon16-unet"):  # section 2.1.3.2: lr 0.1 / 10 every third, batches of 16
         cfg = TrainConfig.from_dict(PRESETS[name])
-        assert (cfg.lr, cfg.batch_size, cfg.milestones, cfg.gamma) == (0.1, 16, [1 / 3, 2 / 3], 0.1)
+        assert (cfg.lr, cfg.batch_size, cfg.milestones, cfg.gamma) == (0.1, 16, (1 / 3, 2 / 3), 0.1)
     assert PRESETS["glas-unet"]["epochs"] == 960 and PRESETS["camelyon16-unet"]["epochs"] == 90
-    cfg = resolve_train_config(TrainRequest(options={"model": "unet", "dataset": "synthetic", "epochs": 1}))
+    cfg = resolve_train_config(TrainJobConfig(options={"model": "unet", "dataset": "synthetic", "epochs": 1}))
     assert (cfg.loss, cfg.monitor, cfg.epochs, cfg.model_kwargs["base_width"]) == ("pixel-ce-dice", "dice", 1, 8)
     three = build_model(TrainConfig(model="unet", loss="pixel-ce", monitor="dice", model_kwargs={"base_width": 4,
                                                                                                     "depth": 2}), 3)

@@ -39,7 +39,7 @@ def test_predict_and_attack(slides, checkpoint, tmp_path, name):
     summary = json.loads((tmp_path / "p" / "summary.json").read_text())
     assert len(tiles) == summary["tiles"] > 0 and tiles["tissue"].min() >= 0.2
 
-    res = invoke("attack", *common, "--steps", "5", "--max-tiles", "3", "--out", tmp_path / "a")
+    res = invoke("attack", *common, "--budget", "5", "--max-tiles", "3", "--out", tmp_path / "a")
     assert res.exit_code == 0, res.output
     assert "slide score:" in res.output and "positive region of the stitched CAM" in res.output
     attacked = pd.read_csv(tmp_path / "a" / "attack_tiles.csv")
@@ -48,7 +48,7 @@ def test_predict_and_attack(slides, checkpoint, tmp_path, name):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--magnification", "10", "--level", "1"], "at most one of mpp, magnification, level and downsample"),
+    (["--magnification", "10", "--level", "1"], "at most one of --mpp, --magnification, --level and --downsample"),
     (["--cam-class", "5"], "--cam-class 5 is not a class of"),
     (["--device", "nonsense"], "unknown device 'nonsense'"),
 ])

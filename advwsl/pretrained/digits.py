@@ -14,8 +14,9 @@ from torch import nn
 
 from ..data.digits import sklearn_digits
 from ..models import create_model, save_model
-from ..utils import cache_dir
-from .builtin import BuiltinModel, cached_model, register_builtin
+from .cache import Pretrained, get_pretrained, register_pretrained
+
+__all__ = ["DIGITS_CNN", "DIGITS_SIZE", "DIGITS_RECIPE", "train_classifier", "accuracy", "digits_cnn"]
 
 #: Name of the cached model and its training recipe.
 DIGITS_CNN = "digits-cnn"
@@ -50,13 +51,18 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> fl
         return float((model(images).argmax(1) == labels).float().mean())
 
 
-def _train_digits_cnn(stem: Path) -> None:
+def _recipe() -> dict[str, Any]:
+    return {"model": "cw-mnist", "input_size": DIGITS_SIZE, "dataset": "digits", **DIGITS_RECIPE}
+
+
+def _train_digits_cnn(stem: Path, recipe: dict[str, Any], *, progress: bool = True,
+                      log: Callable[[str], None] | None = None, retrain: bool = False) -> None:
     x_train, y_train = sklearn_digits(DIGITS_SIZE, "train")
     x_test, y_test = sklearn_digits(DIGITS_SIZE, "test")
     model = create_model("cw-mnist", input_size=DIGITS_SIZE)
     train_classifier(model, x_train, y_train, **DIGITS_RECIPE)
     save_model(model, stem, overwrite=True, metadata={
-        "classes": [str(c) for c in range(10)], "training": DIGITS_RECIPE,
+        "classes": [str(c) for c in range(10)], "training": recipe,
         "dataset": {"name": "digits", "split": "train", "size": DIGITS_SIZE},
         "metrics": {"test_accuracy": accuracy(model, x_test, y_test)}})
 
@@ -65,10 +71,10 @@ def digits_cnn(*, retrain: bool = False, progress: bool = True,
                log: Callable[[str], None] | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """The C&W MNIST network trained on the scikit-learn digits (16 x 16, train split) and its sidecar, from
     the cache or trained now (a few seconds on a CPU) and cached. The model is on the CPU in eval mode."""
-    stem = cache_dir("models") / DIGITS_CNN
-    return cached_model(stem, lambda: _train_digits_cnn(stem), retrain=retrain, log=log)
+    return get_pretrained(DIGITS_CNN).load(retrain=retrain, progress=progress, log=log)
 
 
-register_builtin(BuiltinModel(
+register_pretrained(Pretrained(
     DIGITS_CNN, "C&W MNIST CNN (Table A V-7) trained on the scikit-learn digits at 16x16 (seconds on a CPU)",
-    load=digits_cnn, dataset="digits"))
+    recipe=_recipe, build=lambda stem, recipe, **options: _train_digits_cnn(stem, recipe, **options), dataset="digits",
+    code=("advwsl/pretrained/digits.py", "advwsl/data/digits.py", "advwsl/models")))

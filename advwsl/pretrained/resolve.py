@@ -1,10 +1,4 @@
-"""Built-in trained models and the one model resolver of every command.
-
-A built-in model is trained by advwsl itself on data that is on every machine (scikit-learn's digits, the
-synthetic histology set), on first use, and cached under :func:`advwsl.utils.cache_dir` ``("models")``;
-each registers a :class:`BuiltinModel` in its own module (:mod:`.builtin_digits`, :mod:`.builtin_wsl`).
-The cache is safe under concurrent first use: a file lock makes a second process wait for the first one's
-model and load it instead of training it again.
+"""The one model resolver of every command.
 
 :func:`resolve_model` turns what a user gives as ``--model`` / ``--checkpoint`` into a model in eval mode,
 with what is known about it (:class:`ResolvedModel`): a built-in name, a checkpoint path
@@ -18,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import re
-import shutil
 import sys
 import warnings
 from collections.abc import Callable
@@ -26,54 +19,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
 from torch import nn
 
-from ..errors import AdvwslError, AdvwslWarning, CheckpointError, ConfigError, ModelError
+from ..errors import AdvwslError, AdvwslWarning, ConfigError, ModelError
 from ..models import checkpoint_info, checkpoint_paths, create_model, list_models, load_model, model_info
-from ..registry import Registry
-from ..utils import torch_threads
+from .cache import get_pretrained, list_pretrained
 
-__all__ = ["BuiltinModel", "ResolvedModel", "register_builtin", "get_builtin", "list_builtins", "resolve_model",
-           "cached_model", "training_dir", "describe_sources", "FACTORY_PATTERN", "load_factory_model"]
+__all__ = ["ResolvedModel", "resolve_model", "describe_sources", "FACTORY_PATTERN", "load_factory_model"]
 
 #: ``--model path/to/file.py:function``.
 FACTORY_PATTERN = re.compile(r"^(?P<path>.+\.py):(?P<function>[A-Za-z_][A-Za-z0-9_]*)$")
 
 Log = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class BuiltinModel:
-    """A model advwsl trains itself on first use.
-
-    ``load(progress=..., log=..., retrain=...)`` returns ``(model, info)``: the model on the CPU in eval mode
-    and its checkpoint sidecar plus ``checkpoint`` (the cached stem). ``dataset`` and ``dataset_kwargs()``
-    name the data it was trained on (the default evaluation data of the commands); ``notice`` is shown when
-    it is used."""
-
-    name: str
-    description: str
-    load: Callable[..., tuple[nn.Module, dict[str, Any]]]
-    dataset: str
-    dataset_kwargs: Callable[[], dict[str, Any]] = dict
-    notice: str = ""
-
-
-_BUILTINS: Registry[BuiltinModel] = Registry("built-in model")
-
-
-def register_builtin(spec: BuiltinModel) -> BuiltinModel:
-    """Make ``spec`` available as ``--model NAME`` in every command."""
-    return _BUILTINS.register(spec.name, spec)
-
-
-def get_builtin(name: str) -> BuiltinModel:
-    return _BUILTINS.get(name)
-
-
-def list_builtins() -> list[str]:
-    return _BUILTINS.names()
 
 
 @dataclass
@@ -114,46 +71,6 @@ class ResolvedModel:
                 "trained_on": self.dataset, "metrics": self.info.get("metrics")}
 
 
-#: Intra-op threads a built-in model is trained with: on a CPU the thread count changes the order of the
-#: sums of every backward pass, so the same recipe gives another model at another count. One thread makes
-#: the first-use training (and so every number printed with the model) the same on every machine.
-BUILD_THREADS = 1
-
-
-def training_dir(stem: Path, retrain: bool = False) -> tuple[Path, bool]:
-    """The folder ``<stem>.training`` where the checkpoint at ``stem`` is trained, created (emptied first when
-    ``retrain``), and whether it holds an interrupted training to resume."""
-    run_dir = stem.with_name(stem.name + ".training")
-    if retrain and run_dir.exists():
-        shutil.rmtree(run_dir)
-    resume = (run_dir / "state" / "last.pt").is_file() or (run_dir / "summary.json").is_file()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir, resume
-
-
-def cached_model(stem: Path, build: Callable[[], None], *, retrain: bool = False,
-                 log: Log | None = None) -> tuple[nn.Module, dict[str, Any]]:
-    """The checkpoint at ``stem``, built by ``build()`` (which must save it there) when it is missing or
-    ``retrain``; ``(model, sidecar + {"checkpoint": stem})``. ``build`` runs with :data:`BUILD_THREADS`
-    torch threads, whatever ``OMP_NUM_THREADS`` says, so that it gives the same model everywhere. A file lock
-    beside ``stem`` serializes concurrent first uses: the second process waits, then loads what the first
-    one saved."""
-    stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(stem) + ".lock")
-    with lock:
-        cached = all(p.is_file() for p in checkpoint_paths(stem))
-        if retrain or not cached:
-            with torch_threads(BUILD_THREADS):
-                build()
-        try:
-            model = load_model(stem)
-        except CheckpointError as exc:
-            raise CheckpointError(f"{exc}. This is a cached built-in model: delete {stem}.* or rerun with "
-                                  "--retrain to rebuild it") from None
-        return model, {**checkpoint_info(stem), "checkpoint": str(stem)}
-
-
 def _is_checkpoint_path(text: str) -> bool:
     path = Path(text)
     weights, sidecar = checkpoint_paths(path)
@@ -166,7 +83,7 @@ def resolve_model(name: str, *, checkpoint: str | Path | None = None, progress: 
 
     In order: ``path/to/file.py:function`` (:func:`load_factory_model`; no ``checkpoint``); an explicit
     ``checkpoint`` (``name`` then must be its zoo architecture, or a built-in or None-like name that is
-    ignored); a built-in model (:func:`list_builtins`; trained on first use and cached, ``retrain`` rebuilds
+    ignored); a built-in model (:func:`~advwsl.pretrained.list_pretrained`; trained on first use and cached, ``retrain`` rebuilds
     it); a checkpoint path; a zoo architecture, which has random weights and is refused unless
     ``allow_random`` (then with a warning).
     """
@@ -184,14 +101,14 @@ def resolve_model(name: str, *, checkpoint: str | Path | None = None, progress: 
     if checkpoint is not None:
         if name in list_models():
             model = load_model(checkpoint, architecture=name)
-        elif name in list_builtins() or not name:
+        elif name in list_pretrained() or not name:
             model = load_model(checkpoint)
         else:
             raise ConfigError(f"--model {name!r} with --checkpoint: give the checkpoint's zoo architecture "
                               f"({', '.join(list_models())}) or only --checkpoint")
         return _from_checkpoint(model, str(checkpoint), name or str(checkpoint))
-    if name in list_builtins():
-        spec = get_builtin(name)
+    if name in list_pretrained():
+        spec = get_pretrained(name)
         model, info = spec.load(progress=progress, log=say, retrain=retrain)
         if spec.notice:
             say(spec.notice)
@@ -200,14 +117,14 @@ def resolve_model(name: str, *, checkpoint: str | Path | None = None, progress: 
     if name in list_models():
         if not allow_random:
             raise ConfigError(f"--model {name!r} is an architecture with random weights; give its trained weights "
-                              f"with --checkpoint PATH, or a built-in model ({', '.join(list_builtins())})")
+                              f"with --checkpoint PATH, or a built-in model ({', '.join(list_pretrained())})")
         warnings.warn(f"model {name!r} is built with random weights; pass --checkpoint to use a trained one",
                       AdvwslWarning, stacklevel=2)
         model = create_model(name)
         return ResolvedModel(model.eval(), name, "zoo", info={"architecture": name, "task": model_info(name).task})
     if _is_checkpoint_path(name):
         return _from_checkpoint(load_model(name), name, name)
-    raise ConfigError(f"unknown model {name!r}: not a built-in model ({', '.join(list_builtins())}), a checkpoint "
+    raise ConfigError(f"unknown model {name!r}: not a built-in model ({', '.join(list_pretrained())}), a checkpoint "
                       f"path (<stem>.safetensors + <stem>.json) nor a zoo architecture with --checkpoint "
                       f"({', '.join(list_models())}); `advwsl models` lists them")
 
@@ -266,7 +183,7 @@ def _from_checkpoint(model: nn.Module, path: str, name: str) -> ResolvedModel:
 def describe_sources() -> str:
     """What ``--model`` accepts, one line each (for ``advwsl models``)."""
     lines = ["Built-in trained models (trained on first use, cached):"]
-    lines += [f"  {n:<16} {get_builtin(n).description}" for n in list_builtins()]
+    lines += [f"  {n:<16} {get_pretrained(n).description}" for n in list_pretrained()]
     lines += ["", "Architectures (zoo; give trained weights with --checkpoint, or train them with advwsl train):"]
     lines += [f"  {n:<16} {model_info(n).task:<14} {model_info(n).description}" for n in list_models()]
     lines += ["", "Checkpoints: a path <stem>.safetensors (+ <stem>.json sidecar) written by advwsl train or save_model."]

@@ -4,14 +4,15 @@ on this machine (``advwsl reproduce A-V-1``), cached on first use."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from .builtin import BuiltinModel, register_builtin
-from .trained import trained_model
+from ..config import TrainConfig
+from .cache import Pretrained, register_pretrained
+from .trained import trained_model, trained_recipe, train_and_save
 
 __all__ = ["MNIST_RECIPE", "mnist_cnn", "mnist_recipe"]
 
@@ -39,6 +40,13 @@ def mnist_cnn(*, retrain: bool = False, progress: bool = True, log: Callable[[st
     return trained_model(f"cw-mnist-{dataset}", config, retrain=retrain, log=log)
 
 
-register_builtin(BuiltinModel(
+def _build(stem: Path, recipe: dict[str, Any], *, progress: bool = True,
+           log: Callable[[str], None] | None = None, retrain: bool = False) -> None:
+    (log or print)("training mnist-cnn (the C&W MNIST network on mnist-5k, 50 epochs; cached)")
+    train_and_save(TrainConfig.from_dict({**mnist_recipe("mnist-5k"), "progress": progress}), stem, retrain=retrain)
+
+
+register_pretrained(Pretrained(
     "mnist-cnn", "C&W MNIST CNN (Table A V-7) trained on mnist-5k's 4,000 real MNIST digits (minutes on a CPU)",
-    load=functools.partial(mnist_cnn), dataset="mnist-5k"))
+    recipe=lambda: trained_recipe(TrainConfig.from_dict(mnist_recipe("mnist-5k"))), build=_build,
+    dataset="mnist-5k", folder=("models", "trained"), cache_name="cw-mnist-mnist-5k"))

@@ -11,11 +11,11 @@ Every WSL zoo name (``cam``, ``max``, ``lse``, ``wildcat``, ``deepmil``, ``deepm
 and weight decay 1e-4 (section 2.1.3.1) with a cosine schedule (appendix II); flips and 90-degree
 rotations. Training is :func:`advwsl.training.fit`; the best checkpoint (validation accuracy) is cached
 under ``advwsl.utils.cache_dir("models")/demo`` (``$ADVWSL_HOME``, else ``$XDG_CACHE_HOME/advwsl``, else
-``~/.cache/advwsl``) under a name that hashes the model name, the recipe, :data:`DEMO_VERSION`, the
-advwsl version and a fingerprint of the generated data (a demo trained on other data is never reused),
-and reused on the next call. An interrupted training resumes where it stopped.
+``~/.cache/advwsl``) under a name that hashes the model name, the recipe and the code that generates the
+data and trains (:func:`advwsl.pretrained.cache_stem`: a demo trained by other code is never reused), and
+reused on the next call. An interrupted training resumes where it stopped.
 
-Training runs on the CPU with one thread (:func:`.builtin.cached_model`): the thread count changes the
+Training runs on the CPU with one thread (:func:`.cache.cached_model`): the thread count changes the
 order of the sums of the backward pass, so this makes the model, and every number printed with it, the
 same whatever ``OMP_NUM_THREADS`` is. Trained with seeds 0-4 (``experiments/demo_seeds.py``), WILDCAT
 reaches a test accuracy of 97.7 ± 1.0 % (worst seed 96.1 %) and a CAM Dice of 0.603 ± 0.039 (worst seed
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -39,20 +38,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from .. import __version__
 from ..data.synthetic import SyntheticHistology
 from ..errors import ConfigError, InputError
 from ..evaluation.cams import mask_scores, predict_maps
 from ..models import checkpoint_info, checkpoint_paths, list_models, load_model, save_model
 from ..training import fit
-from ..utils import cache_dir
-from .builtin import BuiltinModel, cached_model, register_builtin, training_dir
+from .cache import TRAINING_CODE, Pretrained, cache_stem, cached_model, register_pretrained, training_dir
 
-__all__ = ["DEMO_VERSION", "DEMO_DATASET", "DEMO_RECIPE", "DEMO_NOTICE", "demo_config", "demo_checkpoint",
+__all__ = ["DEMO_DATASET", "DEMO_RECIPE", "DEMO_NOTICE", "DEMO_CODE", "demo_config", "demo_checkpoint",
            "demo_model", "demo_data", "demo_dataset_kwargs", "is_demo_cached", "RECIPE_ENV"]
 
-#: Bumped whenever the recipe or the data generator changes what the demo model learns.
-DEMO_VERSION = 1
+#: The code a demo model depends on (its cache key covers it): the training code and this module.
+DEMO_CODE = TRAINING_CODE + ("advwsl/pretrained/demo.py",)
 
 #: The built-in synthetic set of the demo (binary: normal / malignant, 64 x 64 tiles with ROI masks).
 DEMO_DATASET: dict[str, Any] = {"size": 64, "num_classes": 2, "n_trainval": 2560, "n_test": 128, "seed": 0}
@@ -109,33 +106,11 @@ def demo_dataset_kwargs() -> dict[str, Any]:
     return {**DEMO_DATASET, **_env_overrides().get("dataset_kwargs", {})}
 
 
-def _data_fingerprint(dataset_kwargs: dict[str, Any]) -> str:
-    """Hash of the first tiles of the demo's training pool: a change of the synthetic generator changes
-    the cache key, so a stale demo model is never reused."""
-    return _fingerprint(json.dumps(dataset_kwargs, sort_keys=True))
-
-
-@functools.lru_cache(maxsize=16)
-def _fingerprint(dataset_json: str) -> str:
-    images, labels, masks = SyntheticHistology("trainval", n=2, cache=False, **json.loads(dataset_json)).tensors()
-    digest = hashlib.sha256()
-    for t in (images, labels, masks):
-        digest.update(t.contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
-def _key(config: dict[str, Any]) -> str:
-    text = json.dumps({"config": {k: v for k, v in config.items() if k not in ("progress", "device")},
-                       "version": DEMO_VERSION, "advwsl": __version__,
-                       "data": _data_fingerprint(config["dataset_kwargs"])}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
 def demo_checkpoint(name: str = "wildcat", **overrides: Any) -> Path:
     """Where the demo checkpoint of ``name`` (with these recipe ``overrides``) is cached: the stem of
     ``<stem>.safetensors`` + ``<stem>.json``."""
-    config = demo_config(name, **overrides)
-    return cache_dir("models", "demo") / f"{name}-v{DEMO_VERSION}-{_key(config)}"
+    config = {k: v for k, v in demo_config(name, **overrides).items() if k not in ("progress", "device")}
+    return cache_stem(name, config, DEMO_CODE, folder=("models", "demo"))
 
 
 def is_demo_cached(name: str = "wildcat", **overrides: Any) -> bool:
@@ -164,7 +139,7 @@ def _train(name: str, config: dict[str, Any], stem: Path, *, retrain: bool, prog
     best = run_dir / "checkpoints" / "best"
     model, info = load_model(best), checkpoint_info(best)
     metrics = {"valid": info.get("metrics", {}), "test": _test_metrics(model, config)}
-    metadata = {"classes": info.get("classes"), "training": config, "demo": True, "demo_version": DEMO_VERSION,
+    metadata = {"classes": info.get("classes"), "training": config, "demo": True,
                 "dataset": {"name": "synthetic", **config["dataset_kwargs"], "fold": 0}, "metrics": metrics,
                 "epoch": info.get("epoch")}
     save_model(model, stem, metadata=metadata, overwrite=True)
@@ -183,7 +158,7 @@ def demo_model(name: str = "wildcat", *, retrain: bool = False, progress: bool =
     stem = demo_checkpoint(name, **overrides)
     say = log or (lambda message: None)
     return cached_model(stem, lambda: _train(name, config, stem, retrain=retrain, progress=progress, say=say),
-                        retrain=retrain, log=say)
+                        retrain=retrain)
 
 
 def _test_metrics(model: nn.Module, config: dict[str, Any]) -> dict[str, float]:
@@ -196,8 +171,17 @@ def _test_metrics(model: nn.Module, config: dict[str, Any]) -> dict[str, float]:
             "cam_iou": float(iou[valid].mean()), "n": int(len(labels))}
 
 
+def _build(name: str) -> Callable[..., None]:
+    def build(stem: Path, recipe: dict[str, Any], *, progress: bool = True,
+              log: Callable[[str], None] | None = None, retrain: bool = False) -> None:
+        _train(name, demo_config(name), stem, retrain=retrain, progress=progress, say=log or (lambda m: None))
+    return build
+
+
 for _name in list_models("wsl"):
-    register_builtin(BuiltinModel(
+    register_pretrained(Pretrained(
         _name, f"{_name} on resnet-mini trained on the synthetic histology set (CAMs; ~1 min on a CPU)",
-        load=functools.partial(demo_model, _name), dataset="synthetic", dataset_kwargs=demo_dataset_kwargs,
-        notice=DEMO_NOTICE.format(name=_name)))
+        recipe=functools.partial(lambda n: {k: v for k, v in demo_config(n).items() if k not in ("progress", "device")},
+                                 _name),
+        build=_build(_name), dataset="synthetic", code=DEMO_CODE, folder=("models", "demo"),
+        dataset_kwargs=demo_dataset_kwargs, notice=DEMO_NOTICE.format(name=_name)))

