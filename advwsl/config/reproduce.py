@@ -47,13 +47,17 @@ class AttackRow(Config):
     kwargs: dict[str, Any] = option(default_factory=dict)
 
 
+#: The datasets the appendix V experiments run on (mnist-5k offline; MNIST and CIFAR-10 with --data-root).
+AppendixVData = Literal["mnist-5k", "mnist", "cifar10"]
+
+
 @dataclass(frozen=True)
 class AttackTableSettings(Config):
     """Tables A V-1 to A V-4: the ``rows`` on the first ``n_samples`` test images of ``dataset`` (its model:
     the C&W network trained by ``recipe`` over the dataset's), in batches of ``batch_size``; the rows of
     Figure A V-9 (``figure_rows``: (attack, budget) pairs)."""
 
-    dataset: str
+    dataset: AppendixVData
     n_samples: int = option(1000, "", low=1)
     rows: tuple[AttackRow, ...] = ()
     batch_size: int = option(1000, "", low=1)
@@ -96,7 +100,7 @@ class DefenseTableSettings(Config):
     on the first ``n_samples`` test images with the attacks of ``budgets`` (attack -> budget), their
     per-sample best, and the accuracy at ``epsilon``."""
 
-    dataset: str
+    dataset: AppendixVData
     n_samples: int = option(1000, "", low=1)
     epsilon: float = option(1.5, "", low=0, low_open=True)
     batch_size: int = option(1000, "", low=1)
