@@ -368,3 +368,31 @@ def plot_sweep(frame: Any, path: str | Path, *, measures: Sequence[str], labels:
     if title:
         fig.suptitle(textwrap.fill(title, 45 * cols), fontsize=10)
     return _save(fig, path, 120)
+
+
+def plot_defense_examples(images: Any, rows: Sequence[tuple[str, Any, Any]], labels: Any, path: str | Path, *,
+                          title: str | None = None) -> Path:
+    """Figure A V-5: clean images (top row), then per model a row of its adversarials, each titled with the
+    adversarial prediction and the L2 norm of the perturbation; ``rows`` are ``(model name, adversarials,
+    predictions)``. Images (N, C, H, W) in [0, 1]."""
+    import numpy as np
+
+    x = images.detach().cpu().float().numpy()
+    n = len(x)
+    fig, axes = plt.subplots(len(rows) + 1, n, figsize=(1.25 * n + 1.2, 1.55 * (len(rows) + 1) + 0.5),
+                             squeeze=False, constrained_layout=True)
+    grids = [("clean", x, labels)] + [(name, adv.detach().cpu().float().numpy(), pred) for name, adv, pred in rows]
+    for r, (name, batch, preds) in enumerate(grids):
+        for i in range(n):
+            ax = axes[r, i]
+            img = batch[i]
+            shown = img[0] if img.shape[0] == 1 else np.clip(img.transpose(1, 2, 0), 0, 1)
+            ax.imshow(shown, cmap="gray" if img.shape[0] == 1 else None, vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            text = str(int(preds[i])) if r == 0 else f"{int(preds[i])}  {np.sqrt(((img - x[i]) ** 2).sum()):.2f}"
+            ax.set_title(text, fontsize=7, pad=2)
+        axes[r, 0].set_ylabel(name, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return _save(fig, path, 110)

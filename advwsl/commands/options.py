@@ -287,7 +287,7 @@ def config_from_cli(cls: type, params: dict[str, Any], **fixed: Any) -> Any:
                 value = tuple(value)
                 if not value:
                     continue
-            values[f.name] = parse_cli_text(value, hint, opt, cls.label(f.name))
+            values[f.name] = parse_cli_text(value, hint, opt, cls.flag_of(f.name))
     return cls(**values)
 
 
@@ -301,7 +301,7 @@ def overrides_from_cli(cls: type, params: dict[str, Any]) -> dict[str, Any]:
         value = params.get(f.name)
         if value is None or (opt.multiple and not value):
             continue
-        given[f.name] = parse_cli_text(tuple(value) if opt.multiple else value, hint, opt, cls.label(f.name))
+        given[f.name] = parse_cli_text(tuple(value) if opt.multiple else value, hint, opt, cls.flag_of(f.name))
     return given
 
 

@@ -224,7 +224,7 @@ class Config:
 
     def __post_init__(self) -> None:
         for f, hint, opt in config_fields(type(self)):
-            label = self.label(f.name)
+            label = self.flag_of(f.name)
             value = check_value(getattr(self, f.name), hint, name=label)
             check_range(value, opt, label)
             object.__setattr__(self, f.name, value)
@@ -234,7 +234,7 @@ class Config:
         """Checks that involve several fields (override; raise :class:`ConfigError`)."""
 
     @classmethod
-    def label(cls, name: str) -> str:
+    def flag_of(cls, name: str) -> str:
         """How errors name the field ``name``: its command-line spelling when it has one."""
         for f, _, opt in config_fields(cls):
             if f.name == name:

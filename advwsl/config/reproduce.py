@@ -39,12 +39,19 @@ class Departure(Config):
 @dataclass(frozen=True)
 class AttackRow(Config):
     """A row of an attack table: ``attack`` at ``budget`` (``--budget`` text), on the first ``n_samples``
-    images when fewer than the table's, with extra ``kwargs`` (e.g. ``{"abort_early": true}``)."""
+    images when fewer than the table's, with extra ``kwargs`` (e.g. ``{"abort_early": true}``); ``label``
+    names it in the budget column when two rows share an attack and a budget."""
 
     attack: str
     budget: str
     n_samples: int | None = option(None, "", low=1)
     kwargs: dict[str, Any] = option(default_factory=dict)
+    label: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """How findings and figures name the row: (attack, label or budget)."""
+        return self.attack, self.label or self.budget
 
 
 #: The datasets the appendix V experiments run on (mnist-5k offline; MNIST and CIFAR-10 with --data-root).

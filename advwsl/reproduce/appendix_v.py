@@ -22,6 +22,7 @@ numbers.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -38,9 +39,10 @@ from ..models import checkpoint_info, load_model
 from ..pretrained.mnist import mnist_recipe
 from ..jobs.data import load_data
 from ..pretrained.trained import trained_model
-from ..plotting import plot_adversarial_examples, plot_robustness_curves
+from ..plotting import plot_defense_examples, plot_robustness_curves
 from ..utils import select_device
 from .compare import Measure, side_by_side, side_by_side_markdown
+from .findings import evaluate_findings, findings_markdown, same_images_l2
 from .registry import Context, Experiment, Outcome
 
 __all__ = ["attack_table", "targeted_table", "defense_table", "DATASETS", "ATTACK_TABLE", "TARGETED_TABLE",
@@ -76,7 +78,8 @@ def _data(ctx: Context, dataset: str, n: int) -> tuple[torch.Tensor, torch.Tenso
 
 def _result_row(result: AttackResult, attack: str, budget: str, n: int) -> dict[str, Any]:
     s = result.summary()
-    return {"attack": get_attack_spec(attack).display, "budget": budget, "images": n, "success": s["success"],
+    return {"attack": get_attack_spec(attack).display, "budget": budget, "images": n,
+            "counted": int(result.originally_correct.sum()), "success": s["success"],
             "mean_l2": s["mean_l2"], "median_l2": s["median_l2"], "grads": s["grads_per_sample"],
             "seconds": s["seconds"]}
 
@@ -116,7 +119,7 @@ def _attack_rows(ctx: Context, model: torch.nn.Module, images: torch.Tensor, lab
                  ) -> Iterator[tuple[dict[str, Any], int, AttackResult]]:
     """Run the attack of each row of the settings on its first ``n_samples`` images (default ``n``), save the
     result as ``[targeted-]<attack>-<budget>.csv`` / ``.json`` (added to ``files``) and yield the row, its
-    number of images and the result. Untargeted DDN results keep their adversarials (Figure A V-5)."""
+    number of images and the result."""
     for row in ctx.settings.rows:
         k = min(row.n_samples or n, n)
         kwargs = get_attack_spec(row.attack).check({**_budget_kwargs(row.attack, row.budget, dataset), **row.kwargs},
@@ -125,8 +128,8 @@ def _attack_rows(ctx: Context, model: torch.nn.Module, images: torch.Tensor, lab
         ctx.log(f"targeted {what} x every other class" if targeted else what)
         result = run_attack(model, images[:k], labels[:k], attack=row.attack, attack_kwargs=kwargs,
                             targeted=targeted, batch_size=ctx.settings.batch_size,
-                            progress=ctx.progress, keep_adversarials=not targeted and row.attack == "ddn")
-        stem = f"{'targeted-' if targeted else ''}{row.attack}-{row.budget}"
+                            progress=ctx.progress)
+        stem = f"{'targeted-' if targeted else ''}{row.attack}-{(row.label or row.budget).replace(' ', '-')}"
         result.save(ctx.run_dir, stem)
         files += [f"{stem}.csv", f"{stem}.json"]
         yield row, k, result
@@ -136,10 +139,11 @@ def _table(ctx: Context, dataset: str, info: dict[str, Any], ours: list[dict[str
            measures: tuple[Measure, ...], caption: str) -> list[str]:
     """Our rows beside the reference's, written to ``table.csv``; returns the report: the header, ``caption``
     and the Markdown table."""
-    frame = side_by_side(ours, _reference_rows(ctx, dataset), ["attack", "budget"], measures, extra=["images"])
+    frame = side_by_side(ours, _reference_rows(ctx, dataset), ["attack", "budget"], measures,
+                         extra=["images", "counted"])
     atomic_write_text(ctx.run_dir / "table.csv", frame.to_csv(index=False))
-    return _header(ctx, dataset, info) + [caption, "", side_by_side_markdown(frame, ["attack", "budget", "images"],
-                                                                             measures)]
+    return _header(ctx, dataset, info) + [caption, "", side_by_side_markdown(
+        frame, ["attack", "budget", "images", "counted"], measures)]
 
 
 UNTARGETED = (Measure("success", "Success (%)", "share"), Measure("mean_l2", "Mean L2"),
@@ -153,11 +157,15 @@ def attack_table(ctx: Context) -> Outcome:
     dataset, model, info, n, images, labels = _setup(ctx)
     ours, results, files = [], {}, []
     for row, k, result in _attack_rows(ctx, model, images, labels, dataset, n, files):
-        results[(row.attack, row.budget)] = result
-        ours.append(_result_row(result, row.attack, row.budget, k))
+        results[row.key] = result
+        ours.append(_result_row(result, row.attack, row.label or row.budget, k))
     text = _table(ctx, dataset, info, ours, UNTARGETED,
-                  "Ours / reference (ratio, or difference in points for the success rate); run-times are not "
+                  "Ours / reference (ratio, or difference in points for the success rate); 'images' attacked, "
+                  "'counted' of them correctly classified (success and norms are over those); run-times are not "
                   "comparable (the reference used a GTX 1080 Ti and batches of 1,000).")
+    text += _same_images(results)
+    verdicts = evaluate_findings(ctx.entry.findings, results)
+    text += findings_markdown(verdicts)
     figure_rows = [tuple(fr) for fr in ctx.settings.figure_rows]
     curves = {f"{get_attack_spec(a).display} {b}" + (f" ({len(r.label)} images)" if len(r.label) < n else ""): r
               for (a, b), r in results.items() if (a, b) in figure_rows}
@@ -170,14 +178,22 @@ def attack_table(ctx: Context) -> Outcome:
         plot_robustness_curves(frame_curves, ctx.run_dir / "fig-A-V-9.png",
                                title=f"Figure A V-9: accuracy against the L2 norm ({dataset}, {len(labels)} images)")
         files += ["fig-A-V-9.csv", "fig-A-V-9.png"]
-    ddn = [r for (a, _), r in results.items() if a == "ddn" and r.adversarials is not None]
-    if ddn:
-        best = ddn[-1]
-        plot_adversarial_examples(images[:10], best.adversarials[:10], labels[:10], torch.as_tensor(best.adv_pred[:10]),
-                                  ctx.run_dir / "fig-A-V-5.png",
-                                  title=f"Figure A V-5: {best.attack} {best.budget} adversarials ({dataset})")
-        files.append("fig-A-V-5.png")
-    return Outcome("\n".join(text), files + ["table.csv"], {"rows": ours, "model": info.get("checkpoint")})
+    return Outcome("\n".join(text), files + ["table.csv"], {"rows": ours, "model": info.get("checkpoint"),
+                                                            "findings": [asdict(v) for v in verdicts]})
+
+
+def _same_images(results: dict[tuple[str, str], AttackResult]) -> list[str]:
+    """For each row run on fewer images than the others, every row's mean L2 on those images (where both
+    made the image adversarial), so that its norms compare on the same images."""
+    full = max(len(r.label) for r in results.values())
+    lines = []
+    for (attack, budget), small in results.items():
+        if len(small.label) == full:
+            continue
+        cells = [f"{get_attack_spec(a).display} {b}: {same_images_l2(small, r):.4f}" for (a, b), r in results.items()]
+        lines.append(f"- On the {len(small.label)} images of {get_attack_spec(attack).display} {budget} "
+                     f"(mean L2 there {same_images_l2(small, small):.4f}): " + "; ".join(cells))
+    return ["", "Same images:", *lines] if lines else []
 
 
 TARGETED = (Measure("avg_success", "Average success (%)", "share"), Measure("avg_mean_l2", "Average mean L2"),
@@ -234,10 +250,10 @@ def defense_table(ctx: Context) -> Outcome:
     eps = ctx.settings.epsilon
     budgets = {a: _budget_kwargs(a, b, dataset) for a, b in ctx.settings.budgets.items()}
     names = {"baseline": "Baseline", "madry": "Madry", "ddn": "Ours"}
-    ours, curves, notes = [], {}, []
+    ours, curves, notes, rows, models = [], {}, [], {}, {}
     for kind, name in names.items():
         model, info = _defended(ctx, dataset, kind, base)
-        model = model.to(device).eval()
+        models[name] = model = model.to(device).eval()
         with torch.no_grad():
             clean = float((model(images.to(device)).argmax(1).cpu() == labels).float().mean())
         ctx.log(f"evaluating {name}: clean accuracy {100 * clean:.1f} %")
@@ -245,6 +261,8 @@ def defense_table(ctx: Context) -> Outcome:
                                      batch_size=ctx.settings.batch_size, model_name=name,
                                      progress=ctx.progress)
         report.save(ctx.run_dir / kind)
+        for key, result in report.results.items():
+            rows[(name, key)] = result
         for row in report.table().to_dict(orient="records"):
             attack = row["attack"] if row["attack"] == "All" else f"{row['attack']} {row['budget']}"
             ours.append({"defense": name, "attack": attack, "success": row["success"], "mean_l2": row["mean_l2"],
@@ -254,6 +272,7 @@ def defense_table(ctx: Context) -> Outcome:
         notes.append(f"- {name}: clean accuracy {100 * clean:.2f} % on these {len(labels)} images; sanity checks "
                      + ("all pass" if not failed else f"FAILED: {', '.join(failed)}")
                      + f"; checkpoint {info.get('checkpoint')}")
+    _examples(ctx, models, images, labels, dataset)
     reference = [r for r in ctx.entry.reference if r.get("dataset") == DATASETS[dataset]["reference"]]
     frame = side_by_side(ours, reference, ["defense", "attack"], DEFENSE)
     atomic_write_text(ctx.run_dir / "table.csv", frame.to_csv(index=False))
@@ -273,7 +292,24 @@ def defense_table(ctx: Context) -> Outcome:
              "L-infinity model, eps 0.3). Accuracy at eps <= "
              f"{eps:g}. Ours / reference (ratio, or difference in points).", "",
              side_by_side_markdown(frame, ["defense", "attack"], DEFENSE), *notes]
-    return Outcome("\n".join(text), ["table.csv", "fig-A-V-4.png", "fig-A-V-4.csv"], {"rows": ours})
+    verdicts = evaluate_findings(ctx.entry.findings, rows)
+    text += findings_markdown(verdicts)
+    return Outcome("\n".join(text), ["table.csv", "fig-A-V-4.png", "fig-A-V-4.csv", "fig-A-V-5.png"],
+                   {"rows": ours, "findings": [asdict(v) for v in verdicts]})
+
+
+def _examples(ctx: Context, models: dict[str, torch.nn.Module], images: torch.Tensor, labels: torch.Tensor,
+              dataset: str) -> None:
+    """Figure A V-5: DDN 1 000 adversarials of the first 10 test images against each model (one row each)."""
+    x, y = images[:10], labels[:10]
+    rows = []
+    for name, model in models.items():
+        result = run_attack(model, x, y, attack="ddn", attack_kwargs={"steps": 1000}, batch_size=len(x),
+                            progress=False, keep_adversarials=True)
+        rows.append((name, result.adversarials, torch.as_tensor(result.adv_pred)))
+    plot_defense_examples(x, rows, y, ctx.run_dir / "fig-A-V-5.png",
+                          title=f"Figure A V-5: DDN 1000 adversarials against three models ({dataset}); above each: "
+                                "predicted class and L2 norm")
 
 
 ATTACK_TABLE = Experiment("attack table", attack_table, AttackTableSettings)

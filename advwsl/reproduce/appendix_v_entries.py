@@ -8,6 +8,7 @@ from typing import Any
 from ..config import Departure
 from .appendix_v import ATTACK_TABLE, DEFENSE_TABLE, TARGETED_TABLE
 from .appendix_v_reference import A_V_1, A_V_2, A_V_3, A_V_4, A_V_5, A_V_6
+from .findings import AccuracyGap, FailureShare, NormRatio
 from .registry import Entry, register_entry
 
 __all__ = ["A_V_1_SETTINGS", "A_V_5_SETTINGS", "MNIST5K", "ROWS"]
@@ -48,16 +49,32 @@ A_V_1_QUICK = {"n_samples": 64, "recipe": QUICK_RECIPE,
                         {"attack": "cw", "budget": "3x100"}, {"attack": "deepfool", "budget": "50"},
                         {"attack": "ddn", "budget": "100"}, {"attack": "ddn", "budget": "300"}],
                "figure_rows": [("cw", "3x100"), ("deepfool", "50"), ("ddn", "300")]}
+#: Section A V-5's findings on MNIST (Table A V-1 and its text).
+A_V_1_FINDINGS = (
+    NormRatio("DDN 100 gets within 5 % of the mean L2 of C&W 9x10000 (reference: 1.4563 / 1.3961 = 1.043)",
+              ("ddn", "100"), ("cw", "9x10000"), below=1.05),
+    NormRatio("C&W 9x10000 finds smaller norms than DDN 1000 on MNIST (reference: 1.3961 vs 1.4240)",
+              ("ddn", "1000"), ("cw", "9x10000"), above=1.0),
+    NormRatio("C&W 4x25 (100 gradients) is worse than DDN 100 (reference: 1.7382 vs 1.4563)", ("cw", "4x25"),
+              ("ddn", "100"), above=1.0),
+    NormRatio("C&W 1x100 is worse than DDN 100 (reference: 1.5917 vs 1.4563)", ("cw", "1x100"), ("ddn", "100"),
+              above=1.0),
+    NormRatio("DDN 300 finds smaller norms than DDN 100 (reference: 1.4357 vs 1.4563)", ("ddn", "300"),
+              ("ddn", "100"), below=1.0),
+    NormRatio("DDN 1000 finds smaller norms than DDN 300 (reference: 1.4240 vs 1.4357)", ("ddn", "1000"),
+              ("ddn", "300"), below=1.0),
+    FailureShare("DeepFool 100 fails on a sizeable share of the digits, more than 5 % (reference: 24.6 %)",
+                 ("deepfool", "100"), above=0.05),
+)
 for _id, _title in (("A-V-1", "DDN against C&W and DeepFool, untargeted"),
-                    ("fig-A-V-5", "Adversarial examples of DDN 1000 (MNIST)"),
                     ("fig-A-V-9", "Accuracy against the L2 norm for C&W 9x10000, DeepFool 100 and DDN 300 (MNIST)")):
     register_entry(Entry(
         id=_id, title=_title, section="appendix V, section 5" if _id == "A-V-1" else "appendix V, sections 11-12",
         data=MNIST_DATA, availability="real", time_cpu="full ~2-4 h (C&W 9x10000 on 200 digits), quick ~5 min",
         time_gpu="full ~15 min (estimate)", experiment=ATTACK_TABLE, settings=A_V_1_SETTINGS, quick=A_V_1_QUICK,
         reference=tuple(A_V_1), departures=(MNIST5K, DEEPFOOL_NATIVE),
-        protocol=_protocol("mnist", ROWS, 1000),
-        note="one run writes Table A V-1 (table.md), fig-A-V-5.png and fig-A-V-9.png"))
+        protocol=_protocol("mnist", ROWS, 1000), findings=A_V_1_FINDINGS,
+        note="one run writes Table A V-1 (table.md) and fig-A-V-9.png"))
 
 TARGETED_ROWS = [{"attack": "cw", "budget": "4x25"}, {"attack": "cw", "budget": "1x100"},
                  {"attack": "cw", "budget": "9x10000"}, {"attack": "ddn", "budget": "100"},
@@ -95,8 +112,21 @@ MADRY_L2 = Departure(
     why="the reference evaluated MadryLab's released MNIST model (L-infinity PGD, eps 0.3); advwsl trains the Madry "
         "defense itself with PGD-L2 (40 steps) at the same epsilon_max 2.4 as DDN training, so both defenses see "
         "the same L2 budget.")
+#: Section A V-7's findings on MNIST (Table A V-5, Figure A V-4 and its text).
+A_V_5_FINDINGS = (
+    AccuracyGap("The DDN-trained model is more accurate than Madry's at eps <= 1.5 under the best of the attacks "
+                "(reference: 87.2 vs 67.3 %)", "Ours", "Madry", (1.5,)),
+    AccuracyGap("The DDN-trained model outperforms Madry's for all values of eps (Figure A V-4; tested at 0.5, 1, "
+                "1.5, 2, 2.5)", "Ours", "Madry", (0.5, 1.0, 1.5, 2.0, 2.5)),
+    AccuracyGap("Madry's defense is more accurate than the baseline at eps <= 1.5 (reference: 67.3 vs 40.8 %)",
+                "Madry", "Baseline", (1.5,)),
+    AccuracyGap("The DDN-trained model is more accurate than the baseline at eps <= 1.5 (reference: 87.2 vs 40.8 %)",
+                "Ours", "Baseline", (1.5,)),
+)
 for _id, _title in (("A-V-5", "Robustness of DDN adversarial training against the Madry defense (MNIST)"),
-                    ("fig-A-V-4", "Accuracy against the L2 norm, baseline / Madry / DDN-trained (MNIST, left panel)")):
+                    ("fig-A-V-4", "Accuracy against the L2 norm, baseline / Madry / DDN-trained (MNIST, left panel)"),
+                    ("fig-A-V-5", "Adversarial examples of DDN 1000 against the baseline, Madry and DDN-trained models "
+                                  "(MNIST)")):
     register_entry(Entry(
         id=_id, title=_title, section="appendix V, section 7", data=MNIST_DATA, availability="real",
         time_cpu="full: two adversarial trainings of 50 epochs (~10 h each on one core) and C&W 9x10000 on 3 models; "
@@ -104,7 +134,8 @@ for _id, _title in (("A-V-5", "Robustness of DDN adversarial training against th
         quick=A_V_5_QUICK, reference=tuple(A_V_5), departures=(MNIST5K, MADRY_L2, DEEPFOOL_NATIVE),
         protocol={"dataset": "mnist", "n_samples": 1000, "epsilon": 1.5, "batch_size": 1000,
                   "budgets": {"cw": "9x10000", "deepfool": "100", "ddn": "1000"}, "defense": A_V_5_DEFENSE},
-        note="one run writes Table A V-5 (table.md) and Figure A V-4 (fig-A-V-4.png)"))
+        findings=A_V_5_FINDINGS,
+        note="one run writes Table A V-5 (table.md), Figure A V-4 (fig-A-V-4.png) and Figure A V-5 (fig-A-V-5.png)"))
 A_V_6_DEFENSE = {"epsilon": 1.0, "epochs": 30, "lr": 0.0008, "milestone": 0.99, "ddn_steps": 100, "pgd_steps": 40,
                  "from_scratch": False}
 register_entry(Entry(

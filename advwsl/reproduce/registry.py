@@ -88,7 +88,8 @@ class Entry:
     dicts) that the output puts beside ours; ``departures`` how a run of it departs from the reference's
     protocol (reduced scale, stand-ins, other implementations), shown at the top of every output;
     ``protocol`` the reference's own settings where they can be written in the same terms (a test checks
-    that every setting that differs from them is named by a departure)."""
+    that every setting that differs from them is named by a departure); ``findings`` the reference's claims
+    (:mod:`advwsl.reproduce.findings`) every output tests on its own numbers."""
 
     id: str
     title: str
@@ -103,6 +104,7 @@ class Entry:
     reference: tuple[dict[str, Any], ...] = ()
     departures: tuple[Departure, ...] = ()
     protocol: dict[str, Any] | None = None
+    findings: tuple[Any, ...] = ()
     note: str = ""
 
     def __post_init__(self) -> None:

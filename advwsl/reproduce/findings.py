@@ -1,0 +1,157 @@
+"""The reference's findings as testable claims, and their verdicts on a run: "holds", "contradicted" or "not
+resolved at this sample size", decided by the interval or the p-value (:mod:`advwsl.evaluation.statistics`),
+never by eye.
+
+* :class:`NormRatio` — one attack's mean L2 against another's on the same images (both successful), with a
+  paired bootstrap 95 % interval of the ratio: e.g. "DDN 100 is within 5 % of C&W 9 x 10 000".
+* :class:`FailureShare` — an attack fails on a sizeable share of the images (exact binomial interval).
+* :class:`AccuracyGap` — one model more accurate than another at radii epsilon under the "All" attack, on the
+  same images (exact McNemar test, Holm-adjusted over the radii).
+
+Each claim names rows of the run (``(attack, budget)`` for attack tables, ``(model, attack)`` for defense
+tables); :func:`evaluate_findings` gives a :class:`Verdict` per claim, and :func:`findings_markdown` the list
+every output ends with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from ..attacks import AttackResult
+from ..evaluation.statistics import (CONTRADICTED, HOLDS, UNDECIDED, holm, mcnemar_exact, paired_ratio_interval,
+                                     verdict)
+
+__all__ = ["NormRatio", "FailureShare", "AccuracyGap", "Verdict", "evaluate_findings", "findings_markdown",
+           "same_images_l2"]
+
+Key = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A claim, what the run measured (``evidence``: the statistic with its interval or p-value) and the
+    verdict; ``missing`` when a row it needs did not run."""
+
+    claim: str
+    verdict: str
+    evidence: str
+    numbers: dict[str, Any]
+
+
+def _paired(a: AttackResult, b: AttackResult) -> tuple[np.ndarray, np.ndarray]:
+    """The L2 norms of ``a`` and ``b`` on the images both made adversarial (the images of the smaller run)."""
+    ia, ib = np.argsort(a.index), np.argsort(b.index)
+    n = min(len(ia), len(ib))
+    ia, ib = ia[:n], ib[:n]
+    both = a.success[ia] & b.success[ib]
+    return a.l2[ia][both], b.l2[ib][both]
+
+
+def same_images_l2(result: AttackResult, other: AttackResult) -> float:
+    """Mean L2 of ``other`` on the images ``result`` ran on and both made adversarial (the "same images"
+    column of a row run on fewer images)."""
+    _, b = _paired(result, other)
+    return float(b.mean()) if b.size else float("nan")
+
+
+@dataclass(frozen=True)
+class NormRatio:
+    """``mean L2 (numerator) / mean L2 (denominator)`` on the same images: the claim holds when the 95 %
+    interval lies below ``below`` (or above ``above``), is contradicted when it lies entirely on the other
+    side."""
+
+    claim: str
+    numerator: Key
+    denominator: Key
+    below: float | None = None
+    above: float | None = None
+
+    def evaluate(self, rows: Mapping[Key, AttackResult]) -> Verdict:
+        if self.numerator not in rows or self.denominator not in rows:
+            return Verdict(self.claim, UNDECIDED, "a row it needs did not run", {})
+        a, b = _paired(rows[self.numerator], rows[self.denominator])
+        if a.size < 2:
+            return Verdict(self.claim, UNDECIDED, f"{a.size} images both attacks made adversarial", {})
+        r = paired_ratio_interval(a, b)
+        if self.below is not None:
+            v = verdict(supports=r.high < self.below, against=r.low > self.below)
+        else:
+            v = verdict(supports=r.low > self.above, against=r.high < self.above)
+        bound = f"< {self.below:g}" if self.below is not None else f"> {self.above:g}"
+        return Verdict(self.claim, v, f"mean-L2 ratio {r} (claim: {bound})",
+                       {"ratio": r.ratio, "low": r.low, "high": r.high, "n": r.n})
+
+
+@dataclass(frozen=True)
+class FailureShare:
+    """``attack`` fails on more than ``above`` of the correctly classified images (the exact 95 % binomial
+    interval of its failure share lies above ``above``; contradicted when it lies below)."""
+
+    claim: str
+    attack: Key
+    above: float
+
+    def evaluate(self, rows: Mapping[Key, AttackResult]) -> Verdict:
+        if self.attack not in rows:
+            return Verdict(self.claim, UNDECIDED, "the row did not run", {})
+        r = rows[self.attack]
+        n = int(r.originally_correct.sum())
+        k = int((r.originally_correct & ~r.success).sum())
+        ci = stats.binomtest(k, n).proportion_ci(0.95) if n else None
+        if ci is None:
+            return Verdict(self.claim, UNDECIDED, "no correctly classified image", {})
+        v = verdict(supports=ci.low > self.above, against=ci.high < self.above)
+        return Verdict(self.claim, v, f"fails on {k} of {n} images, 95 % interval [{100 * ci.low:.1f}, "
+                                      f"{100 * ci.high:.1f}] % (claim: > {100 * self.above:g} %)",
+                       {"failures": k, "n": n, "low": ci.low, "high": ci.high})
+
+
+@dataclass(frozen=True)
+class AccuracyGap:
+    """``better`` (a model) is more accurate than ``worse`` under ``attack`` at every radius of ``epsilons``
+    on the same images: exact McNemar tests, Holm-adjusted; holds when every adjusted p < 0.05 favours
+    ``better``, contradicted when one favours ``worse``."""
+
+    claim: str
+    better: str
+    worse: str
+    epsilons: tuple[float, ...]
+    attack: str = "All"
+
+    def evaluate(self, rows: Mapping[Key, AttackResult]) -> Verdict:
+        a, b = rows.get((self.better, self.attack)), rows.get((self.worse, self.attack))
+        if a is None or b is None:
+            return Verdict(self.claim, UNDECIDED, "a model it needs did not run", {})
+        na, nb = a.norms[np.argsort(a.index)], b.norms[np.argsort(b.index)]
+        tests = [mcnemar_exact(na > e, nb > e) for e in self.epsilons]
+        adjusted = holm([t.p for t in tests])
+        favours = [p < 0.05 and t.difference > 0 for t, p in zip(tests, adjusted)]
+        against = [p < 0.05 and t.difference < 0 for t, p in zip(tests, adjusted)]
+        v = verdict(supports=all(favours), against=any(against))
+        detail = "; ".join(f"eps {e:g}: {100 * t.difference:+.1f} points ({t.only_a} vs {t.only_b} images, "
+                           f"p = {p:.2g})" for e, t, p in zip(self.epsilons, tests, adjusted))
+        return Verdict(self.claim, v, f"{detail} (Holm-adjusted exact McNemar, n = {tests[0].n})",
+                       {"epsilons": list(self.epsilons), "differences": [t.difference for t in tests],
+                        "p_adjusted": adjusted})
+
+
+Claim = NormRatio | FailureShare | AccuracyGap
+
+
+def evaluate_findings(claims: tuple[Claim, ...], rows: Mapping[Key, AttackResult]) -> list[Verdict]:
+    """The verdict of every claim on the run's ``rows``."""
+    return [c.evaluate(rows) for c in claims]
+
+
+def findings_markdown(verdicts: list[Verdict]) -> list[str]:
+    """The findings section of an output: one bullet per claim, its verdict and its evidence."""
+    if not verdicts:
+        return []
+    mark = {HOLDS: "holds", CONTRADICTED: "**contradicted**", UNDECIDED: "not resolved at this sample size"}
+    return ["", "## The reference's findings on this run", ""] + [
+        f"- {v.claim}: {mark[v.verdict]} — {v.evidence}" for v in verdicts]
