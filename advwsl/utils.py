@@ -145,3 +145,13 @@ def cache_dir(*parts: str) -> Path:
     path = base.joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def worker_threads(workers: int) -> int:
+    """Threads for each of ``workers`` worker processes: the cores divided among them, and never more than
+    this process uses (so a run at one thread per process compares with its workers at one thread each)."""
+    import os
+
+    import torch
+
+    return max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) // max(1, workers)))

@@ -29,7 +29,7 @@ def reproduce(entry_id: str | None, **params: Any) -> None:
         return
     run_dir, outcome = run_entry(config.entry_id, quick=config.quick, dataset=config.dataset,
                                  data_root=config.data_root, device=config.device, out=config.out,
-                                 progress=config.progress, log=echo_err,
+                                 progress=config.progress, log=echo_err, workers=config.workers,
                                  changes=parse_set_pairs(config.set_pairs) if config.set_pairs else None)
     click.echo(outcome.markdown)
     click.echo(f"\nrun directory: {run_dir}")

@@ -18,6 +18,8 @@ def evaluate_robustness(**params: Any) -> None:
     from ..jobs.robustness import robustness_job
 
     run_dir, report = robustness_job(config_from_cli(RobustnessConfig, params), log=echo_err)
+    if report is None:  # a rank other than 0 under torchrun: rank 0 writes and prints
+        return
     click.echo(report.markdown())
     k, n = report.config["shard"]
     if n > 1:

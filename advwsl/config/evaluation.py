@@ -113,6 +113,9 @@ class RobustnessConfig(ModelDataConfig):
                                                    "--epsilon, 41 points).", metavar="START:STOP:NUM|LIST",
                                              parse=float_grid)
     shard: Shard | None = option(None, "Evaluate batches b with b % N == K; join with advwsl merge.", metavar="K/N")
+    workers: int = option(1, "Worker processes: independent shards of the batches run side by side (threads per "
+                             "process: the cores divided among them) and merged into this run's report, as one "
+                             "process would write it.", low=1)
     batch_size: int = BATCH_SIZE(128)
     levels: int = LEVELS()
     checks: bool = option(True, "Run the gradient-masking sanity checks.")
@@ -128,6 +131,8 @@ class RobustnessConfig(ModelDataConfig):
             raise ConfigError("--epsilon needs at least one positive L2 radius (1.5 on MNIST, 0.5 on CIFAR-10)")
         if self.curve is not None:
             float_grid(",".join(map(repr, self.curve)))
+        if self.workers > 1 and self.shard is not None:
+            raise ConfigError("--workers runs the shards of this machine itself; drop --shard (or --workers)")
 
 
 @dataclass(frozen=True)

@@ -237,6 +237,9 @@ class ReproduceConfig(Config):
                                         metavar="KEY=JSON")
     dataset: str | None = option(None, "Dataset of an appendix V entry: mnist-5k (default, offline), mnist or "
                                        "cifar10 (with --data-root).")
+    workers: int = option(1, "Worker processes running independent rows (attack tables) or models (defense tables) "
+                             "side by side, the cores divided among them; the rows are those one process would "
+                             "compute at the same threads per process.", low=1)
     data_root: str | None = DATA_ROOT()
     device: str | None = DEVICE()
     out: str | None = OUT()

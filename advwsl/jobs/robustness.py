@@ -4,6 +4,7 @@ sharded by sample index, and the exact merge of the shards."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,8 @@ from ..config import MergeConfig, RobustnessConfig, check_levels
 from ..errors import ConfigError
 from ..evaluation.robustness import RobustnessReport, evaluate_robustness, merge_reports
 from ..runs import check_out, run_directory
-from ..utils import select_device
+from ..training import init_distributed
+from ..utils import select_device, worker_threads
 from .data import job_data, start
 
 __all__ = ["RobustnessConfig", "RobustnessPlan", "plan_robustness", "robustness_job", "MergeConfig", "merge_job"]
@@ -45,24 +47,87 @@ def plan_robustness(config: RobustnessConfig) -> RobustnessPlan:
     return RobustnessPlan(budgets, check_levels(config.levels), check_out(config.out))
 
 
+def _settings(config: RobustnessConfig, plan: RobustnessPlan, device: Any, resolved: Any, data: Any) -> dict[str, Any]:
+    return {**config.to_dict(), "budgets": plan.budgets, "device": str(device), "model_resolved": resolved.describe(),
+            "data": data.describe()}
+
+
+def _evaluate(config: RobustnessConfig, plan: RobustnessPlan, model: Any, data: Any, name: str,
+              shard: Any) -> RobustnessReport:
+    report = evaluate_robustness(model, data.images, data.labels, epsilon=config.epsilon, attacks=list(plan.budgets),
+                                 budgets=plan.budgets, epsilons=config.curve, batch_size=config.batch_size,
+                                 levels=plan.levels, shard=shard, seed=config.seed, checks=config.checks,
+                                 model_name=name, progress=config.progress, precision=config.precision,
+                                 channels_last=config.channels_last)
+    report.config["fingerprint"].update(dataset=data.dataset, dataset_kwargs=data.dataset_kwargs, split=data.split)
+    return report
+
+
+def _shard_worker(payload: tuple[dict[str, Any], int, int, str, int]) -> str:
+    """One worker process of ``--workers``: shard ``k`` of ``n`` of the evaluation into ``out``."""
+    import torch
+
+    settings, k, n, out, threads = payload
+    torch.set_num_threads(threads)
+    config = RobustnessConfig.from_mapping({**settings, "shard": f"{k}/{n}", "out": out, "workers": 1,
+                                            "progress": False})
+    robustness_job(config)
+    return out
+
+
+def _in_workers(config: RobustnessConfig, run_dir: Path, say: Callable[[str], None]) -> RobustnessReport:
+    """Run ``config.workers`` shards side by side in worker processes (each with an equal share of the cores)
+    into ``run_dir/shards/<k>`` and merge them."""
+    import concurrent.futures
+    import multiprocessing
+
+    n = config.workers
+    threads = worker_threads(n)
+    settings = {k: v for k, v in config.to_dict().items() if k not in ("shard", "out", "workers")}
+    outs = [str(run_dir / "shards" / str(k)) for k in range(n)]
+    say(f"evaluating in {n} worker processes, {threads} thread{'s' if threads > 1 else ''} each")
+    with concurrent.futures.ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn")) as pool:
+        done = list(pool.map(_shard_worker, [(settings, k, n, outs[k], threads) for k in range(n)]))
+    return merge_reports([RobustnessReport.load(d) for d in done], names=done)
+
+
+def _gathered(report: RobustnessReport, rank: int, world: int) -> RobustnessReport | None:
+    """Under ``torchrun``: every rank's report gathered on rank 0 and merged there (None elsewhere)."""
+    import torch.distributed as dist
+
+    reports = [None] * world if rank == 0 else None
+    dist.gather_object(report, reports, dst=0)
+    return merge_reports(reports, names=[f"rank {r}" for r in range(world)]) if rank == 0 else None
+
+
 def robustness_job(config: RobustnessConfig, *, log: Callable[[str], None] | None = None
-                   ) -> tuple[Path, RobustnessReport]:
-    """Evaluate, save the report (:meth:`RobustnessReport.save`) in a new run directory and return both."""
+                   ) -> tuple[Path | None, RobustnessReport | None]:
+    """Evaluate, save the report (:meth:`RobustnessReport.save`) in a new run directory and return both.
+    With ``workers`` the shards run in worker processes and are merged here; under ``torchrun`` every rank
+    evaluates its shard and rank 0 merges them and writes the run directory (the other ranks return
+    ``(None, None)``). Either way the records equal one process's at the same threads per process."""
     say = log or (lambda message: None)
     plan = plan_robustness(config)
+    rank, world, _ = init_distributed()
+    if world > 1 and (config.shard is not None or config.workers > 1):
+        raise ConfigError("under torchrun every rank evaluates its own shard: drop --shard and --workers")
     device, resolved = start(config, say)
     data = job_data(config, resolved)
-    settings = {**config.to_dict(), "budgets": plan.budgets, "device": str(device),
-                "model_resolved": resolved.describe(), "data": data.describe()}
-    with run_directory("evaluate-robustness", config.out, config=settings) as run_dir:
-        report = evaluate_robustness(resolved.model.to(device).eval(), data.images, data.labels,
-                                     epsilon=config.epsilon, attacks=list(plan.budgets), budgets=plan.budgets,
-                                     epsilons=config.curve, batch_size=config.batch_size,
-                                     levels=plan.levels, shard=config.shard, seed=config.seed,
-                                     checks=config.checks, model_name=resolved.name, progress=config.progress,
-                                     precision=config.precision, channels_last=config.channels_last)
-        report.config["fingerprint"].update(dataset=data.dataset, dataset_kwargs=data.dataset_kwargs,
-                                            split=data.split)
+    model = resolved.model.to(device).eval()
+    if world > 1:
+        merged = _gathered(_evaluate(config, plan, model, data, resolved.name, (rank, world)), rank, world)
+        if rank != 0:
+            return None, None
+        with run_directory("evaluate-robustness", config.out, config=_settings(config, plan, device, resolved,
+                                                                              data)) as run_dir:
+            merged.save(run_dir)
+        return run_dir, merged
+    with run_directory("evaluate-robustness", config.out,
+                       config=_settings(config, plan, device, resolved, data)) as run_dir:
+        if config.workers > 1:
+            report = _in_workers(config, run_dir, say)
+        else:
+            report = _evaluate(config, plan, model, data, resolved.name, config.shard)
         report.save(run_dir)
     return run_dir, report
 

@@ -44,7 +44,7 @@ def departures_markdown(entry: Entry, changes: dict[str, Any] | None, quick: boo
 
 def run_entry(entry_id: str, *, quick: bool = False, dataset: str | None = None, data_root: str | None = None,
               device: str | None = None, out: str | None = None, progress: bool = True,
-              log: Callable[[str], None] | None = None, changes: dict[str, Any] | None = None
+              log: Callable[[str], None] | None = None, changes: dict[str, Any] | None = None, workers: int = 1
               ) -> tuple[Path, Outcome]:
     """Run the entry ``entry_id`` (``--quick``: the minutes-long smoke version) into a new run directory:
     ``table.md`` (its departures from the reference first, then ours beside the reference's numbers),
@@ -68,9 +68,10 @@ def run_entry(entry_id: str, *, quick: bool = False, dataset: str | None = None,
     check_out(out)
     record = {"entry": entry.id, "title": entry.title, "quick": quick, "changed": changes,
               "settings": settings.to_dict(), "departures": [d.to_dict() for d in entry.departures],
-              "data_root": data_root, "device": device}
+              "data_root": data_root, "device": device, "workers": workers}
     with run_directory(f"reproduce-{entry.id}", out, config=record) as run_dir:
-        context = Context(entry, settings, quick, data_root, device, run_dir, progress, log or (lambda m: None))
+        context = Context(entry, settings, quick, data_root, device, run_dir, progress, log or (lambda m: None),
+                          workers)
         outcome = entry.experiment.run(context)
         head, _, body = outcome.markdown.partition("\n")
         departures = "\n".join(departures_markdown(entry, changes, quick))

@@ -40,7 +40,7 @@ from ..pretrained.mnist import mnist_recipe
 from ..jobs.data import load_data
 from ..pretrained.trained import trained_model
 from ..plotting import plot_defense_examples, plot_robustness_curves
-from ..utils import select_device
+from ..utils import select_device, worker_threads
 from .compare import Measure, side_by_side, side_by_side_markdown
 from .findings import evaluate_findings, findings_markdown, same_images_l2
 from .registry import Context, Experiment, Outcome
@@ -114,25 +114,66 @@ def _setup(ctx: Context) -> tuple[str, torch.nn.Module, dict[str, Any], int, tor
     return dataset, model, info, n, images, labels
 
 
+def _cost(kwargs: dict[str, Any]) -> int:
+    """Gradients per image a row costs at most (what the workers schedule the longest first by)."""
+    return int(kwargs.get("binary_search_steps", 1)) * int(kwargs.get("steps", 1))
+
+
+def _row_task(payload: tuple) -> AttackResult:
+    """One row in a worker process: the cached model and the data loaded again, the attack run (top level:
+    spawned workers import it)."""
+    checkpoint, dataset, data_root, n, attack, kwargs, targeted, batch_size, threads = payload
+    torch.set_num_threads(threads)
+    model = load_model(checkpoint).eval()
+    data = load_data(dataset, split="test", data_root=data_root, n_samples=n)
+    return run_attack(model, data.images, data.labels, attack=attack, attack_kwargs=kwargs, targeted=targeted,
+                      batch_size=batch_size, progress=False)
+
+
 def _attack_rows(ctx: Context, model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, dataset: str,
-                 n: int, files: list[str], *, targeted: bool = False
-                 ) -> Iterator[tuple[dict[str, Any], int, AttackResult]]:
+                 n: int, files: list[str], *, targeted: bool = False, checkpoint: str | None = None
+                 ) -> Iterator[tuple[Any, int, AttackResult]]:
     """Run the attack of each row of the settings on its first ``n_samples`` images (default ``n``), save the
     result as ``[targeted-]<attack>-<budget>.csv`` / ``.json`` (added to ``files``) and yield the row, its
-    number of images and the result."""
+    number of images and the result. With ``ctx.workers > 1`` (and the model's ``checkpoint``) the rows run in
+    worker processes, the costliest first."""
+    plans = []
     for row in ctx.settings.rows:
         k = min(row.n_samples or n, n)
         kwargs = get_attack_spec(row.attack).check({**_budget_kwargs(row.attack, row.budget, dataset), **row.kwargs},
                                                    option=f"row {row.attack} {row.budget}")
+        plans.append((row, k, kwargs))
+    pending = _in_workers(ctx, plans, dataset, targeted, checkpoint) if ctx.workers > 1 and checkpoint else None
+    for i, (row, k, kwargs) in enumerate(plans):
         what = f"{row.attack} {row.budget} on {k} images"
         ctx.log(f"targeted {what} x every other class" if targeted else what)
-        result = run_attack(model, images[:k], labels[:k], attack=row.attack, attack_kwargs=kwargs,
-                            targeted=targeted, batch_size=ctx.settings.batch_size,
-                            progress=ctx.progress)
+        if pending is not None:
+            result = pending[i].result()
+        else:
+            result = run_attack(model, images[:k], labels[:k], attack=row.attack, attack_kwargs=kwargs,
+                                targeted=targeted, batch_size=ctx.settings.batch_size, progress=ctx.progress)
         stem = f"{'targeted-' if targeted else ''}{row.attack}-{(row.label or row.budget).replace(' ', '-')}"
         result.save(ctx.run_dir, stem)
         files += [f"{stem}.csv", f"{stem}.json"]
         yield row, k, result
+
+
+def _in_workers(ctx: Context, plans: list, dataset: str, targeted: bool, checkpoint: str) -> list:
+    """Submit every row to a pool of ``ctx.workers`` processes (the costliest first); the futures, in order."""
+    import concurrent.futures
+    import multiprocessing
+    import os
+
+    threads = worker_threads(ctx.workers)
+    ctx.log(f"rows in {ctx.workers} worker processes, {threads} thread{'s' if threads > 1 else ''} each")
+    pool = concurrent.futures.ProcessPoolExecutor(ctx.workers, mp_context=multiprocessing.get_context("spawn"))
+    futures: list = [None] * len(plans)
+    for i in sorted(range(len(plans)), key=lambda j: -_cost(plans[j][2]) * plans[j][1]):
+        row, k, kwargs = plans[i]
+        futures[i] = pool.submit(_row_task, (checkpoint, dataset, ctx.data_root, k, row.attack, kwargs, targeted,
+                                             ctx.settings.batch_size, threads))
+    pool.shutdown(wait=False)
+    return futures
 
 
 def _table(ctx: Context, dataset: str, info: dict[str, Any], ours: list[dict[str, Any]],
@@ -156,7 +197,8 @@ def attack_table(ctx: Context) -> Outcome:
     ``attack``, ``budget`` and optionally ``n_samples`` for a row run on fewer images), ``batch_size``."""
     dataset, model, info, n, images, labels = _setup(ctx)
     ours, results, files = [], {}, []
-    for row, k, result in _attack_rows(ctx, model, images, labels, dataset, n, files):
+    for row, k, result in _attack_rows(ctx, model, images, labels, dataset, n, files,
+                                       checkpoint=info.get("checkpoint")):
         results[row.key] = result
         ours.append(_result_row(result, row.attack, row.label or row.budget, k))
     text = _table(ctx, dataset, info, ours, UNTARGETED,
@@ -205,7 +247,8 @@ def targeted_table(ctx: Context) -> Outcome:
     """Tables A V-2 to A V-4 (see the module docstring); settings as :func:`attack_table`."""
     dataset, model, info, n, images, labels = _setup(ctx)
     ours, files = [], []
-    for row, k, result in _attack_rows(ctx, model, images, labels, dataset, n, files, targeted=True):
+    for row, k, result in _attack_rows(ctx, model, images, labels, dataset, n, files, targeted=True,
+                                       checkpoint=info.get("checkpoint")):
         s = result.summary()
         ours.append({"attack": get_attack_spec(row.attack).display, "budget": row.budget, "images": k,
                      "avg_success": s["average"]["success"], "avg_mean_l2": s["average"]["mean_l2"],
@@ -251,15 +294,14 @@ def defense_table(ctx: Context) -> Outcome:
     budgets = {a: _budget_kwargs(a, b, dataset) for a, b in ctx.settings.budgets.items()}
     names = {"baseline": "Baseline", "madry": "Madry", "ddn": "Ours"}
     ours, curves, notes, rows, models = [], {}, [], {}, {}
+    infos = {kind: _defended(ctx, dataset, kind, base) for kind in names}
+    reports = _evaluations(ctx, infos, images, labels, budgets, eps, dataset)
     for kind, name in names.items():
-        model, info = _defended(ctx, dataset, kind, base)
+        model, info = infos[kind]
         models[name] = model = model.to(device).eval()
         with torch.no_grad():
             clean = float((model(images.to(device)).argmax(1).cpu() == labels).float().mean())
-        ctx.log(f"evaluating {name}: clean accuracy {100 * clean:.1f} %")
-        report = evaluate_robustness(model, images, labels, epsilon=eps, attacks=list(budgets), budgets=budgets,
-                                     batch_size=ctx.settings.batch_size, model_name=name,
-                                     progress=ctx.progress)
+        report = reports[kind]
         report.save(ctx.run_dir / kind)
         for key, result in report.results.items():
             rows[(name, key)] = result
@@ -296,6 +338,44 @@ def defense_table(ctx: Context) -> Outcome:
     text += findings_markdown(verdicts)
     return Outcome("\n".join(text), ["table.csv", "fig-A-V-4.png", "fig-A-V-4.csv", "fig-A-V-5.png"],
                    {"rows": ours, "findings": [asdict(v) for v in verdicts]})
+
+
+def _evaluation_task(payload: tuple) -> Any:
+    """One model's robustness evaluation in a worker process (top level: spawned workers import it)."""
+    checkpoint, dataset, data_root, n, budgets, eps, batch_size, name, threads = payload
+    torch.set_num_threads(threads)
+    data = load_data(dataset, split="test", data_root=data_root, n_samples=n)
+    return evaluate_robustness(load_model(checkpoint).eval(), data.images, data.labels, epsilon=eps,
+                               attacks=list(budgets), budgets=budgets, batch_size=batch_size, model_name=name,
+                               progress=False)
+
+
+def _evaluations(ctx: Context, infos: dict[str, tuple], images: torch.Tensor, labels: torch.Tensor,
+                 budgets: dict[str, dict[str, Any]], eps: float, dataset: str) -> dict[str, Any]:
+    """The robustness report of each model: one after another, or with ``ctx.workers > 1`` in worker
+    processes side by side (the cores divided among them)."""
+    names = {"baseline": "Baseline", "madry": "Madry", "ddn": "Ours"}
+    if ctx.workers > 1:
+        import concurrent.futures
+        import multiprocessing
+        import os
+
+        threads = worker_threads(ctx.workers)
+        ctx.log(f"evaluating the {len(infos)} models in {ctx.workers} worker processes, {threads} thread(s) each")
+        with concurrent.futures.ProcessPoolExecutor(ctx.workers,
+                                                    mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {kind: pool.submit(_evaluation_task, (info["checkpoint"], dataset, ctx.data_root, len(labels),
+                                                            budgets, eps, ctx.settings.batch_size, names[kind],
+                                                            threads)) for kind, (_, info) in infos.items()}
+            return {kind: f.result() for kind, f in futures.items()}
+    device = select_device(ctx.device)
+    out = {}
+    for kind, (model, _) in infos.items():
+        ctx.log(f"evaluating {names[kind]}")
+        out[kind] = evaluate_robustness(model.to(device).eval(), images, labels, epsilon=eps, attacks=list(budgets),
+                                        budgets=budgets, batch_size=ctx.settings.batch_size, model_name=names[kind],
+                                        progress=ctx.progress)
+    return out
 
 
 def _examples(ctx: Context, models: dict[str, torch.nn.Module], images: torch.Tensor, labels: torch.Tensor,

@@ -53,6 +53,7 @@ class Context:
     run_dir: Path
     progress: bool = True
     log: Callable[[str], None] = print
+    workers: int = 1
 
     @property
     def stand_in(self) -> bool:

@@ -1,0 +1,49 @@
+"""Evaluation on every core and past one machine: ``evaluate-robustness --workers 2`` and two ranks under
+``torchrun`` (gloo on CPU) write the records one process writes; ``reproduce --workers 2`` gives the rows of
+one process."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pandas as pd
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from advwsl.config import RobustnessConfig
+from advwsl.jobs.robustness import robustness_job
+
+FILES = ("attack-ddn.csv", "attack-deepfool.csv", "table.csv", "robustness_curves.csv")
+COMMON = {"model": "digits-cnn", "n_samples": 24, "batch_size": 8, "attacks": ("ddn", "deepfool"),
+          "budget": ("ddn=20", "deepfool=10"), "epsilon": (1.0,), "checks": False, "progress": False,
+          "device": "cpu"}
+
+
+def _same(a, b) -> None:
+    for name in FILES:
+        pd.testing.assert_frame_equal(pd.read_csv(a / name), pd.read_csv(b / name), check_exact=True)
+
+
+def _rank(rank: int, world: int, port: int, home: str, out: str) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port), ADVWSL_HOME=home)
+    torch.set_num_threads(1)
+    robustness_job(RobustnessConfig(**COMMON, out=out))
+    import torch.distributed as dist
+
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_workers_and_torchrun_write_the_single_process_records(digits_model, tmp_path):
+    single, _ = robustness_job(RobustnessConfig(**COMMON, out=str(tmp_path / "single")))
+    workers, report = robustness_job(RobustnessConfig(**COMMON, workers=2, out=str(tmp_path / "workers")))
+    _same(single, workers)
+    assert report.config["shard"] == [0, 1] and (workers / "shards" / "1").is_dir()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_rank, args=(2, port, os.environ["ADVWSL_HOME"], str(tmp_path / "ranks")), nprocs=2, join=True)
+    _same(single, tmp_path / "ranks")
