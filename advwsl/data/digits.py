@@ -108,6 +108,8 @@ def mnist(root: str, split: str = "train", *, transform=None) -> torch.utils.dat
 #: The files of ``cifar-10-python.tar.gz`` once extracted (https://www.cs.toronto.edu/~kriz/cifar.html).
 CIFAR10_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR10_TEST_BATCHES = ("test_batch",)
+#: CIFAR-10's class names in label order (``label_names`` of ``batches.meta``).
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
 class _Refused(pickle.UnpicklingError):
@@ -270,7 +272,8 @@ register_dataset(DatasetSpec(
     layout="ROOT/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte"))
 register_dataset(DatasetSpec(
     "cifar10", _torchvision(cifar10), "CIFAR-10 through torchvision, from disk (appendix V; valid = test split)",
-    needs_root=True, folds=0, layout="ROOT/cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}"))
+    needs_root=True, classes=CIFAR10_CLASSES, folds=0,
+    layout="ROOT/cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}"))
 register_dataset(DatasetSpec(
     "imagenet", _imagenet, "ImageNet class folders ROOT/{train,val}/<wnid>/ (appendix V)", needs_root=True,
     folds=0, layout="ROOT/{train,val}/<wnid>/*.JPEG"))
