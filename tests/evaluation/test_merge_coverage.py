@@ -28,8 +28,8 @@ def shards(tmp_path_factory):
     dirs = []
     for k in range(2):
         report = evaluate_robustness(net, x, y, epsilon=0.5, attacks=("ddn",), budgets={"ddn": {"steps": 10}},
-                                     batch_size=8, shard=f"{k}/2", levels=None, pgd_steps=3, check_samples=6, noise_draws=2,
-                                     progress=False)
+                                     batch_size=8, shard=f"{k}/2", levels=None, pgd_steps=3, check_samples=6,
+                                     noise_draws=2, progress=False)
         dirs.append(report.save(root / f"s{k}"))
     return dirs
 
