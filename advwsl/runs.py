@@ -221,7 +221,11 @@ def _inspect(path: Path, command: str | None) -> str | None:
         raise ConfigError(f"--out {path} is a broken symbolic link (to {os.readlink(path)}); give a folder path")
     if path.exists() and not path.is_dir():
         raise ConfigError(f"--out {path} is an existing file; give a folder path (a new run directory)")
-    previous = _reusable(path, command) if path.is_dir() and any(path.iterdir()) else None
+    try:
+        previous = _reusable(path, command) if path.is_dir() and any(path.iterdir()) else None
+    except OSError as exc:  # an unreadable folder
+        raise ConfigError(f"cannot use --out {path} ({exc.strerror or exc}); choose a folder you can read and "
+                          "write") from None
     parent = path if path.is_dir() else next((p for p in path.parents if p.exists()), Path("."))
     if not parent.is_dir():
         raise ConfigError(f"cannot create --out {path}: {parent} is a file, not a folder; give a path in a folder")

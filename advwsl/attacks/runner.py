@@ -262,11 +262,13 @@ def _check_request(spec: AttackSpec, model: nn.Module, data: Any, *, targeted: b
         if target not in ("all", "least_likely"):
             raise InputError(f"target must be 'all', 'least_likely' or a tensor of target classes, got {target!r}")
         return
+    if not targeted:  # (target is read by targeted runs only)
+        return
     if not isinstance(target, torch.Tensor) or target.dim() != 1:
         shape = tuple(target.shape) if isinstance(target, torch.Tensor) else type(target).__name__
         raise InputError(f"target must be 'all', 'least_likely' or a 1-D tensor of target classes (one per sample), "
                          f"got {shape}")
-    if targeted and isinstance(data, torch.Tensor) and len(target) != len(data):
+    if isinstance(data, torch.Tensor) and len(target) != len(data):
         raise InputError(f"target has {len(target)} entries but the data has {len(data)} samples; give one target "
                          "class per sample, in data order")
 
