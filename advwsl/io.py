@@ -25,7 +25,7 @@ def _new_temporary(path: Path) -> Path:
     """Create an empty file beside ``path`` under a name unique to this call, with the permissions of any
     new file (0666 less the umask; ``tempfile.mkstemp`` would make it 0600), and return its path."""
     for _ in range(100):
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")  # unique, as mkstemp names it
         try:
             os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
             return tmp
