@@ -8,7 +8,8 @@ import contextlib
 import json
 import math
 import os
-import tempfile
+import secrets
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -20,11 +21,25 @@ __all__ = ["atomic_path", "atomic_write_text", "write_json", "read_json", "to_js
            "mean_std", "format_mean_std", "parse_set_pairs"]
 
 
+def _new_temporary(path: Path) -> Path:
+    """Create an empty file beside ``path`` under a name unique to this call, with the permissions of any
+    new file (0666 less the umask; ``tempfile.mkstemp`` would make it 0600), and return its path."""
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")  # unique, as mkstemp names it
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"cannot create a temporary file beside {path}")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``, unique to this process, and move it onto ``path`` when the
     block ends without an error (``os.replace``: atomic on one file system); on an error the temporary
-    file is removed and ``path`` is untouched.
+    file is removed and ``path`` is untouched. The file gets the permissions of any new file (0666 less the
+    umask), like the files pandas or matplotlib write.
 
     ``overwrite=False`` refuses (before and after the block) to replace an existing ``path``.
     """
@@ -32,14 +47,15 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator
     if path.exists() and not overwrite:
         raise ConfigError(f"{path} already exists; refusing to overwrite it (choose another output folder)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _new_temporary(path)
+    mode = stat.S_IMODE(os.stat(tmp).st_mode)  # 0666 less the umask
     try:
         yield tmp
         if not overwrite and path.exists():
             raise ConfigError(f"{path} appeared while it was being written (another process?); refusing to "
                               "overwrite it")
+        if stat.S_IMODE(os.stat(tmp).st_mode) != mode:  # a writer that recreated it (safetensors: 0600)
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

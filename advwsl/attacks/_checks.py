@@ -22,7 +22,8 @@ from ..errors import AdvwslWarning, InputError, ModelError
 from ..utils import frozen, model_device, model_dtype
 
 __all__ = ["BACKENDS", "check_bounds", "check_inputs", "check_labels", "check_model", "check_model_inputs",
-           "check_logits", "check_attack_inputs", "first_logits", "check_backend", "check_backend_attack", "check_positive_int", "attack_mode"]
+           "check_logits", "check_attack_inputs", "first_logits", "check_backend", "check_backend_attack",
+           "check_positive_int", "attack_mode"]
 
 #: Implementations the C&W and DeepFool attacks can run on.
 BACKENDS = ("native", "foolbox")
@@ -89,8 +90,8 @@ def check_model_inputs(model: nn.Module, inputs: torch.Tensor) -> None:
 
 
 def check_logits(logits: Any, labels: torch.Tensor | None = None) -> int:
-    """Check a model's output on a batch: a finite ``(N, C)`` tensor with ``C >= 2`` (and ``labels`` below
-    ``C``). Returns ``C``. Raises :class:`ModelError` or :class:`InputError`."""
+    """Check a model's output on a batch: a finite float ``(N, C)`` tensor with ``C >= 2`` (and ``labels``
+    below ``C``). Returns ``C``. Raises :class:`ModelError` or :class:`InputError`."""
     if not isinstance(logits, torch.Tensor):
         kind = type(logits).__name__
         raise ModelError(f"the model returned a {kind}; attacks need a model whose forward returns the class "
@@ -100,9 +101,14 @@ def check_logits(logits: Any, labels: torch.Tensor | None = None) -> int:
     if logits.dim() != 2 or logits.shape[0] != n:
         raise ModelError(f"the model must return logits of shape (N, C) = ({n}, C), got {tuple(logits.shape)}; "
                          "for models returning several outputs wrap them so that forward returns the class logits")
+    if not logits.is_floating_point():
+        raise ModelError(f"the model returned integer logits (dtype {logits.dtype}); attacks need float class scores "
+                         "whose gradients they follow: return the logits before any rounding, argmax or one-hot "
+                         "encoding")
     if logits.shape[1] < 2:
-        raise ModelError(f"the model returns {logits.shape[1]} class score(s); attacks need logits (N, C) for at least 2 classes, C >= 2 "
-                         "(for a binary classifier with one logit z, return torch.stack([-z, z], 1) / 2)")
+        raise ModelError(f"the model returns {logits.shape[1]} class score(s); attacks need logits (N, C) for at least "
+                         "2 classes, C >= 2 (for a binary classifier with one logit z, return "
+                         "torch.stack([-z, z], 1) / 2)")
     finite = torch.isfinite(logits).all(1)
     if not bool(finite.all()):
         rows = torch.nonzero(~finite).flatten()[:5].tolist()
@@ -167,9 +173,9 @@ def check_model(model: nn.Module, inputs: torch.Tensor, *, atol: float = 1e-4) -
     sample = inputs[: min(len(inputs), 8)].detach()
     check_model_inputs(model, sample)
     with frozen(model), torch.no_grad():
-        try:
-            first = model(sample)
-            second = model(sample)
+        try:  # on copies: a model may change its input in place
+            first = model(sample.clone())
+            second = model(sample.clone())
         except Exception as exc:  # noqa: BLE001 - report the model failure in the project's terms
             raise ModelError(f"the model failed on inputs of shape {tuple(sample.shape)} "
                              f"({type(exc).__name__}: {exc}); check the input size and channels it expects") from exc

@@ -25,6 +25,7 @@ boundary. ε grows only while the label holds and the CAM has not moved enough.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -133,6 +134,30 @@ def cam_ddn(model: nn.Module, inputs: Tensor, labels: Tensor, *, targeted: bool 
     Tensor
         The lowest-norm perturbed images that reached the goal; the original image where none did.
     """
+    _check_arguments(model, inputs, labels, targeted=targeted, steps=steps, gamma=gamma, init_epsilon=init_epsilon,
+                     dice_threshold=dice_threshold, kappa=kappa, levels=levels)
+    if generator is None and seed is not None:
+        generator = torch.Generator(device=inputs.device).manual_seed(int(seed))
+    search = _start(inputs.detach(), init_epsilon, generator)
+    goal = {"dice_threshold": dice_threshold, "cam_threshold": cam_threshold}
+    with frozen(model):
+        clean = _clean(model, search.x, labels, kappa, cam_threshold)
+        x_eval = search.x
+        for alpha in cosine_step_sizes(steps, alpha_init, alpha_final):
+            grad, logits, maps = _surrogate_gradient(model, x_eval, clean)
+            x_eval = _step(search, clean, x_eval, grad, logits, maps, alpha=alpha, gamma=gamma, levels=levels,
+                           goal=goal)
+        with torch.no_grad():  # the final iterate is evaluated too
+            logits, cams = model.cams(x_eval)
+            reached, _, _ = _goal(logits, class_maps(cams, clean.labels, clean.size), clean.labels, clean.regions,
+                                  **goal)
+            search.best.update(x_eval, reached & clean.attackable)
+    return search.best.adversarials
+
+
+def _check_arguments(model: nn.Module, inputs: Tensor, labels: Tensor, *, targeted: bool, steps: int, gamma: float,
+                     init_epsilon: float, dice_threshold: float, kappa: float, levels: int | None) -> None:
+    """The checks of :func:`cam_ddn`'s arguments, before any work."""
     if targeted:
         raise InputError("cam_ddn keeps the predicted label and moves its CAM; it has no targeted mode "
                          "(call it with targeted=False)")
@@ -149,62 +174,89 @@ def cam_ddn(model: nn.Module, inputs: Tensor, labels: Tensor, *, targeted: bool 
         raise InputError(f"kappa is a fraction of the clean logit margin in [0, 1), got {kappa!r}")
     if levels is not None and (not isinstance(levels, int) or levels < 2):
         raise InputError(f"levels must be an integer >= 2 (256 for 8-bit images) or None, got {levels!r}")
-    if generator is None and seed is not None:
-        generator = torch.Generator(device=inputs.device).manual_seed(int(seed))
 
-    x = inputs.detach()
+
+@dataclass
+class _Search:
+    """The state of the ε-sphere search around the clean images ``x`` (Algorithm A V-1)."""
+
+    x: Tensor
+    epsilon: Tensor  # per sample, the radius of the sphere
+    worst_norm: Tensor  # per sample, the distance to the farthest corner of the box (ε's cap)
+    random_dir: Tensor  # a normalized random direction per sample, for a zero gradient
+    delta: Tensor
+    best: KeepBest
+    view: tuple[int, ...]  # shape broadcasting a per-sample value over an image
+    tiny: float
+
+
+def _start(x: Tensor, init_epsilon: float, generator: torch.Generator | None) -> _Search:
     n = x.shape[0]
-    size = x.shape[2:]
     view = (n,) + (1,) * (x.dim() - 1)
     tiny = torch.finfo(x.dtype).tiny
     worst_norm = torch.maximum(x, 1 - x).flatten(1).norm(dim=1)
     epsilon = torch.full((n,), float(init_epsilon), device=x.device, dtype=x.dtype).minimum(worst_norm)
     random_dir = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     random_dir /= random_dir.flatten(1).norm(dim=1).clamp_min(tiny).view(view)
-    best = KeepBest(x)
-    delta = torch.zeros_like(x)
+    return _Search(x, epsilon, worst_norm, random_dir, torch.zeros_like(x), KeepBest(x), view, tiny)
 
-    with frozen(model):
-        with torch.no_grad():
-            logits, cams = model.cams(x)
-        check_logits(logits, labels)
-        labels = labels.long()
-        attackable = logits.argmax(1) == labels
-        guard = kappa * _margin(logits, labels).clamp_min(0)
-        clean_regions = binarize(class_maps(cams, labels, size), cam_threshold)
-        x_eval = x
-        for k, alpha in enumerate(cosine_step_sizes(steps, alpha_init, alpha_final)):
-            x_eval = x_eval.detach().requires_grad_(True)
-            with torch.enable_grad():
-                adv_logits, adv_cams = model.cams(x_eval)
-                maps = class_maps(adv_cams, labels, size)
-                margin = _margin(adv_logits, labels)
-                protect = margin.detach() <= guard
-                # minimise the soft Dice with the clean region, or the margin hinge while the label is at risk
-                objective = torch.where(protect, (guard - margin).clamp_min(0), soft_dice(maps, clean_regions))
-                grad = torch.autograd.grad(objective.sum(), x_eval)[0]
-            with torch.no_grad():
-                x_eval = x_eval.detach()
-                reached, kept, _ = _goal(adv_logits.detach(), maps.detach(), labels, clean_regions,
-                                         dice_threshold, cam_threshold)
-                best.update(x_eval, reached & attackable)
-                grad_norm = grad.flatten(1).norm(dim=1)
-                direction = torch.where((grad_norm > tiny).view(view),
-                                        -grad / grad_norm.clamp_min(tiny).view(view), random_dir)
-                delta = delta + alpha * direction
-                # grow ε only while the label holds and the CAM has not moved enough
-                grow = kept & ~reached
-                epsilon = torch.where(grow, epsilon * (1 + gamma), epsilon * (1 - gamma)).minimum(worst_norm)
-                delta = delta * (epsilon / delta.flatten(1).norm(dim=1).clamp_min(tiny)).view(view)
-                x_cont = (x + delta).clamp_(0, 1)
-                delta = torch.where(attackable.view(view), x_cont - x, torch.zeros_like(x))
-                x_eval = quantize(x + delta, levels) if levels is not None else x + delta
-        with torch.no_grad():
-            adv_logits, adv_cams = model.cams(x_eval)
-            reached, _, _ = _goal(adv_logits, class_maps(adv_cams, labels, size), labels, clean_regions,
-                                  dice_threshold, cam_threshold)
-            best.update(x_eval, reached & attackable)
-    return best.adversarials
+
+@dataclass
+class _Clean:
+    """What the goal compares with: the clean predictions, CAM regions and margins."""
+
+    labels: Tensor
+    attackable: Tensor  # samples the model classifies as their label (the others are returned unchanged)
+    guard: Tensor  # kappa times the clean logit margin: below it, the direction protects the label
+    regions: Tensor  # the binarized clean CAM of the label
+    size: torch.Size
+
+
+def _clean(model: nn.Module, x: Tensor, labels: Tensor, kappa: float, cam_threshold: float) -> _Clean:
+    with torch.no_grad():
+        logits, cams = model.cams(x)
+    check_logits(logits, labels)
+    labels = labels.long()
+    size = x.shape[2:]
+    return _Clean(labels, logits.argmax(1) == labels, kappa * _margin(logits, labels).clamp_min(0),
+                  binarize(class_maps(cams, labels, size), cam_threshold), size)
+
+
+def _surrogate_gradient(model: nn.Module, x_eval: Tensor, clean: _Clean) -> tuple[Tensor, Tensor, Tensor]:
+    """(gradient of the surrogate, logits, label CAMs) at ``x_eval``: the soft Dice with the clean region, or
+    the margin hinge while the label is at risk."""
+    x_eval = x_eval.detach().requires_grad_(True)
+    with torch.enable_grad():
+        logits, cams = model.cams(x_eval)
+        maps = class_maps(cams, clean.labels, clean.size)
+        margin = _margin(logits, clean.labels)
+        protect = margin.detach() <= clean.guard
+        objective = torch.where(protect, (clean.guard - margin).clamp_min(0), soft_dice(maps, clean.regions))
+        grad = torch.autograd.grad(objective.sum(), x_eval)[0]
+    return grad, logits.detach(), maps.detach()
+
+
+@torch.no_grad()
+def _step(search: _Search, clean: _Clean, x_eval: Tensor, grad: Tensor, logits: Tensor, maps: Tensor, *,
+          alpha: float, gamma: float, levels: int | None, goal: dict[str, float]) -> Tensor:
+    """Keep ``x_eval`` if it reaches the goal, step along the normalized gradient, resize ε (eq. A V-8) and
+    project onto the sphere and the box; returns the next (quantized) iterate."""
+    x_eval = x_eval.detach()
+    reached, kept, _ = _goal(logits, maps, clean.labels, clean.regions, **goal)
+    search.best.update(x_eval, reached & clean.attackable)
+    x, view, tiny = search.x, search.view, search.tiny
+    grad_norm = grad.flatten(1).norm(dim=1)
+    direction = torch.where((grad_norm > tiny).view(view), -grad / grad_norm.clamp_min(tiny).view(view),
+                            search.random_dir)
+    delta = search.delta + alpha * direction
+    # grow ε only while the label holds and the CAM has not moved enough
+    grow = kept & ~reached
+    search.epsilon = torch.where(grow, search.epsilon * (1 + gamma), search.epsilon * (1 - gamma)).minimum(
+        search.worst_norm)
+    delta = delta * (search.epsilon / delta.flatten(1).norm(dim=1).clamp_min(tiny)).view(view)
+    x_cont = (x + delta).clamp_(0, 1)
+    search.delta = torch.where(clean.attackable.view(view), x_cont - x, torch.zeros_like(x))
+    return quantize(x + search.delta, levels) if levels is not None else x + search.delta
 
 
 def _cam_success(model: nn.Module, inputs: Tensor, adversarials: Tensor, labels: Tensor,

@@ -9,22 +9,33 @@ unchanged excepted, so data that is not 8-bit is not blamed on the attack), re-p
 their norms recomputed. Success is the goal of the attack's spec, re-evaluated: a changed label (the
 target reached, when targeted), or for CAM-goal attacks a moved CAM with the label kept. A violation
 raises :class:`~advwsl.errors.VerificationError`.
+
+The caller's tensors are never modified: the model (the attack's counted one and the runner's own
+predictions) is only ever given copies, so a model that changes its input in place cannot change them.
+Logits must be floats; NaN or infinite clean logits are an error naming the samples, and an adversarial
+on which the model's logits are not finite is counted as a failure (with a warning).
+
+The phases: :func:`_check_request` (options), :func:`_runner_kwargs` (what the attack receives),
+:func:`_attack_batch` (check and predict a batch, :func:`_targets` of its records) and
+:func:`_attack_records` (attack, verify, record into :class:`_Records`).
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..errors import AdvwslWarning, InputError, VerificationError
+from ..errors import AdvwslWarning, InputError, ModelError, VerificationError
 from ..models.cams import require_cams
 from ..utils import Timer, model_device
-from ._checks import attack_mode, check_inputs, check_labels, check_model
+from ._checks import attack_mode, check_inputs, check_labels, check_logits, check_model
 from .precision import precision_context, repair, wrap
 from .registry import AttackSpec, get_attack_spec
 from .result import COLUMNS, AttackResult
@@ -34,7 +45,7 @@ __all__ = ["run_attack", "CountingModel", "counting", "iter_batches", "on_lattic
 
 class CountingModel(nn.Module):
     """Wraps a model and counts its forward calls and the backward passes through its output (one hook per
-    forward, on the output every objective goes through)."""
+    forward, on the output every objective goes through). The model is given a copy of each input."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
@@ -56,7 +67,7 @@ class CountingModel(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor) -> Any:
-        return self._counted(self.model(x))
+        return self._counted(self.model(x.clone()))  # a copy: a model that changes its input in place is harmless
 
 
 class CountingCamModel(CountingModel):
@@ -64,7 +75,7 @@ class CountingCamModel(CountingModel):
     is on the CAMs, which every objective of the CAM attack goes through)."""
 
     def cams(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits, cams = self.model.cams(x)
+        logits, cams = self.model.cams(x.clone())
         return logits, self._counted(cams)
 
 
@@ -199,15 +210,32 @@ def run_attack(model: nn.Module, data: torch.Tensor | Iterable[Any], labels: tor
 
     spec = _resolve(attack, name)
     display = name or spec.display
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if spec.goal == "cam":
-        require_cams(model)
-    if targeted and not spec.targeted:
-        raise InputError(f"{spec.display} has no targeted form; drop targeted=True (--targeted) or choose one of "
-                         "the attacks that have one")
-    if isinstance(target, str) and target not in ("all", "least_likely"):
-        raise InputError(f"target must be 'all', 'least_likely' or a tensor of target classes, got {target!r}")
+    _check_request(spec, model, data, targeted=targeted, target=target, batch_size=batch_size)
+    kwargs, used_levels = _runner_kwargs(spec, attack_kwargs, levels=levels, bounds=bounds, seed=seed)
+    run = _Run(spec, model, counting(wrap(model, precision, channels_last)), kwargs, tuple(float(b) for b in bounds),
+               used_levels, targeted, precision != "fp32" or channels_last, Timer(model_device(model)))
+    records = _Records(keep_adversarials)
+    bar = tqdm(desc=f"{display} {spec.budget_label(kwargs)}", unit="img", disable=not progress)
+    with attack_mode(model), precision_context(model, precision, channels_last):
+        for images, batch_labels in iter_batches(data, labels, batch_size):
+            _attack_batch(run, records, images, batch_labels, target, batch_size, bar)
+    bar.close()
+    if records.offset == 0:
+        raise InputError("data is empty: there is nothing to attack")
+    _warn_after(run, records, display)
+    params = {"attack": spec.name, "goal": spec.goal,
+              "inputs_on_lattice": records.all_on_lattice if used_levels else None, "precision": precision,
+              "channels_last": channels_last, "repaired": records.n_repaired,
+              **{k: v for k, v in kwargs.items() if k != "generator"}}
+    return records.result(attack=display, budget=spec.budget_label(kwargs), targeted=targeted,
+                          seconds=run.timer.seconds, levels=used_levels, bounds=run.bounds, params=params)
+
+
+def _runner_kwargs(spec: AttackSpec, attack_kwargs: dict[str, Any] | None, *, levels: int | None,
+                   bounds: tuple[float, float], seed: int | None) -> tuple[dict[str, Any], int | None]:
+    """The attack's keyword arguments: ``attack_kwargs`` plus the runner's ``levels``, ``bounds`` and ``seed``
+    for an attack whose signature names them (unless given); and the quantization levels it uses (None when
+    it does not quantize)."""
     kwargs = dict(attack_kwargs or {})
     used_levels = None
     if spec.accepts("levels"):
@@ -217,101 +245,194 @@ def run_attack(model: nn.Module, data: torch.Tensor | Iterable[Any], labels: tor
         kwargs.setdefault("bounds", tuple(bounds))
     if spec.accepts("seed") and seed is not None:
         kwargs.setdefault("seed", seed)
-    lo, hi = (float(b) for b in bounds)
-    budget = spec.budget_label(kwargs)
+    return kwargs, used_levels
 
-    counter = counting(wrap(model, precision, channels_last))
-    reduced = precision != "fp32" or channels_last
-    n_repaired = 0
-    records: dict[str, list[np.ndarray]] = {k: [] for k in COLUMNS}
-    advs: list[torch.Tensor] = []
-    timer = Timer(model_device(model))
-    offset, num_classes, all_on_lattice = 0, None, True
-    bar = tqdm(desc=f"{display} {budget}", unit="img", disable=not progress)
-    with attack_mode(model), precision_context(model, precision, channels_last):
-        for images, batch_labels in iter_batches(data, labels, batch_size):
-            device = model_device(model, images.device)
-            images = images.to(device)
-            if not isinstance(batch_labels, torch.Tensor):
-                raise InputError(f"labels must be a tensor of class indices, got {type(batch_labels).__name__}")
-            batch_labels = batch_labels.to(device)
-            check_inputs(images, (lo, hi))
-            if num_classes is None:
-                num_classes = check_model(model, images)
-            check_labels(batch_labels, len(images), num_classes)
-            if used_levels is not None:
-                all_on_lattice &= bool(on_lattice(images, used_levels, (lo, hi)).all())
-            index = torch.arange(offset, offset + len(images), device=device)
-            offset += len(images)
-            with torch.no_grad():
-                clean_logits = model(images)
-            clean_pred = clean_logits.argmax(1)
-            row = torch.arange(len(images), device=device)
-            if not targeted:
-                tgt = torch.full_like(batch_labels, -1)
-            elif isinstance(target, torch.Tensor):
-                tgt = target.to(device)[index]
-            elif target == "least_likely":
-                tgt = clean_logits.argmin(1)
-            else:
-                others = torch.arange(num_classes, device=device).expand(len(images), -1)
-                keep = others != batch_labels[:, None]
-                row = row[:, None].expand(-1, num_classes)[keep]
-                tgt = others[keep]
-            if targeted:
-                check_labels(tgt, len(row), num_classes, name="target")
-                same = tgt == batch_labels[row]
-                if isinstance(target, torch.Tensor) and bool(same.any()):
-                    raise InputError(f"targeted attack: the target equals the true label for sample(s) "
-                                     f"{index[row[same]][:5].tolist()}; give targets other than the labels")
-            for start in range(0, len(row), batch_size):
-                r, t = row[start:start + batch_size], tgt[start:start + batch_size]
-                x, y = images[r], batch_labels[r]
-                counter.reset()
-                with timer:
-                    adv = spec.fn(counter, x, t if targeted else y, targeted=targeted, **kwargs)
-                adv = adv.detach() if isinstance(adv, torch.Tensor) else adv
-                _verify(adv, x, (lo, hi), used_levels, spec.name)
-                correct = clean_pred[r] == y
 
-                def reached(candidate: torch.Tensor) -> torch.Tensor:  # the goal, evaluated by the fp32 model
-                    if spec.goal == "cam":
-                        return spec.success(model, x, candidate, y, kwargs).to(device) & correct
-                    with torch.no_grad():
-                        pred = model(candidate).argmax(1)
-                    return (pred == t if targeted else pred != y) & correct
+def _check_request(spec: AttackSpec, model: nn.Module, data: Any, *, targeted: bool, target: str | torch.Tensor,
+                   batch_size: int) -> None:
+    """The checks of :func:`run_attack`'s options, before any work."""
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if spec.goal == "cam":
+        require_cams(model)
+    if targeted and not spec.targeted:
+        raise InputError(f"{spec.display} has no targeted form; drop targeted=True (--targeted) or choose one of "
+                         "the attacks that have one")
+    if isinstance(target, str):
+        if target not in ("all", "least_likely"):
+            raise InputError(f"target must be 'all', 'least_likely' or a tensor of target classes, got {target!r}")
+        return
+    if not targeted:  # (target is read by targeted runs only)
+        return
+    if not isinstance(target, torch.Tensor) or target.dim() != 1:
+        shape = tuple(target.shape) if isinstance(target, torch.Tensor) else type(target).__name__
+        raise InputError(f"target must be 'all', 'least_likely' or a 1-D tensor of target classes (one per sample), "
+                         f"got {shape}")
+    if isinstance(data, torch.Tensor) and len(target) != len(data):
+        raise InputError(f"target has {len(target)} entries but the data has {len(data)} samples; give one target "
+                         "class per sample, in data order")
 
-                if reduced:
-                    adv, fixed = repair(x, adv, reached, (lo, hi), used_levels)
-                    n_repaired += int(fixed.sum())
-                with torch.no_grad():
-                    adv_pred = model(adv).argmax(1)
-                if spec.goal == "cam":
-                    hit = reached(adv)
-                else:
-                    hit = (adv_pred == t if targeted else adv_pred != y) & correct
-                gray = torch.full_like(x, (lo + hi) / 2)
-                for key, value in (("index", index[r]), ("label", y), ("target", t), ("clean_pred", clean_pred[r]),
-                                   ("adv_pred", adv_pred), ("originally_correct", correct),
-                                   ("success", hit), ("l2", (adv - x).flatten(1).norm(dim=1)),
-                                   ("gray_l2", (gray - x).flatten(1).norm(dim=1)),
-                                   ("n_forward", torch.full_like(y, counter.forwards)),
-                                   ("n_backward", torch.full_like(y, counter.backwards))):
-                    records[key].append(value.detach().cpu().numpy())
-                if keep_adversarials:
-                    advs.append(adv.cpu())
-                bar.update(len(r))
-    bar.close()
-    if offset == 0:
-        raise InputError("data is empty: there is nothing to attack")
-    if used_levels is not None and not all_on_lattice:
-        warnings.warn(f"the inputs are not on the {used_levels}-level lattice (not 8-bit values: resized or float "
-                      f"data?); the samples {spec.display} changed were verified on the lattice, the unchanged ones "
-                      "as floats. Pass levels=None (--levels 0) to attack without quantization.", AdvwslWarning,
-                      stacklevel=2)
-    params = {"attack": spec.name, "goal": spec.goal, "inputs_on_lattice": all_on_lattice if used_levels else None,
-              "precision": precision, "channels_last": channels_last, "repaired": n_repaired,
-              **{k: v for k, v in kwargs.items() if k != "generator"}}
-    return AttackResult(attack=display, budget=budget, targeted=targeted, seconds=timer.seconds, levels=used_levels,
-                        bounds=(lo, hi), params=params, adversarials=torch.cat(advs) if keep_adversarials else None,
-                        **{k: np.concatenate(v) for k, v in records.items()})
+
+@dataclass
+class _Run:
+    """What every batch of a :func:`run_attack` call uses."""
+
+    spec: AttackSpec
+    model: nn.Module  # the caller's model: clean predictions and verification, in fp32
+    counter: CountingModel  # what the attack runs on (counted, in the requested precision)
+    kwargs: dict[str, Any]
+    bounds: tuple[float, float]
+    levels: int | None
+    targeted: bool
+    reduced: bool  # reduced precision or channels_last: adversarials are repaired in fp32
+    timer: Timer
+    num_classes: int | None = None
+
+
+@dataclass
+class _Records:
+    """The per-sample records of a :func:`run_attack` call as they accumulate, batch by batch."""
+
+    keep_adversarials: bool
+    columns: dict[str, list[np.ndarray]] = field(default_factory=lambda: {k: [] for k in COLUMNS})
+    adversarials: list[torch.Tensor] = field(default_factory=list)
+    offset: int = 0  # samples seen so far: the index of the next one
+    all_on_lattice: bool = True
+    n_repaired: int = 0
+    n_non_finite: int = 0  # adversarials on which the model's logits are NaN or infinite
+
+    def add(self, adversarials: torch.Tensor, **values: torch.Tensor) -> None:
+        for key in COLUMNS:
+            self.columns[key].append(values[key].detach().cpu().numpy())
+        if self.keep_adversarials:
+            self.adversarials.append(adversarials.cpu())
+
+    def result(self, **fields: Any) -> AttackResult:
+        adversarials = torch.cat(self.adversarials) if self.keep_adversarials else None
+        return AttackResult(**fields, adversarials=adversarials,
+                            **{k: np.concatenate(v) for k, v in self.columns.items()})
+
+
+def _predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The logits of the fp32 ``model`` on a copy of ``x`` (a model may change its input in place)."""
+    with torch.no_grad():
+        return model(x.clone())
+
+
+def _clean_logits(run: _Run, images: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """The model's logits on a batch, checked: float, finite (NaN or infinite logits name the samples)."""
+    logits = _predict(run.model, images)
+    if isinstance(logits, torch.Tensor) and logits.is_floating_point() and logits.dim() == 2 \
+            and len(logits) == len(images):
+        bad = ~torch.isfinite(logits).all(1)
+        if bool(bad.any()):
+            raise ModelError(f"the model returned NaN or infinite logits on sample(s) {index[bad][:5].tolist()}; "
+                             "check its weights (a diverged training?) and that the inputs are what it expects")
+    check_logits(logits)
+    return logits
+
+
+def _targets(run: _Run, target: str | torch.Tensor, clean_logits: torch.Tensor, labels: torch.Tensor,
+             index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The records of a batch: ``(row, target)`` with ``row`` the sample of each record and ``target`` its
+    target class (-1 when untargeted); targeted ``"all"`` makes one record per other class."""
+    device, n = labels.device, len(labels)
+    row = torch.arange(n, device=device)
+    if not run.targeted:
+        return row, torch.full_like(labels, -1)
+    if isinstance(target, torch.Tensor):
+        if int(index[-1]) >= len(target):
+            raise InputError(f"target has {len(target)} entries but the data has more samples (at least "
+                             f"{int(index[-1]) + 1}); give one target class per sample, in data order")
+        tgt = target.to(device)[index]
+    elif target == "least_likely":
+        tgt = clean_logits.argmin(1)
+    else:
+        others = torch.arange(run.num_classes, device=device).expand(n, -1)
+        keep = others != labels[:, None]
+        row, tgt = row[:, None].expand(-1, run.num_classes)[keep], others[keep]
+    check_labels(tgt, len(row), run.num_classes, name="target")
+    same = tgt == labels[row]
+    if isinstance(target, torch.Tensor) and bool(same.any()):
+        raise InputError(f"targeted attack: the target equals the true label for sample(s) "
+                         f"{index[row[same]][:5].tolist()}; give targets other than the labels")
+    return row, tgt
+
+
+def _attack_batch(run: _Run, records: _Records, images: torch.Tensor, labels: Any, target: str | torch.Tensor,
+                  batch_size: int, bar: Any) -> None:
+    """Check one batch of data, predict it and attack its records ``batch_size`` at a time. ``images`` is
+    never modified: the model and the attack only see copies."""
+    device = model_device(run.model, images.device)
+    images = images.to(device)
+    if not isinstance(labels, torch.Tensor):
+        raise InputError(f"labels must be a tensor of class indices, got {type(labels).__name__}")
+    labels = labels.to(device)
+    check_inputs(images, run.bounds)
+    if run.num_classes is None:
+        run.num_classes = check_model(run.model, images)
+    check_labels(labels, len(images), run.num_classes)
+    if run.levels is not None:
+        records.all_on_lattice &= bool(on_lattice(images, run.levels, run.bounds).all())
+    index = torch.arange(records.offset, records.offset + len(images), device=device)
+    records.offset += len(images)
+    clean_logits = _clean_logits(run, images, index)
+    row, tgt = _targets(run, target, clean_logits, labels, index)
+    clean_pred = clean_logits.argmax(1)
+    for start in range(0, len(row), batch_size):
+        r, t = row[start:start + batch_size], tgt[start:start + batch_size]
+        _attack_records(run, records, images[r], labels[r], t, index[r], clean_pred[r])
+        bar.update(len(r))
+
+
+def _goal(run: _Run, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor, correct: torch.Tensor,
+          candidate: torch.Tensor) -> torch.Tensor:
+    """Whether ``candidate`` reaches the attack's goal for the clean ``x``, evaluated by the fp32 model (an
+    input on which the model's logits are not finite reaches nothing)."""
+    if run.spec.goal == "cam":
+        return run.spec.success(run.model, x.clone(), candidate.clone(), y, run.kwargs).to(y.device) & correct
+    logits = _predict(run.model, candidate)
+    pred = logits.argmax(1)
+    return (pred == t if run.targeted else pred != y) & correct & torch.isfinite(logits).all(1)
+
+
+def _attack_records(run: _Run, records: _Records, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor,
+                    index: torch.Tensor, clean_pred: torch.Tensor) -> None:
+    """Attack one chunk of records (copies of their images ``x``), verify the adversarials and record them."""
+    run.counter.reset()
+    with run.timer:
+        adv = run.spec.fn(run.counter, x, t if run.targeted else y, targeted=run.targeted, **run.kwargs)
+    adv = adv.detach() if isinstance(adv, torch.Tensor) else adv
+    _verify(adv, x, run.bounds, run.levels, run.spec.name)
+    correct = clean_pred == y
+    reached = partial(_goal, run, x, y, t, correct)
+    if run.reduced:
+        adv, fixed = repair(x, adv, reached, run.bounds, run.levels)
+        records.n_repaired += int(fixed.sum())
+    adv_logits = _predict(run.model, adv)
+    finite = torch.isfinite(adv_logits).all(1)
+    records.n_non_finite += int((~finite).sum())
+    adv_pred = adv_logits.argmax(1)
+    if run.spec.goal == "cam":
+        hit = reached(adv)
+    else:
+        hit = (adv_pred == t if run.targeted else adv_pred != y) & correct & finite
+    lo, hi = run.bounds
+    gray = torch.full_like(x, (lo + hi) / 2)
+    records.add(adv, index=index, label=y, target=t, clean_pred=clean_pred, adv_pred=adv_pred,
+                originally_correct=correct, success=hit, l2=(adv - x).flatten(1).norm(dim=1),
+                gray_l2=(gray - x).flatten(1).norm(dim=1), n_forward=torch.full_like(y, run.counter.forwards),
+                n_backward=torch.full_like(y, run.counter.backwards))
+
+
+def _warn_after(run: _Run, records: _Records, display: str) -> None:
+    """The warnings of a finished run (reported at the caller of :func:`run_attack`)."""
+    if run.levels is not None and not records.all_on_lattice:
+        warnings.warn(f"the inputs are not on the {run.levels}-level lattice (not 8-bit values: resized or float "
+                      f"data?); the samples {run.spec.display} changed were verified on the lattice, the unchanged "
+                      "ones as floats. Pass levels=None (--levels 0) to attack without quantization.", AdvwslWarning,
+                      stacklevel=3)
+    if records.n_non_finite:
+        warnings.warn(f"the model returned NaN or infinite logits on {records.n_non_finite} adversarial(s) of "
+                      f"{display}: they are counted as failures (their prediction is undefined); check the model on "
+                      "inputs near these images", AdvwslWarning, stacklevel=3)

@@ -73,6 +73,27 @@ def read_label_map(path: str | Path) -> np.ndarray:
     return (arr.max(axis=2) > 0).astype(np.int64)
 
 
+def dataset_classes(dataset: object) -> tuple[str, ...] | None:
+    """The class names of ``dataset`` in label order (its ``classes``), seen through subsets (``.dataset``)
+    and concatenations (``.datasets``, whose parts must agree); None when it names no classes. Compare them
+    with a model's by :func:`advwsl.classes.match_classes`."""
+    seen: set[int] = set()
+    while dataset is not None and id(dataset) not in seen:
+        seen.add(id(dataset))
+        classes = getattr(dataset, "classes", None)
+        if classes is not None:
+            return tuple(str(c) for c in classes)
+        parts = getattr(dataset, "datasets", None)
+        if isinstance(parts, Sequence) and parts:
+            found = {dataset_classes(d) for d in parts}
+            if len(found) > 1:
+                raise DatasetError(f"the parts of {type(dataset).__name__} have different classes: "
+                                   f"{sorted(map(str, found))}; concatenate datasets of the same classes only")
+            return found.pop()
+        dataset = getattr(dataset, "dataset", None)
+    return None
+
+
 def require_dir(path: Path, what: str) -> Path:
     """``path`` if it is a folder, else a :class:`DatasetError` naming what was expected there."""
     if not path.is_dir():

@@ -3,6 +3,10 @@ upsampled to a CNN-friendly size; and MNIST / CIFAR-10 / ImageNet through torchv
 
 from __future__ import annotations
 
+import pickle
+import warnings
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -104,6 +108,32 @@ def mnist(root: str, split: str = "train", *, transform=None) -> torch.utils.dat
 #: The files of ``cifar-10-python.tar.gz`` once extracted (https://www.cs.toronto.edu/~kriz/cifar.html).
 CIFAR10_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR10_TEST_BATCHES = ("test_batch",)
+#: CIFAR-10's class names in label order (``label_names`` of ``batches.meta``).
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+class _Refused(pickle.UnpicklingError):
+    """A global that a CIFAR-10 batch does not hold (its message is the global's name)."""
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Reads a CIFAR-10 batch without running code: the only globals admitted are those that rebuild NumPy
+    arrays of plain data (as NumPy 1 under Python 2 and NumPy 2 write them) and ``_codecs.encode`` (bytes in
+    protocol 2 pickles). Anything else, e.g. a ``__reduce__`` calling ``exec``, is refused before it runs."""
+
+    ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+               *((m, f) for m in ("numpy.core.multiarray", "numpy._core.multiarray")
+                 for f in ("_reconstruct", "scalar"))}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            import _compat_pickle  # Python 2 names (__builtin__) as Python 3 names them (builtins)
+
+            module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+            raise _Refused(f"{_compat_pickle.IMPORT_MAPPING.get(module, module)}.{name}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # numpy.core, named by NumPy 1 pickles
+            return super().find_class(module, name)
 
 
 class Cifar10Batches(torch.utils.data.Dataset):
@@ -142,8 +172,6 @@ class Cifar10Batches(torch.utils.data.Dataset):
         self.classes = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
 
     def _load(self, name: str) -> dict:
-        import pickle
-
         path = self.folder / name
         if not path.is_file():
             raise DatasetError(f"CIFAR-10 not found under {self.folder.parent}: {path} is missing; expected "
@@ -151,7 +179,11 @@ class Cifar10Batches(torch.utils.data.Dataset):
                                "cifar-10-python.tar.gz")
         try:
             with open(path, "rb") as f:
-                entry = pickle.load(f, encoding="latin1")  # as torchvision: Python 2 pickles
+                entry = _BatchUnpickler(f, encoding="latin1").load()  # as torchvision: Python 2 pickles
+        except _Refused as exc:
+            raise DatasetError(f"refusing to read {name} in {self.folder}: it refers to {exc}, which a CIFAR-10 "
+                               "batch (a dict of arrays, lists and strings) never does, and reading it would run "
+                               "code; it is not the published file: extract cifar-10-python.tar.gz again") from None
         except Exception as exc:  # noqa: BLE001 - a truncated or foreign file: name it
             raise DatasetError(f"cannot read the CIFAR-10 batch {path} ({type(exc).__name__}: {exc}); extract "
                                "cifar-10-python.tar.gz again") from None
@@ -249,7 +281,8 @@ register_dataset(DatasetSpec(
     layout="ROOT/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte"))
 register_dataset(DatasetSpec(
     "cifar10", _torchvision(cifar10), "CIFAR-10 through torchvision, from disk (appendix V; valid = test split)",
-    needs_root=True, folds=0, layout="ROOT/cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}"))
+    needs_root=True, classes=CIFAR10_CLASSES, folds=0,
+    layout="ROOT/cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}"))
 register_dataset(DatasetSpec(
     "imagenet", _imagenet, "ImageNet class folders ROOT/{train,val}/<wnid>/ (appendix V)", needs_root=True,
     folds=0, layout="ROOT/{train,val}/<wnid>/*.JPEG"))

@@ -164,13 +164,23 @@ class RobustnessReport:
 
     @classmethod
     def load(cls, directory: str | Path) -> RobustnessReport:
-        """Read a report written by :meth:`save`."""
+        """Read a report written by :meth:`save`; a damaged one (missing or edited files, values that do not
+        parse) is a :class:`ConfigError` naming the directory."""
         directory = Path(directory)
         meta_path = directory / "robustness.json"
         if not meta_path.is_file():
             raise ConfigError(f"{directory} holds no robustness evaluation (no robustness.json); pass the run "
                               "directory written by `advwsl evaluate-robustness`")
-        meta = read_json(meta_path, what="robustness evaluation")
+        try:
+            return cls._read(directory, read_json(meta_path, what="robustness evaluation"))
+        except ConfigError as exc:
+            raise ConfigError(f"{directory} is damaged: {exc}; evaluate it again") from None
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError, OSError, pd.errors.ParserError) as exc:
+            raise ConfigError(f"{directory} is damaged ({type(exc).__name__}: {exc}): its files were edited or "
+                              "truncated; evaluate it again") from None
+
+    @classmethod
+    def _read(cls, directory: Path, meta: dict[str, Any]) -> RobustnessReport:
         results = {name: load_result(directory / f"attack-{name}") for name in meta["attacks"]}
         results["All"] = combine_results(list(results.values()))
         pgd = {float(e): load_result(directory / f"pgd-{i}") for i, e in enumerate(meta["pgd_epsilons"])}
@@ -199,6 +209,46 @@ def _plain(value: Any) -> Any:
 def _short(value: Any) -> str:
     text = json.dumps(value, sort_keys=True) if not isinstance(value, str) else value
     return text if len(text) <= 40 else text[:16] + "..." + text[-8:]
+
+
+def _shard_index(config: dict[str, Any]) -> np.ndarray:
+    """The sample indices shard ``k/N`` evaluates: those of the batches ``b`` with ``b % N == k``."""
+    n, size = int(config["fingerprint"]["n_samples"]), int(config["fingerprint"]["batch_size"])
+    k, n_shards = (int(v) for v in config["shard"])
+    parts = [np.arange(b * size, min((b + 1) * size, n)) for b in range(k, -(-n // size), n_shards)]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
+def _coverage_gap(index: np.ndarray, expected: np.ndarray) -> str | None:
+    """How ``index`` differs from ``expected`` (None when it holds each expected sample once)."""
+    values, counts = np.unique(index, return_counts=True)
+    if len(index) == len(expected) and np.array_equal(values, expected):
+        return None
+    gaps = [(np.setdiff1d(expected, values), "missing"), (np.setdiff1d(values, expected), "unexpected"),
+            (values[counts > 1], "twice")]
+    return ", ".join(f"{what} {v[:5].tolist()}{' ...' if len(v) > 5 else ''}" for v, what in gaps if len(v))
+
+
+def check_coverage(report: RobustnessReport, name: str = "the report") -> None:
+    """Check that every table of ``report`` (each attack, PGD radius, the more-steps rerun and the noise
+    check) holds exactly the samples of its shard; a deleted row, shifted or duplicated indices are a
+    :class:`ConfigError` naming the table and the samples."""
+    expected = _shard_index(report.config)
+    tables = {f"attack {a}": r.index for a, r in report.results.items() if a != "All"}
+    tables.update({f"PGD check at {e:g}": r.index for e, r in report.pgd.items()})
+    if report.noise is not None:
+        tables["noise check"] = report.noise["index"].to_numpy()
+    wanted = {t: expected for t in tables}
+    if report.more_steps is not None:
+        tables["more-steps check"] = report.more_steps.index
+        wanted["more-steps check"] = expected[expected % int(report.config.get("check_stride", 1)) == 0]
+    k, n_shards = report.config["shard"]
+    for table, index in tables.items():
+        gap = _coverage_gap(np.asarray(index).astype(np.int64), wanted[table])
+        if gap:
+            raise ConfigError(f"{name}: the {table} records do not cover shard {k}/{n_shards} of "
+                              f"{report.config['fingerprint']['n_samples']} samples ({gap}); its files were edited "
+                              f"or damaged: evaluate shard {k}/{n_shards} again")
 
 
 def merge_reports(reports: Sequence[RobustnessReport], names: Sequence[str] | None = None) -> RobustnessReport:
@@ -238,6 +288,8 @@ def merge_reports(reports: Sequence[RobustnessReport], names: Sequence[str] | No
     shards = sorted(r.config["shard"][0] for r in reports)
     if shards != list(range(n_shards)):
         raise ConfigError(f"merge needs every shard 0..{n_shards - 1} of {n_shards} exactly once, got {shards}")
+    for name, r in zip(names, reports):
+        check_coverage(r, name)
     results = {name: concat_results([r.results[name] for r in reports]) for name in first.attacks}
     results["All"] = combine_results(list(results.values()))
     pgd = {e: concat_results([r.pgd[e] for r in reports]) for e in first.pgd}

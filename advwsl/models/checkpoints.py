@@ -22,7 +22,7 @@ from .normalize import Normalize
 from .zoo import create_model, list_models, model_info
 
 __all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "checkpoint_paths", "save_model", "checkpoint_info",
-           "load_model"]
+           "checkpoint_classes", "load_model"]
 
 CHECKPOINT_FORMAT = "advwsl-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -66,6 +66,29 @@ def _normalization(model: nn.Module) -> dict[str, list[float]] | None:
     return None
 
 
+def _class_names(classes: Any, num_classes: int | None) -> list[str]:
+    """``classes`` as the list of names a checkpoint records: one distinct name per class of the model."""
+    if isinstance(classes, (str, bytes)) or not isinstance(classes, (list, tuple)):
+        raise InputError(f"metadata classes must be a list of class names, got {classes!r}")
+    names = [str(c) for c in classes]
+    if num_classes is not None and len(names) != num_classes:
+        raise InputError(f"metadata classes has {len(names)} names but the model has {num_classes} classes")
+    if len(set(names)) != len(names):
+        raise InputError(f"metadata classes names a class twice ({names}); give each class one name")
+    return names
+
+
+def checkpoint_classes(info: dict[str, Any]) -> tuple[str, ...] | int | None:
+    """What a checkpoint's sidecar ``info`` (:func:`checkpoint_info`) says of its classes, for
+    :func:`advwsl.classes.match_classes`: their names in logit order when recorded, else their number (the
+    architecture's ``num_classes``), else None."""
+    names = info.get("classes")
+    if isinstance(names, list) and names:
+        return tuple(str(c) for c in names)
+    count = (info.get("kwargs") or {}).get("num_classes")
+    return count if isinstance(count, int) and not isinstance(count, bool) else None
+
+
 def save_model(model: nn.Module, path: str | os.PathLike, *, metadata: dict[str, Any] | None = None,
                overwrite: bool = False) -> Path:
     """Write ``model``'s weights to ``<stem>.safetensors`` and a JSON sidecar ``<stem>.json``.
@@ -83,10 +106,8 @@ def save_model(model: nn.Module, path: str | os.PathLike, *, metadata: dict[str,
     clash = sorted(set(metadata) & set(_SIDECAR_KEYS))
     if clash:
         raise InputError(f"metadata keys {clash} are reserved by the checkpoint format; rename them")
-    classes = metadata.get("classes")
-    num_classes = getattr(model, "num_classes", None)
-    if classes is not None and num_classes is not None and len(classes) != num_classes:
-        raise InputError(f"metadata classes has {len(classes)} names but the model has {num_classes} classes")
+    if metadata.get("classes") is not None:
+        metadata["classes"] = _class_names(metadata["classes"], getattr(model, "num_classes", None))
     weights, sidecar = checkpoint_paths(path)
     existing = [str(p) for p in (weights, sidecar) if p.exists()]
     if existing and not overwrite:

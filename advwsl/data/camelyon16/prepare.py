@@ -11,19 +11,24 @@ Output folder layout::
     folds/fold_<k>/{train,valid,test}.csv   slide, x, y, size, label, p_m, p_t, category, path, mask_path
     patches/<slide>/<slide>_<x>_<y>.png (+ _mask.png)    with write_png
     summary.json                Table 2.4 counts and the size of every set
+    INCOMPLETE                  while it runs, or after it stopped: rerun the same command to continue
+
+Everything is checked before anything is written (see :func:`prepare_camelyon16`).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ...errors import DatasetError, InputError
-from ...io import atomic_write_text
-from ...runs import INCOMPLETE, check_out, incomplete
+from ...errors import ConfigError, DatasetError, InputError
+from ...runs import INCOMPLETE, check_out, incomplete_record, resumable_run
+from ..slides import open_slide
+from .annotations import read_asap_xml
 from .sampling import (ProtocolConfig, _atomic_csv, calibrate, check_config, discover_slides, mask_relpath,
                        normal_quotas, patch_relpath, run_parallel, sample_normal_slide, scan_slide, slide_folds,
                        stable_key, summary_counts, write_patch_pngs)
@@ -54,6 +59,11 @@ def _png_task(row: dict, patches: pd.DataFrame, cfg: ProtocolConfig, out_dir: st
     return row["slide"]
 
 
+#: The command whose run directories this writes (named in their ``INCOMPLETE`` record).
+COMMAND = "data camelyon16"
+_HINT = "rerun the same command (same --out) to continue it: finished slides are skipped"
+
+
 def prepare_camelyon16(slides_dir: str | Path, annotations_dir: str | Path, out_dir: str | Path, *,
                        config: ProtocolConfig | None = None, workers: int = 1, write_png: bool = False,
                        backend: str = "auto", labels_csv: str | Path | None = None,
@@ -61,7 +71,10 @@ def prepare_camelyon16(slides_dir: str | Path, annotations_dir: str | Path, out_
     """Run the protocol and write its outputs under ``out_dir`` (see the module docstring).
 
     Deterministic for a given ``config.seed``; resumable (slides already scanned or sampled are skipped);
-    parallel over slides with ``workers`` processes. Returns the summary (also written to summary.json)."""
+    parallel over slides with ``workers`` processes. Returns the summary (also written to summary.json).
+    Everything is checked before anything is written: the options, ``out_dir`` (absent, empty, or an
+    earlier output of this command with the same settings), every annotation (parsed) and slide (opened),
+    and that the patch fits in a slide; a run that draws no patch at all is an error."""
     cfg = config or ProtocolConfig()
     cfg.validate()
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
@@ -69,23 +82,61 @@ def prepare_camelyon16(slides_dir: str | Path, annotations_dir: str | Path, out_
     if labels_csv is not None and not Path(labels_csv).is_file():
         raise DatasetError(f"labels file {labels_csv} not found; --labels takes a CSV of 'name,Tumor|Normal' rows")
     out = Path(out_dir)
-    if not out.is_dir():
-        check_out(out)  # absent (its parent must be a writable folder), or a file: refused
-    elif any(out.iterdir()) and not any((out / f).is_file() for f in ("config.json", INCOMPLETE)):
-        raise InputError(f"output folder {out} exists and holds other files; give a new --out folder (or the one "
-                         "of an earlier `advwsl data camelyon16` run to resume it)")
-    slides = discover_slides(slides_dir, annotations_dir, labels_csv)  # checks the inputs before any write
+    _check_out_folder(out, cfg)
+    slides = discover_slides(slides_dir, annotations_dir, labels_csv)
     slides["fold"] = slide_folds(slides, cfg)
+    _check_slides(slides, cfg, backend)
     out.mkdir(parents=True, exist_ok=True)
-    with incomplete(out, "data camelyon16", "rerun the same command (same --out) to continue it: finished "
-                                            "slides are skipped"):
-        atomic_write_text(out / INCOMPLETE, "advwsl data camelyon16 is running; rerun the same command (same "
-                                            "--out) to continue it if it stops\n", overwrite=True)
+    with resumable_run(out, COMMAND, hint=_HINT):
         for sub in ("scan", "normal", "folds"):
             (out / sub).mkdir(exist_ok=True)
         check_config(out, cfg)
         return _prepare(slides, out, cfg, workers=workers, write_png=write_png, backend=backend,
                         progress=progress)
+
+
+def _check_out_folder(out: Path, cfg: ProtocolConfig) -> None:
+    """``out`` must be absent or empty (in a writable folder), or an earlier output of this command, finished
+    or interrupted, prepared with the same settings ``cfg``; anything else is refused untouched."""
+    if not out.is_dir() or not any(out.iterdir()):
+        check_out(out)  # absent (its parent must be a writable folder), or a file: refused
+        return
+    if (out / INCOMPLETE).exists():
+        record = incomplete_record(out)
+        if record is None or record["command"] != COMMAND:
+            check_out(out, command=COMMAND)  # refuses, saying why (a foreign marker, another command's run)
+            raise ConfigError(f"{out} holds the run of another command; give a new --out folder")
+    elif not _is_output(out):
+        raise InputError(f"output folder {out} exists and holds other files; give a new --out folder (or the one "
+                         "of an earlier `advwsl data camelyon16` run to resume it)")
+    check_config(out, cfg, write=False)
+
+
+def _is_output(out: Path) -> bool:
+    """Whether ``out`` holds a finished output of this command (its ``config.json`` holds protocol settings)."""
+    try:
+        saved = json.loads((out / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(saved, dict) and set(saved) == set(asdict(ProtocolConfig()))
+
+
+def _check_slides(slides: pd.DataFrame, cfg: ProtocolConfig, backend: str) -> None:
+    """Parse every annotation and open every usable slide before anything is written: a damaged file is
+    named, and a patch larger than every slide (which would draw no patch) is refused."""
+    usable = slides[slides["excluded"] == ""]
+    for xml in usable["xml"]:
+        if xml:
+            read_asap_xml(xml)
+    sizes = []
+    for path in usable["path"]:
+        with open_slide(path, backend=backend) as slide:
+            sizes.append(tuple(slide.dimensions))
+    if sizes and not any(min(w, h) >= cfg.patch_size for w, h in sizes):
+        w, h = max(sizes, key=lambda wh: min(wh))
+        raise InputError(f"patch size {cfg.patch_size} is larger than every slide (the largest is {w} x {h} "
+                         f"pixels at level 0): no patch fits; choose a --patch-size of at most {min(w, h)} "
+                         "(512 in the reference)")
 
 
 def _prepare(slides: pd.DataFrame, out: Path, cfg: ProtocolConfig, *, workers: int, write_png: bool, backend: str,
@@ -122,6 +173,11 @@ def _prepare(slides: pd.DataFrame, out: Path, cfg: ProtocolConfig, *, workers: i
                        ignore_index=True) if quotas else pd.DataFrame(columns=["set", "slide", "x", "y"])
 
     sets = _write_fold_csvs(slides, metastatic, normal, cfg, out)
+    if not sum(v["metastatic"] + v["normal"] for v in sets.values()):
+        raise DatasetError(f"no patch was drawn from the {len(usable)} slide(s): {len(metastatic)} metastatic grid "
+                           f"patches of {cfg.patch_size} pixels (annotated slides, metastatic fraction >= {cfg.p0}, "
+                           f"tissue fraction >= {cfg.pt}), and as many normal ones; check the slides and their "
+                           "annotations (a metastatic slide needs its XML), or lower --patch-size")
     if write_png:
         wanted = pd.concat([metastatic[["slide", "x", "y"]], normal[["slide", "x", "y"]]]).drop_duplicates()
         tasks = [(records[s], g, cfg, str(out), backend) for s, g in wanted.groupby("slide")]

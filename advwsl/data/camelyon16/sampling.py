@@ -293,17 +293,21 @@ def _star(args):
     return fn(*task)
 
 
-def check_config(out_dir: Path, cfg: ProtocolConfig) -> None:
-    """Record the configuration in ``out_dir/config.json``; refuse to resume with a different one."""
+def check_config(out_dir: Path, cfg: ProtocolConfig, *, write: bool = True) -> None:
+    """Refuse to resume with another configuration than the one in ``out_dir/config.json``; record it there
+    when absent (with ``write``)."""
     path = out_dir / "config.json"
     current = asdict(cfg)
     if path.exists():
-        previous = json.loads(path.read_text())
+        try:
+            previous = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise DatasetError(f"{path} is not readable JSON ({exc}); use another --out folder") from None
         if previous != current:
             diff = {k: (previous.get(k), v) for k, v in current.items() if previous.get(k) != v}
             raise DatasetError(f"{out_dir} holds patches prepared with other settings {diff} (old, new); "
                                f"use another --out folder to keep both")
-    else:
+    elif write:
         path.write_text(json.dumps(current, indent=2))
 
 
