@@ -122,12 +122,13 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], *,
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value), ignoring NaN."""
+    """Mean and sample standard deviation, ignoring NaN (the deviation of a single value is NaN: one fold has
+    no spread to report)."""
     v = [float(x) for x in values if not math.isnan(float(x))]
     if not v:
         return math.nan, math.nan
     m = sum(v) / len(v)
-    s = math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1)) if len(v) > 1 else 0.0
+    s = math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1)) if len(v) > 1 else math.nan
     return m, s
 
 
@@ -137,7 +138,7 @@ def format_mean_std(values: Sequence[float], *, percent: bool = True, digits: in
     if math.isnan(m):
         return "-"
     k = 100.0 if percent else 1.0
-    return f"{m * k:.{digits}f} ± {s * k:.{digits}f}"
+    return f"{m * k:.{digits}f}" if math.isnan(s) else f"{m * k:.{digits}f} ± {s * k:.{digits}f}"
 
 
 def parse_set_pairs(pairs: Sequence[str], option: str = "--set") -> dict[str, Any]:

@@ -15,7 +15,7 @@ predictions) is only ever given copies, so a model that changes its input in pla
 Logits must be floats; NaN or infinite clean logits are an error naming the samples, and an adversarial
 on which the model's logits are not finite is counted as a failure (with a warning).
 
-The phases: :func:`_check_request` (options), :func:`_runner_kwargs` (what the attack receives),
+The phases: :func:`_check_request` (options), :func:`_runner_kwargs` (what the attack receives: what its spec declares),
 :func:`_attack_batch` (check and predict a batch, :func:`_targets` of its records) and
 :func:`_attack_records` (attack, verify, record into :class:`_Records`).
 """
@@ -52,6 +52,7 @@ class CountingModel(nn.Module):
         self.model = model
         self.forwards = 0
         self.backwards = 0
+        self.on_forward: Callable[[], None] | None = None  # e.g. a progress bar's tick
         self.training = False  # the wrapper only; .eval() would also switch the wrapped model
 
     def reset(self) -> None:
@@ -62,6 +63,8 @@ class CountingModel(nn.Module):
 
     def _counted(self, out: Any) -> Any:
         self.forwards += 1
+        if self.on_forward is not None:
+            self.on_forward()
         if isinstance(out, torch.Tensor) and out.requires_grad:
             out.register_hook(self._count_backward)
         return out
@@ -215,7 +218,8 @@ def run_attack(model: nn.Module, data: torch.Tensor | Iterable[Any], labels: tor
     run = _Run(spec, model, counting(wrap(model, precision, channels_last)), kwargs, tuple(float(b) for b in bounds),
                used_levels, targeted, precision != "fp32" or channels_last, Timer(model_device(model)))
     records = _Records(keep_adversarials)
-    bar = tqdm(desc=f"{display} {spec.budget_label(kwargs)}", unit="img", disable=not progress)
+    bar = tqdm(desc=f"{display} {spec.budget_label(kwargs)}", unit="img", disable=not progress,
+               total=_total(data, targeted, target), bar_format=_BAR)
     with attack_mode(model), precision_context(model, precision, channels_last):
         for images, batch_labels in iter_batches(data, labels, batch_size):
             _attack_batch(run, records, images, batch_labels, target, batch_size, bar)
@@ -233,19 +237,11 @@ def run_attack(model: nn.Module, data: torch.Tensor | Iterable[Any], labels: tor
 
 def _runner_kwargs(spec: AttackSpec, attack_kwargs: dict[str, Any] | None, *, levels: int | None,
                    bounds: tuple[float, float], seed: int | None) -> tuple[dict[str, Any], int | None]:
-    """The attack's keyword arguments: ``attack_kwargs`` plus the runner's ``levels``, ``bounds`` and ``seed``
-    for an attack whose signature names them (unless given); and the quantization levels it uses (None when
-    it does not quantize)."""
-    kwargs = dict(attack_kwargs or {})
-    used_levels = None
-    if spec.accepts("levels"):
-        kwargs.setdefault("levels", levels)
-        used_levels = kwargs["levels"]
-    if spec.accepts("bounds"):
-        kwargs.setdefault("bounds", tuple(bounds))
-    if spec.accepts("seed") and seed is not None:
-        kwargs.setdefault("seed", seed)
-    return kwargs, used_levels
+    """The attack's keyword arguments: ``attack_kwargs`` over the runner's values of the parameters the spec
+    declares (:meth:`AttackSpec.runner_kwargs`: ``levels``, ``bounds``, ``seed``); and the quantization levels
+    the attack uses (None when it does not quantize)."""
+    kwargs = {**spec.runner_kwargs(levels=levels, bounds=bounds, seed=seed), **(attack_kwargs or {})}
+    return kwargs, kwargs.get("levels") if "levels" in spec.runner_params else None
 
 
 def _check_request(spec: AttackSpec, model: nn.Module, data: Any, *, targeted: bool, target: str | torch.Tensor,
@@ -359,6 +355,38 @@ def _targets(run: _Run, target: str | torch.Tensor, clean_logits: torch.Tensor, 
     return row, tgt
 
 
+#: The progress bar of an attack: images done (fractions while a batch is attacked, one step at a time), its
+#: rate in images per second and the time left.
+_BAR = "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt} img [{elapsed}<{remaining}, {rate_fmt}]"
+
+
+def _total(data: Any, targeted: bool, target: Any) -> int | None:
+    """Records the run will attack, when known ahead (a tensor, or a loader over a sized dataset)."""
+    n = len(data) if isinstance(data, torch.Tensor) else len(getattr(data, "dataset", ()) or ()) or None
+    return None if n is None or (targeted and isinstance(target, str) and target == "all") else n
+
+
+def _expected_forwards(kwargs: dict[str, Any]) -> int:
+    """Forward passes an attack makes on a batch at most, from its budget (steps, times the searches of C&W)."""
+    return max(1, int(kwargs.get("binary_search_steps", 1)) * int(kwargs.get("steps", 1)))
+
+
+class _Ticks:
+    """Advances the progress bar by a share of a batch's records at every forward pass of the attack, so the
+    bar moves step by step; :meth:`finish` completes the batch (attacks that stop early)."""
+
+    def __init__(self, bar: Any, records: int, forwards: int) -> None:
+        self.bar, self.records, self.step, self.done = bar, records, records / forwards, 0.0
+
+    def __call__(self) -> None:
+        if self.done + self.step < self.records:
+            self.bar.update(self.step)
+            self.done += self.step
+
+    def finish(self) -> None:
+        self.bar.update(self.records - self.done)
+
+
 def _attack_batch(run: _Run, records: _Records, images: torch.Tensor, labels: Any, target: str | torch.Tensor,
                   batch_size: int, bar: Any) -> None:
     """Check one batch of data, predict it and attack its records ``batch_size`` at a time. ``images`` is
@@ -381,8 +409,13 @@ def _attack_batch(run: _Run, records: _Records, images: torch.Tensor, labels: An
     clean_pred = clean_logits.argmax(1)
     for start in range(0, len(row), batch_size):
         r, t = row[start:start + batch_size], tgt[start:start + batch_size]
-        _attack_records(run, records, images[r], labels[r], t, index[r], clean_pred[r])
-        bar.update(len(r))
+        ticks = _Ticks(bar, len(r), _expected_forwards(run.kwargs))
+        run.counter.on_forward = ticks
+        try:
+            _attack_records(run, records, images[r], labels[r], t, index[r], clean_pred[r])
+        finally:
+            run.counter.on_forward = None
+        ticks.finish()
 
 
 def _goal(run: _Run, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor, correct: torch.Tensor,

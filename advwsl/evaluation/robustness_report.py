@@ -85,7 +85,8 @@ class RobustnessReport:
             eps = sorted(self.pgd)
             curves["pgd (bounded)"] = (eps, [float(np.mean(self.pgd[e].originally_correct & ~self.pgd[e].success))
                                              for e in eps])
-        out = [sanity.check_monotone(curves)]
+        first = next(iter(self.results.values()))
+        out = [sanity.check_above_chance(first.label, first.originally_correct), sanity.check_monotone(curves)]
         out.append(sanity.check_unbounded_success(
             {name: float(np.mean(r.success[r.originally_correct])) if r.originally_correct.any() else 1.0
              for name, r in self.results.items()}))

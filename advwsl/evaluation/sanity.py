@@ -5,7 +5,9 @@ Wagner 2018 on obfuscated gradients, cited in section A V-3; Carlini et al. 2019
 * unbounded attacks reach (nearly) 100 % success (section A V-7: "attacks with unbounded norm ... can
   successfully generate adversarial examples almost 100 % of the time");
 * more attack steps do not change the result much;
-* Gaussian noise of the same norm as the adversarial perturbation is far weaker than the attack.
+* Gaussian noise of the same norm as the adversarial perturbation is far weaker than the attack;
+* the clean accuracy is above chance (the share of the most frequent class): a model at chance has no
+  robustness to measure, and every other check passes on it vacuously.
 
 A model that fails them looks gradient-masked: its reported robustness is likely an artifact of the
 attacks' gradients, not of the model.
@@ -126,6 +128,23 @@ def check_noise(noise_rate: float, attack_rate: float, *, ratio: float = 0.2) ->
            f"{100 * attack_rate:.1f}% for the attacks" + ("" if passed else
                                                           ": the attacks do no better than random directions"))
     return SanityCheck("Gaussian noise far weaker than the attack", passed, noise_rate, threshold, msg)
+
+
+def check_above_chance(labels: np.ndarray, correct: np.ndarray) -> SanityCheck:
+    """The clean accuracy must be above the majority-class rate: passes when the one-sided exact binomial test
+    of ``correct`` against that rate gives p < 0.05."""
+    from scipy import stats
+
+    labels, correct = np.asarray(labels), np.asarray(correct, bool)
+    n = len(labels)
+    chance = float(np.bincount(labels.astype(int)).max() / n) if n else 1.0
+    p = float(stats.binomtest(int(correct.sum()), n, chance, alternative="greater").pvalue) if n and chance < 1 \
+        else 1.0
+    passed = p < 0.05
+    msg = (f"clean accuracy {100 * correct.mean():.1f}% on {n} images against {100 * chance:.1f}% for always "
+           f"predicting the most frequent class (p = {p:.2g})" + ("" if passed else ": the model is at chance level, "
+                                                                   "there is no robustness to measure"))
+    return SanityCheck("clean accuracy above chance", passed, float(correct.mean()) if n else 0.0, chance, msg)
 
 
 def masking_warning(model_name: str, checks: Sequence[SanityCheck], *, emit: bool = True) -> str | None:

@@ -27,9 +27,12 @@ import torch
 from ..attacks import AttackResult, AttackSpec, combine_results, expand_attacks, get_attack_spec, parse_budgets
 from ..attacks import results_table, run_attack
 from ..config import TABLE_EPSILONS, AttackConfig, check_levels
+from ..data import get_dataset_spec
 from ..errors import ConfigError
 from ..evaluation.cams import cam_robustness, predict_maps
+from ..evaluation.sanity import check_above_chance
 from ..io import atomic_write_text, write_json
+from ..models import with_grad_cam
 from ..plotting import plot_cam_curves, plot_cam_grid, plot_robustness_curves
 from ..runs import INCOMPLETE, check_out, run_directory
 from ..utils import select_device
@@ -85,7 +88,7 @@ def plan_attacks(config: AttackConfig) -> AttackPlan:
     specs = tuple(get_attack_spec(n) for n in names)
     kwargs = {s.name: _attack_kwargs(s, budgets[s.name], config) for s in specs}
     select_device(config.device)
-    return AttackPlan(specs, kwargs, check_levels(config.levels), check_out(config.out))
+    return AttackPlan(specs, kwargs, check_levels(config.levels), check_out(config.out, command="attack"))
 
 
 def _curves(results: list[AttackResult], epsilons: tuple[float, ...]) -> pd.DataFrame:
@@ -171,11 +174,12 @@ def _targets(config: AttackConfig, data: EvalData, num_classes: int | None, say:
     return torch.full_like(data.labels, target), data
 
 
-def _notices(resolved: Any, data: EvalData, targeted: bool) -> tuple[bool, list[str]]:
+def _notices(model: torch.nn.Module, data: EvalData, targeted: bool) -> tuple[bool, list[str]]:
     """Whether the CAM report applies (a model with CAMs, untargeted), and what the run skips and why."""
-    cam_report = resolved.has_cams and not targeted
+    has_cams = callable(getattr(model, "cams", None))
+    cam_report = has_cams and not targeted
     notices = []
-    if resolved.has_cams and targeted:
+    if has_cams and targeted:
         notices.append("targeted attacks: CAM measures skipped (they compare the CAM of the clean prediction)")
     if cam_report and data.masks is None:
         notices.append(f"{data.dataset} has no ground-truth masks: CAM localization (Dice/IoU vs mask) skipped")
@@ -237,9 +241,16 @@ def attack_job(config: AttackConfig, *, log: Log | None = None) -> tuple[Path, d
         raise ConfigError(f"{resolved.name} has no class activation maps, so the CAM attack does not apply; use a "
                           "label attack (ddn, cw, deepfool) or a weakly supervised model")
     data = job_data(config, resolved)
+    config = config.replace(epsilon=config.epsilon or get_dataset_spec(data.dataset).epsilons)
     target, data = _targets(config, data, resolved.num_classes, say)
     model = resolved.model.to(device).eval()
-    cam_report, notices = _notices(resolved, data, config.targeted)
+    gradcam = None
+    if not resolved.has_cams and not config.targeted:
+        model = with_grad_cam(model, data.images[:1].to(device), config.cam_layer)
+        gradcam = (f"{resolved.name} has no class activation maps: the CAM report uses Grad-CAM (eq. 1.15-1.16) of "
+                   f"its layer {model.layer_name!r} (--cam-layer to choose another)")
+    cam_report, notices = _notices(model, data, config.targeted)
+    notices = [gradcam, *notices] if gradcam else notices
     for message in notices:
         say(message)
     settings = {**config.to_dict(), "attacks_resolved": list(plan.names), "attack_kwargs_resolved": plan.kwargs,
@@ -259,6 +270,10 @@ def attack_job(config: AttackConfig, *, log: Log | None = None) -> tuple[Path, d
                 cam_curves.append(curve)
             entries.append(entry)
         combined = _write_tables(results, plan.specs, config, run_dir, f"{resolved.name} on {data.description}")
+        chance = check_above_chance(results[0].label, results[0].originally_correct)
+        if not chance.passed:
+            notices.append(f"WARNING: {chance.message}")
+            say(f"WARNING: {chance.message}")
         if cam_rows:
             atomic_write_text(run_dir / "cams.csv", pd.concat(cam_rows, ignore_index=True).to_csv(index=False))
             atomic_write_text(run_dir / "cam_curves.csv", pd.concat(cam_curves, ignore_index=True).to_csv(index=False))

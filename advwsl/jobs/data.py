@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from ..classes import match_classes
 from ..config import ModelDataConfig
 from ..data import eval_transform, get_dataset, get_dataset_spec
 from ..errors import ConfigError, DatasetError, InputError, ModelError
@@ -121,14 +122,22 @@ def data_for_model(resolved: ResolvedModel, dataset: str | None = None, **kwargs
     return data
 
 
-def check_data_fits_model(data: EvalData, resolved: ResolvedModel) -> None:
-    """Catch, before any work, a model that cannot be evaluated on ``data``: labels beyond its classes."""
+def check_data_fits_model(data: EvalData, resolved: ResolvedModel, *, remap: bool = False) -> EvalData:
+    """Catch, before any work, a model that cannot be evaluated on ``data``: labels beyond its classes, or
+    class names that differ from the model's (:func:`advwsl.classes.match_classes`: classes are matched by
+    name, never by position). With ``remap`` (``--remap-classes``) the same names in another order are
+    accepted and the labels mapped to the model's classes; returns the data as the model reads it."""
     n = resolved.num_classes
     top = int(data.labels.max())
     if n is not None and top >= n:
         raise ModelError(f"{resolved.name} has {n} classes but {data.description} has labels up to {top} "
                          f"({len(data.classes) if data.classes else top + 1} classes); evaluate it on the data it was "
                          "trained for")
+    index = match_classes(resolved.classes or n, data.classes, remap=remap, option="--remap-classes")
+    if index is None:
+        return data
+    return dataclasses.replace(data, labels=torch.as_tensor(index)[data.labels], classes=list(resolved.classes),
+                               description=f"{data.description} (classes mapped to the model's by name)")
 
 
 def start(config: ModelDataConfig, log: Callable[[str], None]) -> tuple[torch.device, ResolvedModel]:
@@ -146,5 +155,4 @@ def job_data(config: ModelDataConfig, resolved: ResolvedModel) -> EvalData:
     its classes."""
     data = data_for_model(resolved, config.dataset, split=config.split, data_root=config.data_root,
                           n_samples=config.n_samples, dataset_kwargs=config.dataset_kwargs, progress=config.progress)
-    check_data_fits_model(data, resolved)
-    return data
+    return check_data_fits_model(data, resolved, remap=config.remap_classes)

@@ -11,12 +11,15 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from ..classes import match_classes
 from ..config import EvaluateConfig
 from ..data import eval_transform, get_dataset
+from ..data.base import dataset_classes
 from ..errors import ConfigError
 from ..io import atomic_write_text, markdown_table, write_json
 from ..losses import build_criterion
 from ..models import checkpoint_info, list_models, load_model
+from ..models.checkpoints import checkpoint_classes
 from ..runs import check_out, run_directory
 from ..training import check_cam_class, evaluate
 from ..utils import select_device
@@ -51,7 +54,7 @@ def _check_classes(config: EvaluateConfig, model: Any, info: dict[str, Any], tra
     num_classes = getattr(model, "num_classes", None) or len(info.get("classes") or []) or None
     if not num_classes or training.get("model") in list_models("segmentation"):
         return str(cam_class)
-    data_classes = getattr(data, "classes", None)
+    data_classes = dataset_classes(data)
     labels = getattr(data, "labels", None)
     top = int(np.asarray(labels).max()) if labels is not None and len(labels) else None
     if (data_classes is not None and len(data_classes) != num_classes) or (top is not None and top >= num_classes):
@@ -62,15 +65,36 @@ def _check_classes(config: EvaluateConfig, model: Any, info: dict[str, Any], tra
                            classes=info.get("classes") or data_classes)
 
 
+class _Relabelled(torch.utils.data.Dataset):
+    """A dataset whose labels are mapped to a model's classes by name (``index[label]``)."""
+
+    def __init__(self, data: Any, index: list[int]) -> None:
+        self.data, self.index = data, index
+        for name in ("region_classes", "variable_size"):
+            if hasattr(data, name):
+                setattr(self, name, getattr(data, name))
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> Any:
+        sample = self.data[i]
+        return {**sample, "label": self.index[int(sample["label"])]}
+
+
 def evaluate_job(config: EvaluateConfig) -> tuple[Path, dict[str, float]]:
     """Accuracy, AP / mAP and, with masks, the CAM Dice / IoU of a checkpoint; writes ``metrics.json`` and
     ``metrics.md``. Returns the run directory and the metrics (shares in [0, 1])."""
     device = select_device(config.device)
-    check_out(config.out)
+    check_out(config.out, command="evaluate")
     info, training, recorded = _records(config)
     data, dataset, fold = _data(config, training, recorded)
     model = load_model(config.checkpoint)
     cam_class = _check_classes(config, model, info, training, data, dataset)
+    if training.get("model") not in list_models("segmentation"):
+        index = match_classes(checkpoint_classes(info), dataset_classes(data), remap=config.remap_classes,
+                              option="--remap-classes")
+        data = _Relabelled(data, index) if index is not None else data
     model = model.to(device)
     criterion = build_criterion(training.get("loss", "image"), **training.get("loss_kwargs", {}))
     if info.get("loss_state"):

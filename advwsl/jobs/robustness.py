@@ -12,6 +12,7 @@ from typing import Any
 
 from ..attacks import expand_attacks, get_attack_spec, parse_budgets
 from ..config import MergeConfig, RobustnessConfig, check_levels
+from ..data import get_dataset_spec
 from ..errors import ConfigError
 from ..evaluation.robustness import RobustnessReport, evaluate_robustness, merge_reports
 from ..runs import check_out, run_directory
@@ -44,7 +45,7 @@ def plan_robustness(config: RobustnessConfig) -> RobustnessPlan:
     given = parse_budgets(list(config.budget), names)
     budgets = {n: get_attack_spec(n).check(get_attack_spec(n).kwargs(b), option="--budget") for n, b in given.items()}
     select_device(config.device)
-    return RobustnessPlan(budgets, check_levels(config.levels), check_out(config.out))
+    return RobustnessPlan(budgets, check_levels(config.levels), check_out(config.out, command="evaluate-robustness"))
 
 
 def _settings(config: RobustnessConfig, plan: RobustnessPlan, device: Any, resolved: Any, data: Any) -> dict[str, Any]:
@@ -113,6 +114,7 @@ def robustness_job(config: RobustnessConfig, *, log: Callable[[str], None] | Non
         raise ConfigError("under torchrun every rank evaluates its own shard: drop --shard and --workers")
     device, resolved = start(config, say)
     data = job_data(config, resolved)
+    config = config.replace(epsilon=config.epsilon or (get_dataset_spec(data.dataset).table_epsilon,))
     model = resolved.model.to(device).eval()
     if world > 1:
         merged = _gathered(_evaluate(config, plan, model, data, resolved.name, (rank, world)), rank, world)
@@ -134,7 +136,7 @@ def robustness_job(config: RobustnessConfig, *, log: Callable[[str], None] | Non
 
 def merge_job(config: MergeConfig) -> tuple[Path, RobustnessReport]:
     """Join the shards of one evaluation (their run directories) into the single-process report."""
-    check_out(config.out)
+    check_out(config.out, command="merge")
     dirs = list(config.run_dirs)
     merged = merge_reports([RobustnessReport.load(d) for d in dirs], names=dirs)
     with run_directory("merge", config.out, config={"shards": dirs}) as run_dir:

@@ -61,7 +61,7 @@ def _attack_settings(config: SlideAttackConfig, resolved: ResolvedModel, positiv
 
 def _prepare(config: SlidePredictConfig, log: Log | None) -> tuple[ResolvedModel, wsi.SlideConfig]:
     select_device(config.device)
-    check_out(config.out)
+    check_out(config.out, command="slide-attack" if isinstance(config, SlideAttackConfig) else "slide-predict")
     with wsi.open_slide(config.slide, backend=config.backend):  # an unreadable slide fails before any model work
         pass
     resolved = resolve_model(config.model, checkpoint=config.checkpoint, progress=config.progress, log=log,

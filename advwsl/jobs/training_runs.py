@@ -44,7 +44,7 @@ def open_run(command: str, out: str | None, record: dict[str, Any], *, rank: int
         raise ConfigError("under torchrun every process must write to the same run directory: pass --out DIR")
     run_dir = None
     if rank == 0:
-        check_out(out)
+        check_out(out, command=command)
         run_dir = create_run_dir(command, out, config=record)
     if world > 1:
         holder = [str(run_dir) if run_dir is not None else None]

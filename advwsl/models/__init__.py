@@ -10,7 +10,7 @@ from .timm_backbone import TimmFeatures, timm_weights_paths
 from .cams import (CAM_RULES, cam_masks, class_maps, class_masks, dice_iou, foreground_masks, pixel_predictions,
                    upsample_cams)
 from .checkpoints import checkpoint_info, checkpoint_paths, load_model, save_model
-from .gradcam import GradCAMClassifier, grad_cam, gradcam_view
+from .gradcam import GradCAMClassifier, GradCAMView, grad_cam, gradcam_view, last_feature_layer, with_grad_cam
 from .heads import (CAMHead, DeepMILHead, DeepMILMultiHead, LSEHead, MaxHead, WildcatHead, average_pool, lse_pool,
                     max_pool, wildcat_pool)
 from .normalize import IMAGENET_MEAN, IMAGENET_STD, Normalize
@@ -24,7 +24,7 @@ __all__ = [
     "imagenet_weights_path", "list_backbones", "read_state_dict", "register_backbone", "register_backbone_resolver",
     "TimmFeatures", "timm_weights_paths",
     "CAM_RULES", "cam_masks", "class_maps", "class_masks", "dice_iou", "foreground_masks", "pixel_predictions",
-    "upsample_cams", "grad_cam", "GradCAMClassifier", "gradcam_view",
+    "upsample_cams", "grad_cam", "GradCAMClassifier", "gradcam_view", "GradCAMView", "with_grad_cam", "last_feature_layer",
     "CAMHead", "MaxHead", "LSEHead", "WildcatHead", "DeepMILHead", "DeepMILMultiHead",
     "average_pool", "max_pool", "lse_pool", "wildcat_pool",
     "IMAGENET_MEAN", "IMAGENET_STD", "Normalize", "UNet", "WSLClassifier", "tta_cams",

@@ -27,7 +27,7 @@ from .normalize import IMAGENET_MEAN, IMAGENET_STD
 from .wsl import WSLClassifier
 from .zoo import register_head
 
-__all__ = ["grad_cam", "GradCAMClassifier", "gradcam_view"]
+__all__ = ["grad_cam", "GradCAMClassifier", "gradcam_view", "GradCAMView", "with_grad_cam", "last_feature_layer"]
 
 
 def _default_layer(model: nn.Module) -> nn.Module:
@@ -162,3 +162,60 @@ def gradcam_view(model: WSLClassifier) -> GradCAMClassifier:
 
 register_head("gradcam", CAMHead, model_cls=GradCAMClassifier,
               description="CAM architecture localized by Grad-CAM of the backbone (eq. 1.15-1.16; Tables 2.7, 2.9)")
+
+
+def last_feature_layer(model: nn.Module, inputs: torch.Tensor) -> tuple[str, nn.Module]:
+    """The module whose output is the last spatial feature map of ``model`` on ``inputs``: of the modules that
+    output ``(N, K, h, w)`` with ``h * w > 1``, the last one to run (the usual Grad-CAM layer: the last
+    convolutional block). Returns its name and the module; a :class:`ModelError` when the model has none."""
+    order: list[tuple[str, nn.Module]] = []
+    names = {id(m): n for n, m in model.named_modules()}
+    handles = []
+
+    def record(module: nn.Module, _args: object, output: object) -> None:
+        if isinstance(output, torch.Tensor) and output.dim() == 4 and output.shape[-1] * output.shape[-2] > 1:
+            order.append((names.get(id(module), type(module).__name__), module))
+
+    for module in model.modules():
+        if module is not model:
+            handles.append(module.register_forward_hook(record))
+    try:
+        with torch.no_grad():
+            model(inputs[:1])
+    finally:
+        for h in handles:
+            h.remove()
+    if not order:
+        raise ModelError(f"{type(model).__name__} has no module with spatial feature maps (N, K, h, w): Grad-CAM "
+                         "needs one; give its name (--cam-layer)")
+    return order[-1]
+
+
+class GradCAMView(nn.Module):
+    """Any image classifier with Grad-CAM as its class maps (eq. 1.15-1.16): ``forward`` is the model's,
+    ``cams(x)`` the Grad-CAM of ``layer`` for every class, differentiable when gradients are enabled (so the
+    CAM report and the CAM attacks apply to a classifier without built-in CAMs)."""
+
+    def __init__(self, model: nn.Module, layer: nn.Module, layer_name: str = "") -> None:
+        super().__init__()
+        self.model, self.layer, self.layer_name = model, layer, layer_name
+        self.num_classes = getattr(model, "num_classes", None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def cams(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return grad_cam(self.model, x, layer=self.layer, create_graph=torch.is_grad_enabled())
+
+
+def with_grad_cam(model: nn.Module, inputs: torch.Tensor, layer: str | None = None) -> GradCAMView:
+    """``model`` seen through :class:`GradCAMView`, its layer named (``layer``, a name of
+    ``model.named_modules()``) or found by :func:`last_feature_layer` on ``inputs``."""
+    if layer is None:
+        name, module = last_feature_layer(model, inputs)
+        return GradCAMView(model, module, name)
+    modules = dict(model.named_modules())
+    if layer not in modules:
+        raise ModelError(f"the model has no module {layer!r} for Grad-CAM; its modules with parameters: "
+                         f"{', '.join(n for n, m in modules.items() if n and any(True for _ in m.parameters()))[:400]}")
+    return GradCAMView(model, modules[layer], layer)

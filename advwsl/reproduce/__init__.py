@@ -65,7 +65,7 @@ def run_entry(entry_id: str, *, quick: bool = False, dataset: str | None = None,
     if entry.availability == "data-root" and data_root is None:
         raise ConfigError(f"{entry.id} needs its dataset: {entry.data}")
     select_device(device)
-    check_out(out)
+    check_out(out, command=f"reproduce-{entry.id}")
     record = {"entry": entry.id, "title": entry.title, "quick": quick, "changed": changes,
               "settings": settings.to_dict(), "departures": [d.to_dict() for d in entry.departures],
               "data_root": data_root, "device": device, "workers": workers}

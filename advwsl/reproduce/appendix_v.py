@@ -330,8 +330,7 @@ def defense_table(ctx: Context) -> Outcome:
     text += [f"Data: {dataset}, the first {len(labels)} test images. Defenses {start}: "
              f"{d.epochs} epochs (learning rate {d.lr}, x0.1 after {int(100 * d.milestone)} %) on adversarials "
              f"projected on the L2 ball of epsilon_max = {d.epsilon} (section A V-6): DDN {d.ddn_steps} steps "
-             f"(eq. A V-9), or Madry with PGD-L2 {d.pgd_steps} steps (eq. A V-7; the reference used MadryLab's "
-             "L-infinity model, eps 0.3). Accuracy at eps <= "
+             f"(eq. A V-9), or Madry with PGD-L2 {d.pgd_steps} steps (eq. A V-7). Accuracy at eps <= "
              f"{eps:g}. Ours / reference (ratio, or difference in points).", "",
              side_by_side_markdown(frame, ["defense", "attack"], DEFENSE), *notes]
     verdicts = evaluate_findings(ctx.entry.findings, rows)

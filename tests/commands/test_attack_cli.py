@@ -78,3 +78,15 @@ def test_bad_options_are_refused_before_any_work(args, message, tmp_path, monkey
 def test_unknown_model_lists_what_model_accepts(tmp_path):
     res = invoke("--model", "no-such-model", "--out", str(tmp_path / "x"), "--no-progress")
     assert res.exit_code == 2 and "unknown model 'no-such-model'" in res.output and "digits-cnn" in res.output
+
+
+def test_a_classifier_without_cams_gets_the_cam_report_from_grad_cam(digits_model, tmp_path):
+    """No built-in CAMs (the C&W network): the CAM robustness report comes from Grad-CAM of the last layer with
+    spatial feature maps, named in the report; --cam-layer chooses another or is refused with the layers."""
+    res = invoke("--budget", "5", "--n-samples", "6", "--out", str(tmp_path / "a"))
+    assert res.exit_code == 0, res.output
+    assert "Grad-CAM (eq. 1.15-1.16) of its layer" in res.output and (tmp_path / "a" / "cams.csv").is_file()
+    cams = pd.read_csv(tmp_path / "a" / "cams.csv")
+    assert cams["cam_dice"].between(0, 1).all() and len(cams) == 6
+    bad = invoke("--budget", "5", "--n-samples", "6", "--cam-layer", "nope", "--out", str(tmp_path / "b"))
+    assert bad.exit_code == 2 and "no module 'nope'" in bad.output

@@ -50,7 +50,7 @@ def test_a_v_1_quick_on_foolbox_cifar10(foolbox_cifar10, cifar10_batches, tmp_pa
     assert "0.1503" in markdown and "1.4563" not in markdown  # DDN 100 mean L2: CIFAR-10's, not MNIST's
     assert markdown.strip() in output
     assert not (run_dir / "INCOMPLETE").exists()
-    for name in ("table.csv", "fig-A-V-9.png", "fig-A-V-9.csv", "fig-A-V-5.png"):
+    for name in ("table.csv", "fig-A-V-9.png", "fig-A-V-9.csv"):
         assert (run_dir / name).is_file(), name
 
     table = pd.read_csv(run_dir / "table.csv", dtype={"budget": str})
@@ -58,7 +58,8 @@ def test_a_v_1_quick_on_foolbox_cifar10(foolbox_cifar10, cifar10_batches, tmp_pa
     assert len(ours) == len(get_entry("A-V-1").quick["rows"])
     assert (ours["images"] == n).all()  # the split holds 6 images, fewer than the 64 of --quick
     for row in ours.itertuples():
-        assert 0.0 <= row.success <= 1.0 and math.isfinite(row.mean_l2) and math.isfinite(row.median_l2)
+        assert 0.5 <= row.success <= 1.0, f"quick row {row.attack} {row.budget} means nothing at {row.success}"
+        assert math.isfinite(row.mean_l2) and math.isfinite(row.median_l2)
         assert 0.0 < row.mean_l2 < 5.0 and 0.0 < row.median_l2
         reference = CIFAR_REFERENCE.get((row.attack, row.budget))
         if reference is not None:  # beside CIFAR-10's row, ratios against it

@@ -59,7 +59,7 @@ def test_attack_table_runs_end_to_end(tmp_path):
                   settings={"dataset": "mnist-5k", "n_samples": 12, "batch_size": 12,
                             "rows": [{"attack": "ddn", "budget": "100"}, {"attack": "cw", "budget": "4x25"}],
                             "figure_rows": [("ddn", "100"), ("cw", "4x25")], "recipe": {"epochs": 1}},
-                  reference=get_entry("A-V-1").reference)
+                  reference=get_entry("A-V-1").reference, findings=get_entry("A-V-1").findings)
     register_entry(entry)
     try:  # --set: 8 images instead of the entry's 12, said in the table and recorded
         run_dir, outcome = run_entry("test-A-V-1", out=str(tmp_path / "run"), progress=False,
@@ -73,8 +73,9 @@ def test_attack_table_runs_end_to_end(tmp_path):
     assert "| DDN | 100 | 8 |" in outcome.markdown and "1.4506" in outcome.markdown
     assert "**`--set n_samples=8`**: changed from the full experiment" in outcome.markdown
     assert outcome.markdown.index("Departures from the reference") < outcome.markdown.index("| DDN | 100 | 8 |")
-    for name in ("table.md", "table.csv", "summary.json", "config.json", "ddn-100.csv", "fig-A-V-9.png",
-                 "fig-A-V-5.png"):
+    assert "The reference's findings on this run" in outcome.markdown
+    assert "C&W 4x25 (100 gradients) is worse than DDN 100" in outcome.markdown  # both rows ran: a verdict
+    for name in ("table.md", "table.csv", "summary.json", "config.json", "ddn-100.csv", "fig-A-V-9.png"):
         assert (run_dir / name).is_file(), name
     assert not (run_dir / "INCOMPLETE").exists()
     record = json.loads((run_dir / "config.json").read_text())["config"]
