@@ -396,3 +396,34 @@ def plot_defense_examples(images: Any, rows: Sequence[tuple[str, Any, Any]], lab
     if title:
         fig.suptitle(title, fontsize=9)
     return _save(fig, path, 110)
+
+
+def plot_perturbations(images: Any, adversarials: Any, labels: Any, predictions: Any, path: str | Path, *,
+                       classes: Sequence[str] | None = None, title: str | None = None) -> Path:
+    """A grid of clean images (top), their perturbations (middle; grey is zero, each scaled to its own largest
+    magnitude, which the title gives) and the adversarials (bottom) with the true and the adversarial class.
+    Images (N, C, H, W) in [0, 1]."""
+    import numpy as np
+
+    x = images.detach().cpu().float().numpy()
+    xa = adversarials.detach().cpu().float().numpy()
+    n = len(x)
+    name = (lambda c: classes[int(c)] if classes is not None else str(int(c)))
+    fig, axes = plt.subplots(3, n, figsize=(1.5 * n + 0.6, 5.0), squeeze=False, constrained_layout=True)
+    for i in range(n):
+        delta = xa[i] - x[i]
+        scale = float(np.abs(delta).max()) or 1.0
+        for row, img in enumerate((x[i], 0.5 + delta / (2 * scale), xa[i])):
+            ax = axes[row, i]
+            shown = img[0] if img.shape[0] == 1 else np.clip(img.transpose(1, 2, 0), 0, 1)
+            ax.imshow(shown, cmap="gray" if img.shape[0] == 1 else None, vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[0, i].set_title(name(labels[i]), fontsize=8)
+        axes[1, i].set_title(f"L2 {np.sqrt((delta ** 2).sum()):.2f}, max {scale:.2f}", fontsize=7)
+        axes[2, i].set_title(name(predictions[i]), fontsize=8)
+    for row, label in enumerate(("clean", "perturbation", "adversarial")):
+        axes[row, 0].set_ylabel(label, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return _save(fig, path, 110)

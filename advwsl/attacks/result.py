@@ -170,20 +170,23 @@ class AttackResult:
                 "seconds": float(self.seconds), "levels": self.levels, "bounds": list(self.bounds),
                 "params": self.params}
 
-    def save(self, directory: str | Path, stem: str | None = None) -> dict[str, Path]:
-        """Write ``<stem>.csv`` (per sample), ``<stem>.json`` (summary + metadata) and ``<stem>.md`` (the
-        Table A V-1 row) into ``directory``; existing files are never overwritten."""
+    def save(self, directory: str | Path, stem: str | None = None, *, row: bool = True) -> dict[str, Path]:
+        """Write ``<stem>.csv`` (per sample), ``<stem>.json`` (summary + metadata) and, with ``row``,
+        ``<stem>.md`` (the Table A V-1 row; jobs that write a table of every row leave it out) into
+        ``directory``; existing files are never overwritten."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         stem = stem or _slug(f"{self.attack}-{self.budget}")
-        paths = {"csv": directory / f"{stem}.csv", "json": directory / f"{stem}.json",
-                 "md": directory / f"{stem}.md"}
+        paths = {"csv": directory / f"{stem}.csv", "json": directory / f"{stem}.json"}
+        if row:
+            paths["md"] = directory / f"{stem}.md"
         for path in paths.values():
             if path.exists():
                 raise ConfigError(f"{path} already exists; refusing to overwrite it (choose another folder)")
         atomic_write_text(paths["csv"], self.to_frame().to_csv(index=False))
         write_json(paths["json"], {"summary": self.summary(), "metadata": self.metadata()})
-        atomic_write_text(paths["md"], results_table([self]) + "\n")
+        if row:
+            atomic_write_text(paths["md"], results_table([self]) + "\n")
         return paths
 
 

@@ -17,6 +17,7 @@ from ..data import get_dataset_spec
 from ..defenses import make_perturbation
 from ..errors import ConfigError
 from ..models import checkpoint_info, load_model, model_info
+from ..report_html import write_html_report
 from ..runs import resumable_run
 from ..training import FitResult, check_model_options, check_training_data, fit, init_distributed
 from ..utils import seed_everything, select_device
@@ -126,4 +127,7 @@ def adv_train_job(config: AdvTrainConfig) -> tuple[Path, FitResult, dict[str, An
         init = plan.adversarial["init_checkpoint"]
         result = fit(plan.train, run_dir, model=load_model(init) if init else None, perturb=hook,
                      resume=plan.run_dir is not None)
+        if rank == 0:
+            write_html_report(run_dir, f"advwsl adv-train: {plan.train.model} on {plan.train.dataset}, "
+                                       f"{plan.adversarial['attack']} at epsilon {plan.adversarial['epsilon']}")
     return run_dir, result, plan.adversarial

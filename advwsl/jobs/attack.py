@@ -33,7 +33,8 @@ from ..evaluation.cams import cam_robustness, predict_maps
 from ..evaluation.sanity import check_above_chance
 from ..io import atomic_write_text, write_json
 from ..models import with_grad_cam
-from ..plotting import plot_cam_curves, plot_cam_grid, plot_robustness_curves
+from ..report_html import write_html_report
+from ..plotting import plot_cam_curves, plot_cam_grid, plot_perturbations, plot_robustness_curves
 from ..runs import INCOMPLETE, check_out, run_directory
 from ..utils import select_device
 from .data import EvalData, job_data, start
@@ -91,6 +92,23 @@ def plan_attacks(config: AttackConfig) -> AttackPlan:
     return AttackPlan(specs, kwargs, check_levels(config.levels), check_out(config.out, command="attack"))
 
 
+def save_adversarials(result: AttackResult, data: EvalData, stem: Path, *, shown: int = 8) -> None:
+    """``<stem>.npz`` (per record: ``index`` in the data, ``label``, ``adv_pred``, ``success``, the adversarial
+    images and the perturbations, float32 in [0, 1] / [-1, 1]) and ``<stem>.png`` (the first ``shown``
+    successes: clean, perturbation scaled to its largest magnitude, adversarial)."""
+    order = np.argsort(result.index)
+    adv = result.adversarials[order].float()
+    clean = data.images[torch.as_tensor(result.index[order])].float()
+    np.savez_compressed(stem.with_suffix(".npz"), index=result.index[order], label=result.label[order],
+                        adv_pred=result.adv_pred[order], success=result.success[order],
+                        adversarial=adv.numpy(), perturbation=(adv - clean).numpy())
+    pick = np.flatnonzero(result.success[order])[:shown]
+    if len(pick):
+        plot_perturbations(clean[pick], adv[pick], result.label[order][pick], result.adv_pred[order][pick],
+                           stem.with_suffix(".png"), classes=data.classes,
+                           title=f"{result.attack} {result.budget}: clean, perturbation, adversarial")
+
+
 def _curves(results: list[AttackResult], epsilons: tuple[float, ...]) -> pd.DataFrame:
     """Accuracy against ε for every result on one grid reaching past the largest norm and the table's ε."""
     finite = [r.norms[np.isfinite(r.norms)] for r in results]
@@ -126,6 +144,12 @@ def _cam_report(model: torch.nn.Module, data: EvalData, result: AttackResult, ru
     per, curve, summary = cam_robustness(model, images, adversarials, masks, epsilons=grid, rule=config.cam_rule,
                                          batch_size=config.batch_size)
     per.insert(1, "success", result.success[np.argsort(result.index)])
+    cls = torch.as_tensor(per["cam_class"].to_numpy())
+    _, clean_maps = predict_maps(model, images, cls, batch_size=config.batch_size)
+    _, adv_maps = predict_maps(model, adversarials, cls, batch_size=config.batch_size)
+    np.savez_compressed(run_dir / f"cams-{result.params.get('attack', result.attack)}.npz", cam_class=cls.numpy(),
+                        clean=clean_maps.cpu().numpy().astype(np.float32),
+                        adversarial=adv_maps.cpu().numpy().astype(np.float32))
     at = curve.set_index("epsilon")
     summary_at = {f"{e:g}": {k: float(v) for k, v in at.loc[float(e)].items()} for e in config.epsilon}
     if first:
@@ -205,7 +229,7 @@ def _write_tables(results: list[AttackResult], specs: tuple[AttackSpec, ...], co
     combined = None
     if len(label) > 1 and not config.targeted:
         combined = combine_results(label)
-        combined.save(run_dir, "all")
+        combined.save(run_dir, "all", row=False)
     shown = results + ([combined] if combined is not None else [])
     atomic_write_text(run_dir / "table.md", results_table(shown) + "\n")
     curves = _curves(shown, config.epsilon)
@@ -228,7 +252,8 @@ def _summary(config: AttackConfig, resolved: Any, data: EvalData, results: list[
         "dice_threshold": config.dice_threshold, "cam_rule": config.cam_rule, "notices": notices,
         "precision": {"precision": config.precision, "channels_last": config.channels_last,
                       "repaired": sum(int(r.params.get("repaired", 0)) for r in results)},
-        "files": sorted(p.name for p in run_dir.iterdir() if p.name != INCOMPLETE) + ["summary.json", "summary.md"]}
+        "files": sorted([p.name for p in run_dir.iterdir() if p.name != INCOMPLETE]
+                        + ["summary.json", "summary.md", "report.html"])}
 
 
 def attack_job(config: AttackConfig, *, log: Log | None = None) -> tuple[Path, dict[str, Any]]:
@@ -258,8 +283,10 @@ def attack_job(config: AttackConfig, *, log: Log | None = None) -> tuple[Path, d
     with run_directory("attack", config.out, config=settings) as run_dir:
         results, entries, cam_rows, cam_curves = [], [], [], []
         for spec in plan.specs:
-            result = _run_one(spec, model, data, target, config, plan, keep=cam_report)
-            result.save(run_dir, spec.name)
+            result = _run_one(spec, model, data, target, config, plan, keep=cam_report or config.save_adversarials)
+            result.save(run_dir, spec.name, row=False)
+            if config.save_adversarials:
+                save_adversarials(result, data, run_dir / f"adversarials-{spec.name}")
             results.append(result)
             entry = {"name": spec.name, "goal": spec.goal, "table": result.summary(),
                      "accuracy_at": {f"{e:g}": float(result.accuracy(e)) for e in config.epsilon}}
@@ -280,4 +307,5 @@ def attack_job(config: AttackConfig, *, log: Log | None = None) -> tuple[Path, d
         summary = _summary(config, resolved, data, results, entries, combined, notices, run_dir)
         write_json(run_dir / "summary.json", summary)
         atomic_write_text(run_dir / "summary.md", format_attack_report(summary) + "\n")
+        write_html_report(run_dir, f"advwsl attack: {resolved.name} on {data.description}")
     return run_dir, summary

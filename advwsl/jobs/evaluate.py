@@ -20,6 +20,7 @@ from ..io import atomic_write_text, markdown_table, write_json
 from ..losses import build_criterion
 from ..models import checkpoint_info, list_models, load_model
 from ..models.checkpoints import checkpoint_classes
+from ..report_html import write_html_report
 from ..runs import check_out, run_directory
 from ..training import check_cam_class, evaluate
 from ..utils import select_device
@@ -112,4 +113,5 @@ def evaluate_job(config: EvaluateConfig) -> tuple[Path, dict[str, float]]:
         table = markdown_table(["metric", "value (%)"], [[k, f"{100 * v:.2f}"] for k, v in metrics.items()
                                                            if k not in ("n", "n_images", "loss")])
         atomic_write_text(run_dir / "metrics.md", table)
+        write_html_report(run_dir, f"advwsl evaluate: {config.checkpoint} on {dataset} ({config.split})")
     return run_dir, metrics

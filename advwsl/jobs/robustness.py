@@ -15,6 +15,7 @@ from ..config import MergeConfig, RobustnessConfig, check_levels
 from ..data import get_dataset_spec
 from ..errors import ConfigError
 from ..evaluation.robustness import RobustnessReport, evaluate_robustness, merge_reports
+from ..report_html import write_html_report
 from ..runs import check_out, run_directory
 from ..training import init_distributed
 from ..utils import select_device, worker_threads
@@ -123,6 +124,7 @@ def robustness_job(config: RobustnessConfig, *, log: Callable[[str], None] | Non
         with run_directory("evaluate-robustness", config.out, config=_settings(config, plan, device, resolved,
                                                                               data)) as run_dir:
             merged.save(run_dir)
+            write_html_report(run_dir, f"advwsl evaluate-robustness: {resolved.name} on {data.description}")
         return run_dir, merged
     with run_directory("evaluate-robustness", config.out,
                        config=_settings(config, plan, device, resolved, data)) as run_dir:
@@ -131,6 +133,7 @@ def robustness_job(config: RobustnessConfig, *, log: Callable[[str], None] | Non
         else:
             report = _evaluate(config, plan, model, data, resolved.name, config.shard)
         report.save(run_dir)
+        write_html_report(run_dir, f"advwsl evaluate-robustness: {resolved.name} on {data.description}")
     return run_dir, report
 
 

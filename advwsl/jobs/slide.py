@@ -15,6 +15,7 @@ from ..attacks import get_attack_spec, list_attacks, parse_budgets
 from ..config import SlideAttackConfig, SlidePredictConfig, check_levels
 from ..errors import ConfigError
 from ..pretrained import ResolvedModel, resolve_model
+from ..report_html import write_html_report
 from ..runs import check_out, run_directory
 from ..utils import select_device
 from .attack import class_index
@@ -83,6 +84,7 @@ def slide_predict_job(config: SlidePredictConfig, *, log: Log | None = None) -> 
     with run_directory("slide-predict", config.out, config=_record(resolved, settings)) as run_dir:
         result = wsi.predict_slide(resolved.model, settings, classes=resolved.classes)
         wsi.write_slide_prediction(result, run_dir)
+        write_html_report(run_dir, f"advwsl slide predict: {resolved.name} on {Path(config.slide).name}")
     return run_dir, result
 
 
@@ -96,4 +98,5 @@ def slide_attack_job(config: SlideAttackConfig, *, log: Log | None = None) -> tu
     with run_directory("slide-attack", config.out, config=record) as run_dir:
         result = wsi.attack_slide(resolved.model, settings, attack, classes=resolved.classes)
         wsi.write_slide_attack(result, run_dir)
+        write_html_report(run_dir, f"advwsl slide attack: {resolved.name} on {Path(config.slide).name}")
     return run_dir, result

@@ -14,6 +14,7 @@ from ..config import load_config
 from ..errors import ConfigError
 from ..io import parse_set_pairs
 from ..models import list_models
+from ..report_html import write_html_report
 from ..runs import resumable_run
 from ..training import check_model_options, check_training_data, fit_folds, init_distributed
 from ..utils import select_device
@@ -79,6 +80,8 @@ def train_job(job: TrainJobConfig, *, log: Callable[[str], None] | None = None) 
         run_dir = open_run("train", job.out, config.to_dict(), rank=rank, world=world)
     with resumable_run(run_dir, "train", rank=rank):
         fit_folds(config, run_dir, resume=job.resume is not None)
+        if rank == 0:
+            write_html_report(run_dir, f"advwsl train: {config.model} on {config.dataset}")
     if world > 1:
         import torch.distributed as dist
 

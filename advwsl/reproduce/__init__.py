@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from ..errors import ConfigError
 from ..io import atomic_write_text, write_json
+from ..report_html import write_html_report
 from ..runs import check_out, run_directory
 from ..utils import select_device
 from . import appendix_v_entries, chapter2, chapter3, chapter4  # noqa: F401  (they register their entries)
@@ -82,4 +83,5 @@ def run_entry(entry_id: str, *, quick: bool = False, dataset: str | None = None,
         write_json(run_dir / "summary.json", {"entry": entry.id, "quick": quick, "changed": changes,
                                               "departures": [d.to_dict() for d in entry.departures],
                                               **outcome.summary})
+        write_html_report(run_dir, f"advwsl reproduce {entry.id}: {entry.title}")
     return run_dir, outcome

@@ -32,11 +32,13 @@ def invoke(*args: str):
 
 
 FILES = {"table.md", "cams.csv", "robustness_curves.csv", "robustness_curves.png", "cam_curves.csv", "cam_curves.png",
-         "cam_grid.png", "summary.json", "summary.md", "config.json", "versions.json"}
+         "cam_grid.png", "summary.json", "summary.md", "config.json", "versions.json", "report.html"}
 
 
 def check_run(out, stem: str, output: str) -> dict:
-    assert {p.name for p in out.iterdir()} == FILES | {f"{stem}.csv", f"{stem}.json", f"{stem}.md"}
+    assert {p.name for p in out.iterdir()} == FILES | {f"{stem}.csv", f"{stem}.json", f"cams-{stem}.npz"}
+    assert json.loads((out / "summary.json").read_text())["files"] == sorted(FILES | {
+        f"{stem}.csv", f"{stem}.json", f"cams-{stem}.npz"})
     records = pd.read_csv(out / f"{stem}.csv")
     assert list(records.columns) == list(COLUMNS) and len(records) == 24
     cams = pd.read_csv(out / "cams.csv")
