@@ -99,12 +99,18 @@ def _to_device(x: Tensor, device: torch.device, channels_last: bool) -> Tensor:
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
-def _progress(iterable: Iterable, enabled: bool, desc: str, total: int | None):
+def _progress(enabled: bool, desc: str, total: int | None):
+    """A tqdm bar (or None when disabled or off rank 0) that is advanced by hand and never sees the loader.
+
+    Passing the loader to tqdm changed training: ``tqdm.auto``'s class calls ``iter()`` on its iterable in
+    its constructor, and every DataLoader iterator draws its base seed from torch's global generator, so
+    each epoch made one extra draw and shifted every later random augmentation. The loops iterate each
+    loader exactly once, whatever the display."""
     if not enabled or (dist.is_available() and dist.is_initialized() and dist.get_rank() != 0):
-        return iterable
+        return None
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True)
+    return tqdm(desc=desc, total=total, leave=False, dynamic_ncols=True)
 
 
 def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer, *,
@@ -141,8 +147,8 @@ def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.O
     n_seen, correct = torch.zeros((), dtype=torch.float64), torch.zeros((), dtype=torch.float64)
     start = time.perf_counter()
     total = len(loader) if hasattr(loader, "__len__") else None
-    bar = _progress(loader, progress, desc, total)
-    for batch in bar:
+    bar = _progress(progress, desc, total)
+    for batch in loader:
         images, labels, masks, indices = _unpack(batch)
         x = _to_device(images, device, channels_last)
         y = labels.to(device, non_blocking=True)
@@ -177,8 +183,12 @@ def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.O
             correct += (logits.detach().argmax(1) == y).sum().double().cpu()
         for k, v in {"loss": loss.detach(), **parts}.items():
             sums[k] = sums.get(k, torch.zeros((), dtype=torch.float64)) + float(v) * n
-        if bar is not loader:
-            bar.set_postfix(loss=f"{loss.item():.4f}", acc=f"{float(correct / n_seen.clamp_min(1)):.3f}")
+        if bar is not None:
+            bar.set_postfix(loss=f"{loss.item():.4f}", acc=f"{float(correct / n_seen.clamp_min(1)):.3f}",
+                            refresh=False)
+            bar.update(1)
+    if bar is not None:
+        bar.close()
     seconds = time.perf_counter() - start
     keys = sorted(sums)
     reduced = all_reduce_sum(torch.stack([n_seen, correct, *(sums[k] for k in keys)]))
@@ -220,9 +230,13 @@ def evaluate(model: nn.Module, loader: Iterable, *, criterion: nn.Module | None 
     regions = tuple(int(k) for k in region_classes) if region_classes is not None and len(region_classes) >= 2 else ()
     used = torch.zeros(2, dtype=torch.float64)  # binary masks scored, pixel classes scored
     loss_sum = torch.zeros(2, dtype=torch.float64)
+    bar = None
     try:
         total = len(loader) if hasattr(loader, "__len__") else None
-        for batch in _progress(loader, progress, desc, total):
+        bar = _progress(progress, desc, total)
+        for batch in loader:
+            if bar is not None:
+                bar.update(1)
             images, labels, masks, _ = _unpack(batch)
             x = _to_device(images, device, channels_last)
             y = labels.to(device)
@@ -281,6 +295,8 @@ def evaluate(model: nn.Module, loader: Iterable, *, criterion: nn.Module | None 
                 pixel_meter.update(pixel_predictions(upsample_cams(cams, size)).cpu(), masks.long().cpu())
                 used[1] = 1
     finally:
+        if bar is not None:
+            bar.close()
         for m, training in modes:
             m.training = training
     s, n = all_reduce_sum(loss_sum).tolist()
