@@ -251,14 +251,15 @@ class SlidePrediction:
 
 def check_slide_config(config: SlideConfig, classes: Sequence[str] | None = None) -> SlideConfig:
     """Check ``config`` against its slide before any model work (what :func:`predict_slide` would refuse
-    later): the settings, the slide readable, the resolution, the thumbnail downsample and the tile size,
-    and the classes against ``classes`` (the model's names) when given. Returns the config with its classes
+    later): the settings, the slide readable (its first tile decoded), the resolution, the thumbnail
+    downsample and the tile size, and the classes against ``classes`` (the model's names) when given. Returns the config with its classes
     as indices (when ``classes`` is given)."""
     from ..data.slides import check_thumbnail_downsample
 
     config.validate()
     with open_slide(config.slide, backend=config.backend) as slide:
         check_thumbnail_downsample(slide, config.thumbnail_downsample)
+        slide.read_region((0, 0), slide.level_count - 1, (1, 1))  # a tile decodes (codecs present, data intact)
         ds = resolve_downsample(slide, mpp=config.mpp, magnification=config.magnification, level=config.level,
                                 downsample=config.downsample)
         w, h = slide.dimensions

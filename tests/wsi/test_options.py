@@ -10,7 +10,7 @@ from PIL import Image
 from slide_helpers import SIZE, RedModel, block_mean, layout
 
 from advwsl.data.stain import MACENKO_REFERENCE, normalize_stain, stain_stats
-from advwsl.errors import ConfigError, InputError, ModelError
+from advwsl.errors import ConfigError, DatasetError, InputError, ModelError
 from advwsl.wsi import SlideAttackConfig, SlideConfig, attack_slide, check_slide_config, predict_slide
 from advwsl.wsi.predict import resolve_class
 
@@ -158,3 +158,20 @@ def test_settings_checked_against_the_slide_before_any_model(slides):
         check_slide_config(config(slides["pyramid.tif"], cam_class="tumour"), NAMES)
     with pytest.raises(ConfigError, match="positive_class = 2 but the model has 2 classes"):
         check_slide_config(config(slides["pyramid.tif"], positive_class=2), NAMES)
+
+
+def test_an_undecodable_slide_is_found_by_the_check(tmp_path):
+    """A JPEG slide without imagecodecs, or damaged tile data, is refused before the model loads."""
+    from advwsl.data.camelyon16.toy import make_toy_slide
+
+    path = tmp_path / "zlib.tif"
+    make_toy_slide(path, size=(256, 256), levels=1, tile=128, compression="zlib")
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        offset, count = tif.pages[0].dataoffsets[0], tif.pages[0].databytecounts[0]
+    raw = bytearray(path.read_bytes())
+    raw[offset:offset + count] = b"\x01" * count
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DatasetError, match="cannot decode segment 0"):
+        check_slide_config(config(path, thumbnail_downsample=4))
