@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 
-import pytest
 import torch
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader, TensorDataset
