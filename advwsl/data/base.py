@@ -27,11 +27,14 @@ def read_image(path: str | Path) -> torch.Tensor:
         from PIL import Image
 
         with Image.open(path) as im:
-            if im.mode in ("I;16", "I;16B", "I"):
+            if im.mode == "F":  # 32-bit float grey (PIL's convert would truncate it to integers)
+                arr = np.repeat(_unit_floats(np.asarray(im, dtype=np.float32), path)[..., None], 3, axis=2)
+            elif im.mode in ("I;16", "I;16B", "I"):
                 arr = np.asarray(im, dtype=np.float32) / 65535.0
                 arr = np.repeat(arr[..., None], 3, axis=2)
-            else:
-                arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+            else:  # 8-bit: transposed as bytes, then scaled (the same float32 values, a quarter of the copying)
+                rgb = np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
+                return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255.0)
     except FileNotFoundError:
         raise DatasetError(f"image file {path} not found") from None
     except Exception as exc:  # PIL cannot read some TIFF flavours: try tifffile
@@ -45,12 +48,24 @@ def read_image(path: str | Path) -> torch.Tensor:
         except Exception as tiff_exc:  # noqa: BLE001 - neither reader could read it
             raise DatasetError(f"cannot read image {path} ({type(tiff_exc).__name__}: {tiff_exc}); the file is "
                                "damaged or not an image") from None
-        scale = float(np.iinfo(raw.dtype).max) if raw.dtype.kind in "ui" else 1.0
-        arr = raw.astype(np.float32) / scale
+        if raw.dtype.kind == "f":
+            arr = _unit_floats(raw.astype(np.float32), path)
+        else:
+            arr = raw.astype(np.float32) / float(np.iinfo(raw.dtype).max)
         if arr.ndim == 2:
             arr = np.repeat(arr[..., None], 3, axis=2)
         arr = arr[..., :3]
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+
+
+def _unit_floats(arr: np.ndarray, path: Path) -> np.ndarray:
+    """A floating-point image as it is when its values lie in [0, 1]; refused otherwise (0-255 floats, HDR
+    or NaN: no scale is certain)."""
+    lo, hi = (float(np.min(arr)), float(np.max(arr))) if arr.size else (0.0, 0.0)
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo >= 0.0 and hi <= 1.0):
+        raise DatasetError(f"image {path} holds floating-point values in [{lo:g}, {hi:g}]; float images are read as "
+                           "values in [0, 1]: rescale it to [0, 1] or save it as an 8- or 16-bit image")
+    return arr
 
 
 def read_label_map(path: str | Path) -> np.ndarray:

@@ -26,20 +26,36 @@ Every image and mask header is read when the dataset is built, so a corrupt or m
 that names it before any training starts. Images of several sizes need ``size=S`` (resize to S x S, or
 ``[H, W]``) so that they can be batched; otherwise the error lists the sizes found. Resized images are
 rounded to 8-bit values, as if the files had been resized, so that quantized attacks stay on their lattice.
+
+Refused with an error naming the rows: a table row whose path leaves ROOT (absolute, or ``..`` above it; refused
+before the file is looked at, so nothing outside ROOT is read or probed), the same image twice (a duplicate row
+would land in two splits) or with two labels; a ``masks/<name>`` folder that matches no class folder, or a
+``Masks``/``mask`` folder beside ``images/`` (a misnamed ``masks/``, whose masks would be silently ignored).
+
+Decoding once (:mod:`advwsl.data.decoded`): an image is decoded (and resized) on its first access only,
+then kept in memory for every folder dataset of the process (splits, folds, epochs) and, resized, on disk
+for later runs, keyed by the files' path, modification time and size (an edited file is read again);
+only the random training transforms run on every access. ``cache=False`` decodes on every access.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
+import torchvision
 from PIL import Image
+from torch.utils.data import get_worker_info
 
 from ..errors import DatasetError, InputError
-from .base import TableDataset, check_split
+from . import decoded
+from .base import TableDataset, check_split, read_image
 from .folds import assign_folds
 from .registry import DatasetSpec, register_dataset
 from .transforms import Compose, RandomFlip, Resize
@@ -68,10 +84,29 @@ def _layout_error(root: Path, problem: str) -> DatasetError:
     return DatasetError(f"--data-root {root}: {problem}. The folder dataset expects {LAYOUTS}")
 
 
+def _check_masks_dir(root: Path, classes: list[Path], masks_dir: Path | None) -> None:
+    """A misnamed masks folder (``Masks``, ``mask`` beside ``images/``) or a ``masks/<name>`` that is no class
+    folder would have its masks silently ignored: both are refused, with the names to use."""
+    misnamed = [d.name for d in root.iterdir() if d.is_dir() and d.name != "masks"
+                and d.name.lower() in ("masks", "mask")]
+    if misnamed:
+        raise _layout_error(root, f"it holds {', '.join(misnamed)}/ next to images/; the masks folder must be named "
+                                  "masks/ exactly (rename it)")
+    if masks_dir is None:
+        return
+    names = {c.name for c in classes}
+    stray = [d.name for d in _class_dirs(masks_dir) if d.name not in names]
+    if stray:
+        raise _layout_error(root, f"masks/ holds {stray} which match no class folder of images/ ({sorted(names)}); "
+                                  "name each mask folder exactly as its class folder (names are case-sensitive)")
+
+
 def _from_folders(root: Path, images_dir: Path, masks_dir: Path | None) -> pd.DataFrame:
     classes = _class_dirs(images_dir)
     if not classes:
         raise _layout_error(root, f"{images_dir} has no class folders")
+    if images_dir != root:
+        _check_masks_dir(root, classes, masks_dir)
     rows = []
     for label, cls in enumerate(classes):
         files = _images_in(cls)
@@ -130,11 +165,7 @@ def _from_table(root: Path, csv: Path, classes: Sequence[str] | None) -> pd.Data
     labels, names = _labels(raw["label"], classes, csv)
     table = pd.DataFrame({"path": raw["path"].str.strip(), "label": labels,
                           "mask_path": raw["mask"].str.strip() if "mask" in raw.columns else ""})
-    for column, kind in (("path", "image"), ("mask_path", "mask")):
-        for i, rel in enumerate(table[column]):
-            if (rel or column == "path") and not (root / rel).is_file():
-                raise DatasetError(f"{csv} row {i + 2}: {kind} {root / rel} does not exist (paths are relative to "
-                                   f"{root})")
+    _check_table_paths(root, csv, table)
     bad = [p for p in table["path"] if Path(p).suffix.lower() not in EXTENSIONS]
     if bad:
         raise DatasetError(f"{csv}: {bad[0]!r} is not an image of a supported type ({', '.join(EXTENSIONS)})")
@@ -147,6 +178,33 @@ def _from_table(root: Path, csv: Path, classes: Sequence[str] | None) -> pd.Data
     table.attrs["classes"] = names
     table.attrs["masks"] = "mask" in raw.columns
     return table
+
+
+def _inside(rel: str) -> bool:
+    """Whether the relative path ``rel`` stays inside its root (not absolute, no ``..`` above it)."""
+    return bool(rel) and not os.path.isabs(rel) and not os.path.normpath(rel).startswith(("..", os.sep))
+
+
+def _check_table_paths(root: Path, csv: Path, table: pd.DataFrame) -> None:
+    """Every path inside ``root`` (checked before any file is touched), every file present, every image once."""
+    for column, kind in (("path", "image"), ("mask_path", "mask")):
+        for i, rel in enumerate(table[column]):
+            if (rel or column == "path") and not _inside(rel):
+                raise DatasetError(f"{csv} row {i + 2}: the {kind} path {rel!r} leaves the data root {root}; a table "
+                                   "lists paths relative to the data root, inside it (copy or link the files there)")
+    for column, kind in (("path", "image"), ("mask_path", "mask")):
+        for i, rel in enumerate(table[column]):
+            if (rel or column == "path") and not (root / rel).is_file():
+                raise DatasetError(f"{csv} row {i + 2}: {kind} {root / rel} does not exist (paths are relative to "
+                                   f"{root})")
+    norm = table["path"].map(os.path.normpath)
+    for path, rows in norm.groupby(norm).groups.items():
+        if len(rows) > 1:
+            lines = ", ".join(str(r + 2) for r in rows[:5])
+            labels = sorted(set(table["label"].iloc[list(rows)].tolist()))
+            what = f"with {len(labels)} different labels" if len(labels) > 1 else "twice (it would land in two splits)"
+            raise DatasetError(f"{csv}: the image {path} is listed {what}, rows {lines}; list each image once, "
+                               "with its one label")
 
 
 def _find_table(root: Path, table: str | None) -> Path | None:
@@ -184,6 +242,8 @@ def _check_files(root: Path, table: pd.DataFrame, size: Any) -> None:
 def _header_size(path: Path, kind: str) -> tuple[int, int]:
     try:
         with Image.open(path) as im:
+            if im.mode == "F" and kind == "image":  # rare: a float image is read now, its range checked
+                read_image(path)
             return im.size
     except Exception as exc:  # noqa: BLE001 - PIL cannot read some TIFF flavours; tifffile may
         if path.suffix.lower() in (".tif", ".tiff"):
@@ -191,10 +251,13 @@ def _header_size(path: Path, kind: str) -> tuple[int, int]:
                 import tifffile
 
                 with tifffile.TiffFile(path) as tif:
-                    shape = tif.pages[0].shape
-                return int(shape[1]), int(shape[0])
+                    shape, floats = tif.pages[0].shape, tif.pages[0].dtype.kind == "f"
             except Exception:  # noqa: BLE001
                 pass
+            else:
+                if floats and kind == "image":  # rare: a float image is read now, its range checked
+                    read_image(path)
+                return int(shape[1]), int(shape[0])
         raise DatasetError(f"cannot read {kind} {path}: {type(exc).__name__}: {exc}; fix or remove that file") \
             from None
 
@@ -261,28 +324,121 @@ class _To8Bit:
         return {**sample, "image": (sample["image"] * 255).round() / 255}
 
 
+#: What the kept decoded tiles depend on besides the files and the size: this reader and the resize.
+_DECODER = ("folder-1", torchvision.__version__)
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """The process's decoding threads (created on first use)."""
+    if _POOL.get(threads) is None:
+        _POOL[threads] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="advwsl-decode")
+    return _POOL[threads]
+
+
+_POOL: dict[int, ThreadPoolExecutor] = {}
+
+
 class FolderDataset(TableDataset):
     """One split of a folder dataset (see the module docstring).
 
     ``__getitem__`` returns ``{"image": (3, H, W) in [0, 1], "label", "mask": float32 (H, W) in {0, 1} (when
     the layout has masks), "index", "path"}``; ``size`` resizes image and mask (bilinear, rounded to 8-bit
-    values / nearest)."""
+    values / nearest). Images are decoded once (``cache``, see the module docstring); while they are not,
+    an access also decodes the next undecoded rows on ``threads`` threads (default: up to 4, as the CPUs
+    allow), so the first epoch decodes in parallel. ``transform`` runs on every access."""
 
     def __init__(self, root: str | Path, split: str = "train", *, fold: int = 0, seed: int = 0,
                  test_fraction: float = 0.2, table: str | None = None, classes: Sequence[str] | None = None,
-                 size: int | Sequence[int] | None = None, transform: Callable[[dict], dict] | None = None) -> None:
+                 size: int | Sequence[int] | None = None, transform: Callable[[dict], dict] | None = None,
+                 cache: bool = True, threads: int | None = None) -> None:
         check_split(split)
-        if size is not None:
-            sides = [size] if isinstance(size, int) else list(size)
-            if not 1 <= len(sides) <= 2 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sides):
-                raise InputError(f"size must be a positive side or [height, width], got {size!r}")
-            size = sides[0] if len(sides) == 1 else tuple(sides)
-            transform = Compose([Resize(size), _To8Bit(), *([transform] if transform is not None else [])])
-        n_folds = 5
-        full = split_table(root, fold=fold, n_folds=n_folds, seed=seed, test_fraction=test_fraction, table=table,
+        size = _check_size(size)
+        if not isinstance(cache, bool):
+            raise InputError(f"cache must be true or false, got {cache!r}")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise InputError(f"threads must be a positive number of decoding threads, got {threads!r}")
+        self.size, self.cache = size, cache
+        self.threads = threads or min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                      else os.cpu_count() or 1)
+        self._shape = None if size is None else ((size, size) if isinstance(size, int) else tuple(size))
+        full = split_table(root, fold=fold, n_folds=5, seed=seed, test_fraction=test_fraction, table=table,
                            classes=classes, size=size)
         super().__init__(full[full["split"] == split], root, classes=full.attrs["classes"], transform=transform,
                          mask_mode="binary", empty_mask=bool(full.attrs["masks"]), name=f"folder-fold{fold}-{split}")
+        # reads a row's files and resizes them (the deterministic part), without the random transform
+        self._reader = TableDataset(self.table, root, classes=self.classes, mask_mode="binary",
+                                    transform=None if size is None else Compose([Resize(size), _To8Bit()]))
+        self._masks = [m if isinstance(m, str) else "" for m in
+                       (self.table["mask_path"] if "mask_path" in self.table.columns else [""] * len(self))]
+        self._seen: set[int] = set()
+
+    def _key(self, i: int) -> tuple:
+        mask = self._masks[i]
+        return (_DECODER, decoded.file_key(self.root / self.table["path"].iat[i]),
+                decoded.file_key(self.root / mask) if mask else None, self.size)
+
+    def _keep(self, i: int, key: tuple, sample: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
+        mask = sample.get("mask") if self._masks[i] else None
+        decoded.remember(key, sample["image"], mask, disk=self._shape is not None)
+        self._seen.add(i)
+        return sample["image"], mask
+
+    def _upcoming(self, i: int) -> dict[int, tuple]:
+        """Up to ``2 * threads - 1`` rows after ``i`` (cyclically) that are decoded nowhere yet, with keys."""
+        out: dict[int, tuple] = {}
+        for j in ((i + k) % len(self) for k in range(1, len(self))):
+            if len(out) >= 2 * self.threads - 1:
+                break
+            if j not in self._seen:
+                key = self._key(j)
+                if decoded.lookup(key, disk_shape=self._shape) is None:
+                    out[j] = key
+                else:
+                    self._seen.add(j)
+        return out
+
+    def _decoded(self, i: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Image and mask of row ``i`` as read from the files and resized: kept, or decoded now (with the next
+        undecoded rows on the decoding threads)."""
+        if not self.cache:
+            sample = self._reader[i]
+            return sample["image"], sample.get("mask") if self._masks[i] else None
+        key = self._key(i)
+        hit = decoded.lookup(key, disk_shape=self._shape)
+        if hit is not None:
+            return hit
+        ahead = self._upcoming(i) if self.threads > 1 and get_worker_info() is None else {}
+        jobs = {j: (k, _pool(self.threads).submit(self._reader.__getitem__, j)) for j, k in ahead.items()}
+        sample = self._reader[i]  # in this thread: an unreadable file is this access's error
+        for j, (k, job) in jobs.items():
+            try:
+                self._keep(j, k, job.result())
+            except Exception:  # noqa: BLE001 - decoded again, and its error raised, when row j is accessed
+                pass
+        return self._keep(i, key, sample)
+
+    def __getitem__(self, i: int) -> dict:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"index {i} out of range for {len(self)} samples")
+        i = int(i) % len(self)
+        image, mask = self._decoded(i)
+        sample: dict = {"image": image, "label": int(self.labels[i]), "index": i,
+                        "path": str(self.table["path"].iat[i])}
+        if mask is not None:
+            sample["mask"] = mask
+        elif self.empty_mask:
+            sample["mask"] = torch.zeros(image.shape[-2:], dtype=torch.float32)
+        return self.transform(sample) if self.transform is not None else sample
+
+
+def _check_size(size: Any) -> int | tuple[int, int] | None:
+    """``size`` as a side or (height, width); an :class:`InputError` for anything else."""
+    if size is None:
+        return None
+    sides = [size] if isinstance(size, int) else list(size) if isinstance(size, (list, tuple)) else [None]
+    if not 1 <= len(sides) <= 2 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sides):
+        raise InputError(f"size must be a positive side or [height, width], got {size!r}")
+    return sides[0] if len(sides) == 1 else tuple(sides)
 
 
 register_dataset(DatasetSpec(
@@ -291,5 +447,6 @@ register_dataset(DatasetSpec(
     options={"size": "resize every image (and mask) to size x size, or [height, width]",
              "table": "the CSV table to read (relative to --data-root)",
              "classes": "class names in label order", "test_fraction": "share of each class in the test set (0.2)",
-             "seed": "seed of the split (0)"},
+             "seed": "seed of the split (0)", "cache": "decode each image once, keep it in memory and (resized) on disk (true)",
+             "threads": "threads decoding the first epoch ahead (default: up to 4)"},
     train_transform=lambda: Compose([RandomFlip()])))

@@ -51,6 +51,15 @@ def _aperio_metadata(description: str) -> dict[str, str]:
     return {k.strip(): v.strip() for k, v in fields}
 
 
+def check_thumbnail_downsample(slide: "Slide", downsample: float) -> None:
+    """Refuse a thumbnail downsample larger than the slide (a thumbnail of less than one pixel, whose
+    blocks would be read whole)."""
+    w, h = slide.dimensions
+    if downsample > max(w, h):
+        raise InputError(f"a thumbnail downsample of {downsample:g} level-0 pixels per pixel is larger than the "
+                         f"slide {slide.path.name} ({w} x {h} px): choose at most {max(w, h)} (e.g. 32, the default)")
+
+
 class Slide(ABC):
     """Common interface of the two readers (see the module docstring)."""
 
@@ -93,6 +102,7 @@ class Slide(ABC):
         slide. The last row and column of blocks are padded with white."""
         if not downsample >= 1:
             raise InputError(f"a thumbnail downsample must be >= 1 (level-0 pixels per pixel), got {downsample!r}")
+        check_thumbnail_downsample(self, downsample)
         level = self.best_level_for_downsample(downsample)
         ds = self.level_downsamples[level]
         f = max(1, int(downsample / ds + 1e-3))
@@ -150,7 +160,16 @@ class OpenSlideSlide(Slide):
         self.objective_power = _number(props.get("openslide.objective-power"))
 
     def read_region(self, location: tuple[int, int], level: int, size: tuple[int, int]) -> np.ndarray:
-        rgba = np.asarray(self._slide.read_region(tuple(map(int, location)), int(level), tuple(map(int, size))))
+        import openslide
+
+        try:
+            region = self._slide.read_region(tuple(map(int, location)), int(level), tuple(map(int, size)))
+        except openslide.OpenSlideError as exc:
+            raise DatasetError(f"OpenSlide cannot read the region at {tuple(location)} (level {level}, {size[0]} x "
+                               f"{size[1]}) of {self.path}: {exc}. Its tile data are damaged (an incomplete copy?) "
+                               "or of a kind OpenSlide does not decode (e.g. float samples: try "
+                               "backend='tifffile')") from None
+        rgba = np.asarray(region)
         if rgba[..., 3].min() == 255:  # opaque (the common case)
             return np.ascontiguousarray(rgba[..., :3])
         alpha = rgba[..., 3:4].astype(np.float32) / 255.0
@@ -181,6 +200,7 @@ class TiffSlide(Slide):
         for series in self._tif.series:
             for lvl in series.levels:
                 pages.append(lvl.keyframe)
+        _check_complete(self.path, pages)
         pages = [p for p in pages if p.samplesperpixel >= 3 and p.ndim >= 3 and p.planarconfig == 1]
         tiled = [p for p in pages if p.is_tiled]
         if not pages:
@@ -240,10 +260,8 @@ class TiffSlide(Slide):
         indices = [ty * ntx + tx for ty in range(ty0, ty1 + 1) for tx in range(tx0, tx1 + 1)]
         offsets = [page.dataoffsets[i] for i in indices]
         counts = [page.databytecounts[i] for i in indices]
-        decode = page.decode
         for data, index in self._tif.filehandle.read_segments(offsets, counts, indices):
-            segment = np.asarray(decode(data, index, jpegtables=page.jpegtables)[0])
-            segment = segment.reshape(segment.shape[-3], segment.shape[-2], -1)[..., :3]
+            segment = self._decode(page, data, index, level)
             ty, tx = divmod(index, ntx)
             gx, gy = tx * tw, ty * th
             # overlap of this segment with the requested window (in level coordinates), inside the image
@@ -251,14 +269,53 @@ class TiffSlide(Slide):
             ax1, ay1 = min(gx + segment.shape[1], x0 + w, W), min(gy + segment.shape[0], y0 + h, H)
             if ax1 <= ax0 or ay1 <= ay0:
                 continue
-            block = segment[ay0 - gy:ay1 - gy, ax0 - gx:ax1 - gx]
-            if block.dtype != np.uint8:
-                block = (block.astype(np.float64) * 255 / np.iinfo(block.dtype).max).round().astype(np.uint8)
-            out[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0] = block
+            out[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0] = segment[ay0 - gy:ay1 - gy, ax0 - gx:ax1 - gx]
         return out
+
+    def _decode(self, page, data: bytes | None, index: int, level: int) -> np.ndarray:
+        """Segment ``index`` of ``page`` as uint8 RGB (rows, cols, 3): integer samples scaled from their
+        range, float samples from [0, 1]; a damaged or undecodable segment is a :class:`DatasetError`."""
+        try:
+            segment = np.asarray(page.decode(data, index, jpegtables=page.jpegtables)[0])
+        except Exception as exc:  # noqa: BLE001 - the codecs raise many types for damaged data
+            hint = (" (JPEG tiles need the imagecodecs package: pip install 'advwsl[wsi]')"
+                    if "imagecodecs" in str(exc) else "; its tile data are damaged (an incomplete copy?)")
+            raise DatasetError(f"cannot decode segment {index} of level {level} of {self.path}: "
+                               f"{type(exc).__name__}: {exc}{hint}") from None
+        segment = segment.reshape(segment.shape[-3], segment.shape[-2], -1)[..., :3]
+        if segment.dtype == np.uint8:
+            return segment
+        if segment.dtype.kind == "f":
+            lo, hi = float(np.nanmin(segment)), float(np.nanmax(segment))
+            if not (np.isfinite(segment).all() and lo >= 0 and hi <= 1):
+                raise DatasetError(f"{self.path} holds floating-point samples in [{lo:g}, {hi:g}] (segment {index} "
+                                   f"of level {level}); float slides are read as values in [0, 1]: convert it to "
+                                   "8-bit RGB")
+            return np.round(segment.astype(np.float64) * 255).astype(np.uint8)
+        return (segment.astype(np.float64) * 255 / np.iinfo(segment.dtype).max).round().astype(np.uint8)
 
     def close(self) -> None:
         self._tif.close()
+
+
+def _check_complete(path: Path, pages: list) -> None:
+    """A truncated file (its pages' data reach past its end) is named as such, not as a TIFF without images."""
+    size = path.stat().st_size
+    ends = [int(o) + int(c) for p in pages for o, c in zip(p.dataoffsets, p.databytecounts) if c]
+    if ends and max(ends) > size:
+        raise DatasetError(f"{path} is truncated: it has {size} bytes but its image data reach byte {max(ends)} (an "
+                           "interrupted download or copy?); copy the slide again")
+
+
+def _float_tiff(path: Path) -> bool:
+    """Whether the TIFF's first page holds floating-point samples (which OpenSlide does not decode)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(str(path)) as tif:
+            return tif.pages[0].dtype is not None and tif.pages[0].dtype.kind == "f"
+    except Exception:  # noqa: BLE001 - OpenSlide (or the error of open_slide) speaks for other files
+        return False
 
 
 def openslide_available() -> bool:
@@ -289,7 +346,7 @@ def open_slide(path: str | Path, *, backend: str = "auto") -> Slide:
 
     ``backend``: ``"openslide"``, ``"tifffile"``, or ``"auto"``: OpenSlide when it is installed and
     recognizes the file, else tifffile for a TIFF (a striped or single-level plain TIFF that OpenSlide
-    does not read, or any TIFF without OpenSlide)."""
+    does not read, a TIFF of float samples, or any TIFF without OpenSlide)."""
     path = Path(path)
     if backend not in BACKENDS:
         raise InputError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -303,7 +360,7 @@ def open_slide(path: str | Path, *, backend: str = "auto") -> Slide:
         if not _openslide_reads(path):
             raise DatasetError(f"OpenSlide does not recognize {path}; for a plain TIFF use backend='tifffile'")
         return OpenSlideSlide(path)
-    if backend == "auto" and has_openslide and _openslide_reads(path):
+    if backend == "auto" and has_openslide and _openslide_reads(path) and not (_is_tiff(path) and _float_tiff(path)):
         return OpenSlideSlide(path)
     if backend == "tifffile" or _is_tiff(path):
         return TiffSlide(path)

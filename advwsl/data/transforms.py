@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +19,9 @@ from torchvision.transforms import ColorJitter as _TVColorJitter
 from torchvision.transforms import functional as TF
 
 from ..errors import InputError
+
+if TYPE_CHECKING:
+    from .stain import StainStats
 
 Sample = dict
 Transform = Callable[[Sample], Sample]
@@ -234,3 +238,26 @@ class RandomGaussianBlur:
         out = dict(sample)
         out["image"] = TF.gaussian_blur(sample["image"], [k, k], [sigma, sigma])
         return out
+
+
+class StainNormalize:
+    """Stain normalization of the image (:mod:`advwsl.data.stain`; the mask is untouched): its stain is
+    estimated on the image itself and mapped onto ``target`` (default: Macenko's reference stain; a
+    Reinhard target from :func:`advwsl.data.stain.stain_stats` of a reference image). Deterministic, so it
+    may run before the random transforms."""
+
+    def __init__(self, target: "StainStats | None" = None, **kwargs: float) -> None:
+        from .stain import MACENKO_REFERENCE
+
+        self.target = target if target is not None else MACENKO_REFERENCE
+        self.kwargs = kwargs
+
+    def __call__(self, sample: Sample) -> Sample:
+        from .stain import normalize_stain
+
+        out = dict(sample)
+        out["image"] = normalize_stain(sample["image"], self.target, **self.kwargs)
+        return out
+
+    def __repr__(self) -> str:
+        return f"StainNormalize({self.target.method})"

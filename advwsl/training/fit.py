@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,39 @@ def _is_better(value: float, best: float | None, monitor: str) -> bool:
     return value < best if monitor.endswith("loss") else value > best
 
 
+@dataclass
+class _Run:
+    """Everything one training run is made of (built once by :func:`_build`, used by every epoch)."""
+
+    config: Any
+    rank: int
+    world: int
+    model: nn.Module
+    net: nn.Module
+    criterion: nn.Module
+    annotator: Any
+    sampler: DistributedSampler
+    train_loader: DataLoader
+    valid_loader: DataLoader
+    eval_loader: Callable
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    eval_kw: dict[str, Any]
+    meta: dict[str, Any]
+    num_classes: int | None
+    test_set: Any
+
+
+@dataclass
+class _Progress:
+    """Where a run stands: the next epoch, the best monitored value and its epoch, the metrics rows."""
+
+    epoch: int = 0
+    best_value: float | None = None
+    best_epoch: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
 def fit(config: Any, run_dir: str | Path, *, model: nn.Module | None = None, train_set: Any = None,
         valid_set: Any = None, test_set: Any = None, criterion: nn.Module | None = None,
         perturb: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
@@ -101,13 +134,27 @@ def fit(config: Any, run_dir: str | Path, *, model: nn.Module | None = None, tra
     config = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(dict(config))
     fold = config.folds[0] if fold is None else fold
     run_dir = Path(run_dir)
-    state_path, csv_path = run_dir / "state" / "last.pt", run_dir / "metrics.csv"
+    state_path = run_dir / "state" / "last.pt"
     if (run_dir / "summary.json").is_file():
         if not resume:
             raise ConfigError(f"{run_dir} already holds a finished run; choose a new run directory")
         return _load_result(run_dir)
     if state_path.is_file() and not resume:
         raise ConfigError(f"{run_dir} already holds a run in progress; continue it with resume (--resume {run_dir})")
+    run = _build(config, run_dir, fold, model=model, train_set=train_set, valid_set=valid_set, test_set=test_set,
+                 criterion=criterion, fresh=not (resume and state_path.is_file()))
+    progress = _resume(run, run_dir, perturb) if resume and state_path.is_file() else _Progress()
+    for epoch in range(progress.epoch, config.epochs):
+        _run_epoch(run, run_dir, epoch, progress, perturb, on_epoch_end)
+    return _finish(config, run_dir, run.model, progress.history, progress.best_epoch, run.test_set, run.eval_loader,
+                   run.eval_kw, run.num_classes)
+
+
+def _build(config: Any, run_dir: Path, fold: int, *, model: nn.Module | None, train_set: Any, valid_set: Any,
+           test_set: Any, criterion: nn.Module | None, fresh: bool) -> _Run:
+    """Join the process group, seed, and build the datasets (unless given), the model (initialized when
+    ``fresh``), the criterion, the loaders, the optimizer and the schedule, in a fixed order (the same
+    seed gives the same run)."""
     rank, world, ddp_device = init_distributed()
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -123,7 +170,7 @@ def fit(config: Any, run_dir: str | Path, *, model: nn.Module | None = None, tra
     classes = getattr(train_set, "classes", None)
     num_classes = len(classes) if classes is not None else getattr(train_set, "num_classes", None)
     if model is None:
-        model = build_model(config, int(num_classes), init_weights=not (resume and state_path.is_file()))
+        model = build_model(config, int(num_classes), init_weights=fresh)
     if model_info(config.model).task == "segmentation":
         classes = SEGMENTATION_CLASSES
     elif getattr(model, "num_classes", None) is not None:
@@ -137,80 +184,115 @@ def fit(config: Any, run_dir: str | Path, *, model: nn.Module | None = None, tra
     if getattr(criterion, "needs_sizes", False):
         annotator = SizeAnnotator(model.num_classes, config.size_noise, mode=config.size_noise_mode,
                                   seed=config.seed + 7919 * rank)
+    sampler, train_loader, eval_loader = _loaders(config, train_set, rank, world, device)
+    optimizer = build_optimizer(config, model, criterion)
+    scheduler = build_scheduler(config, optimizer, len(train_loader))
+    model, net = _wrap(config, model, criterion, world, device)
+    eval_kw = dict(criterion=criterion, cam_rule=config.cam_rule, cam_class=config.cam_class,
+                   region_classes=getattr(valid_set, "region_classes", None), tta=config.tta, amp=config.amp,
+                   channels_last=config.channels_last)
+    meta = {"classes": list(classes) if classes is not None else None, "training": config.to_dict(),
+            "dataset": {"name": config.dataset, "fold": fold}}
+    return _Run(config, rank, world, model, net, criterion, annotator, sampler, train_loader,
+                eval_loader(valid_set), eval_loader, optimizer, scheduler, eval_kw, meta, num_classes, test_set)
+
+
+def _loaders(config: Any, train_set: Any, rank: int, world: int,
+             device: torch.device) -> tuple[DistributedSampler, DataLoader, Callable[[Any], DataLoader]]:
+    """The training sampler (shuffled, seeded, this rank's share) and loader, and the evaluation loader
+    factory (this rank's shard; whole images of different sizes, GlaS, one at a time: section 4.4.2)."""
     per_rank = config.batch_size // world
     sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=config.seed)
     train_loader = DataLoader(train_set, batch_size=per_rank, sampler=sampler, num_workers=config.num_workers,
                               drop_last=len(sampler) >= per_rank, pin_memory=device.type == "cuda")
-    # whole images of different sizes (GlaS) are evaluated one at a time (section 4.4.2)
-    eval_loader = lambda ds: DataLoader(shard_dataset(ds, rank, world), num_workers=config.num_workers,
-                                        batch_size=1 if getattr(ds, "variable_size", False) else per_rank)
-    valid_loader = eval_loader(valid_set)
-    optimizer = build_optimizer(config, model, criterion)
-    scheduler = build_scheduler(config, optimizer, len(train_loader))
+
+    def eval_loader(ds: Any) -> DataLoader:
+        return DataLoader(shard_dataset(ds, rank, world), num_workers=config.num_workers,
+                          batch_size=1 if getattr(ds, "variable_size", False) else per_rank)
+
+    return sampler, train_loader, eval_loader
+
+
+def _wrap(config: Any, model: nn.Module, criterion: nn.Module, world: int,
+          device: torch.device) -> tuple[nn.Module, nn.Module]:
+    """``(model, net)``: ``net`` is what the training loop calls, :class:`WithCams` when the loss needs the
+    CAMs, in DistributedDataParallel under ``torchrun`` (with SyncBatchNorm on GPUs if asked)."""
     net: nn.Module = WithCams(model) if getattr(criterion, "needs_cams", False) else model
     if world > 1:
         if config.sync_bn and device.type == "cuda":
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
             net = WithCams(model) if isinstance(net, WithCams) else model
         net = DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None)
-    start_epoch, best_value, best_epoch, history = 0, None, 0, []
-    if resume and state_path.is_file():
-        state = load_state(state_path)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        criterion.load_state_dict(state["criterion"])
-        for obj, key in ((annotator, "annotator"), (perturb, "perturb")):
-            if obj is not None and hasattr(obj, "load_state_dict") and state.get(key) is not None:
-                obj.load_state_dict(state[key])
-        set_rng_state(state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0])
-        start_epoch, best_value, best_epoch, history = (state["epoch"], state["best_value"], state["best_epoch"],
-                                                        state["history"])
-        if rank == 0:  # the state's history is the record: add missing rows, replace a torn last line
-            sync_metrics_csv(csv_path, history)
-    eval_kw = dict(criterion=criterion, cam_rule=config.cam_rule, cam_class=config.cam_class,
-                   region_classes=getattr(valid_set, "region_classes", None), tta=config.tta, amp=config.amp,
-                   channels_last=config.channels_last)
-    meta = {"classes": list(classes) if classes is not None else None, "training": config.to_dict(),
-            "dataset": {"name": config.dataset, "fold": fold}}
-    for epoch in range(start_epoch, config.epochs):
-        sampler.set_epoch(epoch)
-        desc = f"epoch {epoch + 1}/{config.epochs}"
-        train = train_one_epoch(net, train_loader, optimizer, criterion=criterion, scheduler=scheduler,
-                                perturb=perturb, size_annotator=annotator, amp=config.amp,
-                                channels_last=config.channels_last, progress=config.progress, desc=desc)
-        valid = evaluate(net, valid_loader, progress=config.progress, desc=f"{desc} valid", **eval_kw)
-        row = {"epoch": float(epoch + 1), **{f"train_{k}": v for k, v in train.items()},
-               **{f"valid_{k}": v for k, v in valid.items()}}
-        if on_epoch_end is not None:
-            row.update(on_epoch_end(epoch + 1, row) or {})
-        history.append(row)
-        value = valid.get(config.monitor, math.nan)
-        if f"valid_{config.monitor}" not in row:
-            raise ConfigError(f"monitor {config.monitor!r} is not a validation metric; choose one of {sorted(valid)}")
-        improved = _is_better(value, best_value, config.monitor)
-        if improved:
-            best_value, best_epoch = value, epoch + 1
-        rngs = [rng_state()]
-        if world > 1:
-            rngs = [None] * world
-            dist.all_gather_object(rngs, rng_state())
-        if rank == 0:
-            loss_state = {k: v.tolist() for k, v in criterion.state_dict().items()}
-            info = {**meta, "metrics": {k: v for k, v in valid.items()}, "epoch": epoch + 1, "loss_state": loss_state}
-            if improved:
-                save_model(model, run_dir / "checkpoints" / "best", metadata=info, overwrite=True)
-            save_model(model, run_dir / "checkpoints" / "last", metadata=info, overwrite=True)
-            save_state(state_path, {
-                "epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "criterion": criterion.state_dict(),
-                "annotator": annotator.state_dict() if annotator is not None else None,
-                "perturb": perturb.state_dict() if hasattr(perturb, "state_dict") else None,
-                "rng": rngs, "best_value": best_value, "best_epoch": best_epoch, "history": history})
-            append_metrics_csv(csv_path, [row])
-        if world > 1:
-            dist.barrier()
-    return _finish(config, run_dir, model, history, best_epoch, test_set, eval_loader, eval_kw, num_classes)
+    return model, net
+
+
+def _resume(run: _Run, run_dir: Path, perturb: Any) -> _Progress:
+    """Restore the model, optimizer, schedule, loss, annotator, hook and RNG states of the last completed
+    epoch; on rank 0 make ``metrics.csv`` match the state's history."""
+    state = load_state(run_dir / "state" / "last.pt")
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    run.criterion.load_state_dict(state["criterion"])
+    for obj, key in ((run.annotator, "annotator"), (perturb, "perturb")):
+        if obj is not None and hasattr(obj, "load_state_dict") and state.get(key) is not None:
+            obj.load_state_dict(state[key])
+    set_rng_state(state["rng"][run.rank] if run.rank < len(state["rng"]) else state["rng"][0])
+    if run.rank == 0:  # the state's history is the record: add missing rows, replace a torn last line
+        sync_metrics_csv(run_dir / "metrics.csv", state["history"])
+    return _Progress(state["epoch"], state["best_value"], state["best_epoch"], state["history"])
+
+
+def _run_epoch(run: _Run, run_dir: Path, epoch: int, progress: _Progress, perturb: Any,
+               on_epoch_end: Callable[[int, dict[str, float]], dict[str, float] | None] | None) -> None:
+    """Train and validate one epoch, update ``progress`` and save the checkpoints and the state."""
+    config = run.config
+    run.sampler.set_epoch(epoch)
+    desc = f"epoch {epoch + 1}/{config.epochs}"
+    train = train_one_epoch(run.net, run.train_loader, run.optimizer, criterion=run.criterion,
+                            scheduler=run.scheduler, perturb=perturb, size_annotator=run.annotator, amp=config.amp,
+                            channels_last=config.channels_last, progress=config.progress, desc=desc)
+    valid = evaluate(run.net, run.valid_loader, progress=config.progress, desc=f"{desc} valid", **run.eval_kw)
+    row = {"epoch": float(epoch + 1), **{f"train_{k}": v for k, v in train.items()},
+           **{f"valid_{k}": v for k, v in valid.items()}}
+    if on_epoch_end is not None:
+        row.update(on_epoch_end(epoch + 1, row) or {})
+    progress.history.append(row)
+    value = valid.get(config.monitor, math.nan)
+    if f"valid_{config.monitor}" not in row:
+        raise ConfigError(f"monitor {config.monitor!r} is not a validation metric; choose one of {sorted(valid)}")
+    improved = _is_better(value, progress.best_value, config.monitor)
+    if improved:
+        progress.best_value, progress.best_epoch = value, epoch + 1
+    progress.epoch = epoch + 1
+    rngs = [rng_state()]
+    if run.world > 1:
+        rngs = [None] * run.world
+        dist.all_gather_object(rngs, rng_state())
+    if run.rank == 0:
+        _save_epoch(run, run_dir, progress, valid, row, improved, perturb, rngs)
+    if run.world > 1:
+        dist.barrier()
+
+
+def _save_epoch(run: _Run, run_dir: Path, progress: _Progress, valid: dict[str, float], row: dict[str, float],
+                improved: bool, perturb: Any, rngs: list[Any]) -> None:
+    """Rank 0's files of a finished epoch: the best (if ``improved``) and last checkpoints, the resumable
+    state (atomically) and the epoch's metrics row."""
+    model, criterion = run.model, run.criterion
+    loss_state = {k: v.tolist() for k, v in criterion.state_dict().items()}
+    info = {**run.meta, "metrics": dict(valid), "epoch": progress.epoch, "loss_state": loss_state}
+    if improved:
+        save_model(model, run_dir / "checkpoints" / "best", metadata=info, overwrite=True)
+    save_model(model, run_dir / "checkpoints" / "last", metadata=info, overwrite=True)
+    save_state(run_dir / "state" / "last.pt", {
+        "epoch": progress.epoch, "model": model.state_dict(), "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(), "criterion": criterion.state_dict(),
+        "annotator": run.annotator.state_dict() if run.annotator is not None else None,
+        "perturb": perturb.state_dict() if hasattr(perturb, "state_dict") else None,
+        "rng": rngs, "best_value": progress.best_value, "best_epoch": progress.best_epoch,
+        "history": progress.history})
+    append_metrics_csv(run_dir / "metrics.csv", [row])
 
 
 def _finish(config: Any, run_dir: Path, model: nn.Module, history: list[dict[str, float]], best_epoch: int,

@@ -99,12 +99,18 @@ def _to_device(x: Tensor, device: torch.device, channels_last: bool) -> Tensor:
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
-def _progress(iterable: Iterable, enabled: bool, desc: str, total: int | None):
+def _progress(enabled: bool, desc: str, total: int | None):
+    """A tqdm bar (or None when disabled or off rank 0) that is advanced by hand and never sees the loader.
+
+    Passing the loader to tqdm changed training: ``tqdm.auto``'s class calls ``iter()`` on its iterable in
+    its constructor, and every DataLoader iterator draws its base seed from torch's global generator, so
+    each epoch made one extra draw and shifted every later random augmentation. The loops iterate each
+    loader exactly once, whatever the display."""
     if not enabled or (dist.is_available() and dist.is_initialized() and dist.get_rank() != 0):
-        return iterable
+        return None
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True)
+    return tqdm(desc=desc, total=total, leave=False, dynamic_ncols=True)
 
 
 def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer, *,
@@ -124,7 +130,35 @@ def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.O
     """
     criterion = criterion if criterion is not None else ImageLabelLoss()
     base = unwrap(model)
-    device = model_device(base)
+    size_annotator = _check_training(model, base, criterion, size_annotator)
+    if hasattr(perturb, "reset"):
+        perturb.reset()
+    model.train()
+    criterion.train()
+    tally = _Tally()
+    start = time.perf_counter()
+    bar = _progress(progress, desc, len(loader) if hasattr(loader, "__len__") else None)
+    try:
+        for batch in loader:
+            loss, parts, logits, y = _train_step(model, base, batch, optimizer, criterion, scheduler, perturb,
+                                                 size_annotator, amp=amp, channels_last=channels_last, desc=desc)
+            tally.add(loss, parts, logits, y)
+            if bar is not None:
+                bar.set_postfix(loss=f"{loss.item():.4f}", acc=f"{tally.accuracy():.3f}", refresh=False)
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    out = tally.reduce(time.perf_counter() - start, lr=optimizer.param_groups[0]["lr"])
+    if hasattr(perturb, "stats"):
+        out.update(reduce_over_ranks({k: float(v) for k, v in perturb.stats().items()},
+                                     getattr(perturb, "stats_reduction", None)))
+    return out
+
+
+def _check_training(model: nn.Module, base: nn.Module, criterion: nn.Module,
+                    size_annotator: SizeAnnotator | None) -> SizeAnnotator | None:
+    """Refuse a CAM loss the model cannot serve; the size annotator a size loss needs (exact sizes)."""
     needs_cams = bool(getattr(criterion, "needs_cams", False))
     if needs_cams and isinstance(model, DistributedDataParallel) and not isinstance(model.module, WithCams):
         raise ConfigError("under DistributedDataParallel a CAM-based loss needs DDP(WithCams(model)) so that the "
@@ -133,63 +167,81 @@ def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.O
         raise ConfigError(f"the loss {type(criterion).__name__} needs CAMs but {type(base).__name__} has no cams()")
     if getattr(criterion, "needs_sizes", False) and size_annotator is None:
         size_annotator = SizeAnnotator(base.num_classes)
-    if hasattr(perturb, "reset"):
-        perturb.reset()
-    model.train()
-    criterion.train()
-    sums: dict[str, Tensor] = {}
-    n_seen, correct = torch.zeros((), dtype=torch.float64), torch.zeros((), dtype=torch.float64)
-    start = time.perf_counter()
-    total = len(loader) if hasattr(loader, "__len__") else None
-    bar = _progress(loader, progress, desc, total)
-    for batch in bar:
-        images, labels, masks, indices = _unpack(batch)
-        x = _to_device(images, device, channels_last)
-        y = labels.to(device, non_blocking=True)
-        sizes, extra = None, {}
-        if getattr(criterion, "needs_masks", False):
-            if masks is None:
-                raise InputError("a pixel loss needs masks in the batches (a dataset with a 'mask' per sample)")
-            extra["masks"] = masks.to(device, non_blocking=True)
-        if getattr(criterion, "needs_sizes", False):
-            if masks is None:
-                raise InputError("size supervision needs masks in the batches (a dataset with a 'mask' per sample)")
-            sizes = size_annotator(masks, labels, indices).to(device)
-        if perturb is not None:
-            x = perturb(base, x, y)
-        with _autocast(device, amp):
-            if needs_cams:
-                logits, cams = model(x) if isinstance(model, (DistributedDataParallel, WithCams)) else base.cams(x)
-            else:
-                logits, cams = model(x), None
-            loss, parts = criterion(logits, y, cams=cams, sizes=sizes, input_size=tuple(x.shape[-2:]), **extra)
-        if not torch.isfinite(loss):
-            raise InputError(f"the training loss became {loss.item()} at {desc}; lower the learning rate or check "
-                             "the inputs (images must be finite and in [0, 1])")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        n = x.shape[0]
-        n_seen += n
+    return size_annotator
+
+
+def _loss_inputs(criterion: nn.Module, labels: Tensor, masks: Tensor | None, indices: Tensor | None,
+                 size_annotator: SizeAnnotator | None, device: torch.device) -> tuple[Tensor | None, dict]:
+    """The true sizes of a size loss and the masks of a pixel loss, from the batch's masks."""
+    sizes, extra = None, {}
+    if getattr(criterion, "needs_masks", False):
+        if masks is None:
+            raise InputError("a pixel loss needs masks in the batches (a dataset with a 'mask' per sample)")
+        extra["masks"] = masks.to(device, non_blocking=True)
+    if getattr(criterion, "needs_sizes", False):
+        if masks is None:
+            raise InputError("size supervision needs masks in the batches (a dataset with a 'mask' per sample)")
+        sizes = size_annotator(masks, labels, indices).to(device)
+    return sizes, extra
+
+
+def _train_step(model: nn.Module, base: nn.Module, batch: Any, optimizer: torch.optim.Optimizer,
+                criterion: nn.Module, scheduler: Any, perturb: Perturb | None,
+                size_annotator: SizeAnnotator | None, *, amp: bool, channels_last: bool,
+                desc: str) -> tuple[Tensor, dict, Tensor, Tensor]:
+    """One optimization step on ``batch`` (perturbed by the hook first); ``(loss, parts, logits, labels)``."""
+    device = model_device(base)
+    images, labels, masks, indices = _unpack(batch)
+    x = _to_device(images, device, channels_last)
+    y = labels.to(device, non_blocking=True)
+    sizes, extra = _loss_inputs(criterion, labels, masks, indices, size_annotator, device)
+    if perturb is not None:
+        x = perturb(base, x, y)
+    with _autocast(device, amp):
+        if getattr(criterion, "needs_cams", False):
+            logits, cams = model(x) if isinstance(model, (DistributedDataParallel, WithCams)) else base.cams(x)
+        else:
+            logits, cams = model(x), None
+        loss, parts = criterion(logits, y, cams=cams, sizes=sizes, input_size=tuple(x.shape[-2:]), **extra)
+    if not torch.isfinite(loss):
+        raise InputError(f"the training loss became {loss.item()} at {desc}; lower the learning rate or check "
+                         "the inputs (images must be finite and in [0, 1])")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    return loss, parts, logits, y
+
+
+class _Tally:
+    """Running sums of one training epoch (images, correct predictions, loss and its parts x images)."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, Tensor] = {}
+        self.n_seen = torch.zeros((), dtype=torch.float64)
+        self.correct = torch.zeros((), dtype=torch.float64)
+
+    def add(self, loss: Tensor, parts: dict, logits: Tensor, y: Tensor) -> None:
+        n = y.shape[0]
+        self.n_seen += n
         if y.dim() == 1 and logits.dim() == 2:
-            correct += (logits.detach().argmax(1) == y).sum().double().cpu()
+            self.correct += (logits.detach().argmax(1) == y).sum().double().cpu()
         for k, v in {"loss": loss.detach(), **parts}.items():
-            sums[k] = sums.get(k, torch.zeros((), dtype=torch.float64)) + float(v) * n
-        if bar is not loader:
-            bar.set_postfix(loss=f"{loss.item():.4f}", acc=f"{float(correct / n_seen.clamp_min(1)):.3f}")
-    seconds = time.perf_counter() - start
-    keys = sorted(sums)
-    reduced = all_reduce_sum(torch.stack([n_seen, correct, *(sums[k] for k in keys)]))
-    n_all = max(reduced[0].item(), 1.0)
-    out = {k: v / n_all for k, v in zip(keys, reduced[2:].tolist())}
-    out.update(accuracy=reduced[1].item() / n_all, lr=optimizer.param_groups[0]["lr"], images=reduced[0].item(),
-               seconds=seconds, images_per_s=reduced[0].item() / max(seconds, 1e-9))
-    if hasattr(perturb, "stats"):
-        out.update(reduce_over_ranks({k: float(v) for k, v in perturb.stats().items()},
-                                     getattr(perturb, "stats_reduction", None)))
-    return out
+            self.sums[k] = self.sums.get(k, torch.zeros((), dtype=torch.float64)) + float(v) * n
+
+    def accuracy(self) -> float:
+        return float(self.correct / self.n_seen.clamp_min(1))
+
+    def reduce(self, seconds: float, *, lr: float) -> dict[str, float]:
+        """Means over every rank's images, ``accuracy``, ``lr``, ``images``, ``seconds``, ``images_per_s``."""
+        keys = sorted(self.sums)
+        reduced = all_reduce_sum(torch.stack([self.n_seen, self.correct, *(self.sums[k] for k in keys)]))
+        n_all = max(reduced[0].item(), 1.0)
+        out = {k: v / n_all for k, v in zip(keys, reduced[2:].tolist())}
+        out.update(accuracy=reduced[1].item() / n_all, lr=lr, images=reduced[0].item(), seconds=seconds,
+                   images_per_s=reduced[0].item() / max(seconds, 1e-9))
+        return out
 
 
 @torch.no_grad()
@@ -214,88 +266,124 @@ def evaluate(model: nn.Module, loader: Iterable, *, criterion: nn.Module | None 
     device = model_device(base)
     modes = [(m, m.training) for m in base.modules()]
     base.eval()
-    cls_meter: ClassificationMeter | None = None
-    seg_meter = BinarySegmentationMeter()
-    pixel_meter: ConfusionMeter | None = None
-    regions = tuple(int(k) for k in region_classes) if region_classes is not None and len(region_classes) >= 2 else ()
-    used = torch.zeros(2, dtype=torch.float64)  # binary masks scored, pixel classes scored
-    loss_sum = torch.zeros(2, dtype=torch.float64)
+    meters = _Evaluator(base, criterion, desc, cam_rule=cam_rule, cam_class=cam_class, region_classes=region_classes)
+    bar = _progress(progress, desc, len(loader) if hasattr(loader, "__len__") else None)
     try:
-        total = len(loader) if hasattr(loader, "__len__") else None
-        for batch in _progress(loader, progress, desc, total):
+        for batch in loader:
+            if bar is not None:
+                bar.update(1)
             images, labels, masks, _ = _unpack(batch)
             x = _to_device(images, device, channels_last)
-            y = labels.to(device)
-            size = tuple(x.shape[-2:])
             want_cams = hasattr(base, "cams") and (masks is not None or getattr(criterion, "needs_cams", False))
             with _autocast(device, amp):
                 if want_cams:
                     logits, cams = tta_cams(base, x) if tta else base.cams(x)
                 else:
                     logits, cams = base(x), None
-            logits = logits.float()
-            cams = cams.float() if cams is not None else None
+            logits, cams = logits.float(), (cams.float() if cams is not None else None)
             if logits.dim() == 4:  # a segmentation model: per-pixel logits
-                if masks is None:
-                    raise InputError(f"{desc}: a segmentation model is evaluated against masks; the batches have none")
-                if getattr(criterion, "needs_masks", False):
-                    loss, _ = criterion(logits, y, masks=masks.to(device))
-                else:
-                    loss = F.cross_entropy(logits, pixel_targets(masks).to(device))
-                loss_sum += torch.tensor([loss.item() * x.shape[0], x.shape[0]], dtype=torch.float64)
-                seg_meter.update((logits.argmax(1) > 0).cpu(), masks > 0.5)
-                used[0] = 1
-                continue
-            scores = criterion.scores(logits, cams)
-            if cls_meter is None:
-                cls_meter = ClassificationMeter(scores.shape[1], multilabel=y.dim() == 2)
-            cls_meter.update(scores, y)
-            if getattr(criterion, "needs_sizes", False) and masks is not None:
-                sizes = size_targets(masks, labels, base.num_classes).to(device)
-                loss, _ = criterion(logits, y, cams=cams, sizes=sizes, input_size=size)
-            elif y.dim() == 1:
-                loss = F.cross_entropy(logits, y.long())
+                meters.segmentation(logits, labels.to(device), masks)
             else:
-                loss = F.binary_cross_entropy_with_logits(logits, y.float())
-            loss_sum += torch.tensor([loss.item() * x.shape[0], x.shape[0]], dtype=torch.float64)
-            if masks is None or cams is None:
-                continue
-            if y.dim() == 1:
-                if cam_class == "true":
-                    classes = y
-                elif cam_class == "predicted":
-                    classes = scores.argmax(1)
-                else:
-                    classes = torch.full_like(y, int(cam_class))
-                pred = cam_masks(cams, classes, size, cam_rule)
-                seg_meter.update(pred.cpu(), masks > 0.5)
-                used[0] = 1
-                if regions:  # eq. 4.14: the pixel classes of the region-carrying image classes together
-                    pixel_meter = pixel_meter or ConfusionMeter(base.num_classes + 1,
-                                                                foreground=tuple(k + 1 for k in regions))
-                    truth = (y.long().view(-1, 1, 1) + 1) * (masks.to(device) > 0.5).long()
-                    pixel_meter.update(pixel_predictions(upsample_cams(cams, size)).cpu(), truth.cpu())
-                    used[1] = 1
-            else:  # multi-label: masks of class indices, 0 background, k + 1 class k, 255 void
-                pixel_meter = pixel_meter or ConfusionMeter(base.num_classes + 1, ignore_index=VOID_INDEX)
-                pixel_meter.update(pixel_predictions(upsample_cams(cams, size)).cpu(), masks.long().cpu())
-                used[1] = 1
+                meters.classification(logits, cams, labels, masks, tuple(x.shape[-2:]))
     finally:
+        if bar is not None:
+            bar.close()
         for m, training in modes:
             m.training = training
-    s, n = all_reduce_sum(loss_sum).tolist()
-    if n == 0:
-        raise InputError(f"{desc}: the loader yielded no batch; check the dataset split is not empty")
-    out = cls_meter.compute() if cls_meter is not None else {}
-    out["loss"] = s / max(n, 1.0)
-    seg_used, pixels_used = all_reduce_sum(used).tolist()
-    if seg_used:
-        out.update(seg_meter.compute())
-    if pixels_used and pixel_meter is not None:
-        pixels = pixel_meter.compute()
-        if regions:
-            out["dice_combined"] = pixels["dice_combined"]
+    return meters.compute()
+
+
+class _Evaluator:
+    """The meters of :func:`evaluate`, one method per kind of model output: a segmentation model's pixel
+    logits, an image classifier's logits (with its CAMs scored against binary masks, eq. 2.3 and 4.14, or
+    against multi-label class-index masks, eq. 3.12-3.14)."""
+
+    def __init__(self, base: nn.Module, criterion: nn.Module, desc: str, *, cam_rule: str, cam_class: str | int,
+                 region_classes: Sequence[int] | None) -> None:
+        self.base, self.criterion, self.desc = base, criterion, desc
+        self.device = model_device(base)
+        self.cam_rule, self.cam_class = cam_rule, cam_class
+        self.regions = (tuple(int(k) for k in region_classes)
+                        if region_classes is not None and len(region_classes) >= 2 else ())
+        self.cls_meter: ClassificationMeter | None = None
+        self.seg_meter = BinarySegmentationMeter()
+        self.pixel_meter: ConfusionMeter | None = None
+        self.used = torch.zeros(2, dtype=torch.float64)  # binary masks scored, pixel classes scored
+        self.loss_sum = torch.zeros(2, dtype=torch.float64)
+
+    def _add_loss(self, loss: Tensor, n: int) -> None:
+        self.loss_sum += torch.tensor([loss.item() * n, n], dtype=torch.float64)
+
+    def segmentation(self, logits: Tensor, y: Tensor, masks: Tensor | None) -> None:
+        """Per-pixel logits (N, 2, H, W): the loss and the Dice / IoU of the predicted foreground."""
+        if masks is None:
+            raise InputError(f"{self.desc}: a segmentation model is evaluated against masks; the batches have none")
+        if getattr(self.criterion, "needs_masks", False):
+            loss, _ = self.criterion(logits, y, masks=masks.to(self.device))
         else:
-            out.update({k: v for k, v in pixels.items() if k == "miou" or k.startswith("iou_")})
-            out["pixel_accuracy"] = pixels["pixel_accuracy"]
-    return {k: float(v) for k, v in out.items()}
+            loss = F.cross_entropy(logits, pixel_targets(masks).to(self.device))
+        self._add_loss(loss, logits.shape[0])
+        self.seg_meter.update((logits.argmax(1) > 0).cpu(), masks > 0.5)
+        self.used[0] = 1
+
+    def classification(self, logits: Tensor, cams: Tensor | None, labels: Tensor, masks: Tensor | None,
+                       size: tuple[int, int]) -> None:
+        """Image logits (N, C): scores, the loss, and the CAM localization when there are masks and CAMs."""
+        y = labels.to(self.device)
+        scores = self.criterion.scores(logits, cams)
+        if self.cls_meter is None:
+            self.cls_meter = ClassificationMeter(scores.shape[1], multilabel=y.dim() == 2)
+        self.cls_meter.update(scores, y)
+        if getattr(self.criterion, "needs_sizes", False) and masks is not None:
+            sizes = size_targets(masks, labels, self.base.num_classes).to(self.device)
+            loss, _ = self.criterion(logits, y, cams=cams, sizes=sizes, input_size=size)
+        elif y.dim() == 1:
+            loss = F.cross_entropy(logits, y.long())
+        else:
+            loss = F.binary_cross_entropy_with_logits(logits, y.float())
+        self._add_loss(loss, logits.shape[0])
+        if masks is None or cams is None:
+            return
+        if y.dim() == 1:
+            self._localization(cams, scores, y, masks, size)
+        else:  # multi-label: masks of class indices, 0 background, k + 1 class k, 255 void
+            self.pixel_meter = self.pixel_meter or ConfusionMeter(self.base.num_classes + 1, ignore_index=VOID_INDEX)
+            self.pixel_meter.update(pixel_predictions(upsample_cams(cams, size)).cpu(), masks.long().cpu())
+            self.used[1] = 1
+
+    def _localization(self, cams: Tensor, scores: Tensor, y: Tensor, masks: Tensor, size: tuple[int, int]) -> None:
+        """The binarized CAM of ``cam_class`` against the binary masks; eq. 4.14 over the region classes."""
+        if self.cam_class == "true":
+            classes = y
+        elif self.cam_class == "predicted":
+            classes = scores.argmax(1)
+        else:
+            classes = torch.full_like(y, int(self.cam_class))
+        pred = cam_masks(cams, classes, size, self.cam_rule)
+        self.seg_meter.update(pred.cpu(), masks > 0.5)
+        self.used[0] = 1
+        if self.regions:  # eq. 4.14: the pixel classes of the region-carrying image classes together
+            self.pixel_meter = self.pixel_meter or ConfusionMeter(
+                self.base.num_classes + 1, foreground=tuple(k + 1 for k in self.regions))
+            truth = (y.long().view(-1, 1, 1) + 1) * (masks.to(self.device) > 0.5).long()
+            self.pixel_meter.update(pixel_predictions(upsample_cams(cams, size)).cpu(), truth.cpu())
+            self.used[1] = 1
+
+    def compute(self) -> dict[str, float]:
+        """The metrics over every rank (see :func:`evaluate`)."""
+        s, n = all_reduce_sum(self.loss_sum).tolist()
+        if n == 0:
+            raise InputError(f"{self.desc}: the loader yielded no batch; check the dataset split is not empty")
+        out = self.cls_meter.compute() if self.cls_meter is not None else {}
+        out["loss"] = s / max(n, 1.0)
+        seg_used, pixels_used = all_reduce_sum(self.used).tolist()
+        if seg_used:
+            out.update(self.seg_meter.compute())
+        if pixels_used and self.pixel_meter is not None:
+            pixels = self.pixel_meter.compute()
+            if self.regions:
+                out["dice_combined"] = pixels["dice_combined"]
+            else:
+                out.update({k: v for k, v in pixels.items() if k == "miou" or k.startswith("iou_")})
+                out["pixel_accuracy"] = pixels["pixel_accuracy"]
+        return {k: float(v) for k, v in out.items()}

@@ -8,10 +8,10 @@ from ..data.slides import SLIDE_EXTENSIONS, Slide, open_slide, openslide_availab
 from ..data.tissue import otsu_tissue, tissue_map
 from .attack import SlideAttack, attack_slide
 from .config import SlideAttackConfig, SlideConfig
-from .predict import SlidePrediction, predict_slide
+from .predict import SlidePrediction, check_slide_config, predict_slide, resolve_classes
 from .tiling import TileGrid, make_tile_grid, resolve_downsample
 from .writer import write_slide_attack, write_slide_prediction
 
 __all__ = ["SLIDE_EXTENSIONS", "Slide", "SlideAttack", "SlideAttackConfig", "SlideConfig", "SlidePrediction",
-           "TileGrid", "attack_slide", "make_tile_grid", "open_slide", "openslide_available", "otsu_tissue",
-           "predict_slide", "resolve_downsample", "tissue_map", "write_slide_attack", "write_slide_prediction"]
+           "TileGrid", "attack_slide", "check_slide_config", "make_tile_grid", "open_slide", "openslide_available", "otsu_tissue",
+           "predict_slide", "resolve_classes", "resolve_downsample", "tissue_map", "write_slide_attack", "write_slide_prediction"]

@@ -6,7 +6,8 @@ does to the slide score and to the stitched CAM heatmap.
   attacked, by decreasing probability of the positive class: with a max or top-k slide score these are the
   tiles that decide it. The other tiles keep their clean predictions and maps, so with more candidates than
   ``max_tiles`` the slide score may not fall.
-* **How.** :func:`advwsl.attacks.run_attack`, batch by batch, gives verified records (adversarials in
+* **How.** :func:`advwsl.attacks.run_attack`, batch by batch, on the tiles as the model sees them (after
+  the stain normalization, when there is one: the perturbation is measured there), gives verified records (adversarials in
   [0, 1], on the 8-bit lattice, re-predicted, L2 norms recomputed); with two classes the attack is
   untargeted (away from the predicted class), with more it is targeted at ``target_class``. Each batch of
   adversarial tiles is re-evaluated (probabilities, CAM pasted into a copy of the clean CAM canvas), then
@@ -38,7 +39,8 @@ from ..evaluation.cams import compare_maps
 from ..models.cams import class_maps, dice_iou
 from ..utils import frozen
 from .config import SlideAttackConfig, SlideConfig
-from .predict import SlidePrediction, aggregate, model_outputs, place_model, predict_slide, softmax
+from .predict import (SlidePrediction, check_finite_outputs, aggregate, model_outputs, place_model, predict_slide,
+                      prepare_tiles, resolve_classes, softmax)
 from .stitch import SlideCanvas, finite_range, scale_to_range
 from .tiling import tile_loader
 
@@ -128,6 +130,7 @@ def _attack_batch(model: nn.Module, x: torch.Tensor, idx: np.ndarray, prediction
     with torch.no_grad():
         _, cams_clean = model_outputs(model, x)
         logits_adv, cams_adv = model_outputs(model, adv)
+    check_finite_outputs(logits_adv, cams_adv, grid, idx, "the model, on the adversarial tiles,")
     name, pos = prediction.classes[cfg.positive_class], cfg.positive_class
     rows = pd.DataFrame({"tile": idx, "x": grid.xs[idx], "y": grid.ys[idx], "clean_pred": record.clean_pred,
                          "adv_pred": record.adv_pred, "success": record.success, "l2": record.l2,
@@ -136,7 +139,8 @@ def _attack_batch(model: nn.Module, x: torch.Tensor, idx: np.ndarray, prediction
     if cams_adv is not None:
         which = torch.full((len(idx),), cfg.cam_class, dtype=torch.long)
         rows["cam_dice"] = compare_maps(class_maps(cams_clean, which), class_maps(cams_adv, which))["cam_dice"].numpy()
-        canvas.paste(cams_adv[:, cfg.cam_class], grid.xs[idx], grid.ys[idx], grid.size0)
+        canvas.replace(cams_clean[:, cfg.cam_class], cams_adv[:, cfg.cam_class], grid.xs[idx], grid.ys[idx],
+                       grid.size0)
     return rows, adv, logits_adv
 
 
@@ -168,18 +172,21 @@ def attack_slide(model: nn.Module, config: SlideConfig, attack: SlideAttackConfi
     config.validate()
     if prediction is None:
         prediction = predict_slide(model, config, classes=classes)
-    elif prediction.config != config:
+    elif resolve_classes(config, prediction.classes) != prediction.config:
         raise InputError("prediction was computed with another SlideConfig than config; pass the same config "
                          "or leave prediction out")
+    config = prediction.config  # classes as indices
     n_classes = prediction.logits.shape[1]
     if attack.target_class >= n_classes:
         raise ConfigError(f"target_class = {attack.target_class} but the model has {n_classes} classes")
     device = place_model(model, config.device)
     selected, n_candidates = _select(prediction, attack)
     kwargs = get_attack_spec(attack.attack).kwargs(str(attack.steps))  # the attack's reading of a step budget
-    canvas = SlideCanvas(prediction.tissue_mask.shape, prediction.thumbnail_downsample)
+    canvas = SlideCanvas(prediction.map_shape, prediction.map_downsample)
     if prediction.cam_map is not None:
-        canvas.values[:] = prediction.cam_map
+        coverage = (prediction.coverage if prediction.coverage is not None
+                    else np.isfinite(prediction.cam_map).astype(np.uint16))
+        canvas = SlideCanvas.from_values(prediction.cam_map, coverage, prediction.map_downsample)
     logits_after = prediction.logits.copy()
     rows, kept = [], []
     tic = time.perf_counter()
@@ -189,7 +196,7 @@ def attack_slide(model: nn.Module, config: SlideConfig, attack: SlideAttackConfi
     with frozen(model):  # eval mode throughout (run_attack would warn about a model in train mode)
         for images, index in loader:
             idx = index.numpy()
-            x = images.to(device).float().div_(255.0)
+            x = prepare_tiles(images.to(device).float().div_(255.0), prediction.stain)
             batch_rows, adv, logits_adv = _attack_batch(model, x, idx, prediction, attack, kwargs, canvas)
             rows.append(batch_rows)
             logits_after[idx] = logits_adv.float().cpu().numpy()

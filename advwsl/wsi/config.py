@@ -11,6 +11,7 @@ from ..attacks import get_attack_spec, list_attacks
 from ..config.slide import AGGREGATIONS, BACKENDS
 from ..errors import ConfigError
 
+STAIN_NORMS = (None, "macenko", "reinhard")
 
 
 def _positive_int(name: str, value: object, minimum: int = 1) -> None:
@@ -38,8 +39,17 @@ class SlideConfig:
     tissue_threshold : keep the tiles whose tissue share (Otsu mask) is at least this, in [0, 1].
     thumbnail_downsample : level-0 pixels per pixel of the thumbnail, of the tissue mask and of every map.
     batch_size, workers : tiles per model call; DataLoader worker processes reading tiles (0: in-process).
-    cam_class : class whose CAM is stitched into the slide heatmap.
-    positive_class : class whose probability gives the slide score.
+    cam_class : class whose CAM is stitched into the slide heatmap: an index, or a class name (resolved with
+        the model's class names).
+    positive_class : class whose probability gives the slide score (an index or a class name).
+    overlap : tile pixels shared by neighbouring tiles (0: a grid of adjacent tiles); the stride is
+        ``tile_size - overlap``; where tiles overlap, the maps are the mean of their values.
+    heatmap_downsample : level-0 pixels per pixel of the stitched maps (None: ``thumbnail_downsample``);
+        smaller gives finer maps (memory grows with its inverse square).
+    stain_norm : None, ``"macenko"`` or ``"reinhard"``: tiles are stain-normalized before the model
+        (:mod:`advwsl.data.stain`), with the slide's own stain estimated once on its thumbnail's tissue.
+    stain_reference : image whose stain is the target (needed for Reinhard; Macenko's default target is the
+        published reference stain).
     aggregation, top_k : slide score = ``"max"`` of the tiles' positive probabilities, or ``"topk"``: the
         mean of the ``top_k`` largest.
     device : ``"cpu"``, ``"cuda"``, ... (None: the model's device).
@@ -57,17 +67,35 @@ class SlideConfig:
     thumbnail_downsample: float = 32.0
     batch_size: int = 32
     workers: int = 0
-    cam_class: int = 1
-    positive_class: int = 1
+    cam_class: int | str = 1
+    positive_class: int | str = 1
     aggregation: str = "max"
     top_k: int = 10
     device: str | None = None
     backend: str = "auto"
     progress: bool = True
+    overlap: int = 0
+    heatmap_downsample: float | None = None
+    stain_norm: str | None = None
+    stain_reference: str | Path | None = None
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first invalid setting."""
         _positive_int("tile_size", self.tile_size, 8)
+        _positive_int("overlap", self.overlap, 0)
+        if self.overlap >= self.tile_size:
+            raise ConfigError(f"overlap must be smaller than tile_size ({self.tile_size}), got {self.overlap}")
+        if self.heatmap_downsample is not None:
+            _positive_number("heatmap_downsample", self.heatmap_downsample)
+            if self.heatmap_downsample < 1:
+                raise ConfigError(f"heatmap_downsample must be >= 1, got {self.heatmap_downsample}")
+        if self.stain_norm not in STAIN_NORMS:
+            raise ConfigError(f"stain_norm must be one of {STAIN_NORMS}, got {self.stain_norm!r}")
+        if self.stain_norm == "reinhard" and self.stain_reference is None:
+            raise ConfigError("Reinhard stain normalization needs a reference image (stain_reference) to take the "
+                              "target colours from")
+        if self.stain_reference is not None and not Path(self.stain_reference).is_file():
+            raise ConfigError(f"stain_reference {self.stain_reference} not found (give an image file)")
         given = {k: getattr(self, k) for k in ("mpp", "magnification", "level", "downsample")
                  if getattr(self, k) is not None}
         if len(given) > 1:
@@ -85,8 +113,10 @@ class SlideConfig:
             raise ConfigError(f"tissue_threshold is a share in [0, 1], got {self.tissue_threshold!r}")
         _positive_int("batch_size", self.batch_size)
         _positive_int("workers", self.workers, 0)
-        _positive_int("cam_class", self.cam_class, 0)
-        _positive_int("positive_class", self.positive_class, 0)
+        for name in ("cam_class", "positive_class"):
+            value = getattr(self, name)
+            if not (isinstance(value, str) and value.strip()):
+                _positive_int(name, value, 0)
         if self.aggregation not in AGGREGATIONS:
             raise ConfigError(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
         _positive_int("top_k", self.top_k)

@@ -1,10 +1,12 @@
 """Tiling a slide: the resolution of the tiles (from µm/px, objective power, a level or a downsample), the
-grid of non-overlapping tiles that are mostly tissue, and the tiles as a dataset read lazily from the file.
+grid of tiles that are mostly tissue (adjacent, or overlapping by ``overlap`` tile pixels), and the tiles as
+a dataset read lazily from the file.
 
 A tile of ``tile_size`` pixels at downsample ``d`` covers ``round(tile_size * d)`` level-0 pixels. It is read
 from the pyramid level of largest downsample not above ``d`` and, when that level is not ``d`` itself,
 reduced to ``tile_size`` by area averaging (PIL's box filter). The grid holds the tiles wholly inside the
-slide (a partial last row and column are left out), row by row.
+slide (a partial last row and column are left out), row by row, one every ``round((tile_size - overlap) *
+d)`` level-0 pixels.
 """
 
 from __future__ import annotations
@@ -65,7 +67,8 @@ def resolve_downsample(slide: Slide, *, mpp: float | None = None, magnification:
 class TileGrid:
     """Tiles of one slide: level-0 top-left corners ``xs``, ``ys`` and ``tissue`` shares (arrays of one
     entry per tile), the model's ``tile_size``, the level-0 side ``size0`` of a tile, the ``downsample``
-    (level-0 pixels per tile pixel), and the ``level`` and the side ``read_size`` read there."""
+    (level-0 pixels per tile pixel), the ``level`` and the side ``read_size`` read there, and the level-0
+    ``stride`` between neighbouring tiles (None: ``size0``, adjacent tiles)."""
 
     xs: np.ndarray
     ys: np.ndarray
@@ -75,6 +78,12 @@ class TileGrid:
     downsample: float
     level: int
     read_size: int
+    stride: int | None = None
+
+    @property
+    def stride0(self) -> int:
+        """Level-0 pixels between the corners of neighbouring tiles."""
+        return self.stride or self.size0
 
     def __len__(self) -> int:
         return len(self.xs)
@@ -95,18 +104,25 @@ class TileGrid:
 
 
 def make_tile_grid(slide: Slide, tile_size: int, downsample: float, tissue_mask: np.ndarray,
-                   mask_downsample: float, *, tissue_threshold: float = 0.5) -> TileGrid:
-    """The grid of ``tile_size`` tiles at ``downsample`` whose tissue share, measured on ``tissue_mask`` (a
-    boolean map at ``mask_downsample``), is at least ``tissue_threshold``."""
+                   mask_downsample: float, *, tissue_threshold: float = 0.5, overlap: int = 0) -> TileGrid:
+    """The grid of ``tile_size`` tiles at ``downsample``, neighbours sharing ``overlap`` tile pixels, whose
+    tissue share, measured on ``tissue_mask`` (a boolean map at ``mask_downsample``), is at least
+    ``tissue_threshold``."""
+    if isinstance(overlap, bool) or not isinstance(overlap, int) or not 0 <= overlap < tile_size:
+        raise InputError(f"overlap must be an integer in [0, tile_size = {tile_size}), got {overlap!r}")
     level = slide.best_level_for_downsample(downsample)
     size0 = max(1, int(round(tile_size * downsample)))
+    stride0 = max(1, int(round((tile_size - overlap) * downsample))) if overlap else size0
     read_size = max(1, int(round(size0 / slide.level_downsamples[level])))
     w, h = slide.dimensions
-    gy, gx = np.mgrid[0:h // size0, 0:w // size0]
-    xs, ys = gx.ravel().astype(np.int64) * size0, gy.ravel().astype(np.int64) * size0
+    starts = [np.arange(0, n - size0 + 1, stride0, dtype=np.int64) if n >= size0 else np.zeros(0, np.int64)
+              for n in (w, h)]
+    gy, gx = np.meshgrid(starts[1], starts[0], indexing="ij")
+    xs, ys = gx.ravel(), gy.ravel()
     tissue = window_fractions(tissue_mask, mask_downsample, xs, ys, size0) if len(xs) else np.zeros(0)
     keep = tissue >= tissue_threshold
-    return TileGrid(xs[keep], ys[keep], tissue[keep], int(tile_size), size0, float(downsample), level, read_size)
+    return TileGrid(xs[keep], ys[keep], tissue[keep], int(tile_size), size0, float(downsample), level, read_size,
+                    stride0 if overlap else None)
 
 
 class TileDataset(Dataset):

@@ -57,16 +57,19 @@ def _write_prediction(result: SlidePrediction, out: Path, summary: dict, extra_m
     Image.fromarray(result.tissue_mask.astype(np.uint8) * 255).save(out / "tissue_mask.png")
     written += [out / "thumbnail.png", out / "tissue_mask.png"]
     name = Path(result.slide["path"]).name
+    scale = result.map_downsample / result.thumbnail_downsample
     for k, cls in enumerate(result.classes):
         written.append(plot_slide_map(result.thumbnail, result.class_map(k), out / f"heatmap_{_slug(cls)}.png",
-                                      label=f"P({cls})", title=f"{name}: probability of {cls} per tile"))
-    maps = {"tissue_mask": result.tissue_mask, "thumbnail_downsample": np.float64(result.thumbnail_downsample)}
+                                      label=f"P({cls})", title=f"{name}: probability of {cls} per tile",
+                                      map_scale=scale))
+    maps = {"tissue_mask": result.tissue_mask, "thumbnail_downsample": np.float64(result.thumbnail_downsample),
+            "map_downsample": np.float64(result.map_downsample)}
     if result.cam_map is not None:
         lo, hi = finite_range(result.cam_map)
         cls = result.classes[result.config.cam_class]
         written.append(plot_slide_map(result.thumbnail, result.cam_map, out / "cam_heatmap.png", vmin=lo, vmax=hi,
                                       label=f"CAM of {cls}", title=f"{name}: stitched CAM of {cls} "
-                                      f"(slide score {result.score:.3f})"))
+                                      f"(slide score {result.score:.3f})", map_scale=scale))
         maps["cam_map"] = result.cam_map
     np.savez_compressed(out / "maps.npz", **maps, **extra_maps)
     written.append(out / "maps.npz")
@@ -95,6 +98,7 @@ def write_slide_attack(result: SlideAttack, out_dir: str | Path) -> list[Path]:
     result.tiles.to_csv(out / "attack_tiles.csv", index=False)
     written.append(out / "attack_tiles.csv")
     if result.cam_map_after is not None:
+        scale = pred.map_downsample / pred.thumbnail_downsample
         lo, hi = finite_range(pred.cam_map)
         level = lo + result.config.cam_threshold * (hi - lo)
         cls = pred.classes[pred.config.cam_class]
@@ -102,10 +106,10 @@ def write_slide_attack(result: SlideAttack, out_dir: str | Path) -> list[Path]:
         written.append(plot_slide_map(pred.thumbnail, result.cam_map_after, out / "cam_heatmap_attacked.png",
                                       vmin=lo, vmax=hi, label=f"CAM of {cls} (clean scale)",
                                       title=f"after {s['attack']} on {s['attacked']} tiles "
-                                      f"(slide score {result.score_after:.3f})"))
+                                      f"(slide score {result.score_after:.3f})", map_scale=scale))
         written.append(plot_slide_attack(
             pred.thumbnail, pred.cam_map, result.cam_map_after, out / "cam_before_after.png", vmin=lo, vmax=hi,
-            contour=level, label=f"CAM of {cls}",
+            contour=level, label=f"CAM of {cls}", map_scale=scale,
             titles=(f"clean: slide score {result.score_before:.3f}",
                     f"attacked ({s['attacked']} tiles): {result.score_after:.3f}"),
             title=f"positive region (CAM >= {result.config.cam_threshold:g} of the clean range): "

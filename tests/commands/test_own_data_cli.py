@@ -149,8 +149,10 @@ def test_a_run_at_chance_level_warns(tmp_path):
     """Identical images: every prediction is the same class, so the balanced validation accuracy is 1/C."""
     root = tmp_path / "same"
     (root / "img").mkdir(parents=True)
-    Image.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(root / "img" / "x.png")
-    rows = ["path,label,split"] + [f"img/x.png,{c},{s}" for c in "abcd" for s in ("train", "train", "valid", "test")]
+    splits = [(c, s, i) for c in "abcd" for i, s in enumerate(("train", "train", "valid", "test"))]
+    for c, _, i in splits:  # one file per row (a table lists each image once), all with the same pixels
+        Image.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(root / "img" / f"{c}{i}.png")
+    rows = ["path,label,split"] + [f"img/{c}{i}.png,{c},{s}" for c, s, i in splits]
     (root / "t.csv").write_text("\n".join(rows) + "\n")
     runner = CliRunner()
     with pytest.warns(Warning, match="chance level for 4 classes"):

@@ -199,3 +199,137 @@ def test_registered_with_its_layout():
     assert spec.needs_root and "ROOT/images/<class>/<image>" in spec.layout
     with pytest.raises(DatasetError, match="ROOT/<name>.csv"):
         get_dataset("folder", root=None)
+
+
+# ------------------------------------------------------------------------ decoding once (issue: 5 images/s)
+def _sixteen_bit(path: Path, size=(24, 20), seed=0) -> Path:
+    rng = np.random.default_rng(seed)
+    arr = (rng.random((size[1], size[0])) * 65535).astype(np.uint16)
+    Image.fromarray(arr).save(path)
+    return path
+
+
+@pytest.mark.parametrize("size", [None, 16])
+def test_decoded_once_bit_for_bit(tmp_path, monkeypatch, size):
+    from advwsl.data import base, decoded
+
+    root = write_images_and_masks(tmp_path / "ds", n=5)
+    _sixteen_bit(root / "images" / "normal" / "normal_01.png", seed=4)  # not on the 8-bit lattice
+    decoded.clear()
+    plain = get_dataset("folder", root=root, split="train", size=size, cache=False)
+    cached = get_dataset("folder", root=root, split="train", size=size)
+    reads = []
+    monkeypatch.setattr(base, "read_image", lambda path, _read=base.read_image: reads.append(path) or _read(path))
+    for epoch in range(3):
+        for i in range(len(cached)):
+            a, b = plain[i], cached[i]
+            assert a.keys() == b.keys() and a["path"] == b["path"] and a["label"] == b["label"]
+            assert torch.equal(a["image"], b["image"]) and a["image"].dtype == b["image"].dtype
+            assert torch.equal(a["mask"], b["mask"]) and a["mask"].dtype == b["mask"].dtype
+    # the uncached dataset read every image every epoch, the cached one each image once
+    assert len(reads) == 3 * len(plain) + len(cached)
+    # an edited file (new modification time and size) is read again
+    edited = root / cached.table["path"][0]
+    Image.open(edited).convert("RGB").resize((24, 20)).rotate(90).save(edited)
+    reads.clear()
+    cached[0]
+    assert len(reads) == 1
+    # a random transform still runs on every access
+    flipped = get_dataset("folder", root=root, split="train", size=size, transform=lambda s: {**s, "image": 1 - s["image"]})
+    assert torch.equal(flipped[1]["image"], 1 - plain[1]["image"])
+    # a later process starts from the disk cache (resized tiles only)
+    expected = [plain[i] for i in range(len(plain))]
+    decoded.clear()
+    reads.clear()
+    again = get_dataset("folder", root=root, split="train", size=size)
+    for i in range(len(again)):
+        assert torch.equal(again[i]["image"], expected[i]["image"])
+        assert torch.equal(again[i]["mask"], expected[i]["mask"])
+    assert len(reads) == (0 if size else len(again))
+    decoded.clear()
+
+
+def test_decode_cache_is_bounded(tmp_path, monkeypatch):
+    from advwsl.data import decoded
+
+    root = write_images_and_masks(tmp_path / "ds", n=5)
+    decoded.clear()
+    monkeypatch.setattr(decoded, "MEMORY_BYTES", 3 * (3 * 20 * 24) + 20 * 24)  # about three images
+    ds = get_dataset("folder", root=root, split="train")
+    for i in range(len(ds)):
+        ds[i]
+    assert 0 < decoded._memory_bytes[0] <= decoded.MEMORY_BYTES and len(decoded._MEMORY) <= 4
+    decoded.clear()
+
+
+def test_a_damaged_disk_cache_entry_is_decoded_again(tmp_path):
+    from advwsl.data import decoded
+
+    root = write_images_and_masks(tmp_path / "ds", n=5)
+    first = get_dataset("folder", root=root, split="train", size=8)
+    expected = [first[i]["image"] for i in range(len(first))]
+    decoded.clear()
+    for path in (tmp_path / "advwsl_home" / "decoded").rglob("*.npz"):
+        path.write_bytes(b"not a zip")
+    again = get_dataset("folder", root=root, split="train", size=8)
+    assert all(torch.equal(again[i]["image"], expected[i]) for i in range(len(again)))
+    decoded.clear()
+
+
+# ------------------------------------------------------------------------------ tables and folders refused
+def test_csv_duplicates_are_refused(tmp_path):
+    root = tmp_path / "dup"
+    for i in range(4):
+        _image(root / f"{i}.png", seed=i)
+    (root / "t.csv").write_text("path,label\n0.png,x\n1.png,y\n2.png,x\n./0.png,x\n3.png,y\n")
+    with pytest.raises(DatasetError, match=r"0.png is listed twice .*rows 2, 5"):
+        get_dataset("folder", root=root, split="train")
+    (root / "t.csv").write_text("path,label\n0.png,x\n1.png,y\n2.png,x\n0.png,y\n3.png,y\n")
+    with pytest.raises(DatasetError, match="0.png is listed with 2 different labels, rows 2, 5"):
+        get_dataset("folder", root=root, split="train")
+
+
+@pytest.mark.parametrize("outside", ["../secret.png", "/etc/passwd", "sub/../../secret.png", "/no/such/file.png"])
+def test_csv_paths_outside_the_root_are_refused_unread(tmp_path, outside):
+    root = tmp_path / "data"
+    _image(root / "a.png")
+    _image(root / "b.png", seed=1)
+    _image(tmp_path / "secret.png", seed=2)
+    (root / "t.csv").write_text(f"path,label\na.png,x\nb.png,y\n{outside},x\n")
+    with pytest.raises(DatasetError, match="row 4: the image path .* leaves the data root") as info:
+        get_dataset("folder", root=root, split="train")
+    assert "does not exist" not in str(info.value)  # whether the file exists is not told
+    (root / "t.csv").write_text(f"path,label,mask\na.png,x,{outside}\nb.png,y,\n")
+    with pytest.raises(DatasetError, match="row 2: the mask path .* leaves the data root"):
+        get_dataset("folder", root=root, split="train")
+
+
+def test_misnamed_masks_folders_are_reported(tmp_path):
+    root = write_images_and_masks(tmp_path / "ds", n=5)
+    (root / "masks" / "tumor").rename(root / "masks" / "Tumor")
+    with pytest.raises(DatasetError, match=r"masks/ holds \['Tumor'\] which match no class folder"):
+        get_dataset("folder", root=root, split="train")
+    (root / "masks").rename(root / "Masks")
+    with pytest.raises(DatasetError, match="Masks/ next to images/; the masks folder must be named masks/"):
+        get_dataset("folder", root=root, split="train")
+
+
+def test_float_tiffs_read_in_unit_range_or_refused(tmp_path):
+    tifffile = pytest.importorskip("tifffile")
+    root = tmp_path / "float"
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b"):
+        for i in range(5):
+            (root / cls).mkdir(parents=True, exist_ok=True)
+            tifffile.imwrite(root / cls / f"{i}.tif", rng.random((12, 10, 3)).astype(np.float32), photometric="rgb")
+    grey = rng.random((12, 10)).astype(np.float32)
+    tifffile.imwrite(root / "a" / "grey.tif", grey)  # PIL opens it as mode "F"
+    ds = get_dataset("folder", root=root, split="train", cache=False)
+    for i in range(len(ds)):
+        assert 0 <= float(ds[i]["image"].min()) and float(ds[i]["image"].max()) <= 1
+    from advwsl.data.base import read_image
+
+    np.testing.assert_array_equal(read_image(root / "a" / "grey.tif")[0].numpy(), grey)
+    tifffile.imwrite(root / "b" / "3.tif", 200 * rng.random((12, 10, 3)).astype(np.float32), photometric="rgb")  # 0-255 floats
+    with pytest.raises(DatasetError, match=r"3.tif holds floating-point values in \[.*\]; float images are read"):
+        get_dataset("folder", root=root, split="train")

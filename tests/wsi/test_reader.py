@@ -99,7 +99,7 @@ def test_metadata_and_errors(slides, tmp_path):
     with pytest.raises(DatasetError, match="not found"):
         open_slide(tmp_path / "missing.svs")
     (tmp_path / "notes.txt").write_text("not a slide")
-    with pytest.raises(DatasetError, match="no format|needs OpenSlide"):
+    with pytest.raises(DatasetError, match="no format" if openslide_available() else "needs OpenSlide"):
         open_slide(tmp_path / "notes.txt")
     with pytest.raises(InputError, match="backend"):
         open_slide(slides["pyramid.tif"], backend="bioformats")
@@ -117,3 +117,73 @@ def test_camelyon16_discovery_takes_every_slide_format(tmp_path):
     empty.mkdir()
     with pytest.raises(DatasetError, match=r"\.svs"):
         discover_slides(empty, anns)
+
+
+# ------------------------------------------------------------------ damaged, float and oversized (issue 21)
+def test_a_truncated_slide_is_said_to_be_truncated(slides, tmp_path):
+    data = slides["slide.svs"].read_bytes()
+    for share in (0.3, 0.9):
+        cut = tmp_path / f"cut{share}.svs"
+        cut.write_bytes(data[: int(len(data) * share)])
+        with pytest.raises(DatasetError, match=r"is truncated: it has \d+ bytes but its image data reach byte"):
+            open_slide(cut, backend="tifffile")
+
+
+def test_damaged_tile_data_is_a_clear_error(tmp_path):
+    from advwsl.data.camelyon16.toy import make_toy_slide
+
+    path = tmp_path / "zlib.tif"
+    make_toy_slide(path, size=(512, 384), levels=1, tile=128, compression="zlib")
+    with tifffile.TiffFile(path) as tif:
+        offset, count = tif.pages[0].dataoffsets[5], tif.pages[0].databytecounts[5]
+    raw = bytearray(path.read_bytes())
+    raw[offset:offset + count] = b"\x00garbage" * (count // 8) + b"\x00" * (count % 8)
+    path.write_bytes(bytes(raw))
+    with open_slide(path, backend="tifffile") as s:
+        s.read_region((0, 0), 0, (128, 128))  # the intact tiles still read
+        with pytest.raises(DatasetError, match=r"cannot decode segment 5 of level 0 of .*zlib.tif: .*damaged"):
+            s.read_region((0, 0), 0, (512, 384))
+
+
+def test_float_slides_are_read_from_unit_range_or_refused(tmp_path):
+    full = FULL.astype(np.float32) / 255
+    tifffile.imwrite(tmp_path / "unit.tif", full, photometric="rgb", tile=(128, 128))
+    tifffile.imwrite(tmp_path / "bytes.tif", full * 255, photometric="rgb", tile=(128, 128))
+    with open_slide(tmp_path / "unit.tif") as s:
+        assert np.array_equal(s.read_region((100, 60), 0, (300, 200)), FULL[60:260, 100:400])
+    with open_slide(tmp_path / "bytes.tif") as s:
+        with pytest.raises(DatasetError, match=r"floating-point samples in \[.*255\].*convert it to 8-bit RGB"):
+            s.read_region((0, 0), 0, (64, 64))
+
+
+def test_a_thumbnail_downsample_larger_than_the_slide_is_refused(slides):
+    with open_slide(slides["pyramid.tif"]) as s:
+        with pytest.raises(InputError, match=r"100000 level-0 pixels per pixel is larger than the slide .*at most 1024"):
+            s.read_thumbnail(100000)
+        thumb, ds = s.read_thumbnail(1024)  # the largest allowed: one pixel per slide width
+        assert thumb.shape[:2] == (1, 1) and ds == 1024
+
+
+def test_openslide_read_errors_become_dataset_errors(monkeypatch, tmp_path):
+    """A damaged SVS tile makes OpenSlide raise OpenSlideError: the reader names the region and the file."""
+    import sys
+    import types
+
+    class OpenSlideError(Exception):
+        pass
+
+    class FakeSlide:
+        level_dimensions, level_downsamples, properties = [(64, 64)], [1.0], {}
+
+        def __init__(self, path):
+            pass
+
+        def read_region(self, location, level, size):
+            raise OpenSlideError("TIFFRGBAImageGet failed")
+
+    monkeypatch.setitem(sys.modules, "openslide", types.SimpleNamespace(OpenSlide=FakeSlide,
+                                                                        OpenSlideError=OpenSlideError))
+    from advwsl.data.slides import OpenSlideSlide
+
+    with pytest.raises(DatasetError, match=r"OpenSlide cannot read the region at \(0, 0\) .*x.svs: TIFFRGBAImageGet"):
+        OpenSlideSlide(tmp_path / "x.svs").read_region((0, 0), 0, (16, 16))
