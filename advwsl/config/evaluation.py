@@ -84,6 +84,8 @@ class AttackConfig(ModelDataConfig):
     cam_layer: str | None = option(None, "A model without class activation maps gets the CAM report from Grad-CAM of "
                                          "this module (a name of model.named_modules(); default: the last module "
                                          "with spatial feature maps).")
+    cam_grid_rows: int = option(4, "Images in the CAM grid (cam_grid.png): the largest changes of the CAM, then the "
+                                   "median ones.", low=1)
     save_adversarials: bool = option(False, "Save every attack's adversarial images and perturbations with their "
                                             "indices (adversarials-<attack>.npz) and a grid of clean / perturbation / "
                                             "adversarial (adversarials-<attack>.png).", short_flag=True)

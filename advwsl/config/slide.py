@@ -55,6 +55,14 @@ class SlidePredictConfig(Config):
                                          "(default: --positive-class).")
     aggregation: Aggregation = option("max", "Slide score: the largest tile probability, or the mean of the --top-k "
                                              "largest.")
+    overlap: int = option(0, "Tile pixels shared by neighbouring tiles (stride = --tile-size minus this); where tiles "
+                             "overlap, the maps are the mean of their values.", low=0)
+    heatmap_downsample: float | None = option(None, "Level-0 pixels per pixel of the stitched maps (default: "
+                                                    "--thumbnail-downsample; smaller is finer).", low=1)
+    stain_norm: Literal["macenko", "reinhard"] | None = option(
+        None, "Stain-normalize the tiles before the model (Macenko to its published reference stain, or Reinhard to "
+              "--stain-reference), the slide's stain estimated on its thumbnail.")
+    stain_reference: str | None = option(None, "Image whose stain is the target (needed by --stain-norm reinhard).")
     top_k: int = option(10, "k of --aggregation topk.", low=1)
     backend: Backend = option("auto", "Slide reader (auto: OpenSlide when it reads the file).")
     device: str | None = DEVICE()
@@ -78,6 +86,10 @@ class SlidePredictConfig(Config):
             raise ConfigError(f"give at most one of --mpp, --magnification, --level and --downsample, got {given}")
         if not self.slide or not Path(self.slide).is_file():
             raise ConfigError(f"slide {self.slide!r} not found (give the path of a slide file)")
+        if self.overlap >= self.tile_size:
+            raise ConfigError(f"--overlap must be smaller than --tile-size ({self.tile_size}), got {self.overlap}")
+        if self.stain_norm == "reinhard" and self.stain_reference is None:
+            raise ConfigError("--stain-norm reinhard needs --stain-reference IMAGE (the target's stain)")
 
 
 @dataclass(frozen=True)

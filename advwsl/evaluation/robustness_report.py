@@ -153,6 +153,7 @@ class RobustnessReport:
         atomic_write_text(directory / "robustness_curves.csv", self.curves().to_csv(index=False))
         atomic_write_text(directory / "table.md", self.markdown() + "\n")
         plot_robustness_curves(self.curves(), directory / "robustness_curves.png", epsilon=self.epsilon,
+                               norms={name: r.norms for name, r in self.results.items()},
                                title=f"{self.config.get('model_name', 'model')}: accuracy under attack")
         write_json(directory / "summary.json", {"table": self.table().to_dict(orient="records"),
                                                 "checks": [c.as_dict() for c in self.checks()],

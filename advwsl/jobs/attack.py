@@ -34,7 +34,7 @@ from ..evaluation.sanity import check_above_chance
 from ..io import atomic_write_text, write_json
 from ..models import with_grad_cam
 from ..report_html import write_html_report
-from ..plotting import plot_cam_curves, plot_cam_grid, plot_perturbations, plot_robustness_curves
+from ..plotting import grid_examples, plot_cam_curves, plot_cam_grid, plot_perturbations, plot_robustness_curves
 from ..runs import INCOMPLETE, check_out, run_directory
 from ..utils import select_device
 from .data import EvalData, job_data, start
@@ -122,16 +122,6 @@ def _curves(results: list[AttackResult], epsilons: tuple[float, ...]) -> pd.Data
     return pd.concat(frames, ignore_index=True)
 
 
-def _grid_rows(per: pd.DataFrame, n: int) -> list[int]:
-    """Images shown in the CAM grid: successfully attacked images with a lesion first, then one without."""
-    has_mask = per["has_mask"] if "has_mask" in per else pd.Series(False, index=per.index)
-    ok = per["success"]
-    order = [i for i in per.index if ok[i] and has_mask[i]][: max(n - 1, 1)]
-    order += [i for i in per.index if ok[i] and not has_mask[i]][:1]
-    order += [i for i in per.index if i not in order]
-    return order[:n]
-
-
 def _cam_report(model: torch.nn.Module, data: EvalData, result: AttackResult, run_dir: Path, config: AttackConfig,
                 device: torch.device, first: bool) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """What ``result``'s adversarials did to the CAMs (per sample and over ε); figures for the first attack."""
@@ -156,17 +146,17 @@ def _cam_report(model: torch.nn.Module, data: EvalData, result: AttackResult, ru
         accuracy = result.robustness_curve(np.linspace(0.0, top, 101))
         plot_cam_curves(curve, run_dir / "cam_curves.png", accuracy=accuracy,
                         title=f"{result.attack} {result.budget}: what the perturbation does to the CAM")
-        rows = _grid_rows(per, 4)
+        change = np.where(per["success"].to_numpy(), 1.0 - per["cam_dice"].to_numpy(), np.nan)
+        rows = grid_examples(change, config.cam_grid_rows) if np.isfinite(change).any() else list(
+            range(min(config.cam_grid_rows, len(per))))
         idx = torch.tensor(rows)
-        cls = torch.as_tensor(per["cam_class"].to_numpy()[rows])
-        _, clean_maps = predict_maps(model, images[idx], cls)
-        _, adv_maps = predict_maps(model, adversarials[idx], cls)
         name = (lambda c: data.classes[c] if data.classes is not None else str(c))
         titles = [f"#{i}  {name(int(per.loc[i, 'clean_pred']))} -> {name(int(per.loc[i, 'adv_pred']))}\n"
                   f"L2 {per.loc[i, 'l2']:.3f}\nDice with clean CAM {per.loc[i, 'cam_dice']:.3f}" for i in rows]
-        plot_cam_grid(images[idx], adversarials[idx], clean_maps, adv_maps, run_dir / "cam_grid.png",
+        plot_cam_grid(images[idx], adversarials[idx], clean_maps[idx], adv_maps[idx], run_dir / "cam_grid.png",
                       masks=masks[idx] if masks is not None else None, row_titles=titles,
-                      title=f"{result.attack} {result.budget}; CAM of the clean prediction")
+                      title=f"{result.attack} {result.budget}; CAM of the clean prediction: the largest and the "
+                            "median changes")
     per.insert(0, "attack", f"{result.attack} {result.budget}")
     curve.insert(0, "attack", f"{result.attack} {result.budget}")
     return per, curve, {"summary": summary, "at": summary_at}
@@ -235,7 +225,8 @@ def _write_tables(results: list[AttackResult], specs: tuple[AttackSpec, ...], co
     curves = _curves(shown, config.epsilon)
     atomic_write_text(run_dir / "robustness_curves.csv", curves.to_csv(index=False))
     goal_cam = all(s.goal == "cam" for s in specs)
-    plot_robustness_curves(curves, run_dir / "robustness_curves.png", epsilon=config.epsilon,
+    norms = {"All" if r.attack == "All" else f"{r.attack} {r.budget}": r.norms for r in shown}
+    plot_robustness_curves(curves, run_dir / "robustness_curves.png", epsilon=config.epsilon, norms=norms,
                            ylabel="CAM intact and label kept (%)" if goal_cam else "accuracy (%)", title=title)
     return combined
 

@@ -33,7 +33,8 @@ def format_attack_report(summary: dict[str, Any]) -> str:
              f"Data: {data['description']}, {summary['n_samples']} images"]
     prec = summary.get("precision") or {}
     if prec.get("precision", "fp32") != "fp32" or prec.get("channels_last"):
-        lines.append(f"Precision: attacks ran in {prec['precision']}{' (channels_last)' if prec['channels_last'] else ''};"
+        shown = f"{prec['precision']}{' (channels_last)' if prec['channels_last'] else ''}"
+        lines.append(f"Precision: attacks ran in {shown};"
                      f" every result verified in fp32 ({prec['repaired']} adversarials lengthened to hold there)")
     lines.append("")
     entries = summary["attacks"]

@@ -31,7 +31,8 @@ def _settings(config: SlidePredictConfig, resolved: ResolvedModel) -> wsi.SlideC
     positive = class_index(config.positive_class, names, n, "--positive-class")
     cam = positive if config.cam_class is None else class_index(config.cam_class, names, n, "--cam-class")
     keys = ("tile_size", "mpp", "magnification", "level", "downsample", "tissue_threshold", "thumbnail_downsample",
-            "batch_size", "workers", "aggregation", "top_k", "device", "backend", "progress")
+            "batch_size", "workers", "aggregation", "top_k", "device", "backend", "progress", "overlap",
+            "heatmap_downsample", "stain_norm", "stain_reference")
     return wsi.SlideConfig(slide=config.slide, cam_class=cam, positive_class=positive,
                            **{k: getattr(config, k) for k in keys})
 
@@ -67,8 +68,7 @@ def _prepare(config: SlidePredictConfig, log: Log | None) -> tuple[ResolvedModel
         pass
     resolved = resolve_model(config.model, checkpoint=config.checkpoint, progress=config.progress, log=log,
                              retrain=config.retrain)
-    settings = _settings(config, resolved)
-    settings.validate()
+    settings = wsi.check_slide_config(_settings(config, resolved), resolved.classes)
     return resolved, settings
 
 

@@ -218,7 +218,7 @@ def attack_table(ctx: Context) -> Outcome:
                                   curves.items()], ignore_index=True)
         atomic_write_text(ctx.run_dir / "fig-A-V-9.csv", frame_curves.to_csv(index=False))
         plot_robustness_curves(frame_curves, ctx.run_dir / "fig-A-V-9.png",
-                               title=f"Figure A V-9: accuracy against the L2 norm ({dataset}, {len(labels)} images)")
+                               norms={k: r.norms for k, r in curves.items()}, title=f"Figure A V-9: accuracy against the L2 norm ({dataset}, {len(labels)} images)")
         files += ["fig-A-V-9.csv", "fig-A-V-9.png"]
     return Outcome("\n".join(text), files + ["table.csv"], {"rows": ours, "model": info.get("checkpoint"),
                                                             "findings": [asdict(v) for v in verdicts]})
@@ -319,6 +319,7 @@ def defense_table(ctx: Context) -> Outcome:
     frame = side_by_side(ours, reference, ["defense", "attack"], DEFENSE)
     atomic_write_text(ctx.run_dir / "table.csv", frame.to_csv(index=False))
     plot_robustness_curves(curves, ctx.run_dir / "fig-A-V-4.png", epsilon=eps, attacks=("All",),
+                           norms={f"{name} All": rows[(name, "All")].norms for name in names.values()},
                            title=f"Figure A V-4: accuracy under the best of the attacks ({dataset})")
     frames = [c.assign(defense=n) for n, c in curves.items()]
     atomic_write_text(ctx.run_dir / "fig-A-V-4.csv", pd.concat(frames, ignore_index=True).to_csv(index=False))
