@@ -81,6 +81,7 @@ VOCABULARY = {
     "--seed": "random seed",
     "--out": "the folder to create (a run directory, never overwritten)",
     "--resume": "continue an interrupted run directory",
+    "--tensorboard": "write every epoch's metrics as TensorBoard event files",
     "--retrain": "train a built-in model again",
     "--progress/--no-progress": "show or hide progress bars",
 }

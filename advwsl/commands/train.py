@@ -15,7 +15,7 @@ from .options import config_from_cli, config_options, overrides_from_cli
 @config_options(TrainConfig, only=("model", "dataset"), overrides=True)
 @config_options(TrainJobConfig, only=("preset", "config_file", "resume"))
 @config_options(TrainConfig, exclude=("model", "dataset"), overrides=True)
-@config_options(TrainJobConfig, only=("lambda_size", "lambda_entropy", "set_pairs", "out"))
+@config_options(TrainJobConfig, only=("lambda_size", "lambda_entropy", "set_pairs", "tensorboard", "out"))
 def train(**params: Any) -> None:
     """Train a weakly supervised model (sections 2.1.3, 4.4.2); 5-fold with --folds 0,1,2,3,4.
 

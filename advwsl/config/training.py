@@ -221,6 +221,8 @@ class TrainJobConfig(Config):
     lambda_entropy: float | None = option(None, "lambda_e of eq. 4.13.")
     set_pairs: tuple[str, ...] = option((), "Any other training option, e.g. --set 'dataset_kwargs={\"n_trainval\": "
                                             "640}'.", flag="--set", multiple=True, metavar="KEY=JSON")
+    tensorboard: bool = option(False, "Write every epoch's metrics as TensorBoard event files (run_dir/tensorboard; "
+                                      "pip install 'advwsl[tensorboard]').")
     out: str | None = OUT()
     resume: str | None = RESUME()
 
@@ -256,6 +258,8 @@ class AdvTrainConfig(Config):
     levels: int = LEVELS()
     seed: int = SEED()
     device: str | None = DEVICE()
+    tensorboard: bool = option(False, "Write every epoch's metrics as TensorBoard event files (run_dir/tensorboard; "
+                                      "pip install 'advwsl[tensorboard]').")
     out: str | None = OUT()
     resume: str | None = RESUME()
     progress: bool = PROGRESS()

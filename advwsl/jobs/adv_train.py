@@ -21,7 +21,7 @@ from ..report_html import write_html_report
 from ..runs import resumable_run
 from ..training import FitResult, check_model_options, check_training_data, fit, init_distributed
 from ..utils import seed_everything, select_device
-from .training_runs import RESUMABLE, open_run, resumed_record, same_value
+from .training_runs import RESUMABLE, TensorBoardLog, check_tensorboard, open_run, resumed_record, same_value
 
 __all__ = ["AdvTrainConfig", "AdvTrainPlan", "plan_adv_train", "adv_train_job"]
 
@@ -117,6 +117,8 @@ def adv_train_job(config: AdvTrainConfig) -> tuple[Path, FitResult, dict[str, An
     """Adversarially train (or resume); returns the run directory, the fit result and the adversarial
     options as recorded."""
     rank, world, _ = init_distributed()
+    if config.tensorboard:
+        check_tensorboard()
     plan = plan_adv_train(config)
     run_dir = plan.run_dir or open_run("adv-train", config.out, {**plan.train.to_dict(),
                                                                  "adversarial": plan.adversarial},
@@ -125,8 +127,11 @@ def adv_train_job(config: AdvTrainConfig) -> tuple[Path, FitResult, dict[str, An
         hook = _hook(plan)
         seed_everything(plan.train.seed)  # the initial weights depend on the seed only
         init = plan.adversarial["init_checkpoint"]
+        board = TensorBoardLog(run_dir) if config.tensorboard else None
         result = fit(plan.train, run_dir, model=load_model(init) if init else None, perturb=hook,
-                     resume=plan.run_dir is not None)
+                     resume=plan.run_dir is not None, on_epoch_end=board)
+        if board is not None:
+            board.close()
         if rank == 0:
             write_html_report(run_dir, f"advwsl adv-train: {plan.train.model} on {plan.train.dataset}, "
                                        f"{plan.adversarial['attack']} at epsilon {plan.adversarial['epsilon']}")

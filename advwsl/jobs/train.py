@@ -19,7 +19,7 @@ from ..runs import resumable_run
 from ..training import check_model_options, check_training_data, fit_folds, init_distributed
 from ..utils import select_device
 from .evaluate import evaluate_job
-from .training_runs import RESUMABLE, open_run, resumed_record, same_value
+from .training_runs import RESUMABLE, TensorBoardLog, check_tensorboard, open_run, resumed_record, same_value
 
 __all__ = ["TrainJobConfig", "resolve_train_config", "train_job", "EvaluateConfig", "evaluate_job"]
 
@@ -70,6 +70,8 @@ def train_job(job: TrainJobConfig, *, log: Callable[[str], None] | None = None) 
     read), ``cam_class`` against the dataset's classes and the output folder are checked before anything is
     written."""
     rank, world, _ = init_distributed()
+    if job.tensorboard:
+        check_tensorboard()
     if job.resume is not None:
         run_dir, config = _resumed_config(job)
         select_device(config.device)
@@ -78,8 +80,11 @@ def train_job(job: TrainJobConfig, *, log: Callable[[str], None] | None = None) 
         select_device(config.device)
         check_training_data(config)
         run_dir = open_run("train", job.out, config.to_dict(), rank=rank, world=world)
+    board = TensorBoardLog(run_dir) if job.tensorboard else None
     with resumable_run(run_dir, "train", rank=rank):
-        fit_folds(config, run_dir, resume=job.resume is not None)
+        fit_folds(config, run_dir, resume=job.resume is not None, on_epoch_end=board)
+        if board is not None:
+            board.close()
         if rank == 0:
             write_html_report(run_dir, f"advwsl train: {config.model} on {config.dataset}")
     if world > 1:

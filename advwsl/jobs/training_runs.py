@@ -56,3 +56,44 @@ def open_run(command: str, out: str | None, record: dict[str, Any], *, rank: int
 def same_value(recorded: Any, asked: Any) -> bool:
     """Whether an option asked for equals the one a run recorded in JSON (tuples and lists alike)."""
     return json.dumps(recorded, sort_keys=True, default=str) == json.dumps(asked, sort_keys=True, default=str)
+
+
+def check_tensorboard() -> None:
+    """Refuse ``--tensorboard`` before any work when the ``tensorboard`` package is missing."""
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        raise ConfigError("--tensorboard writes TensorBoard event files with the tensorboard package; install it "
+                          "with pip install 'advwsl[tensorboard]'") from None
+
+
+class TensorBoardLog:
+    """The ``on_epoch_end`` hook of :func:`advwsl.training.fit` behind ``--tensorboard``: every epoch's scalars
+    (``train_*``, ``valid_*``, learning rate, adversarial statistics) as TensorBoard events in
+    ``run_dir/tensorboard`` (``fold_<k>`` per validation fold), written by rank 0 only."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir, self.writer, self.fold, self.last = Path(run_dir), None, -1, float("inf")
+
+    def __call__(self, epoch: int, row: dict[str, float]) -> None:
+        from ..utils import is_main_process
+
+        if not is_main_process():
+            return None
+        if epoch <= self.last:  # a new fold starts at epoch 1 (or a resumed run at its next epoch)
+            self.close()
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.fold += 1
+            self.writer = SummaryWriter(str(self.run_dir / "tensorboard" / f"fold_{self.fold}"))
+        for key, value in row.items():
+            if key != "epoch" and isinstance(value, (int, float)) and value == value:
+                self.writer.add_scalar(key.replace("_", "/", 1), float(value), epoch)
+        self.writer.flush()
+        self.last = epoch
+        return None
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None

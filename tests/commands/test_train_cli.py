@@ -79,3 +79,18 @@ def test_unet_and_training_fraction_cli(tmp_path):
     assert res.exit_code == 2 and "segmentation model" in res.output and not (tmp_path / "no").exists()
     res = runner.invoke(main, ["train", "--train-fraction", "0", "--out", str(tmp_path / "no")])
     assert res.exit_code == 2 and not (tmp_path / "no").exists()
+
+
+def test_tensorboard_event_files(tmp_path):
+    """--tensorboard: every epoch's metrics as TensorBoard scalars in run_dir/tensorboard (read back)."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    res = CliRunner().invoke(main, ["train", "--model", "cam", "--epochs", "2", "--batch-size", "16", *TINY,
+                                    "--no-progress", "--device", "cpu", "--tensorboard", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    events = EventAccumulator(str(out / "tensorboard" / "fold_0"))
+    events.Reload()
+    loss = events.Scalars("train/loss")
+    assert [e.step for e in loss] == [1, 2] and "valid/accuracy" in events.Tags()["scalars"]
