@@ -1,5 +1,5 @@
 """How stable the built-in demo model is across training seeds: the demo recipe (``DEMO_RECIPE`` on
-``DEMO_DATASET`` of advwsl/jobs/builtin_wsl.py) trained with seeds 0-4, exactly as ``advwsl attack --model
+``DEMO_DATASET`` of advwsl/pretrained/demo.py) trained with seeds 0-4, exactly as ``advwsl attack --model
 wildcat`` trains it on first use (same code path, one thread, on the CPU, cached under ``$ADVWSL_HOME``;
 seed 0 is the default demo model), and the test accuracy and the CAM localization (Dice and IoU of the
 min-max normalized CAM of the predicted class with the lesion mask, lesion tiles only) of each, with

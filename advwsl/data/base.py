@@ -8,8 +8,11 @@ split as sample dicts ``{"image": float32 (3, H, W) in [0, 1], "label": int, "ma
 
 from __future__ import annotations
 
+from typing import Any
+
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -86,6 +89,28 @@ def read_label_map(path: str | Path) -> np.ndarray:
                            "image: restore it from the dataset archive or remove its sample") from None
     # RGB-encoded label image: a pixel is foreground where any channel is non-zero
     return (arr.max(axis=2) > 0).astype(np.int64)
+
+
+#: What a dataset may declare besides its samples (the dataset protocol of advwsl, read by the training loop
+#: and the jobs through :func:`dataset_trait`): ``classes`` (names in label order), ``num_classes``,
+#: ``region_classes`` (the classes whose images carry a region, eq. 4.14), ``variable_size`` (images of
+#: several sizes: batches of one), ``labels`` (every sample's label, without reading the images).
+DATASET_TRAITS = {"classes": None, "num_classes": None, "region_classes": None, "variable_size": False,
+                  "labels": None}
+
+
+def dataset_trait(dataset: object, name: str) -> Any:
+    """What ``dataset`` declares as ``name`` (one of :data:`DATASET_TRAITS`), seen through subsets
+    (``.dataset``); the trait's default when it declares nothing."""
+    if name not in DATASET_TRAITS:
+        raise InputError(f"{name!r} is not a dataset trait; the traits are {', '.join(DATASET_TRAITS)}")
+    seen: set[int] = set()
+    while dataset is not None and id(dataset) not in seen:
+        seen.add(id(dataset))
+        if hasattr(dataset, name):
+            return getattr(dataset, name)
+        dataset = getattr(dataset, "dataset", None)
+    return DATASET_TRAITS[name]
 
 
 def dataset_classes(dataset: object) -> tuple[str, ...] | None:

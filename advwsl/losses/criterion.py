@@ -21,13 +21,15 @@ __all__ = ["Criterion", "as_criterion", "PlainCriterion"]
 @runtime_checkable
 class Criterion(Protocol):
     """A training criterion: called as ``criterion(logits, labels, **extra)`` (``cams=`` when it needs CAMs,
-    ``sizes=`` sizes, ``masks=`` masks), with the declarations the loop reads."""
+    ``sizes=`` sizes, ``masks=`` masks, ``input_size=``) and returning the loss and its named parts, with the
+    declarations the loop reads."""
 
     needs_cams: bool
     needs_sizes: bool
     needs_masks: bool
 
-    def __call__(self, logits: torch.Tensor, labels: torch.Tensor, **extra: Any) -> torch.Tensor: ...
+    def __call__(self, logits: torch.Tensor, labels: torch.Tensor, **extra: Any
+                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...
 
     def scores(self, logits: torch.Tensor, cams: torch.Tensor | None = None) -> torch.Tensor: ...
 
@@ -44,8 +46,10 @@ class PlainCriterion(nn.Module):
         super().__init__()
         self.loss = loss
 
-    def forward(self, logits: torch.Tensor, labels: torch.Tensor, **extra: Any) -> torch.Tensor:
-        return self.loss(logits, labels)
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor, **extra: Any
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        loss = self.loss(logits, labels)
+        return loss, {"cls": loss.detach()}
 
     def scores(self, logits: torch.Tensor, cams: torch.Tensor | None = None) -> torch.Tensor:
         return logits.softmax(1)

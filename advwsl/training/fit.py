@@ -19,9 +19,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
+from ..data.base import dataset_classes, dataset_trait
 from ..errors import AdvwslWarning, ConfigError
 from ..io import atomic_write_text, format_mean_std, markdown_table, mean_std, read_json, write_json
-from ..losses import SizeAnnotator, build_criterion
+from ..losses import as_criterion, SizeAnnotator, build_criterion
 from ..models import model_info
 from ..models.checkpoints import save_model
 from ..plotting import plot_learning_curves
@@ -167,29 +168,30 @@ def _build(config: Any, run_dir: Path, fold: int, *, model: nn.Module | None, tr
         train_set = train_set if train_set is not None else built[0]
         valid_set = valid_set if valid_set is not None else built[1]
         test_set = test_set if test_set is not None else (built[2] if config.evaluate_test else None)
-    classes = getattr(train_set, "classes", None)
-    num_classes = len(classes) if classes is not None else getattr(train_set, "num_classes", None)
+    classes = dataset_classes(train_set)
+    num_classes = len(classes) if classes is not None else dataset_trait(train_set, "num_classes")
     if model is None:
         model = build_model(config, int(num_classes), init_weights=fresh)
     if model_info(config.model).task == "segmentation":
         classes = SEGMENTATION_CLASSES
-    elif getattr(model, "num_classes", None) is not None:
-        check_cam_class(config.cam_class, int(model.num_classes))
-    num_classes = getattr(model, "num_classes", None) or num_classes
+    num_classes = getattr(model, "num_classes", None) or num_classes  # a model built elsewhere says its own
+    cam_class = check_cam_class(config.cam_class, int(num_classes), classes=classes) if num_classes and \
+        model_info(config.model).task != "segmentation" else config.cam_class
     model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    criterion = (criterion if criterion is not None else build_criterion(config.loss, **config.loss_kwargs)).to(device)
+    criterion = as_criterion(criterion if criterion is not None else
+                             build_criterion(config.loss, **config.loss_kwargs)).to(device)
     annotator = None
-    if getattr(criterion, "needs_sizes", False):
+    if criterion.needs_sizes:
         annotator = SizeAnnotator(model.num_classes, config.size_noise, mode=config.size_noise_mode,
                                   seed=config.seed + 7919 * rank)
     sampler, train_loader, eval_loader = _loaders(config, train_set, rank, world, device)
     optimizer = build_optimizer(config, model, criterion)
     scheduler = build_scheduler(config, optimizer, len(train_loader))
     model, net = _wrap(config, model, criterion, world, device)
-    eval_kw = dict(criterion=criterion, cam_rule=config.cam_rule, cam_class=config.cam_class,
-                   region_classes=getattr(valid_set, "region_classes", None), tta=config.tta, amp=config.amp,
+    eval_kw = dict(criterion=criterion, cam_rule=config.cam_rule, cam_class=cam_class,
+                   region_classes=dataset_trait(valid_set, "region_classes"), tta=config.tta, amp=config.amp,
                    channels_last=config.channels_last)
     meta = {"classes": list(classes) if classes is not None else None, "training": config.to_dict(),
             "dataset": {"name": config.dataset, "fold": fold}}
@@ -208,7 +210,7 @@ def _loaders(config: Any, train_set: Any, rank: int, world: int,
 
     def eval_loader(ds: Any) -> DataLoader:
         return DataLoader(shard_dataset(ds, rank, world), num_workers=config.num_workers,
-                          batch_size=1 if getattr(ds, "variable_size", False) else per_rank)
+                          batch_size=1 if dataset_trait(ds, "variable_size") else per_rank)
 
     return sampler, train_loader, eval_loader
 
@@ -217,7 +219,7 @@ def _wrap(config: Any, model: nn.Module, criterion: nn.Module, world: int,
           device: torch.device) -> tuple[nn.Module, nn.Module]:
     """``(model, net)``: ``net`` is what the training loop calls, :class:`WithCams` when the loss needs the
     CAMs, in DistributedDataParallel under ``torchrun`` (with SyncBatchNorm on GPUs if asked)."""
-    net: nn.Module = WithCams(model) if getattr(criterion, "needs_cams", False) else model
+    net: nn.Module = WithCams(model) if criterion.needs_cams else model
     if world > 1:
         if config.sync_bn and device.type == "cuda":
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)

@@ -36,7 +36,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 import torch.distributed as dist
@@ -46,7 +46,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..errors import ConfigError, InputError
 from ..evaluation.metrics import BinarySegmentationMeter, ClassificationMeter, ConfusionMeter, all_reduce_sum
-from ..losses import ImageLabelLoss, SizeAnnotator, pixel_targets, size_targets
+from ..losses import as_criterion, ImageLabelLoss, SizeAnnotator, pixel_targets, size_targets
 from ..models.cams import cam_masks, pixel_predictions, upsample_cams
 from ..models.wsl import tta_cams
 from ..utils import model_device
@@ -58,6 +58,17 @@ __all__ = ["train_one_epoch", "evaluate", "WithCams", "unwrap", "Perturb", "VOID
 VOID_INDEX = 255
 
 Perturb = Callable[[nn.Module, Tensor, Tensor], Tensor]
+
+
+@runtime_checkable
+class PerturbWithStats(Protocol):
+    """A perturbation hook that also reports statistics of what it produced each epoch (the adversarial
+    training of :mod:`advwsl.defenses`): ``stats()``, and optionally how each combines over DDP ranks (a
+    class attribute ``stats_reduction``: ``"sum"``, ``"max"``, else the mean)."""
+
+    def __call__(self, model: nn.Module, images: Tensor, labels: Tensor) -> Tensor: ...
+
+    def stats(self) -> dict[str, float]: ...
 
 
 class WithCams(nn.Module):
@@ -128,7 +139,7 @@ def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.O
     true sizes from the batch masks through ``size_annotator`` (default: exact sizes). ``scheduler`` is
     stepped after every iteration. ``amp`` runs forward passes under bf16 autocast.
     """
-    criterion = criterion if criterion is not None else ImageLabelLoss()
+    criterion = as_criterion(criterion) if criterion is not None else ImageLabelLoss()
     base = unwrap(model)
     size_annotator = _check_training(model, base, criterion, size_annotator)
     if hasattr(perturb, "reset"):
@@ -150,22 +161,22 @@ def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.O
         if bar is not None:
             bar.close()
     out = tally.reduce(time.perf_counter() - start, lr=optimizer.param_groups[0]["lr"])
-    if hasattr(perturb, "stats"):
+    if isinstance(perturb, PerturbWithStats):
         out.update(reduce_over_ranks({k: float(v) for k, v in perturb.stats().items()},
-                                     getattr(perturb, "stats_reduction", None)))
+                                     vars(type(perturb)).get("stats_reduction")))
     return out
 
 
 def _check_training(model: nn.Module, base: nn.Module, criterion: nn.Module,
                     size_annotator: SizeAnnotator | None) -> SizeAnnotator | None:
     """Refuse a CAM loss the model cannot serve; the size annotator a size loss needs (exact sizes)."""
-    needs_cams = bool(getattr(criterion, "needs_cams", False))
+    needs_cams = criterion.needs_cams
     if needs_cams and isinstance(model, DistributedDataParallel) and not isinstance(model.module, WithCams):
         raise ConfigError("under DistributedDataParallel a CAM-based loss needs DDP(WithCams(model)) so that the "
                           "CAM forward pass synchronizes gradients")
     if needs_cams and not hasattr(base, "cams"):
         raise ConfigError(f"the loss {type(criterion).__name__} needs CAMs but {type(base).__name__} has no cams()")
-    if getattr(criterion, "needs_sizes", False) and size_annotator is None:
+    if criterion.needs_sizes and size_annotator is None:
         size_annotator = SizeAnnotator(base.num_classes)
     return size_annotator
 
@@ -174,11 +185,11 @@ def _loss_inputs(criterion: nn.Module, labels: Tensor, masks: Tensor | None, ind
                  size_annotator: SizeAnnotator | None, device: torch.device) -> tuple[Tensor | None, dict]:
     """The true sizes of a size loss and the masks of a pixel loss, from the batch's masks."""
     sizes, extra = None, {}
-    if getattr(criterion, "needs_masks", False):
+    if criterion.needs_masks:
         if masks is None:
             raise InputError("a pixel loss needs masks in the batches (a dataset with a 'mask' per sample)")
         extra["masks"] = masks.to(device, non_blocking=True)
-    if getattr(criterion, "needs_sizes", False):
+    if criterion.needs_sizes:
         if masks is None:
             raise InputError("size supervision needs masks in the batches (a dataset with a 'mask' per sample)")
         sizes = size_annotator(masks, labels, indices).to(device)
@@ -198,7 +209,7 @@ def _train_step(model: nn.Module, base: nn.Module, batch: Any, optimizer: torch.
     if perturb is not None:
         x = perturb(base, x, y)
     with _autocast(device, amp):
-        if getattr(criterion, "needs_cams", False):
+        if criterion.needs_cams:
             logits, cams = model(x) if isinstance(model, (DistributedDataParallel, WithCams)) else base.cams(x)
         else:
             logits, cams = model(x), None
@@ -261,7 +272,7 @@ def evaluate(model: nn.Module, loader: Iterable, *, criterion: nn.Module | None 
     ``scores(logits, cams)`` (softmax of the logits by default). A segmentation model gets ``loss``,
     ``n_images`` and the Dice / IoU metrics of its predicted foreground.
     """
-    criterion = criterion if criterion is not None else ImageLabelLoss()
+    criterion = as_criterion(criterion) if criterion is not None else ImageLabelLoss()
     base = unwrap(model)
     device = model_device(base)
     modes = [(m, m.training) for m in base.modules()]
@@ -274,7 +285,7 @@ def evaluate(model: nn.Module, loader: Iterable, *, criterion: nn.Module | None 
                 bar.update(1)
             images, labels, masks, _ = _unpack(batch)
             x = _to_device(images, device, channels_last)
-            want_cams = hasattr(base, "cams") and (masks is not None or getattr(criterion, "needs_cams", False))
+            want_cams = hasattr(base, "cams") and (masks is not None or criterion.needs_cams)
             with _autocast(device, amp):
                 if want_cams:
                     logits, cams = tta_cams(base, x) if tta else base.cams(x)
@@ -318,7 +329,7 @@ class _Evaluator:
         """Per-pixel logits (N, 2, H, W): the loss and the Dice / IoU of the predicted foreground."""
         if masks is None:
             raise InputError(f"{self.desc}: a segmentation model is evaluated against masks; the batches have none")
-        if getattr(self.criterion, "needs_masks", False):
+        if self.criterion.needs_masks:
             loss, _ = self.criterion(logits, y, masks=masks.to(self.device))
         else:
             loss = F.cross_entropy(logits, pixel_targets(masks).to(self.device))
@@ -334,7 +345,7 @@ class _Evaluator:
         if self.cls_meter is None:
             self.cls_meter = ClassificationMeter(scores.shape[1], multilabel=y.dim() == 2)
         self.cls_meter.update(scores, y)
-        if getattr(self.criterion, "needs_sizes", False) and masks is not None:
+        if self.criterion.needs_sizes and masks is not None:
             sizes = size_targets(masks, labels, self.base.num_classes).to(self.device)
             loss, _ = self.criterion(logits, y, cams=cams, sizes=sizes, input_size=size)
         elif y.dim() == 1:

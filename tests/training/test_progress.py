@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader, TensorDataset
 
-from advwsl.jobs import builtin_wsl as demo
+from advwsl.pretrained import demo
 from advwsl.models import checkpoint_paths
 from advwsl.training import evaluate, train_one_epoch
 
