@@ -83,6 +83,25 @@ class _Relabelled(torch.utils.data.Dataset):
         return {**sample, "label": self.index[int(sample["label"])]}
 
 
+#: How ``advwsl evaluate`` names its CAM measures (fractions in [0, 1], as ``advwsl attack`` reports them:
+#: ``mdice_positive`` is the attack report's "Dice vs mask" of the lesion images).
+CAM_MEASURES = {"mdice_positive": "CAM Dice vs mask, mean over lesion images",
+                "dice": "CAM Dice vs mask, mean over all images (0 where the mask is empty)",
+                "dice_pixels": "CAM Dice vs mask, over all pixels", "iou": "CAM IoU vs mask, mean over all images",
+                "miou": "CAM mIoU (pixel classes)", "dice_combined": "CAM Dice of eq. 4.14"}
+
+
+def metrics_markdown(metrics: dict[str, float], cam_rule: str, cam_class: str) -> str:
+    """``metrics.md``: classification measures in percent, CAM measures as fractions with the rule that
+    binarized the maps (the numbers ``advwsl attack --cam-rule`` reports for the same rule)."""
+    rows = [[k, f"{100 * v:.2f} %"] for k, v in metrics.items() if k in ("accuracy", "ap", "map")]
+    rows += [[f"{label} (rule {cam_rule}, CAM of class {cam_class})", f"{metrics[k]:.3f}"]
+             for k, label in CAM_MEASURES.items() if k in metrics]
+    rows += [[k, f"{v:.3f}"] for k, v in metrics.items()
+             if k not in CAM_MEASURES and k not in ("accuracy", "ap", "map", "n", "n_images", "loss")]
+    return markdown_table(["measure", "value"], rows)
+
+
 def evaluate_job(config: EvaluateConfig) -> tuple[Path, dict[str, float]]:
     """Accuracy, AP / mAP and, with masks, the CAM Dice / IoU of a checkpoint; writes ``metrics.json`` and
     ``metrics.md``. Returns the run directory and the metrics (shares in [0, 1])."""
@@ -109,9 +128,8 @@ def evaluate_job(config: EvaluateConfig) -> tuple[Path, dict[str, float]]:
         batch = 1 if getattr(data, "variable_size", False) else config.batch_size  # GlaS: whole images of many sizes
         metrics = evaluate(model, DataLoader(data, batch_size=batch), criterion=criterion.to(device),
                            progress=config.progress, desc=f"evaluate {config.split}", **settings, **extra)
-        write_json(run_dir / "metrics.json", metrics)
-        table = markdown_table(["metric", "value (%)"], [[k, f"{100 * v:.2f}"] for k, v in metrics.items()
-                                                           if k not in ("n", "n_images", "loss")])
-        atomic_write_text(run_dir / "metrics.md", table)
+        write_json(run_dir / "metrics.json", {**metrics, "cam_rule": settings["cam_rule"],
+                                              "cam_class": settings["cam_class"]})
+        atomic_write_text(run_dir / "metrics.md", metrics_markdown(metrics, settings["cam_rule"], settings["cam_class"]))
         write_html_report(run_dir, f"advwsl evaluate: {config.checkpoint} on {dataset} ({config.split})")
     return run_dir, metrics
