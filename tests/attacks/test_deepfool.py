@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from advwsl.attacks import deepfool, get_attack_spec, quantize
+from advwsl.attacks import counting, deepfool, get_attack_spec, quantize
 from advwsl.attacks.deepfool import deepfool_fb1
 from advwsl.errors import InputError
 from counting import Counting
@@ -75,6 +75,37 @@ def test_failures_after_the_last_step_come_back_as_the_input(digits):
             success = model(adv).argmax(1) != y
         assert not bool(success.all())  # one step falls short for some samples
         assert torch.equal(adv[~success], x[~success])
+
+
+def test_prune_takes_deepfool_steps_on_a_linear_model():
+    """A linear model's gradients never change, so estimating a candidate's distance with its last gradient
+    norm is exact: even ``prune=1`` (one candidate's gradient per step after the first) takes the same
+    steps. The inputs fill the box, so the steps are clipped and take several iterations."""
+    model = linear_model(10, (3, 6, 6), scale=0.3)
+    x = torch.rand(16, 3, 6, 6, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    exact, pruned = counting(model), counting(model)
+    reference = deepfool(exact, x, y)
+    assert torch.equal(deepfool(pruned, x, y, prune=1.0), reference)
+    assert exact.forwards > 3 and pruned.backwards < exact.backwards
+
+
+def test_prune_keeps_the_steps_on_a_trained_cnn(digits):
+    model, x, y = digits
+    exact, pruned = counting(model), counting(model)
+    reference = deepfool(exact, x, y)
+    assert torch.equal(deepfool(pruned, x, y, prune=3.0), reference)
+    assert pruned.backwards < exact.backwards
+
+
+@pytest.mark.parametrize("prune, backend, message", [
+    (0.5, "native", "prune must be None or a number >= 1"), (float("nan"), "native", "prune must be"),
+    (True, "native", "prune must be"), (3.0, "foolbox", "option of the native backend")])
+def test_bad_prune(prune, backend, message):
+    x, y = central_inputs(2, (4,)), torch.zeros(2, dtype=torch.long)
+    with pytest.raises(InputError, match=message):
+        deepfool(linear_model(3, (4,)), x, y, prune=prune, backend=backend)
 
 
 # --- deepfool-fb1: foolbox 1.x's DeepFoolL2Attack, as the reference ran it ----------------------------------
