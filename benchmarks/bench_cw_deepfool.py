@@ -36,6 +36,11 @@ the first step, only the candidates estimated near the nearest boundary take a g
 number of images; per attack: success, success once the adversarials are rounded to 8 bits (Table A V-1's
 75.4 %), median L2, the images forwarded and back-propagated per digit (the gradients per digit), and the
 median process time, with the paired ratio foolbox / advwsl.
+
+Table A V-1's DeepFool row (75.4 % success on MNIST) against the 8-bit lattice (``--lattice``: the built-in
+``mnist-cnn``, trained on first use, on mnist-5k's 1,000 test digits, 100 steps):
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_cw_deepfool.py --deepfool --lattice --cache DIR [--n 1000]
 """
 
 from __future__ import annotations
@@ -261,6 +266,31 @@ def _deepfool_table_row(model_name: str, n: int, name: str, rows: dict[str, dict
     return "| " + " | ".join(cells) + " |"
 
 
+def lattice_check(n: int) -> None:
+    """advwsl's DeepFool and deepfool-fb1 (100 steps) on ``mnist-cnn``: success, mean and median L2 in float
+    and once the adversarials are rounded to the nearest 8-bit values; linearizations per digit."""
+    from advwsl.jobs.builtin_mnist import mnist_cnn
+
+    model = mnist_cnn(progress=False)[0].eval()
+    x, y = (t[:n] for t in mnist5k("test"))
+    with torch.no_grad():
+        correct = model(x).argmax(1) == y
+    print(f"mnist-cnn, {n} test digits, {int(correct.sum())} correctly classified; Table A V-1 (DeepFool 100): "
+          f"success 75.4 %, mean L2 1.9685, median 2.2909, 98 gradients")
+    for name, fn in (("advwsl", deepfool), ("advwsl fb1", deepfool_fb1)):
+        counted = RowCounter(model)
+        adv, _, cpu = timed(fn, counted, x, y, steps=100)
+        steps = counted.backward_rows / 9 / int(correct.sum())  # 9 candidates a step
+        for label, a in (("float", adv), ("rounded to 8 bits", quantize(adv, 256))):
+            with torch.no_grad():
+                success = (model(a).argmax(1) != y) & correct
+            norms = (a - x).flatten(1).norm(dim=1)
+            median = torch.where(success, norms, (x - 0.5).flatten(1).norm(dim=1))[correct].median()
+            print(f"{name:10s} {label:17s}: success {100 * float(success[correct].float().mean()):5.1f} %, mean L2 "
+                  f"{float(norms[success].mean()):.4f}, median L2 {float(median):.4f}; {steps:.1f} linearizations "
+                  f"per digit, {cpu:.0f} s", flush=True)
+
+
 def deepfool_main() -> None:
     """The DeepFool section (see the module docstring)."""
     parser = argparse.ArgumentParser(description="DeepFool: advwsl against foolbox, and deepfool-fb1")
@@ -269,10 +299,15 @@ def deepfool_main() -> None:
     parser.add_argument("--n", type=int, nargs="+", default=[50, 200], help="numbers of test digits")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs per attack")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--lattice", action="store_true", help="the 8-bit lattice check on mnist-cnn instead")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.cache.mkdir(parents=True, exist_ok=True)
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    if args.lattice:
+        lattice_check(max(args.n))
+        print(f"\n`{command}`  (torch {torch.__version__}, {torch.get_num_threads()} thread(s), CPU)")
+        return
     clean = clean_model(args.cache)
     models = {"clean": clean, "PGD-trained": pgd_model(args.cache, clean)}
     x_test, y_test = mnist5k("test")
