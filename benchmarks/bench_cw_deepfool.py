@@ -25,11 +25,28 @@ Success is the share of correctly classified digits made adversarial; the median
 a failure counting as the distance to a uniform gray image (as in Table A V-1). Ratios are foolbox / advwsl
 for times (above 1: advwsl is faster) and advwsl / foolbox for medians (below 1: advwsl finds smaller
 perturbations). adv_lib's carlini_wagner_l2 and deepfool join when adv_lib is importable.
+
+DeepFool in detail (``--deepfool``: this section alone, on the same models and test digits):
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_cw_deepfool.py --deepfool --cache DIR [--n 50 200] [--repeats 3]
+
+advwsl's DeepFool against foolbox 3's (50 steps, overshoot 0.02, 10 candidates), also with ``prune=3`` (after
+the first step, only the candidates estimated near the nearest boundary take a gradient), and ``deepfool-fb1``
+(foolbox 1.x's variant, the reference's: 100 steps, 1.05 per step), run interleaved ``--repeats`` times per model and
+number of images; per attack: success, success once the adversarials are rounded to 8 bits (Table A V-1's
+75.4 %), median L2, the images forwarded and back-propagated per digit (the gradients per digit), and the
+median process time, with the paired ratio foolbox / advwsl.
+
+Table A V-1's DeepFool row (75.4 % success on MNIST) against the 8-bit lattice (``--lattice``: the built-in
+``mnist-cnn``, trained on first use, on mnist-5k's 1,000 test digits, 100 steps):
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_cw_deepfool.py --deepfool --lattice --cache DIR [--n 1000]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import shlex
 import sys
 import time
@@ -39,7 +56,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from advwsl.attacks import carlini_wagner_l2, deepfool
+from advwsl.attacks import carlini_wagner_l2, deepfool, quantize
+from advwsl.attacks.deepfool import deepfool_fb1
 from advwsl.data.mnist5k import mnist5k
 from advwsl.defenses import adversarial_train, madry_training
 from advwsl.pretrained.digits import accuracy, train_classifier
@@ -187,5 +205,129 @@ def main() -> None:
           "(advwsl per sample, foolbox per batch); the other C&W 100-step budgets run every step.")
 
 
+class RowCounter(torch.nn.Module):
+    """``model`` with the images it forwards and the images each backward pass through its logits carries
+    counted (rows, not calls: a pass over a batch of 50 counts 50)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model, self.forward_rows, self.backward_rows = model, 0, 0
+
+    def _count(self, grad: torch.Tensor) -> None:
+        self.backward_rows += grad.shape[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.model(x)
+        self.forward_rows += x.shape[0]
+        if out.requires_grad:
+            out.register_hook(self._count)
+        return out
+
+
+DEEPFOOL_ATTACKS = {
+    "advwsl": functools.partial(deepfool, steps=50, overshoot=0.02, candidates=10),
+    "foolbox": functools.partial(deepfool, steps=50, overshoot=0.02, candidates=10, backend="foolbox"),
+    "advwsl prune=3": functools.partial(deepfool, steps=50, overshoot=0.02, candidates=10, prune=3.0),
+    "advwsl fb1": functools.partial(deepfool_fb1, steps=100, overshoot=0.05, candidates=10),
+}
+
+
+def deepfool_rows(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, repeats: int) -> dict[str, dict]:
+    """Each of :data:`DEEPFOOL_ATTACKS` run ``repeats`` times, interleaved (the order rotates), with its
+    results, counts and process times."""
+    names, out = list(DEEPFOOL_ATTACKS), {}
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            counted = RowCounter(model)
+            adv, _, cpu = timed(DEEPFOOL_ATTACKS[name], counted, x, y)
+            row = out.setdefault(name, {"cpu": [], "adv": adv, "counted": counted})
+            row["cpu"].append(cpu)
+    with torch.no_grad():
+        correct = int((model(x).argmax(1) == y).sum())
+    for row in out.values():
+        row["success"], row["median"] = summarize(model, x, y, row["adv"])
+        row["rounded"], _ = summarize(model, x, y, quantize(row["adv"], 256))
+        row["per_digit"] = (row["counted"].forward_rows / correct, row["counted"].backward_rows / correct)
+    return out
+
+
+def _deepfool_table_row(model_name: str, n: int, name: str, rows: dict[str, dict]) -> str:
+    row, theirs = rows[name], rows["foolbox"]
+    paired = sorted(f / o for f, o in zip(theirs["cpu"], row["cpu"]))
+    cpu = sorted(row["cpu"])[len(row["cpu"]) // 2]
+    l2_ratio = "-" if name == "foolbox" else f"{row['median'] / theirs['median']:.4f}"
+    ratio = "-" if name == "foolbox" else f"{paired[len(paired) // 2]:.2f} ({paired[0]:.2f}-{paired[-1]:.2f})"
+    forward, backward = row["per_digit"]
+    differ = "-"
+    if name.startswith("advwsl ") and "fb1" not in name:  # a variant of advwsl's: the same adversarials?
+        differ = str(int(((row["adv"] - rows["advwsl"]["adv"]).flatten(1).abs().amax(1) > 0).sum()))
+    cells = [model_name, str(n), name, f"{row['success']:.1f}", f"{row['rounded']:.1f}", f"{row['median']:.4f}",
+             l2_ratio, differ, f"{forward:.1f} / {backward:.1f}", f"{cpu:.2f}", ratio]
+    return "| " + " | ".join(cells) + " |"
+
+
+def lattice_check(n: int) -> None:
+    """advwsl's DeepFool and deepfool-fb1 (100 steps) on ``mnist-cnn``: success, mean and median L2 in float
+    and once the adversarials are rounded to the nearest 8-bit values; linearizations per digit."""
+    from advwsl.jobs.builtin_mnist import mnist_cnn
+
+    model = mnist_cnn(progress=False)[0].eval()
+    x, y = (t[:n] for t in mnist5k("test"))
+    with torch.no_grad():
+        correct = model(x).argmax(1) == y
+    print(f"mnist-cnn, {n} test digits, {int(correct.sum())} correctly classified; Table A V-1 (DeepFool 100): "
+          f"success 75.4 %, mean L2 1.9685, median 2.2909, 98 gradients")
+    for name, fn in (("advwsl", deepfool), ("advwsl fb1", deepfool_fb1)):
+        counted = RowCounter(model)
+        adv, _, cpu = timed(fn, counted, x, y, steps=100)
+        steps = counted.backward_rows / 9 / int(correct.sum())  # 9 candidates a step
+        for label, a in (("float", adv), ("rounded to 8 bits", quantize(adv, 256))):
+            with torch.no_grad():
+                success = (model(a).argmax(1) != y) & correct
+            norms = (a - x).flatten(1).norm(dim=1)
+            median = torch.where(success, norms, (x - 0.5).flatten(1).norm(dim=1))[correct].median()
+            print(f"{name:10s} {label:17s}: success {100 * float(success[correct].float().mean()):5.1f} %, mean L2 "
+                  f"{float(norms[success].mean()):.4f}, median L2 {float(median):.4f}; {steps:.1f} linearizations "
+                  f"per digit, {cpu:.0f} s", flush=True)
+
+
+def deepfool_main() -> None:
+    """The DeepFool section (see the module docstring)."""
+    parser = argparse.ArgumentParser(description="DeepFool: advwsl against foolbox, and deepfool-fb1")
+    parser.add_argument("--deepfool", action="store_true", help="run this section (required)")
+    parser.add_argument("--cache", type=Path, required=True, help="folder of the trained checkpoints (created)")
+    parser.add_argument("--n", type=int, nargs="+", default=[50, 200], help="numbers of test digits")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved runs per attack")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--lattice", action="store_true", help="the 8-bit lattice check on mnist-cnn instead")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    args.cache.mkdir(parents=True, exist_ok=True)
+    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    if args.lattice:
+        lattice_check(max(args.n))
+        print(f"\n`{command}`  (torch {torch.__version__}, {torch.get_num_threads()} thread(s), CPU)")
+        return
+    clean = clean_model(args.cache)
+    models = {"clean": clean, "PGD-trained": pgd_model(args.cache, clean)}
+    x_test, y_test = mnist5k("test")
+    lines = []
+    for n in args.n:
+        for model_name, model in models.items():
+            rows = deepfool_rows(model, x_test[:n], y_test[:n], args.repeats)
+            lines += [_deepfool_table_row(model_name, n, name, rows) for name in DEEPFOOL_ATTACKS]
+            print("\n".join(lines[-len(DEEPFOOL_ATTACKS):]), flush=True)
+    print(f"\n`{command}`  (torch {torch.__version__}, {torch.get_num_threads()} thread(s), CPU)\n")
+    print("| model | images | attack | success % | success % rounded to 8 bits | median L2 | L2 ratio to foolbox "
+          "| digits not identical to advwsl's | images forwarded / back-propagated per digit | process s (median) "
+          "| time ratio foolbox / this (median, range) |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("\n".join(lines))
+    print(f"\nadvwsl and foolbox: 50 steps, overshoot 0.02, 10 candidates (prune=3: the same, candidates estimated "
+          f"far skipped after the first step); fb1: foolbox 1.x's variant, 100 steps, 1.05 per step. Per digit: "
+          f"over the correctly classified digits. Time ratios are paired per repeat ({args.repeats} interleaved "
+          f"repeats). 'not identical': digits whose adversarial differs in any bit from advwsl's.")
+
+
 if __name__ == "__main__":
-    main()
+    deepfool_main() if "--deepfool" in sys.argv else main()

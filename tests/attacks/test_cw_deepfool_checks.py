@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from advwsl.attacks import carlini_wagner_l2, deepfool
+from advwsl.attacks.deepfool import deepfool_fb1
 from advwsl.errors import InputError, ModelError
 from linear_models import central_inputs, linear_model
 
@@ -18,6 +19,7 @@ ATTACKS = {
     "cw-foolbox": functools.partial(carlini_wagner_l2, binary_search_steps=2, steps=5, backend="foolbox"),
     "deepfool-native": functools.partial(deepfool, steps=3),
     "deepfool-foolbox": functools.partial(deepfool, steps=3, backend="foolbox"),
+    "deepfool-fb1": functools.partial(deepfool_fb1, steps=3),
 }
 attacks = pytest.mark.parametrize("attack", list(ATTACKS.values()), ids=list(ATTACKS))
 
