@@ -7,7 +7,7 @@ APGD is PGD within a fixed radius ``epsilon`` (a robust-accuracy attack, not a m
 
 * a random start on the sphere of radius ``epsilon``; a first step of size ``2 epsilon`` along the
   L2-normalized gradient, then steps with momentum ``x_{k+1} = P(x_k + alpha (z_{k+1} - x_k) + (1 - alpha)
-  (x_k - x_{k-1}))``, ``z_{k+1} = P(x_k + eta grad / ||grad||)``, ``alpha = 0.75`` (eq. 2), ``P`` the
+  (x_k - x_{k-1}))``, ``z_{k+1} = P(x_k + eta grad / ||grad||)``, ``alpha = 0.75``, ``P`` the
   projection on the ball and then the box;
 * checkpoints ``w_j = ceil(p_j N)`` with ``p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03,
   0.06)``: at each, the step size ``eta`` is halved, and the iterate reset to the best-loss point, when the
@@ -15,13 +15,13 @@ APGD is PGD within a fixed radius ``epsilon`` (a robust-accuracy attack, not a m
   counted with ``<=`` as the authors' code) or when ``eta`` was not halved at the last checkpoint and the
   best loss has not improved since (condition 2);
 * losses: the cross-entropy (APGD-CE) or the Difference of Logits Ratio
-  ``DLR = -(z_y - max_{j != y} z_j) / (z_pi1 - z_pi3)`` (eq. 4; ``pi`` sorts the logits decreasingly),
+  ``DLR = -(z_y - max_{j != y} z_j) / (z_pi1 - z_pi3)`` (``pi`` sorts the logits decreasingly),
   invariant to shifts and scalings of the logits (APGD-DLR);
 * ``restarts`` runs, each from a new random start, on the samples not yet adversarial.
 
 APGD-T (:func:`apgd_t`) is AutoAttack's targeted DLR attack with an untargeted goal: for each of the
 ``n_target_classes`` classes ranked highest on the clean input after the label, one APGD run (with its
-restarts) maximizes ``-(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2)`` (eq. 5) on the samples still robust.
+restarts) maximizes ``-(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2)`` on the samples still robust.
 Given target labels only (``targeted=True``), :func:`apgd` with ``loss="dlr"`` maximizes
 ``-(max_{j != t} z_j - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2)`` instead (as adv_lib), and with ``loss="ce"``
 minimizes the cross-entropy of the target.
@@ -66,7 +66,7 @@ Objective = Callable[[torch.Tensor], torch.Tensor]
 
 
 def dlr_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Per-sample DLR (eq. 4): ``-(z_y - max_{j != y} z_j) / (z_pi1 - z_pi3)``, to maximize."""
+    """Per-sample DLR: ``-(z_y - max_{j != y} z_j) / (z_pi1 - z_pi3)``, to maximize."""
     top = logits.topk(3, dim=1).values
     own = logits.gather(1, labels[:, None]).squeeze(1)
     other = logits.scatter(1, labels[:, None], float("-inf")).amax(1)
@@ -74,7 +74,7 @@ def dlr_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def targeted_dlr_loss(logits: torch.Tensor, labels: torch.Tensor | None, targets: torch.Tensor) -> torch.Tensor:
-    """Per-sample targeted DLR, to maximize: ``-(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2)`` (eq. 5), or
+    """Per-sample targeted DLR, to maximize: ``-(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2)``, or
     with ``labels=None`` (target known, label not) ``-(max_{j != t} z_j - z_t) / (...)``."""
     top = logits.topk(4, dim=1).values
     own = logits.gather(1, targets[:, None]).squeeze(1)
@@ -258,7 +258,7 @@ def apgd(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, target
     rho : float
         Condition 1's fraction of loss increases (0.75).
     alpha : float
-        Weight of the new step against the previous one, the momentum of eq. 2 (0.75).
+        Weight of the new step against the previous one, the paper's momentum parameter (0.75).
     levels : int or None
         Put every evaluated iterate on this many levels per pixel, never farther from the input (None: floats).
     bounds : (float, float)

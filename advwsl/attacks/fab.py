@@ -5,15 +5,15 @@ Each step linearizes the classifier at the current iterate ``x_k``: among the ot
 hyperplane ``f_j(x_k) + grad f_j(x_k) . (z - x_k) = 0`` of ``f_j = z_j - z_y`` closest in L2
 (``|f_j| / ||grad f_j||``, as DeepFool) is chosen, and both ``x_k`` and the input ``x`` are projected onto
 it within the box, giving ``d_k`` and ``d_x`` (the exact projection onto a hyperplane intersected with a
-box, section 3.1: a one-dimensional piecewise-linear equation solved through its sorted breakpoints). The
-next iterate biases the step towards the input (eq. 9):
+box: a one-dimensional piecewise-linear equation solved through its sorted breakpoints). The next iterate
+biases the step towards the input:
 
     x_{k+1} = clip((1 - a) (x_k + eta d_k) + a (x + eta d_x)),   a = min(||d_k|| / (||d_k|| + ||d_x||), alpha_max)
 
 with the extrapolation ``eta = 1.05`` and ``alpha_max = 0.1``. When ``x_{k+1}`` is adversarial it is
 recorded and pulled back towards the input, ``x + beta (x_{k+1} - x)`` with ``beta = 0.9`` (the backward
 step). ``restarts`` runs are made, the first from the input, the others from random points at distance
-``min(||best||, restart_radius) / 2`` (section 3.3; ``restart_radius`` is AutoAttack's L2 ``eps = 1``).
+``min(||best||, restart_radius) / 2`` (``restart_radius`` is AutoAttack's L2 ``eps = 1``).
 
 Targeted (``targeted=True``, ``labels`` the targets): the hyperplane is that of ``z_c - z_t`` for the class
 ``c != t`` of highest logit at ``x_k``, which costs one backward pass per step instead of ``C - 1``.
@@ -118,7 +118,7 @@ def _hyperplane(model: nn.Module, x_k: torch.Tensor, labels: torch.Tensor, class
 
 def _fab_step(x: torch.Tensor, x_k: torch.Tensor, f: torch.Tensor, g: torch.Tensor, eta: float,
               alpha_max: float, bounds: tuple[float, float]) -> torch.Tensor:
-    """Eq. 9: the biased, extrapolated step from the projections of ``x_k`` and ``x`` on the hyperplane."""
+    """The biased, extrapolated step from the projections of ``x_k`` and ``x`` on the hyperplane."""
     lo, hi = bounds
     n = x.shape[0]
     w = g.flatten(1)
