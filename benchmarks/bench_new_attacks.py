@@ -3,6 +3,7 @@ foolbox's FMN), side by side in one run on real MNIST digits (mnist-5k), and wha
 "All" row of the reference's attacks.
 
     OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/bench_new_attacks.py --cache DIR [--n 100] [--threads 1]
+        [--skip-peers | --skip-all]
 
 Peers: ``pip install --no-deps adv-lib torchattacks`` (the ``peers`` extra); a peer that does not import is
 left out. Models:
@@ -23,7 +24,8 @@ Attacks, untargeted, float images (no quantization), on the first ``--n`` test d
   adv_lib ``apgd`` / ``apgd_targeted`` and torchattacks ``APGD`` / ``APGDT``.
 
 Minimal-norm rows report success (share of correctly classified digits made adversarial) and the median L2
-with failures at the distance to a uniform gray image (Table A V-1); APGD rows report robust accuracy at
+with failures at the distance to a uniform gray image (Table A V-1; ``torch.median``, the lower middle value
+for an even count, as ``bench_cw_deepfool.py``, where the "All" rows' AttackResult averages the two); APGD rows report robust accuracy at
 epsilon (lower is stronger). Ratios: advwsl / best peer for medians (below 1: advwsl finds smaller
 perturbations), best-peer process time / advwsl's (above 1: advwsl is faster). The implementations of one
 row run one after the other on the same images, so machine load affects them alike.
@@ -185,6 +187,7 @@ def main() -> None:
     parser.add_argument("--epsilon", type=float, nargs=2, default=(1.5, 2.0), metavar=("CLEAN", "PGD"),
                         help="APGD radius on each model")
     parser.add_argument("--skip-all", action="store_true", help="leave out the 'All' rows")
+    parser.add_argument("--skip-peers", action="store_true", help="only the 'All' rows")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -197,7 +200,7 @@ def main() -> None:
     print("test accuracy (1,000 digits): " + ", ".join(f"{k} {100 * accuracy(m, x_test, y_test):.1f} %"
                                                        for k, m in models.items()), flush=True)
     x, y = x_test[:args.n], y_test[:args.n]
-    rows = compare(models, x, y, dict(zip(models, args.epsilon)), args.steps)
+    rows = [] if args.skip_peers else compare(models, x, y, dict(zip(models, args.epsilon)), args.steps)
     print(f"\n`{command}`  (torch {torch.__version__}, {torch.get_num_threads()} thread(s), CPU, {args.n} digits)\n")
     print("| model | attack | implementation | success % / median L2 (APGD: robust accuracy %) | L2 ratio to best "
           "peer | time ratio (best peer / this) | process s |")
