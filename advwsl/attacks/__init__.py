@@ -4,22 +4,27 @@ each registered in its own module as an :class:`AttackSpec` (the command line an
 registry), and :func:`run_attack`, which runs any of them over a dataset and verifies what it reports.
 
 The attack functions are exported under their own names (``ddn``, ``carlini_wagner_l2``, ``deepfool``,
-``pgd_l2``, ``cam_ddn``); importing their modules registers them."""
+``pgd_l2``, ``cam_ddn``, and beyond the reference ``fmn``, ``fab``, ``apgd``, ``apgd_t``); importing their
+modules registers them (``apgd`` as ``apgd-ce`` and ``apgd-dlr``, ``apgd_t`` as ``apgd-t``)."""
 
 from ._checks import attack_mode, check_inputs, check_labels, check_model
 from ._ops import project_l2_ball, quantize, quantize_toward, random_l2_ball
+from .apgd import apgd, apgd_t
 from .cam_ddn import cam_ddn, cam_goal_reached
 from .carlini_wagner import carlini_wagner_l2
 from .ddn import ddn
 from .deepfool import deepfool
+from .fab import fab
+from .fmn import fmn
 from .pgd import pgd_l2
 from .registry import (REFERENCE_ATTACKS, Attack, AttackSpec, expand_attacks, get_attack, get_attack_spec,
                        list_attacks, parse_budgets, register_attack)
 from .result import AttackResult, combine_results, load_result, results_table
 from .runner import CountingModel, counting, run_attack
 
-__all__ = ["REFERENCE_ATTACKS", "Attack", "AttackResult", "AttackSpec", "CountingModel", "attack_mode",
-           "cam_ddn", "cam_goal_reached", "carlini_wagner_l2", "check_inputs", "check_labels", "check_model",
-           "combine_results", "counting", "ddn", "deepfool", "expand_attacks", "get_attack", "get_attack_spec", "list_attacks",
-           "load_result", "parse_budgets", "pgd_l2", "project_l2_ball", "quantize", "quantize_toward",
-           "random_l2_ball", "register_attack", "results_table", "run_attack"]
+__all__ = ["REFERENCE_ATTACKS", "Attack", "AttackResult", "AttackSpec", "CountingModel", "apgd", "apgd_t",
+           "attack_mode", "cam_ddn", "cam_goal_reached", "carlini_wagner_l2", "check_inputs", "check_labels",
+           "check_model", "combine_results", "counting", "ddn", "deepfool", "expand_attacks", "fab", "fmn",
+           "get_attack", "get_attack_spec", "list_attacks", "load_result", "parse_budgets", "pgd_l2",
+           "project_l2_ball", "quantize", "quantize_toward", "random_l2_ball", "register_attack", "results_table",
+           "run_attack"]

@@ -112,7 +112,12 @@ class AttackSpec:
         if unknown:
             raise ConfigError(f"{option}: {self.name} has no hyper-parameter {', '.join(map(repr, unknown))}; it takes: "
                               f"{', '.join(params)}")
-        hints = typing.get_type_hints(self.fn)
+        try:
+            hints = typing.get_type_hints(self.fn)
+        except (TypeError, NameError):  # a functools.partial, or annotations that do not resolve: by the defaults
+            hints = {k: type(p.default) if isinstance(p.default, (int, float, str, bool)) else Any
+                     for k, p in params.items()}
+            hints = {k: float if h is int and isinstance(params[k].default, float) else h for k, h in hints.items()}
         checked = {k: check_value(v, hints.get(k, Any), name=f"{option} {self.name} {k}") for k, v in kwargs.items()}
         if self.check_hyper_parameters is not None:
             wanted = inspect.signature(self.check_hyper_parameters).parameters

@@ -49,7 +49,7 @@ def test_targeted_and_checkpoint_path(digits_model, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--attack", "fgsm"], "unknown attack 'fgsm'; known: cam-ddn, cw, ddn"),
+    (["--attack", "fgsm"], "unknown attack 'fgsm'; known: apgd-ce, apgd-dlr, apgd-t, cam-ddn, cw, ddn"),
     (["--attack", "deepfool", "--target", "all"], "deepfool has no targeted form"),
     (["--levels", "1"], "--levels must be >= 2"),
     (["--attack-kwargs", "[1]"], "must be a JSON object"),
