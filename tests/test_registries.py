@@ -38,13 +38,13 @@ def _same_state(model: torch.nn.Module, before: tuple) -> bool:
 
 
 def _problem(n: int = 12) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """A 3-class linear model, images near the middle of the box, their predicted labels (the first one
+    """A 10-class linear model, images near the middle of the box, their predicted labels (the first one
     replaced by a wrong label: an input that is already adversarial) and the minimal adversarial norms."""
-    model = linear_model(3, SHAPE)
+    model = linear_model(10, SHAPE)
     x = central_inputs(n, SHAPE)
     with torch.no_grad():
         labels = model(x).argmax(1)
-    labels[0] = (labels[0] + 1) % 3
+    labels[0] = (labels[0] + 1) % 10
     return model, x, labels, optimal_untargeted(model, x, labels)
 
 

@@ -170,4 +170,7 @@ def ddn(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, targete
 register_attack(AttackSpec(
     "ddn", ddn, "DDN", "Decoupled Direction and Norm (Algorithm A V-1), minimal L2",
     reference_budget="1000", quick_budget="100", runner_params=("levels", "bounds", "seed"),
-    check_hyper_parameters=_check_hyper_parameters))
+    check_hyper_parameters=_check_hyper_parameters,
+    # the cross-entropy's gradient mixes every class's boundary: on a 10-class linear model DDN 100 ends within
+    # 1.2 (not 1.1) of the nearest boundary's distance; loss="margin" follows the nearest one
+    contract_factor=1.2))
