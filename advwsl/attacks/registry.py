@@ -24,7 +24,7 @@ from ..errors import AdvwslError, ConfigError
 from ..registry import Registry
 
 __all__ = ["Attack", "AttackSpec", "register_attack", "get_attack", "get_attack_spec", "list_attacks",
-           "steps_budget", "parse_budgets", "expand_attacks", "BUDGET_PRESETS", "REFERENCE_ATTACKS", "RUNNER_PARAMS"]
+           "steps_budget", "parse_budgets", "expand_attacks", "BUDGET_PRESETS", "ATTACK_PRESETS", "REFERENCE_ATTACKS", "RUNNER_PARAMS"]
 
 Attack = Callable[..., torch.Tensor]
 
@@ -174,14 +174,22 @@ def list_attacks(goal: str | None = None) -> list[str]:
     return [n for n in _ATTACKS.names() if goal is None or _ATTACKS.get(n).goal == goal]
 
 
+#: ``--attack`` names that stand for several attacks: ``all``, the reference's three; ``strong``, what a
+#: robustness evaluation runs today (RobustBench's L2 evaluation and the minimal-norm attacks since DDN):
+#: DDN, FMN, FAB and C&W (minimal norm; their per-sample best is the "All" row), APGD-CE and APGD-T (at the
+#: report's radii: robust accuracy at epsilon, per attack and in the worst case).
+ATTACK_PRESETS: dict[str, tuple[str, ...]] = {"all": REFERENCE_ATTACKS,
+                                              "strong": ("ddn", "fmn", "fab", "cw", "apgd-ce", "apgd-t")}
+
+
 def expand_attacks(names: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    """``"all"`` -> the reference's three attacks; a comma-separated list -> a tuple of registered names
-    (an unknown name is an error listing the registered ones)."""
+    """A preset of :data:`ATTACK_PRESETS` -> its attacks; a comma-separated list -> a tuple of registered
+    names (an unknown name is an error listing the registered ones)."""
     if isinstance(names, str):
         names = tuple(n.strip() for n in names.split(",") if n.strip())
     out: list[str] = []
     for name in names:
-        for n in (REFERENCE_ATTACKS if name == "all" else (name,)):
+        for n in ATTACK_PRESETS.get(name, (name,)):
             get_attack_spec(n)
             if n not in out:
                 out.append(n)

@@ -15,6 +15,8 @@ Every option is checked before a model is trained or loaded and before the run d
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +30,7 @@ from ..attacks import AttackResult, AttackSpec, combine_results, expand_attacks,
 from ..attacks import results_table, run_attack
 from ..config import TABLE_EPSILONS, AttackConfig, check_levels
 from ..data import get_dataset_spec
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelError
 from ..evaluation.cams import cam_robustness, predict_maps
 from ..evaluation.sanity import check_above_chance
 from ..io import atomic_write_text, write_json
@@ -68,9 +70,8 @@ def _attack_kwargs(spec: AttackSpec, budget: str | None, config: AttackConfig) -
         if config.cam_rule != "minmax":
             raise ConfigError(f"{spec.name} moves the min-max normalized CAM; use --cam-rule minmax with it")
         kwargs.setdefault("dice_threshold", config.dice_threshold)
-    if not spec.minimal_norm and "epsilon" not in kwargs:
-        raise ConfigError(f"{spec.name} attacks within a fixed radius: give it with --attack-kwargs "
-                          "'{\"epsilon\": 1.0}'")
+    if not spec.minimal_norm and "epsilon" not in kwargs:  # run at every report radius: checked at one
+        return {k: v for k, v in spec.check({**kwargs, "epsilon": 1.0}).items() if k != "epsilon"}
     return spec.check(kwargs)
 
 
@@ -134,7 +135,7 @@ def _cam_report(model: torch.nn.Module, data: EvalData, result: AttackResult, ru
     per, curve, summary = cam_robustness(model, images, adversarials, masks, epsilons=grid, rule=config.cam_rule,
                                          batch_size=config.batch_size)
     per.insert(1, "success", result.success[np.argsort(result.index)])
-    cls = torch.as_tensor(per["cam_class"].to_numpy())
+    cls = torch.as_tensor(per["cam_class"].to_numpy().copy())
     _, clean_maps = predict_maps(model, images, cls, batch_size=config.batch_size)
     _, adv_maps = predict_maps(model, adversarials, cls, batch_size=config.batch_size)
     np.savez_compressed(run_dir / f"cams-{result.params.get('attack', result.attack)}.npz", cam_class=cls.numpy(),
@@ -247,6 +248,66 @@ def _summary(config: AttackConfig, resolved: Any, data: EvalData, results: list[
                         + ["summary.json", "summary.md", "report.html"])}
 
 
+def _run_minimal(specs: list[AttackSpec], model: torch.nn.Module, data: EvalData, target: Any, config: AttackConfig,
+                 plan: AttackPlan, run_dir: Path, device: torch.device, cam_report: bool) -> tuple[list, list, list, list]:
+    """Run each minimal-norm (or CAM) attack: its records, its summary entry and what it did to the CAMs."""
+    results, entries, cam_rows, cam_curves = [], [], [], []
+    for spec in specs:
+        result = _run_one(spec, model, data, target, config, plan, keep=cam_report or config.save_adversarials)
+        result.save(run_dir, spec.name, row=False)
+        if config.save_adversarials:
+            save_adversarials(result, data, run_dir / f"adversarials-{spec.name}")
+        results.append(result)
+        entry = {"name": spec.name, "goal": spec.goal, "table": result.summary(),
+                 "accuracy_at": {f"{e:g}": float(result.accuracy(e)) for e in config.epsilon}}
+        if cam_report:
+            per, curve, entry["cams"] = _cam_report(model, data, result, run_dir, config, device, first=not cam_rows)
+            cam_rows.append(per)
+            cam_curves.append(curve)
+        entries.append(entry)
+    return results, entries, cam_rows, cam_curves
+
+
+def _run_fixed(specs: list[AttackSpec], model: torch.nn.Module, data: EvalData, target: Any, config: AttackConfig,
+               plan: AttackPlan, run_dir: Path) -> dict[tuple[str, float], AttackResult]:
+    """Run each fixed-radius attack (APGD, PGD) at every report radius unless given one: records per radius."""
+    out = {}
+    for spec in specs:
+        radii = (plan.kwargs[spec.name]["epsilon"],) if "epsilon" in plan.kwargs[spec.name] else config.epsilon
+        for eps in radii:
+            kwargs = {**plan.kwargs[spec.name], "epsilon": float(eps)}
+            result = run_attack(model, data.images, data.labels, attack=spec, attack_kwargs=kwargs,
+                                targeted=config.targeted, target=target, batch_size=config.batch_size,
+                                levels=plan.levels, progress=config.progress, seed=config.seed,
+                                precision=config.precision, channels_last=config.channels_last)
+            result.save(run_dir, f"{spec.name}-eps{eps:g}", row=False)
+            out[(spec.display, float(eps))] = result
+    return out
+
+
+def robust_accuracy(minimal: list[AttackResult], fixed: dict[tuple[str, float], AttackResult],
+                    epsilons: tuple[float, ...]) -> pd.DataFrame:
+    """Robust accuracy at each radius, in RobustBench's terms: per attack the share of images correctly
+    classified and not made adversarial within epsilon (minimal-norm attacks: their norm above epsilon;
+    fixed-radius attacks: their run at epsilon failed), and in the worst case over every attack."""
+    rows = []
+    for eps in epsilons:
+        robust = None
+        for r in minimal:
+            ok = r.norms[np.argsort(r.index)] > eps
+            label = "All" if r.attack == "All" else f"{r.attack} {r.budget}"
+            rows.append({"attack": label, "epsilon": eps, "robust_accuracy": float(ok.mean())})
+            robust = ok if robust is None else robust & ok
+        for (name, e), r in fixed.items():
+            if math.isclose(e, eps):
+                ok = (r.originally_correct & ~r.success)[np.argsort(r.index)]
+                rows.append({"attack": f"{name} {r.budget}", "epsilon": eps, "robust_accuracy": float(ok.mean())})
+                robust = ok if robust is None else robust & ok
+        if robust is not None:
+            rows.append({"attack": "worst case", "epsilon": eps, "robust_accuracy": float(robust.mean())})
+    return pd.DataFrame(rows)
+
+
 def attack_job(config: AttackConfig, *, log: Log | None = None) -> tuple[Path, dict[str, Any]]:
     """Run the attacks of ``config`` and write the run directory (see the module docstring). Returns the run
     directory and the summary (also in ``summary.json``; :func:`format_attack_report` prints it)."""
@@ -262,9 +323,15 @@ def attack_job(config: AttackConfig, *, log: Log | None = None) -> tuple[Path, d
     model = resolved.model.to(device).eval()
     gradcam = None
     if not resolved.has_cams and not config.targeted:
-        model = with_grad_cam(model, data.images[:1].to(device), config.cam_layer)
-        gradcam = (f"{resolved.name} has no class activation maps: the CAM report uses Grad-CAM (eq. 1.15-1.16) of "
-                   f"its layer {model.layer_name!r} (--cam-layer to choose another)")
+        try:
+            model = with_grad_cam(model, data.images[:1].to(device), config.cam_layer)
+            gradcam = (f"{resolved.name} has no class activation maps: the CAM report uses Grad-CAM (eq. 1.15-1.16) "
+                       f"of its layer {model.layer_name!r} (--cam-layer to choose another)")
+        except ModelError:
+            if config.cam_layer is not None:
+                raise
+            gradcam = (f"{resolved.name} has neither class activation maps nor a layer with spatial feature maps: "
+                       "CAM report skipped")
     cam_report, notices = _notices(model, data, config.targeted)
     notices = [gradcam, *notices] if gradcam else notices
     for message in notices:
@@ -272,30 +339,25 @@ def attack_job(config: AttackConfig, *, log: Log | None = None) -> tuple[Path, d
     settings = {**config.to_dict(), "attacks_resolved": list(plan.names), "attack_kwargs_resolved": plan.kwargs,
                 "device": str(device), "model_resolved": resolved.describe(), "data": data.describe()}
     with run_directory("attack", config.out, config=settings) as run_dir:
-        results, entries, cam_rows, cam_curves = [], [], [], []
-        for spec in plan.specs:
-            result = _run_one(spec, model, data, target, config, plan, keep=cam_report or config.save_adversarials)
-            result.save(run_dir, spec.name, row=False)
-            if config.save_adversarials:
-                save_adversarials(result, data, run_dir / f"adversarials-{spec.name}")
-            results.append(result)
-            entry = {"name": spec.name, "goal": spec.goal, "table": result.summary(),
-                     "accuracy_at": {f"{e:g}": float(result.accuracy(e)) for e in config.epsilon}}
-            if cam_report:
-                per, curve, entry["cams"] = _cam_report(model, data, result, run_dir, config, device,
-                                                        first=not cam_rows)
-                cam_rows.append(per)
-                cam_curves.append(curve)
-            entries.append(entry)
-        combined = _write_tables(results, plan.specs, config, run_dir, f"{resolved.name} on {data.description}")
-        chance = check_above_chance(results[0].label, results[0].originally_correct)
+        minimal = [s for s in plan.specs if s.minimal_norm or s.goal == "cam"]
+        results, entries, cam_rows, cam_curves = _run_minimal(minimal, model, data, target, config, plan, run_dir,
+                                                              device, cam_report)
+        fixed = _run_fixed([s for s in plan.specs if s not in minimal], model, data, target, config, plan, run_dir)
+        combined = _write_tables(results, minimal, config, run_dir, f"{resolved.name} on {data.description}") \
+            if results else None
+        robust = robust_accuracy(results + ([combined] if combined else []), fixed, config.epsilon) if fixed else None
+        if robust is not None:
+            atomic_write_text(run_dir / "robust_accuracy.csv", robust.to_csv(index=False))
+        first = results[0] if results else next(iter(fixed.values()))
+        chance = check_above_chance(first.label, first.originally_correct)
         if not chance.passed:
             notices.append(f"WARNING: {chance.message}")
             say(f"WARNING: {chance.message}")
         if cam_rows:
             atomic_write_text(run_dir / "cams.csv", pd.concat(cam_rows, ignore_index=True).to_csv(index=False))
             atomic_write_text(run_dir / "cam_curves.csv", pd.concat(cam_curves, ignore_index=True).to_csv(index=False))
-        summary = _summary(config, resolved, data, results, entries, combined, notices, run_dir)
+        summary = _summary(config, resolved, data, results or [first], entries, combined, notices, run_dir)
+        summary["robust_accuracy"] = robust.to_dict(orient="records") if robust is not None else None
         write_json(run_dir / "summary.json", summary)
         atomic_write_text(run_dir / "summary.md", format_attack_report(summary) + "\n")
         write_html_report(run_dir, f"advwsl attack: {resolved.name} on {data.description}")

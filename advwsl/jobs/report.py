@@ -24,6 +24,19 @@ def _row(name: str, budget: str, t: dict[str, Any]) -> list[str]:
             _f(t["grads_per_sample"], 0), _f(t["seconds"], 1)]
 
 
+def _robust_accuracy(rows: list[dict[str, Any]] | None) -> list[str]:
+    """The fixed-epsilon report (RobustBench's terms): robust accuracy per attack and in the worst case."""
+    if not rows:
+        return []
+    radii = sorted({r["epsilon"] for r in rows})
+    attacks = list(dict.fromkeys(r["attack"] for r in rows))
+    value = {(r["attack"], r["epsilon"]): r["robust_accuracy"] for r in rows}
+    table = [[a, *(_f(value.get((a, e)), 1, 100) for e in radii)] for a in attacks]
+    return ["", "Robust accuracy (%) at epsilon: correctly classified and not made adversarial within epsilon by the "
+                "attack (fixed-radius attacks run at each epsilon); worst case over every attack:",
+            markdown_table(["attack", *(f"eps={e:g}" for e in radii)], table, align="l" + "r" * len(radii)).rstrip()]
+
+
 def format_attack_report(summary: dict[str, Any]) -> str:
     """The report of :func:`advwsl.jobs.attack.attack_job`: model and data, the Table A V-1 rows (targeted:
     average and least likely), accuracy at the radii ε, and for models with CAMs, per attack, the CAM's
@@ -65,6 +78,7 @@ def format_attack_report(summary: dict[str, Any]) -> str:
         rows.append(["All", *(_f(summary["all"]["accuracy_at"][k], 1, 100) for k in eps)])
     lines += [f"{what} at L2 budget epsilon:",
               markdown_table(["attack", *(f"eps={k}" for k in eps)], rows, align="l" + "r" * len(eps)).rstrip()]
+    lines += _robust_accuracy(summary.get("robust_accuracy"))
     for e in entries:
         cams = e.get("cams")
         if not cams:

@@ -200,6 +200,7 @@ class GradCAMView(nn.Module):
         super().__init__()
         self.model, self.layer, self.layer_name = model, layer, layer_name
         self.num_classes = getattr(model, "num_classes", None)
+        self.train(model.training)  # a new module starts in train mode; the view takes the model's mode
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)

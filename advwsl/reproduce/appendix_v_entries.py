@@ -104,8 +104,10 @@ register_entry(Entry(
 A_V_5_DEFENSE = {"epsilon": 2.4, "epochs": 50, "lr": 0.01, "milestone": 0.6, "ddn_steps": 100, "pgd_steps": 40,
                  "from_scratch": True}
 A_V_5_SETTINGS = {"dataset": "mnist-5k", "n_samples": 1000, "epsilon": 1.5, "batch_size": 1000,
-                  "budgets": {"cw": "9x10000", "deepfool": "100", "ddn": "1000"}, "defense": A_V_5_DEFENSE}
+                  "budgets": {"cw": "9x10000", "deepfool": "100", "ddn": "1000"}, "defense": A_V_5_DEFENSE,
+                  "extra_budgets": {"fmn": "1000", "fab": "100"}}
 A_V_5_QUICK = {"n_samples": 48, "recipe": QUICK_RECIPE, "budgets": {"cw": "5x100", "deepfool": "50", "ddn": "100"},
+               "extra_budgets": {"fmn": "100", "fab": "20"},
                "defense": {"epochs": 2, "ddn_steps": 10, "pgd_steps": 10}}
 def _madry(dataset: str, linf: str, eps_max: float) -> Departure:
     return Departure(

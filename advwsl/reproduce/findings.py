@@ -26,7 +26,7 @@ from ..attacks import AttackResult
 from ..evaluation.statistics import (CONTRADICTED, HOLDS, UNDECIDED, holm, mcnemar_exact, paired_ratio_interval,
                                      verdict)
 
-__all__ = ["NormRatio", "FailureShare", "AccuracyGap", "Verdict", "evaluate_findings", "findings_markdown",
+__all__ = ["NormRatio", "FailureShare", "AccuracyGap", "Verdict", "evaluate_findings", "findings_markdown", "applies",
            "same_images_l2"]
 
 Key = tuple[str, str]
@@ -70,6 +70,7 @@ class NormRatio:
     denominator: Key
     below: float | None = None
     above: float | None = None
+    dataset: str = "mnist"
 
     def evaluate(self, rows: Mapping[Key, AttackResult]) -> Verdict:
         if self.numerator not in rows or self.denominator not in rows:
@@ -95,6 +96,7 @@ class FailureShare:
     claim: str
     attack: Key
     above: float
+    dataset: str = "mnist"
 
     def evaluate(self, rows: Mapping[Key, AttackResult]) -> Verdict:
         if self.attack not in rows:
@@ -122,6 +124,7 @@ class AccuracyGap:
     worse: str
     epsilons: tuple[float, ...]
     attack: str = "All"
+    dataset: str = "mnist"
 
     def evaluate(self, rows: Mapping[Key, AttackResult]) -> Verdict:
         a, b = rows.get((self.better, self.attack)), rows.get((self.worse, self.attack))
@@ -143,13 +146,26 @@ class AccuracyGap:
 Claim = NormRatio | FailureShare | AccuracyGap
 
 
-def evaluate_findings(claims: tuple[Claim, ...], rows: Mapping[Key, AttackResult]) -> list[Verdict]:
-    """The verdict of every claim on the run's ``rows``."""
-    return [c.evaluate(rows) for c in claims]
+def evaluate_findings(claims: tuple[Claim, ...], rows: Mapping[Key, AttackResult],
+                      dataset: str | None = None) -> list[Verdict]:
+    """The verdict of every claim on the run's ``rows``; with ``dataset``, only of the claims the reference
+    states for that dataset (its numbers are that dataset's: an MNIST claim says nothing about CIFAR-10)."""
+    return [c.evaluate(rows) for c in claims if dataset is None or applies(c, dataset)]
 
 
-def findings_markdown(verdicts: list[Verdict]) -> list[str]:
-    """The findings section of an output: one bullet per claim, its verdict and its evidence."""
+def applies(claim: Claim, dataset: str) -> bool:
+    """Whether ``claim`` (stated for ``claim.dataset``) is tested on ``dataset``: the same dataset or a subset
+    of it named ``<dataset>-...`` (``mnist-5k`` is MNIST)."""
+    return dataset == claim.dataset or dataset.startswith(claim.dataset + "-")
+
+
+def findings_markdown(verdicts: list[Verdict], untested: tuple[Claim, ...] = ()) -> list[str]:
+    """The findings section of an output: one bullet per claim, its verdict and its evidence; ``untested``
+    claims (stated for another dataset) are named in one line."""
+    if untested and not verdicts:
+        sets = sorted({c.dataset for c in untested})
+        return ["", f"The reference's findings ({len(untested)}) are stated for {', '.join(sets)}: not tested on "
+                    "this dataset."]
     if not verdicts:
         return []
     mark = {HOLDS: "holds", CONTRADICTED: "**contradicted**", UNDECIDED: "not resolved at this sample size"}

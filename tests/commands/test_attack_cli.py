@@ -60,7 +60,6 @@ def test_targeted_and_checkpoint_path(digits_model, tmp_path):
     (["--batch-size", "0"], "Invalid value for '--batch-size': 0 is not in the range x>=1"),
     (["--epsilon", "0.5,-1"], "--epsilon must be > 0, got -1.0"),
     (["--device", "nonsense"], "unknown device 'nonsense'; use cpu, cuda"),
-    (["--attack", "pgd"], "pgd attacks within a fixed radius"),
 ])
 def test_bad_options_are_refused_before_any_work(args, message, tmp_path, monkeypatch):
     import advwsl.jobs.data as job  # where advwsl attack resolves the model
@@ -90,3 +89,23 @@ def test_a_classifier_without_cams_gets_the_cam_report_from_grad_cam(digits_mode
     assert cams["cam_dice"].between(0, 1).all() and len(cams) == 6
     bad = invoke("--budget", "5", "--n-samples", "6", "--cam-layer", "nope", "--out", str(tmp_path / "b"))
     assert bad.exit_code == 2 and "no module 'nope'" in bad.output
+
+
+def test_fixed_radius_attacks_run_at_each_epsilon_and_give_robust_accuracy(digits_model, tmp_path):
+    """A fixed-radius attack (PGD) runs once per report radius; robust accuracy combines it with the
+    minimal-norm attack's norms, the worst case never above either."""
+    out = tmp_path / "run"
+    res = invoke("--attack", "ddn,pgd", "--budget", "10", "--n-samples", "12", "--epsilon", "0.5,2",
+                 "--out", str(out), "--no-progress")
+    assert res.exit_code == 0, res.output
+    for eps in ("0.5", "2"):
+        frame = pd.read_csv(out / f"pgd-eps{eps}.csv")
+        assert len(frame) == 12
+        # a success of the fixed-radius run lies within its radius (8-bit rounding included)
+        assert (frame.loc[frame.success, "l2"] <= float(eps) + 1e-4).all()
+    robust = pd.read_csv(out / "robust_accuracy.csv")
+    for eps, group in robust.groupby("epsilon"):
+        worst = group.set_index("attack")["robust_accuracy"]
+        assert set(worst.index) == {"DDN 10", "PGD 10", "worst case"}
+        assert worst["worst case"] <= min(worst["DDN 10"], worst["PGD 10"]) + 1e-12
+    assert "Robust accuracy" in res.output or "robust accuracy" in res.output.lower()

@@ -94,3 +94,13 @@ def test_grad_cam_normalization_and_upsampling_properties(cam_model):
     _, maps = grad_cam(cam_model, xg, classes=torch.tensor([0, 1, 2]), create_graph=True, normalize=True, size=64)
     (grad,) = torch.autograd.grad(maps.sum(), xg)
     assert grad.abs().sum() > 0
+
+
+def test_grad_cam_view_keeps_the_models_mode():
+    """Regression: the view of an eval-mode model was a fresh module in train mode, so every attack on it warned
+    'the model is in train mode'."""
+    from advwsl.models.gradcam import with_grad_cam
+    model = create_model("cw-mnist", input_size=16)
+    x = torch.rand(1, 1, 16, 16)
+    assert not with_grad_cam(model.eval(), x).training
+    assert with_grad_cam(model.train(), x).training
