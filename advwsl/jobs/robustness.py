@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..attacks import expand_attacks, get_attack_spec, parse_budgets
+from ..attacks import ATTACK_PRESETS, expand_attacks, get_attack_spec, parse_budgets
 from ..config import MergeConfig, RobustnessConfig, check_levels
 from ..data import get_dataset_spec
 from ..errors import ConfigError
@@ -32,21 +32,33 @@ class RobustnessPlan:
     budgets: dict[str, dict[str, Any]]
     levels: int | None
     out: Path | None
+    notices: tuple[str, ...] = ()
 
 
 def plan_robustness(config: RobustnessConfig) -> RobustnessPlan:
     """Check every option of ``config`` against the registries (no side effect) and resolve each attack's
     hyper-parameters: its ``--budget``, else the budget preset's."""
-    names = expand_attacks(config.attacks)
-    for name in names:
-        spec = get_attack_spec(name)
-        if not spec.minimal_norm or spec.goal != "label":
-            raise ConfigError(f"{name} is not a minimal-norm label attack; the robustness evaluation takes ddn, cw, "
-                              "deepfool (or another minimal-norm label attack)")
+    requested = config.attacks.split(",") if isinstance(config.attacks, str) else list(config.attacks)
+    names, skipped = [], []
+    for item in (i.strip() for i in requested if i.strip()):
+        for name in expand_attacks(item):
+            spec = get_attack_spec(name)
+            if spec.minimal_norm and spec.goal == "label":
+                if name not in names:
+                    names.append(name)
+            elif item in ATTACK_PRESETS:  # a preset's fixed-radius members do not fit a minimal-norm evaluation
+                skipped.append(name)
+            else:
+                raise ConfigError(f"{name} is not a minimal-norm label attack; the robustness evaluation takes ddn, "
+                                  "cw, deepfool (or another minimal-norm label attack)")
+    names = tuple(names)
+    notices = (f"{', '.join(skipped)}: fixed-radius attacks, left out of the minimal-norm evaluation (`advwsl attack "
+               "--attack strong` runs them at each radius and reports robust accuracy)",) if skipped else ()
     given = parse_budgets(list(config.budget), names)
     budgets = {n: get_attack_spec(n).check(get_attack_spec(n).kwargs(b), option="--budget") for n, b in given.items()}
     select_device(config.device)
-    return RobustnessPlan(budgets, check_levels(config.levels), check_out(config.out, command="evaluate-robustness"))
+    return RobustnessPlan(budgets, check_levels(config.levels), check_out(config.out, command="evaluate-robustness"),
+                          notices)
 
 
 def _settings(config: RobustnessConfig, plan: RobustnessPlan, device: Any, resolved: Any, data: Any) -> dict[str, Any]:
@@ -110,6 +122,8 @@ def robustness_job(config: RobustnessConfig, *, log: Callable[[str], None] | Non
     ``(None, None)``). Either way the records equal one process's at the same threads per process."""
     say = log or (lambda message: None)
     plan = plan_robustness(config)
+    for message in plan.notices:
+        say(message)
     rank, world, _ = init_distributed()
     if world > 1 and (config.shard is not None or config.workers > 1):
         raise ConfigError("under torchrun every rank evaluates its own shard: drop --shard and --workers")

@@ -104,3 +104,17 @@ def test_cli_errors_are_actionable(tmp_path):
     assert r.exit_code == 2 and "--epsilon" in r.output
     r = CliRunner().invoke(main, ["merge", str(tmp_path)])
     assert r.exit_code == 2 and "no robustness evaluation" in r.output
+
+
+def test_strong_preset_keeps_its_minimal_norm_attacks(tmp_path):
+    """``--attack strong`` in the minimal-norm evaluation: DDN, FMN, FAB and C&W, an All row over them, and
+    a notice for the fixed-radius members; naming a fixed-radius attack itself stays an error."""
+    from advwsl.config import RobustnessConfig
+    from advwsl.jobs.robustness import plan_robustness
+
+    plan = plan_robustness(RobustnessConfig(model="digits-cnn", attacks=("strong",), budget=("quick",),
+                                            out=str(tmp_path / "r")))
+    assert list(plan.budgets) == ["ddn", "fmn", "fab", "cw"]
+    assert "apgd-ce, apgd-t" in plan.notices[0] and "--attack strong" in plan.notices[0]
+    r = CliRunner().invoke(main, ["evaluate-robustness", "--model", "digits-cnn", "--attack", "ddn,apgd-ce"])
+    assert r.exit_code == 2 and "apgd-ce is not a minimal-norm label attack" in r.output
