@@ -3,6 +3,11 @@
 same hyper-parameters on the same images.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_cw_deepfool.py --cache DIR [--n 200] [--n-cw9 8] [--threads 1]
+        [--skip-cw9] [--cw-only]
+
+C&W has its own section and table (:func:`cw_section`): advwsl and foolbox back to back on each budget and
+model (the order alternating between rows), with the gradients per digit, in total and per binary-search
+step; the measured ratios are in the results comment below ``CW_1X100``.
 
 Models, trained here on the 4,000 mnist-5k training digits and cached in ``--cache`` as checkpoints
 (safetensors + JSON sidecar):
@@ -14,9 +19,10 @@ Models, trained here on the 4,000 mnist-5k training digits and cached in ``--cac
   (:func:`advwsl.defenses.madry_training`, epsilon 2.0, 10 steps).
 
 Attacks (untargeted, float images, no quantization), on the first ``--n`` test digits, except C&W 9 x 10 000
-on the first ``--n-cw9``:
+and 9 x 1000 on the first ``--n-cw9``:
 
-* C&W 9 x 10 000 (stepsize 0.01, initial constant 0.01, early abort: section A V-5);
+* C&W 9 x 10 000 (stepsize 0.01, initial constant 0.01, early abort: section A V-5) and 9 x 1000 (the same
+  with 1000 steps per c);
 * C&W 4 x 25 (stepsize 0.5, c = 1) and 1 x 100 (stepsize 0.1, c = 1): Table A V-9's MNIST values, every
   step run (as the reference's 100 gradients per sample), then again with early abort;
 * DeepFool, 50 steps, overshoot 0.02, the 10 classes as candidates.
@@ -211,7 +217,7 @@ def cw_pair(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, kwargs: di
 
 def cw_section(models: dict, x_test: torch.Tensor, y_test: torch.Tensor, args: argparse.Namespace) -> list[str]:
     """The C&W comparison (:data:`CW_RUNS` on every model, paired), printed as it goes; the table's lines."""
-    lines, row = [], 0
+    lines, row, others = [], 0, peers()
     for budget, kwargs, digits in CW_RUNS:
         n = getattr(args, digits)
         if budget == "9x10000" and args.skip_cw9:
@@ -230,6 +236,12 @@ def cw_section(models: dict, x_test: torch.Tensor, y_test: torch.Tensor, args: a
                      per_search]
             lines.append("| " + " | ".join(cells) + " |")
             print(lines[-1], flush=True)
+            if budget in ("4x25", "1x100") and "cw" in others:  # abort as advwsl's default: off below 1000
+                peer_adv, _, peer_cpu = timed(others["cw"], model, x_test[:n], y_test[:n], **kwargs,
+                                              abort_early=kwargs["steps"] >= 1000)
+                s_peer, m_peer = summarize(model, x_test[:n], y_test[:n], peer_adv)
+                print(f"  adv_lib C&W {budget} {model_name}: success {s_peer:.1f} %, median L2 {m_peer:.4f}, "
+                      f"process time {peer_cpu:.1f} s (advwsl {ours['cpu']:.1f} s)", flush=True)
     return lines
 
 
