@@ -3,6 +3,11 @@
 same hyper-parameters on the same images.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_cw_deepfool.py --cache DIR [--n 200] [--n-cw9 8] [--threads 1]
+        [--skip-cw9] [--cw-only]
+
+C&W has its own section and table (:func:`cw_section`): advwsl and foolbox back to back on each budget and
+model (the order alternating between rows), with the gradients per digit, in total and per binary-search
+step; the measured ratios are in the results comment below ``CW_1X100``.
 
 Models, trained here on the 4,000 mnist-5k training digits and cached in ``--cache`` as checkpoints
 (safetensors + JSON sidecar):
@@ -14,9 +19,10 @@ Models, trained here on the 4,000 mnist-5k training digits and cached in ``--cac
   (:func:`advwsl.defenses.madry_training`, epsilon 2.0, 10 steps).
 
 Attacks (untargeted, float images, no quantization), on the first ``--n`` test digits, except C&W 9 x 10 000
-on the first ``--n-cw9``:
+and 9 x 1000 on the first ``--n-cw9``:
 
-* C&W 9 x 10 000 (stepsize 0.01, initial constant 0.01, early abort: section A V-5);
+* C&W 9 x 10 000 (stepsize 0.01, initial constant 0.01, early abort: section A V-5) and 9 x 1000 (the same
+  with 1000 steps per c);
 * C&W 4 x 25 (stepsize 0.5, c = 1) and 1 x 100 (stepsize 0.1, c = 1): Table A V-9's MNIST values, every
   step run (as the reference's 100 gradients per sample), then again with early abort;
 * DeepFool, 50 steps, overshoot 0.02, the 10 classes as candidates.
@@ -148,12 +154,134 @@ def summarize(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, adv: tor
     return 100 * float(success[correct].float().mean()), float(norms[correct].median())
 
 
+class CWCounter(torch.nn.Module):
+    """``model`` counting the gradients C&W takes: the rows of every backward pass through its logits, in
+    total and per binary-search step (``per_search``, filled by :func:`cw_search_marks`)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model, self.gradients, self.per_search = model, 0, [0] * 10
+
+    def _count(self, grad: torch.Tensor) -> None:
+        self.gradients += grad.shape[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.model(x)
+        if out.requires_grad:
+            out.register_hook(self._count)
+        return out
+
+
+class cw_search_marks:
+    """Attribute a :class:`CWCounter`'s gradients to binary-search steps, by instrumentation only (a context
+    manager): advwsl's rows carry their own search step (its private ``_adam_step`` is wrapped to count
+    them); foolbox runs the whole batch through one search step after the other, each with a new
+    ``AdamOptimizer`` (its creation is the mark)."""
+
+    def __init__(self, counter: CWCounter, backend: str) -> None:
+        self.counter, self.backend, self.marks = counter, backend, []
+
+    def __enter__(self) -> None:
+        import foolbox.attacks.carlini_wagner as fb_cw
+
+        import advwsl.attacks.carlini_wagner as cw
+
+        self.modules, self.saved = (cw, fb_cw), (cw._adam_step, fb_cw.AdamOptimizer)
+        adam_step, adam, counter, marks = *self.saved, self.counter, self.marks
+
+        def counted_step(model, s, **kwargs):
+            for search, rows in enumerate(torch.bincount(s["search"], minlength=10).tolist()):
+                counter.per_search[search] += rows
+            return adam_step(model, s, **kwargs)
+
+        class MarkedAdam(adam):
+            def __init__(self, *a, **k):
+                marks.append(counter.gradients)
+                super().__init__(*a, **k)
+
+        if self.backend == "native":
+            cw._adam_step = counted_step
+        else:
+            fb_cw.AdamOptimizer = MarkedAdam
+
+    def __exit__(self, *exc) -> None:
+        (cw, fb_cw), (cw._adam_step, fb_cw.AdamOptimizer) = self.modules, self.saved
+        ends = self.marks[1:] + [self.counter.gradients]
+        for search, (a, b) in enumerate(zip(self.marks, ends)):
+            self.counter.per_search[search] = b - a
+
+
+#: C&W budgets compared with foolbox: (name, hyper-parameters, digits: "n" or "n_cw9"). Without
+#: ``abort_early`` each budget runs as :func:`advwsl.attacks.carlini_wagner.cw_budget` gives it (early abort
+#: from 1000 steps per c on: the 100-step budgets run every step, as the reference's 100 gradients).
+CW_RUNS = [("9x10000", CW_9X10000, "n_cw9"), ("9x1000", {**CW_9X10000, "steps": 1000}, "n_cw9"),
+           ("4x25", CW_4X25, "n"), ("1x100", CW_1X100, "n"),
+           ("4x25 abort", {**CW_4X25, "abort_early": True}, "n"), ("1x100 abort", {**CW_1X100, "abort_early": True}, "n")]
+
+
+def cw_pair(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, kwargs: dict, foolbox_first: bool) -> dict:
+    """advwsl's and foolbox's C&W with the same ``kwargs`` on the same digits, back to back (``foolbox_first``
+    alternates the order between rows, so that load changes hit both sides alike)."""
+    out = {}
+    for backend in (("foolbox", "native") if foolbox_first else ("native", "foolbox")):
+        counter = CWCounter(model)
+        with cw_search_marks(counter, backend):
+            adv, wall, cpu = timed(carlini_wagner_l2, counter, x, y, backend=backend, **kwargs)
+        success, median = summarize(model, x, y, adv)
+        out[backend] = {"wall": wall, "cpu": cpu, "success": success, "median": median,
+                        "gradients": counter.gradients / len(x), "per_search": [g / len(x) for g in counter.per_search]}
+    return out
+
+
+def cw_section(models: dict, x_test: torch.Tensor, y_test: torch.Tensor, args: argparse.Namespace) -> list[str]:
+    """The C&W comparison (:data:`CW_RUNS` on every model, paired), printed as it goes; the table's lines."""
+    lines, row, others = [], 0, peers()
+    for budget, kwargs, digits in CW_RUNS:
+        n = getattr(args, digits)
+        if budget == "9x10000" and args.skip_cw9:
+            continue
+        for model_name, model in models.items():
+            r = cw_pair(model, x_test[:n], y_test[:n], kwargs, foolbox_first=row % 2 == 1)
+            row += 1
+            ours, theirs = r["native"], r["foolbox"]
+            searches = kwargs["binary_search_steps"]
+            per_search = " ".join(f"{a:.0f}/{b:.0f}" for a, b in zip(ours["per_search"][:searches],
+                                                                     theirs["per_search"][:searches]))
+            cells = [budget, model_name, str(n), f"{ours['success']:.1f} / {theirs['success']:.1f}",
+                     f"{ours['median']:.4f} / {theirs['median']:.4f}", f"{ours['median'] / theirs['median']:.4f}",
+                     f"{theirs['wall'] / ours['wall']:.2f}", f"{theirs['cpu'] / ours['cpu']:.2f}",
+                     f"{ours['cpu']:.1f} / {theirs['cpu']:.1f}", f"{ours['gradients']:.0f} / {theirs['gradients']:.0f}",
+                     per_search]
+            lines.append("| " + " | ".join(cells) + " |")
+            print(lines[-1], flush=True)
+            if budget in ("4x25", "1x100") and "cw" in others:  # abort as advwsl's default: off below 1000
+                peer_adv, _, peer_cpu = timed(others["cw"], model, x_test[:n], y_test[:n], **kwargs,
+                                              abort_early=kwargs["steps"] >= 1000)
+                s_peer, m_peer = summarize(model, x_test[:n], y_test[:n], peer_adv)
+                print(f"  adv_lib C&W {budget} {model_name}: success {s_peer:.1f} %, median L2 {m_peer:.4f}, "
+                      f"process time {peer_cpu:.1f} s (advwsl {ours['cpu']:.1f} s)", flush=True)
+    return lines
+
+
+def print_cw_table(lines: list[str]) -> None:
+    print("| C&W budget | model | images | success % advwsl / foolbox | median L2 advwsl / foolbox | L2 ratio "
+          "| time ratio wall | time ratio process | process s advwsl / foolbox | gradients per digit advwsl / "
+          "foolbox | gradients per digit per search step, advwsl/foolbox |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("\n".join(lines))
+    print("\nL2 ratio = advwsl / foolbox median; time ratios = foolbox / advwsl, the two run back to back (the order "
+          "alternates between rows). Gradients per digit: backward rows through the model / images given (foolbox "
+          "also attacks the misclassified ones). 'abort': early abort on at a 100-step budget (advwsl per sample, "
+          "foolbox per batch); otherwise the budgets run as cw_budget gives them (abort from 1000 steps per c).")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache", type=Path, required=True, help="folder of the trained checkpoints (created)")
     parser.add_argument("--n", type=int, default=200, help="test digits for DeepFool and the 100-step C&W")
-    parser.add_argument("--n-cw9", type=int, default=8, help="test digits for C&W 9 x 10 000")
+    parser.add_argument("--n-cw9", type=int, default=8, help="test digits for C&W 9 x 10 000 and 9 x 1000")
     parser.add_argument("--skip-cw9", action="store_true", help="leave out C&W 9 x 10 000")
+    parser.add_argument("--cw-only", action="store_true", help="only the C&W section")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -167,13 +295,8 @@ def main() -> None:
     print(f"models ready in {time.perf_counter() - tic:.0f} s; test accuracy (1,000 digits): "
           + ", ".join(f"{k} {100 * accuracy(m, x_test, y_test):.1f} %" for k, m in models.items()))
 
-    runs = []  # (attack, budget, kwargs, n)
-    if not args.skip_cw9:
-        runs.append(("C&W", "9x10000", {**CW_9X10000}, args.n_cw9))
-    runs += [("C&W", "4x25", {**CW_4X25, "abort_early": False}, args.n),
-             ("C&W", "1x100", {**CW_1X100, "abort_early": False}, args.n),
-             ("C&W", "4x25 abort", {**CW_4X25}, args.n),
-             ("C&W", "1x100 abort", {**CW_1X100}, args.n),
+    cw_lines = cw_section(models, x_test, y_test, args)  # C&W: its own, paired section and table
+    runs = [] if args.cw_only else [  # (attack, budget, kwargs, n)
              ("DeepFool", "50", {"steps": 50, "overshoot": 0.02, "candidates": 10}, args.n)]
     others = peers()
     rows = []
@@ -196,6 +319,10 @@ def main() -> None:
                       f"process time {peer_cpu:.1f} s (advwsl {ours_cpu:.1f} s)", flush=True)
 
     print(f"\n`{command}`  (torch {torch.__version__}, {torch.get_num_threads()} thread(s), CPU)\n")
+    print_cw_table(cw_lines)
+    if not rows:
+        return
+    print()
     print("| attack | budget | model | images | success % advwsl / foolbox | median L2 advwsl | median L2 foolbox "
           "| L2 ratio | time ratio wall | time ratio process | process s advwsl / foolbox |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")

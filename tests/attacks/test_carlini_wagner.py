@@ -7,7 +7,9 @@ import pytest
 import torch
 
 import advwsl.attacks.carlini_wagner as cw_module
-from advwsl.attacks import carlini_wagner_l2
+from advwsl.attacks import carlini_wagner_l2, get_attack_spec
+from advwsl.attacks.carlini_wagner import carlini_wagner_l2_with_constants, cw_budget
+from advwsl.errors import InputError
 from counting import Counting
 from linear_models import binary_inputs, central_inputs, l2, linear_model, optimal_untargeted
 
@@ -104,9 +106,9 @@ def test_per_sample_abort_and_active_set_reduce_the_work(digits):
     x, y = x[:16], y[:16]
     kwargs = {"binary_search_steps": 3, "steps": 100}
     ours, everything, theirs = Counting(model), Counting(model), Counting(model)
-    carlini_wagner_l2(ours, x, y, **kwargs)
+    carlini_wagner_l2(ours, x, y, abort_early=True, **kwargs)
     carlini_wagner_l2(everything, x, y, abort_early=False, **kwargs)
-    carlini_wagner_l2(theirs, x, y, backend="foolbox", **kwargs)
+    carlini_wagner_l2(theirs, x, y, backend="foolbox", abort_early=True, **kwargs)
     assert everything.rows == len(x) * (1 + 3 * 100)  # the clean check, then every sample every step
     assert ours.rows < 0.8 * everything.rows
     assert ours.rows < theirs.rows  # foolbox aborts the whole batch only
@@ -148,3 +150,56 @@ def test_long_budget_as_good_as_foolbox(digits):
     theirs = _success_and_median(model, x, y, carlini_wagner_l2(model, x, y, backend="foolbox", **budget))
     assert ours[0] >= theirs[0]
     assert ours[1] <= 1.005 * theirs[1]
+
+
+@pytest.mark.parametrize("budget", ["4x25", "1x100", "100", "2x200"])
+def test_short_budgets_run_every_step_unless_told(digits, budget):
+    """Table A V-1's 100-gradient budgets (and any budget under 1000 steps per c) run every step by default,
+    through the registry as through cw_budget; abort stays available as an explicit option."""
+    model, x, y = digits
+    x, y = x[:8], y[:8]
+    kwargs = get_attack_spec("cw").kwargs(budget)
+    assert kwargs == cw_budget(budget)
+    every_step = len(x) * (1 + kwargs["binary_search_steps"] * kwargs["steps"])  # the clean check, then all
+    default, aborting = Counting(model), Counting(model)
+    carlini_wagner_l2(default, x, y, **kwargs)
+    assert default.rows == every_step
+    carlini_wagner_l2(aborting, x, y, **{**kwargs, "abort_early": True})
+    assert aborting.rows < every_step
+
+
+def test_long_budgets_abort_by_default():
+    """From 1000 steps per c on (the original's 9 x 10 000), early abort is on unless turned off."""
+    model = linear_model(10, (3, 6, 6), scale=0.1)
+    x = central_inputs(4, (3, 6, 6))
+    y = model(x).argmax(1)
+    default, everything = Counting(model), Counting(model)
+    carlini_wagner_l2(default, x, y, binary_search_steps=2, steps=1000)
+    carlini_wagner_l2(everything, x, y, binary_search_steps=2, steps=1000, abort_early=False)
+    assert everything.rows == len(x) * (1 + 2 * 1000)
+    assert default.rows < 0.5 * everything.rows
+    with pytest.raises(InputError, match="abort_early"):
+        carlini_wagner_l2(model, x, y, steps=10, abort_early="yes")
+
+
+def test_best_constants():
+    """The c of each returned adversarial: the attack's own result, NaN where the input comes back unchanged,
+    and never below the smallest c whose optimum is adversarial on a binary linear model, 2 m / a^2 (the
+    minimizer of r^2 + c (m - a r)_+ is r = c a / 2, adversarial from r = m / a on)."""
+    shape = (3, 6, 6)
+    model = linear_model(2, shape)
+    x = binary_inputs(model, 8, shape)
+    with torch.no_grad():
+        z = model(x)
+    y = z.argmax(1)
+    y[0] = 1 - y[0]  # already adversarial: not attacked
+    kwargs = {"binary_search_steps": 9, "steps": 200, "abort_early": True}
+    adv, const = carlini_wagner_l2_with_constants(model, x, y, **kwargs)
+    assert torch.equal(adv, carlini_wagner_l2(model, x, y, **kwargs))
+    assert const.dtype == torch.float64 and const.shape == (len(x),)
+    assert torch.equal(torch.isnan(const), (adv == x).flatten(1).all(1)) and bool(torch.isnan(const[0]))
+    a = (model[1].weight[1] - model[1].weight[0]).detach().norm().double()
+    threshold = 2 * (z[:, 0] - z[:, 1]).abs().double() / a ** 2
+    assert bool((const[1:] >= 0.95 * threshold[1:]).all()) and bool((const[1:] <= 10 * threshold[1:]).all())
+    _, first = carlini_wagner_l2_with_constants(model, x, y, binary_search_steps=1, steps=200, initial_const=50.0)
+    assert bool((first[1:] == 50.0).all())
