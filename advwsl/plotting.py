@@ -562,3 +562,24 @@ def plot_perturbations(images: Any, adversarials: Any, labels: Any, predictions:
     if title:
         fig.suptitle(title, fontsize=9)
     return _save(fig, path, 110)
+
+
+def plot_constant_histogram(constants: dict[str, Any], path: str | Path, *, title: str | None = None) -> Path:
+    """Figure A V-2: the histogram of log2 of each image's best C&W constant ``c``, one outlined histogram per
+    model (``constants``: model name -> array, NaN where C&W found no adversarial), on bins of width 1/2."""
+    values = {k: np.log2(np.asarray(v, dtype=float)[np.isfinite(np.asarray(v, dtype=float))]) for k, v in
+              constants.items()}
+    finite = np.concatenate([v for v in values.values() if v.size]) if any(v.size for v in values.values()) \
+        else np.zeros(1)
+    low, high = math.floor(finite.min()) - 1, math.ceil(finite.max()) + 1
+    bins = np.arange(low, high + 0.5, 0.5)
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), constrained_layout=True)
+    for name, v in values.items():
+        ax.hist(v, bins=bins, histtype="step", linewidth=1.6, label=f"{name} ({v.size} images)")
+    ax.set_xlabel("log2 of the best constant c")
+    ax.set_ylabel("images")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title("\n".join(textwrap.wrap(title, 80)), fontsize=9)
+    return _save(fig, path, 120)

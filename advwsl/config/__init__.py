@@ -11,7 +11,8 @@ from .core import (Config, Opt, Shard, check_value, config_fields, describe_type
 from .evaluation import TABLE_EPSILONS, AttackConfig, MergeConfig, ModelDataConfig, RobustnessConfig, check_levels
 from .training import (PRESETS, SCHEDULES, SEGMENTATION_PRESET, AdvTrainConfig, EvaluateConfig, TrainConfig,
                        TrainJobConfig, check_overrides, load_config)
-from .reproduce import (AttackRow, AttackTableSettings, DefenseSettings, DefenseTableSettings, Departure,
+from .reproduce import (AttackRow, AttackTableSettings, ConstantsSettings, DefenseSettings, DefenseTableSettings,
+                        Departure,
                         FigureSettings, PatchCountSettings, ReproduceConfig, WslGroup, WslRow, WslTableSettings)
 from .slide import SlideAttackConfig, SlidePredictConfig
 from .vocabulary import CAM_RULES, PRECISIONS, SPLITS, CamRule, Precision, Split
@@ -21,6 +22,6 @@ __all__ = ["Config", "Opt", "Shard", "check_value", "config_fields", "describe_t
            "RobustnessConfig", "check_levels", "PRESETS", "SCHEDULES", "SEGMENTATION_PRESET", "AdvTrainConfig",
            "EvaluateConfig", "TrainConfig", "TrainJobConfig", "check_overrides", "load_config", "CAM_RULES",
            "PRECISIONS", "SPLITS", "CamRule", "Precision", "Split", "SlideAttackConfig", "SlidePredictConfig",
-           "AttackRow", "AttackTableSettings", "DefenseSettings",
+           "AttackRow", "AttackTableSettings", "ConstantsSettings", "DefenseSettings",
            "DefenseTableSettings", "Departure", "FigureSettings", "PatchCountSettings", "ReproduceConfig", "WslGroup",
            "WslRow", "WslTableSettings"]

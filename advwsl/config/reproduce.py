@@ -19,8 +19,8 @@ from .core import Config, option
 from .training import check_overrides
 from .vocabulary import DATA_ROOT, DEVICE, OUT, PROGRESS
 
-__all__ = ["Departure", "AttackRow", "AttackTableSettings", "DefenseSettings", "DefenseTableSettings", "WslRow",
-           "WslGroup", "FigureSettings", "WslTableSettings", "PatchCountSettings", "ReproduceConfig"]
+__all__ = ["Departure", "AttackRow", "AttackTableSettings", "DefenseSettings", "DefenseTableSettings",
+           "ConstantsSettings", "WslRow", "WslGroup", "FigureSettings", "WslTableSettings", "PatchCountSettings", "ReproduceConfig"]
 
 
 @dataclass(frozen=True)
@@ -120,6 +120,27 @@ class DefenseTableSettings(Config):
         check_overrides(self.recipe, where="recipe")
         if not self.budgets:
             raise ConfigError("a defense table needs at least one attack in budgets")
+
+
+@dataclass(frozen=True)
+class ConstantsSettings(Config):
+    """Figure A V-2: the constant ``c`` of the search that found each image's best C&W adversarial, at
+    ``budget`` (9 x 10 000), on the first ``n_samples`` test images, for each model of ``models`` (the
+    baseline and the defenses of Table A V-5, trained or named as ``defense`` says)."""
+
+    dataset: AppendixVData
+    n_samples: int = option(1000, "", low=1)
+    budget: str = "9x10000"
+    batch_size: int = option(1000, "", low=1)
+    models: tuple[Literal["baseline", "madry", "ddn"], ...] = ("baseline", "madry", "ddn")
+    defense: DefenseSettings = option(default_factory=DefenseSettings)
+    recipe: dict[str, Any] = option(default_factory=dict)
+
+    def check(self) -> None:
+        check_overrides(self.recipe, where="recipe")
+        if "baseline" not in self.models or len(self.models) < 2:
+            raise ConfigError("models must hold the baseline and at least one defense (madry, ddn): the figure "
+                              "compares the constants with and without adversarial training")
 
 
 @dataclass(frozen=True)

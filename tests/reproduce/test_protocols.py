@@ -50,3 +50,25 @@ def test_an_undeclared_change_is_caught():
 
 def test_appendix_v_entries_record_the_reference_protocol():
     assert {e.id for e in PROTOCOLS} >= {"A-V-1", "A-V-2", "A-V-3", "A-V-5"}
+
+
+def test_figure_a_v_2_finding_is_an_exact_sign_test_over_images_both_models_attacked():
+    """Figure A V-2's finding compares constants image by image: failures (inf) leave the comparison, ties
+    carry no sign, and the p-value is the exact two-sided binomial one, Holm-adjusted over the defenses."""
+    import numpy as np
+    from scipy import stats
+
+    from advwsl.reproduce.appendix_v import _constant_findings
+
+    inf = np.inf
+    base = np.array([1.0, 1.0, 2.0, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, inf])
+    madry = np.array([4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 1.0, 8.0])  # 9 higher, 1 tie, 1 dropped
+    ddn = np.array([0.5, 4.0, 2.0, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0])  # 1 higher, 1 lower
+    names = {"baseline": "Baseline", "madry": "Madry", "ddn": "DDN-trained"}
+    runs = {k: (c,) for k, c in (("baseline", base), ("madry", madry), ("ddn", ddn))}
+    v_madry, v_ddn = _constant_findings(runs, names)
+    p_madry, p_ddn = stats.binomtest(9, 9).pvalue, stats.binomtest(1, 2).pvalue
+    assert v_madry.numbers == {"higher": 9, "lower": 0, "n": 10, "p_adjusted": pytest.approx(2 * p_madry)}
+    assert v_madry.verdict == "holds"
+    assert v_ddn.numbers["higher"] == 1 and v_ddn.numbers["lower"] == 1
+    assert v_ddn.numbers["p_adjusted"] == pytest.approx(1.0) and v_ddn.verdict != "holds"
