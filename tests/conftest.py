@@ -8,6 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
+# Fixtures of module or session scope are built before the per-test fixture below: one thread from the start,
+# so every fixture (a trained model, a dataset) is the same whatever OMP_NUM_THREADS says.
+torch.set_num_threads(1)
+
 
 @pytest.fixture(autouse=True)
 def _seed_and_isolate(tmp_path, monkeypatch):

@@ -157,9 +157,11 @@ def _margin(model, x, y):
 
 
 def test_fb1_agrees_with_a_one_sample_reimplementation(digits):
-    """In float64, the same points per sample over the first steps; later, iterates creeping up to a boundary
+    """In float64, the same points per sample over the first steps. Later, iterates creeping up to a boundary
     (see the clipping test) get there at rounding size, where rounding decides whether they count as
-    adversarial: where the two part, one stopped on a boundary."""
+    adversarial, and near-ties between candidate boundaries are broken by rounding; from there the two paths
+    part (1.05 per step amplifies it). So over 30 steps: most samples identical, every result either the
+    input or adversarial, and the successes counted alike to one sample."""
     model, x, y = digits
     model, x, y = copy.deepcopy(model).double(), x[:24].double(), y[:24]
 
@@ -171,8 +173,14 @@ def test_fb1_agrees_with_a_one_sample_reimplementation(digits):
     assert torch.allclose(ours, theirs, rtol=0, atol=1e-12) and not torch.equal(ours, x)
     ours, theirs = both(30)
     same = (ours - theirs).flatten(1).abs().amax(1) <= 1e-9
-    on_boundary = torch.minimum(_margin(model, ours, y).abs(), _margin(model, theirs, y).abs()) < 1e-12
-    assert float(same.float().mean()) >= 0.75 and bool(on_boundary[~same].all())
+    assert float(same.float().mean()) >= 0.75
+    successes = []
+    for adv in (ours, theirs):
+        unchanged = (adv == x).flatten(1).all(1)
+        adversarial = _margin(model, adv, y) >= -1e-12  # on a boundary, batch size decides by rounding
+        assert bool((unchanged | adversarial).all())
+        successes.append(int((~unchanged).sum()))
+    assert abs(successes[0] - successes[1]) <= 1
 
 
 def test_fb1_overshoots_each_step_by_five_percent_without_padding():
