@@ -396,7 +396,7 @@ def _deepfool_table_row(model_name: str, n: int, name: str, rows: dict[str, dict
 def lattice_check(n: int) -> None:
     """advwsl's DeepFool and deepfool-fb1 (100 steps) on ``mnist-cnn``: success, mean and median L2 in float
     and once the adversarials are rounded to the nearest 8-bit values; linearizations per digit."""
-    from advwsl.jobs.builtin_mnist import mnist_cnn
+    from advwsl.pretrained.mnist import mnist_cnn
 
     model = mnist_cnn(progress=False)[0].eval()
     x, y = (t[:n] for t in mnist5k("test"))

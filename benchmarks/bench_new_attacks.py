@@ -9,7 +9,7 @@ Peers: ``pip install --no-deps adv-lib torchattacks`` (the ``peers`` extra); a p
 left out. Models:
 
 * ``clean``: the built-in ``mnist-cnn`` (the C&W MNIST network trained with C&W's recipe on the 4,000
-  mnist-5k training digits; :func:`advwsl.jobs.builtin_mnist.mnist_cnn`, trained on first use and cached);
+  mnist-5k training digits; :func:`advwsl.pretrained.mnist.mnist_cnn`, trained on first use and cached);
 * ``pgd``: that network fine-tuned with Madry's PGD-L2 adversarial training as in
   ``benchmarks/bench_cw_deepfool.py`` (epsilon 2.0, 10 steps, 3 epochs), cached in ``--cache``.
 
@@ -49,8 +49,8 @@ import torch
 
 from advwsl.attacks import apgd, apgd_t, combine_results, fab, fmn, run_attack
 from advwsl.data.mnist5k import mnist5k
-from advwsl.jobs.builtin_digits import accuracy
-from advwsl.jobs.builtin_mnist import mnist_cnn
+from advwsl.pretrained.digits import accuracy
+from advwsl.pretrained.mnist import mnist_cnn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_cw_deepfool import pgd_model  # noqa: E402

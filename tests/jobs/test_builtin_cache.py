@@ -77,8 +77,9 @@ def test_two_processes_build_the_digits_model_once(tmp_path):
     assert sum(r.stdout.count("TRAINING") for r in runs) == 1
     accuracies = {r.stdout.split("ACCURACY")[1].strip() for r in runs}
     assert len(accuracies) == 1  # both hold the one cached model
-    assert sorted(p.name for p in (home / "models").iterdir() if not p.name.endswith(".lock")) == [
-        "digits-cnn.json", "digits-cnn.safetensors"]
+    names = sorted(p.name for p in (home / "models").iterdir() if not p.name.endswith(".lock"))
+    assert len(names) == 2 and all(re.fullmatch(r"digits-cnn-[0-9a-f]{12}\.(json|safetensors)", n) for n in names)
+    assert len({n.rsplit(".", 1)[0] for n in names}) == 1  # one model: its weights and sidecar, keyed by recipe
 
 
 def test_no_fixed_temporary_file_names_in_the_package():
