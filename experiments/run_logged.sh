@@ -11,7 +11,7 @@ if [ -e "$out" ]; then echo "$out exists; choose a new folder" >&2; exit 2; fi
 log=$(mktemp)
 {
   echo "command: advwsl $* --out $out"
-  echo "started: $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) CPU cores ($(uname -m)), OMP_NUM_THREADS=${OMP_NUM_THREADS:-unset}"
+  echo "started: $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc --all) CPU cores ($(uname -m)), OMP_NUM_THREADS=${OMP_NUM_THREADS:-unset}"
   echo "git: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
   echo
 } > "$log"
