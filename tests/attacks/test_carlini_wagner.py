@@ -203,3 +203,27 @@ def test_best_constants():
     assert bool((const[1:] >= 0.95 * threshold[1:]).all()) and bool((const[1:] <= 10 * threshold[1:]).all())
     _, first = carlini_wagner_l2_with_constants(model, x, y, binary_search_steps=1, steps=200, initial_const=50.0)
     assert bool((first[1:] == 50.0).all())
+
+
+def test_early_abort_waits_for_the_original_window_on_saturated_inputs():
+    """Pixels at 0 or 1 sit where tanh is flat, so each search's loss falls by less than 0.01 % per 100 steps
+    at first. The original criterion (a tenth of ``steps``: here 300) lets the search go on and find an
+    adversarial; a 100-step window stops every search before (what happened to one mnist-5k digit at
+    9 x 10 000 when the window was 100 steps)."""
+    torch.manual_seed(0)
+    x = (torch.rand(1, 784) > 0.8).float()
+    model = torch.nn.Linear(784, 2)
+    with torch.no_grad():
+        model.weight.copy_(torch.randn(2, 784) * 0.05)
+        model.bias.zero_()
+        z = model(x)[0]
+        model.bias[0] = 3 - (z[0] - z[1])  # class 0 by a margin of 3
+    y = torch.tensor([0])
+    kwargs = {"binary_search_steps": 2, "steps": 3000, "initial_const": 1.0}
+    adv, const = carlini_wagner_l2_with_constants(model, x, y, **kwargs)
+    with torch.no_grad():
+        assert int(model(adv).argmax(1)) == 1 and torch.isfinite(const).all()
+    stopped, none = carlini_wagner_l2_with_constants(model, x, y, abort_window=100, **kwargs)
+    assert torch.equal(stopped, x) and torch.isnan(none).all()
+    with pytest.raises(InputError, match="abort_window"):
+        carlini_wagner_l2_with_constants(model, x, y, abort_window=0, **kwargs)
