@@ -172,12 +172,17 @@ def plot_robustness_curves(curves: Any, path: str | Path, *, title: str | None =
     return _save(fig, path, 120)
 
 
+def _percent(value: float) -> str:
+    """A share in percent for a legend: one decimal below 10 % (one image in 196 is 0.5 %, not 0 %)."""
+    return f"{value:.1f} %" if 0 < value < 10 else f"{value:.0f} %"
+
+
 def _draw_curve(ax: Any, entry: dict[str, Any], colour: Any, style: Any, marker: str, *, several: bool) -> None:
     """One curve of :func:`plot_robustness_curves` (see there for the styles)."""
     eps, y = entry["epsilon"], 100 * entry["accuracy"]
     label = entry["label"]
     if entry["never"]:
-        label += f" ({100 * entry['never']:.0f} % never fooled)"
+        label += f" ({_percent(100 * entry['never'])} never fooled)"
     if entry["bounded"]:  # a bounded attack evaluated at a few radii
         ax.plot(eps, y, marker, color=colour, ms=6, mfc="none", mew=1.4, label=label, zorder=4)
         return
@@ -188,7 +193,7 @@ def _draw_curve(ax: Any, entry: dict[str, Any], colour: Any, style: Any, marker:
         ax.plot(eps, y, linestyle=style, color=colour, lw=1.6, marker=marker, ms=4.5, mfc="none",
                 markevery=max(1, len(eps) // 8), label=label, zorder=3)
     if len(y) and y[-1] > 0.5:  # what is left at the right edge is said, not left to the eye
-        ax.annotate(f"{y[-1]:.0f} %", (eps[-1], y[-1]), xytext=(3, 0), textcoords="offset points",
+        ax.annotate(_percent(y[-1]), (eps[-1], y[-1]), xytext=(3, 0), textcoords="offset points",
                     fontsize=MIN_FONT, color=colour if entry["attack"] != "All" or several else "black",
                     va="center")
 

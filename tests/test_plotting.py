@@ -180,3 +180,16 @@ def test_adversarial_examples_texts_overlap_no_image_and_no_other_text(tmp_path,
     assert len(texts) >= 21
     assert not any(_overlaps(a, b) for i, a in enumerate(texts) for b in texts[i + 1:])
     assert not any(_overlaps(t, im) for t in texts for im in images)
+
+
+def test_a_small_never_fooled_share_is_not_written_as_zero(tmp_path, captured):
+    """One image of 196 never fooled is 0.5 %, in the legend and at the right edge."""
+    cw = np.linspace(0.5, 3.0, 196)
+    cw[7] = np.inf
+    grid = np.linspace(0, 3.0, 31)
+    frame = pd.DataFrame({"attack": "C&W 9x10000", "epsilon": grid, "accuracy": (cw[None] > grid[:, None]).mean(1)})
+    plotting.plot_robustness_curves(frame, tmp_path / "curves.png", epsilon=(1.0,), norms={"C&W 9x10000": cw})
+    (fig,) = captured
+    ax = fig.axes[0]
+    assert "C&W 9x10000 (0.5 % never fooled)" in {line.get_label() for line in ax.get_lines()}
+    assert any(t.get_text() == "0.5 %" for t in ax.texts)
