@@ -219,14 +219,18 @@ CW_RUNS = [("9x10000", CW_9X10000, "n_cw9"), ("9x1000", {**CW_9X10000, "steps": 
            ("4x25 abort", {**CW_4X25, "abort_early": True}, "n"), ("1x100 abort", {**CW_1X100, "abort_early": True}, "n")]
 
 
-def cw_pair(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, kwargs: dict, foolbox_first: bool) -> dict:
+def cw_pair(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, kwargs: dict, foolbox_first: bool,
+            abort_window: int | None = None) -> dict:
     """advwsl's and foolbox's C&W with the same ``kwargs`` on the same digits, back to back (``foolbox_first``
-    alternates the order between rows, so that load changes hit both sides alike)."""
+    alternates the order between rows, so that load changes hit both sides alike); ``abort_window``: the
+    native attack's, where it aborts (None: its default, the original's tenth of ``steps``)."""
     out = {}
     for backend in (("foolbox", "native") if foolbox_first else ("native", "foolbox")):
         counter = CWCounter(model)
+        extra = {"abort_window": abort_window} if backend == "native" and abort_window and kwargs["steps"] >= 1000 \
+            else {}
         with cw_search_marks(counter, backend):
-            adv, wall, cpu = timed(carlini_wagner_l2, counter, x, y, backend=backend, **kwargs)
+            adv, wall, cpu = timed(carlini_wagner_l2, counter, x, y, backend=backend, **kwargs, **extra)
         success, median = summarize(model, x, y, adv)
         out[backend] = {"wall": wall, "cpu": cpu, "success": success, "median": median,
                         "gradients": counter.gradients / len(x), "per_search": [g / len(x) for g in counter.per_search]}
@@ -241,7 +245,8 @@ def cw_section(models: dict, x_test: torch.Tensor, y_test: torch.Tensor, args: a
         if budget == "9x10000" and args.skip_cw9:
             continue
         for model_name, model in models.items():
-            r = cw_pair(model, x_test[:n], y_test[:n], kwargs, foolbox_first=row % 2 == 1)
+            r = cw_pair(model, x_test[:n], y_test[:n], kwargs, foolbox_first=row % 2 == 1,
+                        abort_window=args.cw_abort_window)
             row += 1
             ours, theirs = r["native"], r["foolbox"]
             searches = kwargs["binary_search_steps"]
@@ -282,6 +287,9 @@ def main() -> None:
     parser.add_argument("--n-cw9", type=int, default=8, help="test digits for C&W 9 x 10 000 and 9 x 1000")
     parser.add_argument("--skip-cw9", action="store_true", help="leave out C&W 9 x 10 000")
     parser.add_argument("--cw-only", action="store_true", help="only the C&W section")
+    parser.add_argument("--cw-abort-window", type=int, default=None,
+                        help="the native C&W's abort window at 1000+ steps per c (default: its own, a tenth of "
+                             "steps; 100 reproduces the README's fast-schedule rows)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
