@@ -159,6 +159,18 @@ def _attack_rows(ctx: Context, model: torch.nn.Module, images: torch.Tensor, lab
         yield row, k, result
 
 
+def _spawned(task: Callable[[tuple], Any], payloads: dict[str, tuple], workers: int) -> dict[str, Any]:
+    """``task(payload)`` for every payload, in up to ``workers`` spawned processes (one per payload at most);
+    the results under the payloads' keys."""
+    import concurrent.futures
+    import multiprocessing
+
+    with concurrent.futures.ProcessPoolExecutor(min(workers, len(payloads)),
+                                                mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {key: pool.submit(task, payload) for key, payload in payloads.items()}
+        return {key: future.result() for key, future in futures.items()}
+
+
 def _in_workers(ctx: Context, plans: list, dataset: str, targeted: bool, checkpoint: str) -> list:
     """Submit every row to a pool of ``ctx.workers`` processes (the costliest first); the futures, in order."""
     import concurrent.futures
@@ -308,19 +320,12 @@ def _defended_all(ctx: Context, dataset: str, base: dict[str, Any]) -> dict[str,
     kinds = ("baseline", "madry", "ddn")
     pending = [k for k in kinds[1:] if k not in d.checkpoints]
     if ctx.workers > 1 and len(pending) > 1:
-        import concurrent.futures
-        import multiprocessing
-
         defense_model(dataset, "baseline", d, base, data_root=ctx.data_root, progress=ctx.progress, log=ctx.log)
         threads = worker_threads(min(ctx.workers, len(pending)))
         ctx.log(f"training the {len(pending)} defenses in {min(ctx.workers, len(pending))} worker processes, "
                 f"{threads} thread(s) each")
-        with concurrent.futures.ProcessPoolExecutor(min(ctx.workers, len(pending)),
-                                                    mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(_defense_task, (dataset, k, d.to_dict(), base, ctx.data_root, threads))
-                       for k in pending]
-            for f in futures:
-                f.result()
+        _spawned(_defense_task, {k: (dataset, k, d.to_dict(), base, ctx.data_root, threads) for k in pending},
+                 ctx.workers)
     return {k: defense_model(dataset, k, d, base, data_root=ctx.data_root, progress=ctx.progress, log=ctx.log)
             for k in kinds}
 
@@ -427,18 +432,11 @@ def _evaluations(ctx: Context, infos: dict[str, tuple], images: torch.Tensor, la
     processes side by side (the cores divided among them)."""
     names = {"baseline": "Baseline", "madry": "Madry", "ddn": "Ours"}
     if ctx.workers > 1:
-        import concurrent.futures
-        import multiprocessing
-        import os
-
         threads = worker_threads(ctx.workers)
         ctx.log(f"evaluating the {len(infos)} models in {ctx.workers} worker processes, {threads} thread(s) each")
-        with concurrent.futures.ProcessPoolExecutor(ctx.workers,
-                                                    mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {kind: pool.submit(_evaluation_task, (info["checkpoint"], dataset, ctx.data_root, len(labels),
-                                                            budgets, eps, ctx.settings.batch_size, names[kind],
-                                                            threads)) for kind, (_, info) in infos.items()}
-            return {kind: f.result() for kind, f in futures.items()}
+        return _spawned(_evaluation_task, {kind: (info["checkpoint"], dataset, ctx.data_root, len(labels), budgets,
+                                                  eps, ctx.settings.batch_size, names[kind], threads)
+                                           for kind, (_, info) in infos.items()}, ctx.workers)
     device = select_device(ctx.device)
     out = {}
     for kind, (model, _) in infos.items():
@@ -503,15 +501,8 @@ def cw_constants(ctx: Context) -> Outcome:
     payloads = {k: (str(cp), dataset, ctx.data_root, n, kwargs, ctx.settings.batch_size, 0, ctx.device)
                 for k, cp in checkpoints.items()}
     if ctx.workers > 1:
-        import concurrent.futures
-        import multiprocessing
-
         threads = worker_threads(min(ctx.workers, len(payloads)))
-        payloads = {k: p[:6] + (threads, "cpu") for k, p in payloads.items()}
-        with concurrent.futures.ProcessPoolExecutor(min(ctx.workers, len(payloads)),
-                                                    mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {k: pool.submit(_constants_task, p) for k, p in payloads.items()}
-            runs = {k: f.result() for k, f in futures.items()}
+        runs = _spawned(_constants_task, {k: p[:6] + (threads, "cpu") for k, p in payloads.items()}, ctx.workers)
     else:
         runs = {}
         for k, p in payloads.items():
