@@ -220,21 +220,39 @@ CW_RUNS = [("9x10000", CW_9X10000, "n_cw9"), ("9x1000", {**CW_9X10000, "steps": 
 
 
 def cw_pair(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, kwargs: dict, foolbox_first: bool,
-            abort_window: int | None = None) -> dict:
+            variants: dict[str, dict] | None = None) -> dict:
     """advwsl's and foolbox's C&W with the same ``kwargs`` on the same digits, back to back (``foolbox_first``
-    alternates the order between rows, so that load changes hit both sides alike); ``abort_window``: the
-    native attack's, where it aborts (None: its default, the original's tenth of ``steps``)."""
+    alternates the order between rows, so that load changes hit both sides alike); ``variants``: the native
+    runs, by label, each with its extra keyword arguments (default: one, ``"native"``, as ``cw_budget``
+    gives the budget)."""
+    variants = variants or {"native": {}}
     out = {}
-    for backend in (("foolbox", "native") if foolbox_first else ("native", "foolbox")):
+    order = ["foolbox", *variants] if foolbox_first else [*variants, "foolbox"]
+    for label in order:
+        backend = "foolbox" if label == "foolbox" else "native"
         counter = CWCounter(model)
-        extra = {"abort_window": abort_window} if backend == "native" and abort_window and kwargs["steps"] >= 1000 \
-            else {}
+        extra = {} if label == "foolbox" else variants[label]
         with cw_search_marks(counter, backend):
             adv, wall, cpu = timed(carlini_wagner_l2, counter, x, y, backend=backend, **kwargs, **extra)
         success, median = summarize(model, x, y, adv)
-        out[backend] = {"wall": wall, "cpu": cpu, "success": success, "median": median,
-                        "gradients": counter.gradients / len(x), "per_search": [g / len(x) for g in counter.per_search]}
+        out[label] = {"wall": wall, "cpu": cpu, "success": success, "median": median,
+                      "gradients": counter.gradients / len(x), "per_search": [g / len(x) for g in counter.per_search]}
     return out
+
+
+def _native_variants(budget: str, kwargs: dict, args: argparse.Namespace) -> dict[str, dict]:
+    """The native runs of a row: as ``cw_budget`` gives it, and from 1000 steps per c on the abort windows
+    asked for on the command line (``--cw-abort-window``, ``--cw-abort-window-found``), each its own row."""
+    variants = {"native": {}}
+    if kwargs["steps"] >= 1000:
+        if args.cw_abort_window:
+            variants[f"window {args.cw_abort_window}"] = {"abort_window": args.cw_abort_window}
+        if args.cw_abort_window_found:
+            variants[f"window-found {args.cw_abort_window_found}"] = {
+                "abort_window_found": args.cw_abort_window_found}
+        if args.cw_variants_only and len(variants) > 1:
+            del variants["native"]
+    return variants
 
 
 def cw_section(models: dict, x_test: torch.Tensor, y_test: torch.Tensor, args: argparse.Namespace) -> list[str]:
@@ -242,23 +260,26 @@ def cw_section(models: dict, x_test: torch.Tensor, y_test: torch.Tensor, args: a
     lines, row, others = [], 0, peers()
     for budget, kwargs, digits in CW_RUNS:
         n = getattr(args, digits)
-        if budget == "9x10000" and args.skip_cw9:
+        if (budget == "9x10000" and args.skip_cw9) or (args.cw_budgets and budget not in args.cw_budgets):
             continue
+        variants = _native_variants(budget, kwargs, args)
         for model_name, model in models.items():
-            r = cw_pair(model, x_test[:n], y_test[:n], kwargs, foolbox_first=row % 2 == 1,
-                        abort_window=args.cw_abort_window)
+            r = cw_pair(model, x_test[:n], y_test[:n], kwargs, foolbox_first=row % 2 == 1, variants=variants)
             row += 1
-            ours, theirs = r["native"], r["foolbox"]
+            theirs = r["foolbox"]
             searches = kwargs["binary_search_steps"]
-            per_search = " ".join(f"{a:.0f}/{b:.0f}" for a, b in zip(ours["per_search"][:searches],
-                                                                     theirs["per_search"][:searches]))
-            cells = [budget, model_name, str(n), f"{ours['success']:.1f} / {theirs['success']:.1f}",
-                     f"{ours['median']:.4f} / {theirs['median']:.4f}", f"{ours['median'] / theirs['median']:.4f}",
-                     f"{theirs['wall'] / ours['wall']:.2f}", f"{theirs['cpu'] / ours['cpu']:.2f}",
-                     f"{ours['cpu']:.1f} / {theirs['cpu']:.1f}", f"{ours['gradients']:.0f} / {theirs['gradients']:.0f}",
-                     per_search]
-            lines.append("| " + " | ".join(cells) + " |")
-            print(lines[-1], flush=True)
+            for label in variants:
+                ours = r[label]
+                per_search = " ".join(f"{a:.0f}/{b:.0f}" for a, b in zip(ours["per_search"][:searches],
+                                                                         theirs["per_search"][:searches]))
+                name = budget if label == "native" else f"{budget} {label}"
+                cells = [name, model_name, str(n), f"{ours['success']:.1f} / {theirs['success']:.1f}",
+                         f"{ours['median']:.4f} / {theirs['median']:.4f}", f"{ours['median'] / theirs['median']:.4f}",
+                         f"{theirs['wall'] / ours['wall']:.2f}", f"{theirs['cpu'] / ours['cpu']:.2f}",
+                         f"{ours['cpu']:.1f} / {theirs['cpu']:.1f}",
+                         f"{ours['gradients']:.0f} / {theirs['gradients']:.0f}", per_search]
+                lines.append("| " + " | ".join(cells) + " |")
+                print(lines[-1], flush=True)
             if budget in ("4x25", "1x100") and "cw" in others:  # abort as advwsl's default: off below 1000
                 peer_adv, _, peer_cpu = timed(others["cw"], model, x_test[:n], y_test[:n], **kwargs,
                                               abort_early=kwargs["steps"] >= 1000)
@@ -288,8 +309,15 @@ def main() -> None:
     parser.add_argument("--skip-cw9", action="store_true", help="leave out C&W 9 x 10 000")
     parser.add_argument("--cw-only", action="store_true", help="only the C&W section")
     parser.add_argument("--cw-abort-window", type=int, default=None,
-                        help="the native C&W's abort window at 1000+ steps per c (default: its own, a tenth of "
-                             "steps; 100 reproduces the README's fast-schedule rows)")
+                        help="also run the native C&W with this abort window at 1000+ steps per c (100: the "
+                             "README's fast-schedule rows)")
+    parser.add_argument("--cw-abort-window-found", type=int, default=None,
+                        help="also run the native C&W with this abort window once a search has found an "
+                             "adversarial (the original window before), at 1000+ steps per c")
+    parser.add_argument("--cw-variants-only", action="store_true",
+                        help="at 1000+ steps per c, run only the variants above, not the default native C&W")
+    parser.add_argument("--cw-budgets", nargs="+", default=None, choices=[r[0] for r in CW_RUNS],
+                        help="only these C&W rows (default: all)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -129,12 +129,15 @@ def _next_const(found: torch.Tensor, const: torch.Tensor, lower: torch.Tensor, u
     return const, lower, upper
 
 
-def _check_schedule(steps: int, window: int | None) -> tuple[int, int]:
-    """``(every, k)``: early-abort checks every ``every`` steps, each comparing the loss with the one ``k``
-    checks earlier, so over about ``window`` steps (default a tenth of ``steps``, the original's)."""
+def _check_schedule(steps: int, window: int | None, window_found: int | None = None) -> tuple[int, int, int]:
+    """``(every, k, k_found)``: early-abort checks every ``every`` steps, each comparing the loss with the one
+    ``k`` checks earlier, so over about ``window`` steps (default a tenth of ``steps``, the original's), or
+    ``k_found`` checks earlier (about ``window_found`` steps, at most ``window``) once the sample's search for
+    the current ``c`` has found an adversarial."""
     window = max(steps // 10, 1) if window is None else window
-    every = max(min(window, _CHECK_EVERY), 1)
-    return every, max(window // every, 1)
+    window_found = window if window_found is None else min(window_found, window)
+    every = max(min(window, window_found, _CHECK_EVERY), 1)
+    return every, max(window // every, 1), max(window_found // every, 1)
 
 
 def _initial_state(x: torch.Tensor, labels: torch.Tensor, initial_const: float, scale: float,
@@ -198,7 +201,8 @@ def _steps_to_event(t: torch.Tensor, steps: int, every: int | None) -> int:
 def _carlini_wagner_native(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, *, targeted: bool,
                            binary_search_steps: int, steps: int, stepsize: float, initial_const: float,
                            confidence: float, abort_early: bool, bounds: tuple[float, float],
-                           abort_window: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                           abort_window: int | None = None,
+                           abort_window_found: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Every sample runs its own binary search: when its Adam search for one ``c`` ends (early abort or
     ``steps`` done), it moves to its next ``c`` at once, with a fresh Adam state, so the batch holds all
     the samples with searches left; a sample leaves it after its last search. The host reads the state only
@@ -206,7 +210,7 @@ def _carlini_wagner_native(model: nn.Module, x: torch.Tensor, labels: torch.Tens
     lo, hi = bounds
     scale, offset = (hi - lo) / 2, (hi + lo) / 2
     result, constants = x.clone(), torch.full((len(x),), math.nan, dtype=torch.float64, device=x.device)
-    every, k = _check_schedule(steps, abort_window)
+    every, k, k_found = _check_schedule(steps, abort_window, abort_window_found)
     every = every if abort_early else None
     with frozen(model):
         with torch.no_grad():
@@ -228,7 +232,11 @@ def _carlini_wagner_native(model: nn.Module, x: torch.Tensor, labels: torch.Tens
                     check = step % every == 0
                     slot = (torch.div(step, every, rounding_mode="floor").long() % k)[:, None]
                     earlier = s["hist"].gather(1, slot).squeeze(1)  # the loss k checks ago (inf: none yet)
-                    ended = ended | (check & (loss > _ABORT_TOLERANCE * earlier))
+                    compare = earlier
+                    if k_found < k:  # once an adversarial is found: the loss k_found checks ago
+                        slot_found = (torch.div(step, every, rounding_mode="floor").long() - k_found) % k
+                        compare = torch.where(s["found"], s["hist"].gather(1, slot_found[:, None]).squeeze(1), earlier)
+                    ended = ended | (check & (loss > _ABORT_TOLERANCE * compare))
                     s["hist"] = s["hist"].scatter(1, slot, torch.where(check, loss, earlier)[:, None])
                 if bool(ended.any()):
                     s, rows = _next_search(s, rows, ended, binary_search_steps, result, constants)
@@ -280,8 +288,8 @@ def _abort(abort_early: bool | None, steps: int) -> bool:
 def carlini_wagner_l2(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, targeted: bool = False,
                       binary_search_steps: int = 9, steps: int = 10000, stepsize: float = 0.01,
                       initial_const: float = 0.01, confidence: float = 0.0, abort_early: bool | None = None,
-                      abort_window: int | None = None, bounds: tuple[float, float] = (0.0, 1.0),
-                      backend: str = "native") -> torch.Tensor:
+                      abort_window: int | None = None, abort_window_found: int | None = None,
+                      bounds: tuple[float, float] = (0.0, 1.0), backend: str = "native") -> torch.Tensor:
     """Carlini & Wagner L2 attack (eq. A V-5): the lowest-norm adversarial over the binary search on ``c``.
 
     Parameters
@@ -311,6 +319,11 @@ def carlini_wagner_l2(model: nn.Module, inputs: torch.Tensor, labels: torch.Tens
     abort_window : int or None
         Steps over which the loss must fall by 0.01 % for a search to go on; default (None) a tenth of
         ``steps``, the original's. Shorter is faster and looser (see the module docstring); native only.
+    abort_window_found : int or None
+        The window once the sample's search for the current ``c`` has found an adversarial (default: the
+        same as ``abort_window``). 100 is the fast schedule of the module docstring: the original window
+        until an adversarial is found, so searches whose loss falls slowly at first still find one, then
+        a stop once the adversarial's distance stalls; native only.
     bounds : (float, float)
         Box the images live in.
     backend : {"native", "foolbox"}
@@ -329,8 +342,9 @@ def carlini_wagner_l2(model: nn.Module, inputs: torch.Tensor, labels: torch.Tens
     lo, hi = check_backend_attack(backend, inputs, labels, bounds)
     if backend == "foolbox":
         _check_hyper_parameters(binary_search_steps, steps, stepsize, initial_const, confidence)
-        if abort_window is not None:
-            raise InputError("abort_window is an option of the native C&W; foolbox checks every tenth of steps")
+        if abort_window is not None or abort_window_found is not None:
+            raise InputError("abort_window and abort_window_found are options of the native C&W; foolbox checks "
+                             "every tenth of steps")
         check_model_inputs(model, inputs)
         import foolbox as fb
 
@@ -342,7 +356,7 @@ def carlini_wagner_l2(model: nn.Module, inputs: torch.Tensor, labels: torch.Tens
     return carlini_wagner_l2_with_constants(
         model, inputs, labels, targeted=targeted, binary_search_steps=binary_search_steps, steps=steps,
         stepsize=stepsize, initial_const=initial_const, confidence=confidence, abort_early=abort_early,
-        abort_window=abort_window, bounds=(lo, hi))[0]
+        abort_window=abort_window, abort_window_found=abort_window_found, bounds=(lo, hi))[0]
 
 
 @with_backend_doc
@@ -350,6 +364,7 @@ def carlini_wagner_l2_with_constants(
         model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, targeted: bool = False,
         binary_search_steps: int = 9, steps: int = 10000, stepsize: float = 0.01, initial_const: float = 0.01,
         confidence: float = 0.0, abort_early: bool | None = None, abort_window: int | None = None,
+        abort_window_found: int | None = None,
         bounds: tuple[float, float] = (0.0, 1.0)) -> tuple[torch.Tensor, torch.Tensor]:
     """The native :func:`carlini_wagner_l2` that also returns, per sample, the constant ``c`` of the search
     that found the returned adversarial: the "best C" whose histogram is Figure A V-2.
@@ -358,7 +373,7 @@ def carlini_wagner_l2_with_constants(
     ----------
     {model_inputs}
     labels, targeted, binary_search_steps, steps, stepsize, initial_const, confidence, abort_early, \
-    abort_window, bounds
+    abort_window, abort_window_found, bounds
         As in :func:`carlini_wagner_l2`.
 
     Returns
@@ -372,13 +387,15 @@ def carlini_wagner_l2_with_constants(
     lo, hi = check_bounds(bounds)
     check_attack_inputs(inputs, labels, (lo, hi))
     _check_hyper_parameters(binary_search_steps, steps, stepsize, initial_const, confidence)
-    if abort_window is not None:
-        check_positive_int("abort_window", abort_window)
+    for name, value in (("abort_window", abort_window), ("abort_window_found", abort_window_found)):
+        if value is not None:
+            check_positive_int(name, value)
     check_model_inputs(model, inputs)
     return _carlini_wagner_native(model, inputs.detach(), labels, targeted=targeted,
                                   binary_search_steps=binary_search_steps, steps=steps, stepsize=stepsize,
                                   initial_const=initial_const, confidence=confidence,
-                                  abort_early=_abort(abort_early, steps), bounds=(lo, hi), abort_window=abort_window)
+                                  abort_early=_abort(abort_early, steps), bounds=(lo, hi), abort_window=abort_window,
+                                  abort_window_found=abort_window_found)
 
 
 #: Table A V-9: the C&W hyper-parameters (Adam learning rate ``stepsize``, initial constant) the reference

@@ -104,8 +104,9 @@ class DefenseSettings(Config):
 @dataclass(frozen=True)
 class DefenseTableSettings(Config):
     """Tables A V-5 / A V-6 and Figure A V-4: a baseline, a Madry-trained and a DDN-trained model evaluated
-    on the first ``n_samples`` test images with the attacks of ``budgets`` (attack -> budget), their
-    per-sample best, and the accuracy at ``epsilon``."""
+    on the first ``n_samples`` test images with the attacks of ``budgets`` (attack -> budget; with the extra
+    keyword arguments of ``attack_kwargs``, e.g. ``{"cw": {"abort_window_found": 100}}``), their per-sample
+    best, and the accuracy at ``epsilon``."""
 
     dataset: AppendixVData
     n_samples: int = option(1000, "", low=1)
@@ -115,11 +116,16 @@ class DefenseTableSettings(Config):
     defense: DefenseSettings = option(default_factory=DefenseSettings)
     recipe: dict[str, Any] = option(default_factory=dict)
     extra_budgets: dict[str, str] = option(default_factory=dict)
+    attack_kwargs: dict[str, dict[str, Any]] = option(default_factory=dict)
 
     def check(self) -> None:
         check_overrides(self.recipe, where="recipe")
         if not self.budgets:
             raise ConfigError("a defense table needs at least one attack in budgets")
+        unknown = sorted(set(self.attack_kwargs) - set(self.budgets) - set(self.extra_budgets))
+        if unknown:
+            raise ConfigError(f"attack_kwargs names {unknown}, which the table does not run; its attacks: "
+                              f"{sorted({*self.budgets, *self.extra_budgets})}")
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,8 @@ def run_entry(entry_id: str, *, quick: bool = False, dataset: str | None = None,
             raise ConfigError(f"{entry.id} has no --dataset choice")
         changes = {"dataset": dataset, **changes}
     settings = entry.resolved(quick, changes)
+    if entry.experiment.check is not None:
+        entry.experiment.check(settings)
     if entry.availability == "data-root" and data_root is None:
         raise ConfigError(f"{entry.id} needs its dataset: {entry.data}")
     select_device(device)

@@ -339,7 +339,7 @@ def defense_table(ctx: Context) -> Outcome:
     device = select_device(ctx.device)
     images, labels = _data(ctx, dataset, ctx.settings.n_samples)
     eps = ctx.settings.epsilon
-    budgets = {a: _budget_kwargs(a, b, dataset) for a, b in ctx.settings.budgets.items()}
+    budgets, extras = _defense_attacks(ctx.settings)
     names = {"baseline": "Baseline", "madry": "Madry", "ddn": "Ours"}
     ours, curves, notes, rows, models = [], {}, [], {}, {}
     infos = _defended_all(ctx, dataset, base)
@@ -362,7 +362,7 @@ def defense_table(ctx: Context) -> Outcome:
         notes.append(f"- {name}: clean accuracy {100 * clean:.2f} % on these {len(labels)} images; sanity checks "
                      + ("all pass" if not failed else f"FAILED: {', '.join(failed)}")
                      + f"; checkpoint {info.get('checkpoint')}")
-    ours += _extra_rows(ctx, models, reports, rows, images, labels, eps, dataset)
+    ours += _extra_rows(ctx, models, reports, rows, images, labels, eps, extras)
     _examples(ctx, models, images, labels, dataset)
     reference = [r for r in ctx.entry.reference if r.get("dataset") == DATASETS[dataset]["reference"]]
     frame = side_by_side(ours, reference, ["defense", "attack"], DEFENSE)
@@ -387,28 +387,39 @@ def defense_table(ctx: Context) -> Outcome:
                    {"rows": ours, "findings": [asdict(v) for v in verdicts]})
 
 
+def _defense_attacks(settings: DefenseTableSettings) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The keyword arguments of each attack of a defense table's ``budgets`` and ``extra_budgets`` (its
+    budget, then its ``attack_kwargs``), checked against the attack's signature."""
+    def kwargs(attack: str, budget: str, where: str) -> dict[str, Any]:
+        given = {**_budget_kwargs(attack, budget, settings.dataset), **settings.attack_kwargs.get(attack, {})}
+        return get_attack_spec(attack).check(given, option=f"{where}.{attack}")
+    return ({a: kwargs(a, b, "budgets") for a, b in settings.budgets.items()},
+            {a: kwargs(a, b, "extra_budgets") for a, b in settings.extra_budgets.items()})
+
+
 def _extra_rows(ctx: Context, models: dict[str, torch.nn.Module], reports: dict[str, Any], rows: dict,
-                images: torch.Tensor, labels: torch.Tensor, eps: float, dataset: str) -> list[dict[str, Any]]:
-    """The attacks of ``extra_budgets`` (e.g. FMN and FAB, which postdate the reference) on every model, as rows
+                images: torch.Tensor, labels: torch.Tensor, eps: float,
+                extras: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The attacks of ``extra_budgets`` (e.g. FMN and FAB, which postdate the reference; ``extras``: their
+    checked keyword arguments) on every model, as rows
     marked "beyond the reference", and the per-sample best over every attack; the reference's "All" row is
     left as the reference defines it (its three attacks)."""
     out = []
     kinds = {"Baseline": "baseline", "Madry": "madry", "Ours": "ddn"}
     for name, model in models.items():
-        extras = []
+        done = []
         for attack, budget in ctx.settings.extra_budgets.items():
-            spec = get_attack_spec(attack)
-            kwargs = spec.check(_budget_kwargs(attack, budget, dataset), option=f"extra_budgets.{attack}")
+            spec, kwargs = get_attack_spec(attack), extras[attack]
             ctx.log(f"{name}: {spec.display} {budget} (beyond the reference)")
             result = run_attack(model, images, labels, attack=attack, attack_kwargs=kwargs,
                                 batch_size=ctx.settings.batch_size, progress=ctx.progress)
             result.save(ctx.run_dir / kinds[name], f"beyond-{attack}-{budget}")
             rows[(name, spec.display)] = result
-            extras.append(result)
-        if extras:
-            best = combine_results([r for k, r in reports[kinds[name]].results.items() if k != "All"] + extras)
+            done.append(result)
+        if done:
+            best = combine_results([r for k, r in reports[kinds[name]].results.items() if k != "All"] + done)
             rows[(name, "All beyond")] = best
-            for r, label in [*((r, f"{r.attack} {r.budget} (beyond the reference)") for r in extras),
+            for r, label in [*((r, f"{r.attack} {r.budget} (beyond the reference)") for r in done),
                              (best, "All, with the attacks beyond the reference")]:
                 s = r.summary()
                 out.append({"defense": name, "attack": label, "success": s["success"], "mean_l2": s["mean_l2"],
@@ -564,4 +575,9 @@ def _constant_findings(runs: dict[str, tuple], names: dict[str, str]) -> list[Ve
 ATTACK_TABLE = Experiment("attack table", attack_table, AttackTableSettings)
 CONSTANTS_FIGURE = Experiment("C&W constants", cw_constants, ConstantsSettings)
 TARGETED_TABLE = Experiment("targeted attack table", targeted_table, AttackTableSettings)
-DEFENSE_TABLE = Experiment("defense table", defense_table, DefenseTableSettings)
+def _check_defense_table(settings: DefenseTableSettings) -> None:
+    """Refuse a defense table whose attack hyper-parameters the attacks do not take, before any training."""
+    _defense_attacks(settings)
+
+
+DEFENSE_TABLE = Experiment("defense table", defense_table, DefenseTableSettings, check=_check_defense_table)

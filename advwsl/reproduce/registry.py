@@ -31,12 +31,15 @@ AVAILABILITY = {"real": "real data available offline", "stand-in": "synthetic st
 
 @dataclass(frozen=True)
 class Experiment:
-    """A kind of experiment: the function that runs an entry (``run(ctx) -> Outcome``) and the type of its
-    settings (a config of :mod:`advwsl.config.reproduce`)."""
+    """A kind of experiment: the function that runs an entry (``run(ctx) -> Outcome``), the type of its
+    settings (a config of :mod:`advwsl.config.reproduce`) and, optionally, a ``check`` of the resolved
+    settings that needs more than their types (e.g. attack hyper-parameters against the attack's signature),
+    run before anything is trained, loaded or written."""
 
     name: str
     run: Callable[[Context], Outcome]
     settings: type[Config]
+    check: Callable[[Any], None] | None = None
 
 
 @dataclass

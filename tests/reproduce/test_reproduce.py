@@ -98,3 +98,18 @@ def test_set_changes_nested_settings_and_refuses_unknown_paths():
     res = CliRunner().invoke(main, ["reproduce", "A-V-1", "--set", "rows.0.n_sample=1"])
     assert res.exit_code == 2 and "has no setting 'n_sample'" in res.output and "n_samples" in res.output
     assert "Traceback" not in res.output
+
+
+def test_defense_table_attack_kwargs_are_checked_before_anything_runs(tmp_path):
+    """``attack_kwargs`` of a defense table: an attack the table does not run, or a hyper-parameter the attack
+    does not take, is refused at once (before any defense is trained)."""
+    entry = get_entry("A-V-5")
+    fast = entry.resolved(False, {"attack_kwargs": {"cw": {"abort_window_found": 100}}})
+    assert fast.attack_kwargs == {"cw": {"abort_window_found": 100}}
+    with pytest.raises(ConfigError, match="does not run"):
+        entry.resolved(False, {"attack_kwargs": {"pgd": {"steps": 3}}})
+    out = tmp_path / "run"
+    res = CliRunner().invoke(main, ["reproduce", "A-V-5", "--quick", "--no-progress", "--out", str(out), "--set",
+                                    'attack_kwargs={"cw": {"abort_window_fond": 100}}'])
+    assert res.exit_code != 0 and "abort_window_fond" in res.output and "abort_window_found" in res.output
+    assert "Traceback" not in res.output and not out.exists()  # refused before the run directory
