@@ -29,9 +29,9 @@ def _as_array(t: Any) -> np.ndarray:
 
 
 def _save(fig: Any, path: str | Path, dpi: int, *, layout: bool = True) -> Path:
-    """Lay out (unless ``layout`` is False: the caller did), write and close ``fig``; the parent folder is
-    created."""
-    if layout:
+    """Lay out (unless ``layout`` is False, or the figure has its own layout engine, e.g. constrained layout:
+    tight layout on top of it only warns), write and close ``fig``; the parent folder is created."""
+    if layout and fig.get_layout_engine() is None:
         fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
