@@ -60,9 +60,10 @@ def main() -> None:
     if not args.skip_torchrun and shutil.which("torchrun"):
         runs[f"torchrun, {args.workers} ranks"] = ["torchrun", "--standalone", "--nproc-per-node", str(args.workers),
                                                    "-m", "advwsl.cli"] + common + ["--out", str(root / "ranks")]
-    # the model is trained (or read from the cache) once before timing
+    # the model is trained (or read from the cache) once before timing (on one image: its chance-level warning
+    # is expected, and silenced)
     subprocess.run(cli + common[:5] + ["--n-samples", "1", "--no-progress", "--out", str(root / "warm")],
-                   check=True, env=env, stdout=subprocess.DEVNULL)
+                   check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     times = {name: _run(argv, env) for name, argv in runs.items()}
     base = _records(root / "one")
     print(f"`{' '.join(['python', 'benchmarks/bench_workers.py'] + sys.argv[1:])}` on {os.cpu_count()} CPU cores, "
