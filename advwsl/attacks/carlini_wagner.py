@@ -24,6 +24,10 @@ Beyond / departing from the original:
   ``abort_window`` (e.g. 100) is faster and measured below, but it is a looser criterion than the
   original's: where the loss falls slowly at first (inputs whose pixels sit at 0 or 1, where the tanh
   space moves them slowly), every search ends before it finds anything;
+* ``abort_window_found`` (opt-in; e.g. 100) keeps the original window until the sample's search for the
+  current ``c`` has found an adversarial, and uses the shorter one after: the slow start is protected (the
+  saturated inputs above find their adversarial) while the long tail of a successful search, where the
+  adversarial's distance shrinks by less than 0.01 % per 100 steps, is cut (measured below);
 * early abort is on by default only from 1000 steps per ``c`` on (``abort_early=None``): the original's
   9 x 10 000 aborts, while the short budgets (4 x 25, 1 x 100, 2 x 200, ...) run every step, as Table A V-1's
   100 gradients per sample did; ``abort_early=True`` or ``False`` overrides this;
