@@ -52,6 +52,7 @@ Table A V-1's DeepFool row (75.4 % success on MNIST) against the 8-bit lattice (
 from __future__ import annotations
 
 import argparse
+import json
 import functools
 import shlex
 import sys
@@ -250,6 +251,9 @@ def _native_variants(budget: str, kwargs: dict, args: argparse.Namespace) -> dic
         if args.cw_abort_window_found:
             variants[f"window-found {args.cw_abort_window_found}"] = {
                 "abort_window_found": args.cw_abort_window_found}
+        for text in args.cw_variant or ():
+            extra = json.loads(text)
+            variants[" ".join(f"{k.replace('abort_', '').replace('_', '-')} {v}" for k, v in extra.items())] = extra
         if args.cw_variants_only and len(variants) > 1:
             del variants["native"]
     return variants
@@ -314,6 +318,9 @@ def main() -> None:
     parser.add_argument("--cw-abort-window-found", type=int, default=None,
                         help="also run the native C&W with this abort window once a search has found an "
                              "adversarial (the original window before), at 1000+ steps per c")
+    parser.add_argument("--cw-variant", action="append", default=None, metavar="JSON",
+                        help="also run the native C&W with these keyword arguments at 1000+ steps per c, e.g. "
+                             "'{\"abort_window\": 300, \"abort_window_found\": 100}' (repeatable)")
     parser.add_argument("--cw-variants-only", action="store_true",
                         help="at 1000+ steps per c, run only the variants above, not the default native C&W")
     parser.add_argument("--cw-budgets", nargs="+", default=None, choices=[r[0] for r in CW_RUNS],
