@@ -241,16 +241,11 @@ def cw_pair(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, kwargs: di
     return out
 
 
-def _native_variants(budget: str, kwargs: dict, args: argparse.Namespace) -> dict[str, dict]:
-    """The native runs of a row: as ``cw_budget`` gives it, and from 1000 steps per c on the abort windows
-    asked for on the command line (``--cw-abort-window``, ``--cw-abort-window-found``), each its own row."""
+def _native_variants(kwargs: dict, args: argparse.Namespace) -> dict[str, dict]:
+    """The native runs of a row: as ``cw_budget`` gives it, and from 1000 steps per c on each ``--cw-variant``
+    (its own row, labelled by its settings: ``{"abort_window": 300}`` is "window 300")."""
     variants = {"native": {}}
     if kwargs["steps"] >= 1000:
-        if args.cw_abort_window:
-            variants[f"window {args.cw_abort_window}"] = {"abort_window": args.cw_abort_window}
-        if args.cw_abort_window_found:
-            variants[f"window-found {args.cw_abort_window_found}"] = {
-                "abort_window_found": args.cw_abort_window_found}
         for text in args.cw_variant or ():
             extra = json.loads(text)
             variants[" ".join(f"{k.replace('abort_', '').replace('_', '-')} {v}" for k, v in extra.items())] = extra
@@ -266,7 +261,7 @@ def cw_section(models: dict, x_test: torch.Tensor, y_test: torch.Tensor, args: a
         n = getattr(args, digits)
         if (budget == "9x10000" and args.skip_cw9) or (args.cw_budgets and budget not in args.cw_budgets):
             continue
-        variants = _native_variants(budget, kwargs, args)
+        variants = _native_variants(kwargs, args)
         for model_name, model in models.items():
             r = cw_pair(model, x_test[:n], y_test[:n], kwargs, foolbox_first=row % 2 == 1, variants=variants)
             row += 1
@@ -312,12 +307,6 @@ def main() -> None:
     parser.add_argument("--n-cw9", type=int, default=8, help="test digits for C&W 9 x 10 000 and 9 x 1000")
     parser.add_argument("--skip-cw9", action="store_true", help="leave out C&W 9 x 10 000")
     parser.add_argument("--cw-only", action="store_true", help="only the C&W section")
-    parser.add_argument("--cw-abort-window", type=int, default=None,
-                        help="also run the native C&W with this abort window at 1000+ steps per c (100: the "
-                             "README's fast-schedule rows)")
-    parser.add_argument("--cw-abort-window-found", type=int, default=None,
-                        help="also run the native C&W with this abort window once a search has found an "
-                             "adversarial (the original window before), at 1000+ steps per c")
     parser.add_argument("--cw-variant", action="append", default=None, metavar="JSON",
                         help="also run the native C&W with these keyword arguments at 1000+ steps per c, e.g. "
                              "'{\"abort_window\": 300, \"abort_window_found\": 100}' (repeatable)")

@@ -234,12 +234,13 @@ def _carlini_wagner_native(model: nn.Module, x: torch.Tensor, labels: torch.Tens
                 ended = step == steps - 1
                 if every is not None:
                     check = step % every == 0
-                    slot = (torch.div(step, every, rounding_mode="floor").long() % k)[:, None]
+                    index = torch.div(step, every, rounding_mode="floor").long()  # of the check, in this search
+                    slot = (index % k)[:, None]
                     earlier = s["hist"].gather(1, slot).squeeze(1)  # the loss k checks ago (inf: none yet)
                     compare = earlier
                     if k_found < k:  # once an adversarial is found: the loss k_found checks ago
-                        slot_found = (torch.div(step, every, rounding_mode="floor").long() - k_found) % k
-                        compare = torch.where(s["found"], s["hist"].gather(1, slot_found[:, None]).squeeze(1), earlier)
+                        found_slot = ((index - k_found) % k)[:, None]
+                        compare = torch.where(s["found"], s["hist"].gather(1, found_slot).squeeze(1), earlier)
                     ended = ended | (check & (loss > _ABORT_TOLERANCE * compare))
                     s["hist"] = s["hist"].scatter(1, slot, torch.where(check, loss, earlier)[:, None])
                 if bool(ended.any()):
