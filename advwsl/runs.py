@@ -185,9 +185,10 @@ def _training_state(path: Path) -> bool:
     return (path / "state").is_dir() or any(p.is_dir() for p in path.glob("*/state"))
 
 
-def _reusable(path: Path, command: str | None) -> str:
+def _reusable(path: Path, command: str | None, resuming: bool = False) -> str:
     """The ``INCOMPLETE`` text of the ended run of ``command`` that the non-empty folder ``path`` holds, which
-    may be started again; otherwise a :class:`ConfigError` saying why not and what to do."""
+    may be started again (``resuming``: continued, its files kept); otherwise a :class:`ConfigError` saying
+    why not and what to do."""
     text = _read_marker(path)
     if text is None:
         raise ConfigError(f"output folder {path} already exists and is not empty; choose a new --out (runs are "
@@ -200,6 +201,10 @@ def _reusable(path: Path, command: str | None) -> str:
     _refuse_live(path, record, "choose another --out (or, once sure that run has stopped, delete the folder "
                                "yourself)")
     mine = record["command"]
+    if resuming:
+        if command is not None and mine != command:
+            raise ConfigError(f"{path} holds an interrupted `advwsl {mine}` run, not one of `advwsl {command}`")
+        return text
     resume = record.get("resume") or (_training_state(path) and f"continue it with `advwsl {mine} --resume {path}`")
     if resume:
         raise ConfigError(f"{path} holds an interrupted `advwsl {mine}` run, which is never wiped: {resume} "
@@ -214,7 +219,7 @@ def _reusable(path: Path, command: str | None) -> str:
     return text
 
 
-def _inspect(path: Path, command: str | None) -> str | None:
+def _inspect(path: Path, command: str | None, resuming: bool = False) -> str | None:
     """Check that ``path`` can become a run directory of ``command``: None when it is absent or empty, the
     ``INCOMPLETE`` text of a run that may be started again (see :func:`_reusable`), else a ConfigError."""
     if path.is_symlink() and not path.exists():
@@ -222,7 +227,7 @@ def _inspect(path: Path, command: str | None) -> str | None:
     if path.exists() and not path.is_dir():
         raise ConfigError(f"--out {path} is an existing file; give a folder path (a new run directory)")
     try:
-        previous = _reusable(path, command) if path.is_dir() and any(path.iterdir()) else None
+        previous = _reusable(path, command, resuming) if path.is_dir() and any(path.iterdir()) else None
     except OSError as exc:  # an unreadable folder
         raise ConfigError(f"cannot use --out {path} ({exc.strerror or exc}); choose a folder you can read and "
                           "write") from None
@@ -235,14 +240,15 @@ def _inspect(path: Path, command: str | None) -> str | None:
     return previous
 
 
-def check_out(out: str | Path | None, *, command: str | None = None) -> Path | None:
+def check_out(out: str | Path | None, *, command: str | None = None, resuming: bool = False) -> Path | None:
     """Check, before any work, that ``out`` can become a run directory (of ``command`` when given): absent,
-    empty, or an ended run that may be started again (see the module docstring), in a writable folder.
-    Returns it as a path (None stays None); refusals are :class:`ConfigError` saying what to do."""
+    empty, or an ended run that may be started again (``resuming``: continued; see the module docstring), in
+    a writable folder. Returns it as a path (None stays None); refusals are :class:`ConfigError` saying what
+    to do."""
     if out is None:
         return None
     path = Path(out)
-    _inspect(path, command)
+    _inspect(path, command, resuming)
     return path
 
 
@@ -303,11 +309,11 @@ def _claim(path: Path, text: str, previous: str | None, *, expect_empty: bool) -
                           "choose a new --out (runs are never overwritten)")
 
 
-def _clear(path: Path) -> None:
+def _clear(path: Path, keep: tuple[str, ...] = ()) -> None:
     """Remove the partial files of an ended run from its directory ``path`` (not ``INCOMPLETE``, which this
-    process holds now); links are removed, never followed."""
+    process holds now, nor the names in ``keep``); links are removed, never followed."""
     for entry in path.iterdir():
-        if entry.name == INCOMPLETE:
+        if entry.name == INCOMPLETE or entry.name in keep or entry.name.startswith(f".{INCOMPLETE}."):
             continue
         try:
             if entry.is_dir() and not entry.is_symlink():
@@ -320,30 +326,45 @@ def _clear(path: Path) -> None:
 
 
 def create_run_dir(command: str, out: str | Path | None = None, *, root: str | Path = "runs",
-                   config: dict[str, Any] | None = None, keep_partial: bool = False) -> Path:
+                   config: dict[str, Any] | None = None, keep_partial: bool | tuple[str, ...] = False,
+                   resume: str | None = None) -> Path:
     """Create a fresh run directory, mark it incomplete (with the run's record) and write ``config.json``
     and ``versions.json``.
 
     ``out`` names the directory explicitly; it must be absent, empty, or hold an ended run of the same
     ``command`` (whose files are removed first unless ``keep_partial``): see the module docstring for what
     is refused. Otherwise the directory is ``<root>/<command>-<YYYYmmdd-HHMMSS>`` with a numeric suffix if
-    that name is taken.
+    that name is taken. ``keep_partial`` continues the ended run of ``command`` in ``out`` (its files kept, also
+    when its record says it is never wiped; a tuple of names keeps those and ``config.json`` only). ``resume`` (how to continue the run, ``{run_dir}`` standing for
+    the directory) goes into the record: a rerun with the same ``--out`` is then refused with it instead of
+    wiping the partial files.
     """
     record = _new_record(command)
-    text = _marker_text(f"advwsl {command} is running (pid {record['pid']} on {record['host']}, since "
-                        f"{record['started']})", record)
+    keep = tuple(keep_partial) if not isinstance(keep_partial, bool) else ()
+
+    def marker(path: Path) -> str:
+        mine = {**record, "resume": resume.format(run_dir=path)} if resume else record
+        return _marker_text(f"advwsl {command} is running (pid {record['pid']} on {record['host']}, since "
+                            f"{record['started']})", mine)
+
     if out is not None:
         path = Path(out)
-        previous = _inspect(path, command)
+        previous = _inspect(path, command, resuming=keep_partial)
         _mkdir(path, exist_ok=True)
-        _claim(path, text, previous, expect_empty=previous is None)
-        if previous is not None and not keep_partial:
-            _clear(path)
+        _claim(path, marker(path), previous, expect_empty=previous is None)
+        if previous is not None and (keep or not keep_partial):
+            _clear(path, keep=(*keep, "config.json", "versions.json") if keep else ())
     else:
         path = _fresh_dir(Path(root), command)
-        _claim(path, text, None, expect_empty=True)
+        _claim(path, marker(path), None, expect_empty=True)
     meta = {"command": command, "created": record["started"], "git_sha": git_sha(), "argv": sys.argv}
-    write_json(path / "config.json", {"run": meta, "config": config or {}}, overwrite=keep_partial)
+    content: dict[str, Any] = {"run": meta, "config": config or {}}
+    if keep_partial and (path / "config.json").is_file():  # a continued run: its first start stays the record
+        with contextlib.suppress(OSError, ValueError):
+            first = json.loads((path / "config.json").read_text())
+            content = {"run": first.get("run", meta), "config": config or {},
+                       "resumed": [*first.get("resumed", []), meta]}
+    write_json(path / "config.json", content, overwrite=keep_partial)
     write_json(path / "versions.json", package_versions(), overwrite=keep_partial)
     return path
 
@@ -412,12 +433,13 @@ def incomplete(run_dir: str | Path, command: str, hint: str) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def run_directory(command: str, out: str | Path | None = None, *, config: dict[str, Any] | None = None,
-                  resume_hint: str | None = None, keep_partial: bool = False) -> Iterator[Path]:
+                  keep_partial: bool | tuple[str, ...] = False, resume: str | None = None) -> Iterator[Path]:
     """Create a run directory (:func:`create_run_dir`) for the block; mark it complete when the block ends,
-    or record in ``INCOMPLETE`` what went wrong and ``resume_hint`` (how to continue; default: rerun with
-    this ``--out``) when it raises or is interrupted (see :func:`incomplete`)."""
-    run_dir = create_run_dir(command, out, config=config, keep_partial=keep_partial)
-    hint = resume_hint or f"rerun the command with --out {run_dir} to start this run again"
+    or record in ``INCOMPLETE`` what went wrong and how to continue (``resume``, with ``{run_dir}`` standing
+    for the directory; default: rerun with this ``--out``) when it raises or is interrupted (see
+    :func:`incomplete`)."""
+    run_dir = create_run_dir(command, out, config=config, keep_partial=keep_partial, resume=resume)
+    hint = resume.format(run_dir=run_dir) if resume else f"rerun the command with --out {run_dir} to start this run again"
     with incomplete(run_dir, command, hint):
         yield run_dir
 

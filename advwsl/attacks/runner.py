@@ -26,6 +26,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,7 @@ from ..models.cams import require_cams
 from ..utils import Timer, model_device
 from ._checks import attack_mode, check_inputs, check_labels, check_logits, check_model
 from .precision import precision_context, repair, wrap
+from .chunks import ChunkStore, model_sha256
 from .registry import AttackSpec, get_attack_spec
 from .result import COLUMNS, AttackResult
 
@@ -160,7 +162,7 @@ def run_attack(model: nn.Module, data: torch.Tensor | Iterable[Any], labels: tor
                target: str | torch.Tensor = "all", batch_size: int = 128, levels: int | None = 256,
                bounds: tuple[float, float] = (0.0, 1.0), progress: bool = True, seed: int | None = 0,
                name: str | None = None, keep_adversarials: bool = False, precision: str = "fp32",
-               channels_last: bool = False) -> AttackResult:
+               channels_last: bool = False, checkpoint: str | Path | None = None) -> AttackResult:
     """Attack every sample of ``data`` and return the verified per-sample records (Table A V-1).
 
     Parameters
@@ -202,6 +204,11 @@ def run_attack(model: nn.Module, data: torch.Tensor | Iterable[Any], labels: tor
         and a reduced-precision adversarial that is not adversarial in fp32 is repaired or counted as a failure.
     channels_last : bool
         Run the attack with inputs and convolution weights in the channels_last memory format.
+    checkpoint : path, optional
+        A folder where every finished chunk of ``batch_size`` records is saved (:mod:`advwsl.attacks.chunks`);
+        a run given the same folder again reads the chunks it holds back instead of attacking them (same
+        attack, options, model weights and data: the records are those of an uninterrupted run). One folder
+        may serve many runs: each chunk is keyed by everything its records depend on.
 
     Returns
     -------
@@ -217,6 +224,13 @@ def run_attack(model: nn.Module, data: torch.Tensor | Iterable[Any], labels: tor
     kwargs, used_levels = _runner_kwargs(spec, attack_kwargs, levels=levels, bounds=bounds, seed=seed)
     run = _Run(spec, model, counting(wrap(model, precision, channels_last)), kwargs, tuple(float(b) for b in bounds),
                used_levels, targeted, precision != "fp32" or channels_last, Timer(model_device(model)))
+    if checkpoint is not None:
+        run.store = ChunkStore(checkpoint)
+        run.run_key = ChunkStore.run_key(
+            attack=spec.name, fn=f"{getattr(spec.fn, '__module__', '')}.{getattr(spec.fn, '__qualname__', spec.fn)}",
+            kwargs={k: v for k, v in kwargs.items() if k != "generator"}, targeted=targeted, levels=used_levels,
+            bounds=run.bounds, precision=precision, channels_last=channels_last, keep=keep_adversarials,
+            model=model_sha256(model))
     records = _Records(keep_adversarials)
     bar = tqdm(desc=f"{display} {spec.budget_label(kwargs)}", unit="img", disable=not progress,
                total=_total(data, targeted, target), bar_format=_BAR)
@@ -283,6 +297,8 @@ class _Run:
     reduced: bool  # reduced precision or channels_last: adversarials are repaired in fp32
     timer: Timer
     num_classes: int | None = None
+    store: ChunkStore | None = None  # where finished chunks are saved and read back (``checkpoint``)
+    run_key: str = ""
 
 
 @dataclass
@@ -302,6 +318,22 @@ class _Records:
             self.columns[key].append(values[key].detach().cpu().numpy())
         if self.keep_adversarials:
             self.adversarials.append(adversarials.cpu())
+
+    def last(self) -> dict[str, np.ndarray]:
+        """The columns (and adversarials, when kept) of the chunk added last, as arrays."""
+        out = {key: self.columns[key][-1] for key in COLUMNS}
+        if self.keep_adversarials:
+            out["adversarials"] = self.adversarials[-1].numpy()
+        return out
+
+    def restore(self, arrays: dict[str, np.ndarray]) -> None:
+        """Add a chunk read back from a :class:`ChunkStore` (saved by :func:`_attack_batch`)."""
+        for key in COLUMNS:
+            self.columns[key].append(arrays[key])
+        if self.keep_adversarials:
+            self.adversarials.append(torch.from_numpy(arrays["adversarials"]))
+        self.n_repaired += int(arrays["repaired"])
+        self.n_non_finite += int(arrays["non_finite"])
 
     def result(self, **fields: Any) -> AttackResult:
         adversarials = torch.cat(self.adversarials) if self.keep_adversarials else None
@@ -409,13 +441,33 @@ def _attack_batch(run: _Run, records: _Records, images: torch.Tensor, labels: An
     clean_pred = clean_logits.argmax(1)
     for start in range(0, len(row), batch_size):
         r, t = row[start:start + batch_size], tgt[start:start + batch_size]
+        key = ChunkStore.chunk_key(run.run_key, images[r], labels[r], t, index[r]) if run.store is not None else None
+        if key is not None and _restored(run, records, key):
+            bar.update(len(r))
+            continue
         ticks = _Ticks(bar, len(r), _expected_forwards(run.kwargs))
         run.counter.on_forward = ticks
+        before = (run.timer.seconds, records.n_repaired, records.n_non_finite)
         try:
             _attack_records(run, records, images[r], labels[r], t, index[r], clean_pred[r])
         finally:
             run.counter.on_forward = None
         ticks.finish()
+        if key is not None:
+            run.store.save(key, {**records.last(), "seconds": np.array(run.timer.seconds - before[0]),
+                                 "repaired": np.array(records.n_repaired - before[1]),
+                                 "non_finite": np.array(records.n_non_finite - before[2])})
+
+
+def _restored(run: _Run, records: _Records, key: str) -> bool:
+    """Add the chunk saved under ``key`` to ``records`` (and its seconds to the run's); False when the store
+    does not hold it (or holds it without the adversarials this run keeps)."""
+    arrays = run.store.load(key)
+    if arrays is None or not set(COLUMNS) <= set(arrays) or (records.keep_adversarials and "adversarials" not in arrays):
+        return False
+    records.restore(arrays)
+    run.timer.seconds += float(arrays["seconds"])
+    return True
 
 
 def _goal(run: _Run, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor, correct: torch.Tensor,

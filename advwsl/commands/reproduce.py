@@ -20,7 +20,7 @@ def reproduce(entry_id: str | None, **params: Any) -> None:
     from ..reproduce import describe_entries, run_entry
 
     config = config_from_cli(ReproduceConfig, params, entry_id=entry_id)
-    if config.show_list or config.entry_id is None:
+    if config.show_list or (config.entry_id is None and config.resume is None):
         rows = describe_entries()
         columns = ["id", "what", "runs here", "data", "CPU time", "GPU time"]
         click.echo(markdown_table(columns, [[r[c] for c in columns] for r in rows]).rstrip())
@@ -30,7 +30,8 @@ def reproduce(entry_id: str | None, **params: Any) -> None:
     run_dir, outcome = run_entry(config.entry_id, quick=config.quick, dataset=config.dataset,
                                  data_root=config.data_root, device=config.device, out=config.out,
                                  progress=config.progress, log=echo_err, workers=config.workers,
-                                 changes=parse_set_pairs(config.set_pairs) if config.set_pairs else None)
+                                 changes=parse_set_pairs(config.set_pairs) if config.set_pairs else None,
+                                 resume=config.resume)
     click.echo(outcome.markdown)
     click.echo(f"\nrun directory: {run_dir}")
 

@@ -131,8 +131,9 @@ class DefenseTableSettings(Config):
 @dataclass(frozen=True)
 class ConstantsSettings(Config):
     """Figure A V-2: the constant ``c`` of the search that found each image's best C&W adversarial, at
-    ``budget`` (9 x 10 000), on the first ``n_samples`` test images, for each model of ``models`` (the
-    baseline and the defenses of Table A V-5, trained or named as ``defense`` says)."""
+    ``budget`` (9 x 10 000, with the extra C&W keyword arguments of ``attack_kwargs``, e.g.
+    ``{"abort_window_found": 100}``), on the first ``n_samples`` test images, for each model of ``models``
+    (the baseline and the defenses of Table A V-5, trained or named as ``defense`` says)."""
 
     dataset: AppendixVData
     n_samples: int = option(1000, "", low=1)
@@ -141,6 +142,7 @@ class ConstantsSettings(Config):
     models: tuple[Literal["baseline", "madry", "ddn"], ...] = ("baseline", "madry", "ddn")
     defense: DefenseSettings = option(default_factory=DefenseSettings)
     recipe: dict[str, Any] = option(default_factory=dict)
+    attack_kwargs: dict[str, Any] = option(default_factory=dict)
 
     def check(self) -> None:
         check_overrides(self.recipe, where="recipe")
@@ -270,4 +272,15 @@ class ReproduceConfig(Config):
     data_root: str | None = DATA_ROOT()
     device: str | None = DEVICE()
     out: str | None = OUT()
+    resume: str | None = option(None, "Continue the interrupted run in this directory, with the settings it started "
+                                      "with; the attacks' finished chunks are read back, not run again.", metavar="DIR")
     progress: bool = PROGRESS()
+
+    def check(self) -> None:
+        if self.resume is None:
+            return
+        given = [flag for flag, value in (("--quick", self.quick), ("--set", self.set_pairs), ("--dataset", self.dataset),
+                                          ("--data-root", self.data_root), ("--out", self.out)) if value]
+        if given:
+            raise ConfigError(f"--resume continues a run with the settings it started with; drop {', '.join(given)} "
+                              "(or start a new run with --out instead)")

@@ -10,13 +10,13 @@ shards (:func:`merge_reports`) reproduces the single-process report exactly.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import math
 import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,7 @@ from .. import __version__
 from ..config import Shard
 from ..config.vocabulary import BudgetPreset
 from ..attacks import AttackResult, combine_results, get_attack_spec, pgd_l2, run_attack
+from ..attacks.chunks import model_sha256, tensors_sha256
 from ..errors import AdvwslWarning, ConfigError, InputError
 from ..utils import frozen, model_device
 from . import sanity
@@ -61,26 +62,6 @@ def preset_budgets(attacks: Sequence[str], preset: str = "reference") -> dict[st
     return out
 
 
-def tensors_sha256(*tensors: torch.Tensor) -> str:
-    """SHA-256 of the dtypes, shapes and bytes of ``tensors`` (on any device, any dtype)."""
-    digest = hashlib.sha256()
-    for t in tensors:
-        t = t.detach().cpu().contiguous()
-        digest.update(f"{t.dtype}{tuple(t.shape)}".encode())
-        digest.update(t.flatten().view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return digest.hexdigest()
-
-
-def model_sha256(model: nn.Module) -> str:
-    """SHA-256 of a model's weights and buffers (names included): the same trained model, whatever file it
-    was loaded from."""
-    digest = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensors_sha256(t).encode())
-    return digest.hexdigest()
-
-
 def _seed(seed: int, batch: int, salt: int) -> int:
     """A seed that depends only on the evaluation seed, the batch and the measurement (not on the shard)."""
     return (seed * 1_000_003 + batch * 7_919 + salt) % (2**31 - 1)
@@ -88,11 +69,12 @@ def _seed(seed: int, batch: int, salt: int) -> int:
 
 def _run(model: nn.Module, x: torch.Tensor, y: torch.Tensor, index: np.ndarray, attack: Any,
          kwargs: dict[str, Any], levels: int | None, seed: int, name: str | None = None,
-         precision: str = "fp32", channels_last: bool = False) -> AttackResult:
+         precision: str = "fp32", channels_last: bool = False, checkpoint: Any = None) -> AttackResult:
     """One verified run on one batch, its records carrying the samples' positions ``index`` in the set."""
     torch.manual_seed(seed)
     r = run_attack(model, x, y, attack=attack, attack_kwargs=kwargs, batch_size=len(x), levels=levels,
-                   progress=False, seed=seed, name=name, precision=precision, channels_last=channels_last)
+                   progress=False, seed=seed, name=name, precision=precision, channels_last=channels_last,
+                   checkpoint=checkpoint)
     return replace(r, index=index[r.index])
 
 
@@ -206,12 +188,12 @@ class _Records:
 
 
 def _evaluate_batch(model: nn.Module, plan: EvaluationPlan, x: torch.Tensor, y: torch.Tensor, b: int,
-                    records: _Records) -> None:
+                    records: _Records, checkpoint: Any = None) -> None:
     """Every measurement of batch ``b`` (samples ``x``, ``y``), added to ``records``: the attacks and, with
     the checks, PGD at each radius, the rerun with more steps on its samples, and the noise draws."""
     start = b * plan.batch_size
     index = np.arange(start, start + len(x))
-    run = {"precision": plan.precision, "channels_last": plan.channels_last}
+    run = {"precision": plan.precision, "channels_last": plan.channels_last, "checkpoint": checkpoint}
     batch = [_run(model, x, y, index, name, plan.budgets[name], plan.levels, _seed(plan.seed, b, j), **run)
              for j, name in enumerate(plan.attacks)]
     for name, result in zip(plan.attacks, batch):
@@ -220,11 +202,11 @@ def _evaluate_batch(model: nn.Module, plan: EvaluationPlan, x: torch.Tensor, y: 
         return
     for j, eps in enumerate(plan.pgd_epsilons):
         records.pgd[eps].append(_run(model, x, y, index, pgd_l2, {"epsilon": eps, "steps": plan.pgd_steps},
-                                     plan.levels, _seed(plan.seed, b, 100 + j), name="PGD"))
+                                     plan.levels, _seed(plan.seed, b, 100 + j), name="PGD", checkpoint=checkpoint))
     pick = np.flatnonzero(index % plan.stride == 0)
     if len(pick):
         records.more.append(_run(model, x[pick], y[pick], index[pick], plan.rerun, plan.more_kwargs, plan.levels,
-                                 _seed(plan.seed, b, 200)))
+                                 _seed(plan.seed, b, 200), checkpoint=checkpoint))
     best = combine_results(batch)
     device = model_device(model, x.device)
     fooled = sanity.noise_fooled(model, x.to(device), y.to(device), torch.from_numpy(best.norms).float(),
@@ -241,7 +223,7 @@ def evaluate_robustness(model: nn.Module, inputs: torch.Tensor, labels: torch.Te
                         more_steps_factor: int = 3, check_samples: int = 64, noise_draws: int = 8,
                         pgd_epsilons: Sequence[float] | None = None, pgd_steps: int = 20,
                         model_name: str = "model", progress: bool = True, precision: str = "fp32",
-                        channels_last: bool = False) -> RobustnessReport:
+                        channels_last: bool = False, checkpoint: str | Path | None = None) -> RobustnessReport:
     """Evaluate the robustness of ``model`` as in section A V-7 (Tables A V-5/A V-6, Figure A V-4).
 
     Every attack in ``attacks`` (registered names: ``cw``, ``deepfool``, ``ddn``, ...) runs untargeted on
@@ -282,6 +264,9 @@ def evaluate_robustness(model: nn.Module, inputs: torch.Tensor, labels: torch.Te
     precision, channels_last
         Precision the attacks run in (``"fp32"``, ``"tf32"``, ``"bf16"``; results verified in fp32) and memory
         format (see :func:`advwsl.attacks.run_attack`).
+    checkpoint : path, optional
+        Folder of the finished attack chunks (``run_attack``'s ``checkpoint``): an interrupted evaluation
+        given the same folder again attacks only what it had not finished, with the same records.
 
     Returns
     -------
@@ -304,7 +289,7 @@ def evaluate_robustness(model: nn.Module, inputs: torch.Tensor, labels: torch.Te
         for b in tqdm(plan.batches, desc=f"robustness {k}/{n_shards}", unit="batch", disable=not progress):
             start = b * batch_size
             _evaluate_batch(model, plan, inputs[start:start + batch_size], labels[start:start + batch_size], b,
-                            records)
+                            records, checkpoint)
     results = {name: concat_results(records.attacks[name]) for name in plan.attacks}
     results["All"] = combine_results(list(results.values()))
     config = {"model_name": model_name, "attacks": list(plan.attacks), "budgets": plan.budgets, "preset": preset,

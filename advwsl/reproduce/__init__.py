@@ -6,16 +6,18 @@ Entries: chapter 2 (:mod:`.chapter2`), chapter 3 (:mod:`.chapter3`), chapter 4 a
 (:mod:`.appendix_v`)."""
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import ConfigError
-from ..io import atomic_write_text, write_json
+from ..io import atomic_write_text, to_jsonable, write_json
 from ..report_html import write_html_report
-from ..runs import check_out, run_directory
+from ..attacks.chunks import ChunkStore
+from ..runs import INCOMPLETE, check_out, run_directory
 from ..utils import select_device
 from . import appendix_v_entries, chapter2, chapter3, chapter4  # noqa: F401  (they register their entries)
-from .registry import AVAILABILITY, Context, Entry, Experiment, Outcome, get_entry, list_entries, register_entry
+from .registry import AVAILABILITY, CHUNKS, Context, Entry, Experiment, Outcome, get_entry, list_entries, register_entry
 
 __all__ = ["AVAILABILITY", "Context", "Entry", "Experiment", "Outcome", "get_entry", "list_entries", "register_entry",
            "run_entry", "describe_entries", "departures_markdown"]
@@ -43,9 +45,31 @@ def departures_markdown(entry: Entry, changes: dict[str, Any] | None, quick: boo
     return lines + [""] if len(lines) > 2 else []
 
 
-def run_entry(entry_id: str, *, quick: bool = False, dataset: str | None = None, data_root: str | None = None,
-              device: str | None = None, out: str | None = None, progress: bool = True,
-              log: Callable[[str], None] | None = None, changes: dict[str, Any] | None = None, workers: int = 1
+def _interrupted_record(folder: str | Path, entry_id: str | None) -> dict[str, Any]:
+    """The record (``config.json``'s ``config``) of the interrupted ``advwsl reproduce`` run in ``folder``,
+    for ``--resume``; a :class:`ConfigError` saying what to do when there is none to continue."""
+    path = Path(folder)
+    if not (path / INCOMPLETE).is_file():
+        what = "a complete run" if (path / "table.md").is_file() else "not an advwsl run directory"
+        raise ConfigError(f"--resume {path}: {what}; there is nothing to continue (start a run with --out)")
+    try:
+        record = json.loads((path / "config.json").read_text()).get("config", {})
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"--resume {path}: its config.json cannot be read ({exc}); start the run again in a new "
+                          "--out") from None
+    if not isinstance(record, dict) or "entry" not in record or "settings" not in record:
+        raise ConfigError(f"--resume {path}: not the run directory of `advwsl reproduce` (its config.json names no "
+                          "entry); continue it with the command that made it")
+    if entry_id is not None and get_entry(entry_id).id != record["entry"]:
+        raise ConfigError(f"--resume {path}: that is a run of {record['entry']}, not {entry_id}; drop the ID or give "
+                          f"{record['entry']}")
+    return record
+
+
+def run_entry(entry_id: str | None, *, quick: bool = False, dataset: str | None = None,
+              data_root: str | None = None, device: str | None = None, out: str | None = None,
+              progress: bool = True, log: Callable[[str], None] | None = None,
+              changes: dict[str, Any] | None = None, workers: int = 1, resume: str | Path | None = None
               ) -> tuple[Path, Outcome]:
     """Run the entry ``entry_id`` (``--quick``: the minutes-long smoke version) into a new run directory:
     ``table.md`` (its departures from the reference first, then ours beside the reference's numbers),
@@ -53,7 +77,21 @@ def run_entry(entry_id: str, *, quick: bool = False, dataset: str | None = None,
     switches an entry to another dataset it supports (appendix V: ``mnist-5k``, ``mnist``, ``cifar10``).
     ``changes`` (``--set``) change settings of the run (dotted paths checked against the settings type, e.g.
     fewer images to fit a machine's time); the output lists them with the departures, and ``config.json``
-    records them."""
+    records them.
+
+    ``resume`` continues the interrupted run in that folder with the settings it started with (its
+    ``config.json``; ``quick``, ``dataset``, ``data_root``, ``changes`` and ``out`` are not given then): the
+    attacks read back the chunks they had finished (:mod:`advwsl.attacks.chunks`) and the outputs are those
+    of an uninterrupted run. ``config.json`` keeps the first start and lists each resumption."""
+    say = log or (lambda message: None)
+    first = None
+    if resume is not None:
+        first = _interrupted_record(resume, entry_id)
+        entry_id, quick, changes, data_root = first["entry"], first["quick"], first["changed"], first["data_root"]
+        device = device if device is not None else first.get("device")
+        dataset, out = None, str(resume)
+    if entry_id is None:
+        raise ConfigError("give the ID of a table or figure, e.g. advwsl reproduce A-V-1 --quick")
     entry = get_entry(entry_id)
     if entry.experiment is None:
         raise ConfigError(f"{entry.id} is listed but cannot run: {entry.note}")
@@ -63,18 +101,26 @@ def run_entry(entry_id: str, *, quick: bool = False, dataset: str | None = None,
             raise ConfigError(f"{entry.id} has no --dataset choice")
         changes = {"dataset": dataset, **changes}
     settings = entry.resolved(quick, changes)
+    if first is not None and _plain(settings.to_dict()) != _plain(first["settings"]):
+        raise ConfigError(f"--resume {resume}: the settings of {entry.id} are no longer those the run started with "
+                          "(advwsl was updated since?); its finished chunks would not match: start it again in a new "
+                          "--out")
     if entry.experiment.check is not None:
         entry.experiment.check(settings)
     if entry.availability == "data-root" and data_root is None:
         raise ConfigError(f"{entry.id} needs its dataset: {entry.data}")
     select_device(device)
-    check_out(out, command=f"reproduce-{entry.id}")
+    check_out(out, command=f"reproduce-{entry.id}", resuming=first is not None)
     record = {"entry": entry.id, "title": entry.title, "quick": quick, "changed": changes,
               "settings": settings.to_dict(), "departures": [d.to_dict() for d in entry.departures],
               "data_root": data_root, "device": device, "workers": workers}
-    with run_directory(f"reproduce-{entry.id}", out, config=record) as run_dir:
-        context = Context(entry, settings, quick, data_root, device, run_dir, progress, log or (lambda m: None),
-                          workers)
+    hint = ("continue it with `advwsl reproduce --resume {run_dir}` (the attacks' finished chunks are read back), "
+            "or choose a new --out to start again")
+    with run_directory(f"reproduce-{entry.id}", out, config=record, keep_partial=(CHUNKS,) if first else False,
+                       resume=hint) as run_dir:
+        if first is not None:
+            say(f"continuing {run_dir}: {_chunk_count(run_dir)} finished chunk(s) of its attacks are read back")
+        context = Context(entry, settings, quick, data_root, device, run_dir, progress, say, workers)
         outcome = entry.experiment.run(context)
         head, _, body = outcome.markdown.partition("\n")
         departures = "\n".join(departures_markdown(entry, changes, quick))
@@ -86,4 +132,14 @@ def run_entry(entry_id: str, *, quick: bool = False, dataset: str | None = None,
                                               "departures": [d.to_dict() for d in entry.departures],
                                               **outcome.summary})
         write_html_report(run_dir, f"advwsl reproduce {entry.id}: {entry.title}")
+        shutil.rmtree(run_dir / CHUNKS, ignore_errors=True)  # the outputs hold every record now
     return run_dir, outcome
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as its JSON reads back (tuples as lists), for comparing settings with a saved record."""
+    return json.loads(json.dumps(to_jsonable(value), sort_keys=True))
+
+
+def _chunk_count(run_dir: Path) -> int:
+    return ChunkStore(run_dir / CHUNKS).count()

@@ -33,6 +33,7 @@ from scipy import stats
 
 from ..attacks import AttackResult, combine_results, get_attack_spec, run_attack
 from ..attacks.carlini_wagner import carlini_wagner_l2_with_constants, cw_budget
+from ..attacks.chunks import ChunkStore, model_sha256
 from ..config import AttackTableSettings, ConstantsSettings, DefenseTableSettings
 from ..config.reproduce import DefenseSettings
 from ..errors import ConfigError
@@ -123,12 +124,12 @@ def _cost(kwargs: dict[str, Any]) -> int:
 def _row_task(payload: tuple) -> AttackResult:
     """One row in a worker process: the cached model and the data loaded again, the attack run (top level:
     spawned workers import it)."""
-    checkpoint, dataset, data_root, n, attack, kwargs, targeted, batch_size, threads = payload
+    checkpoint, dataset, data_root, n, attack, kwargs, targeted, batch_size, threads, chunks = payload
     torch.set_num_threads(threads)
     model = load_model(checkpoint).eval()
     data = load_data(dataset, split="test", data_root=data_root, n_samples=n)
     return run_attack(model, data.images, data.labels, attack=attack, attack_kwargs=kwargs, targeted=targeted,
-                      batch_size=batch_size, progress=False)
+                      batch_size=batch_size, progress=False, checkpoint=chunks)
 
 
 def _attack_rows(ctx: Context, model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, dataset: str,
@@ -152,7 +153,8 @@ def _attack_rows(ctx: Context, model: torch.nn.Module, images: torch.Tensor, lab
             result = pending[i].result()
         else:
             result = run_attack(model, images[:k], labels[:k], attack=row.attack, attack_kwargs=kwargs,
-                                targeted=targeted, batch_size=ctx.settings.batch_size, progress=ctx.progress)
+                                targeted=targeted, batch_size=ctx.settings.batch_size, progress=ctx.progress,
+                                checkpoint=ctx.chunks)
         stem = f"{'targeted-' if targeted else ''}{row.attack}-{(row.label or row.budget).replace(' ', '-')}"
         result.save(ctx.run_dir, stem)
         files += [f"{stem}.csv", f"{stem}.json"]
@@ -184,7 +186,7 @@ def _in_workers(ctx: Context, plans: list, dataset: str, targeted: bool, checkpo
     for i in sorted(range(len(plans)), key=lambda j: -_cost(plans[j][2]) * plans[j][1]):
         row, k, kwargs = plans[i]
         futures[i] = pool.submit(_row_task, (checkpoint, dataset, ctx.data_root, k, row.attack, kwargs, targeted,
-                                             ctx.settings.batch_size, threads))
+                                             ctx.settings.batch_size, threads, ctx.chunks))
     pool.shutdown(wait=False)
     return futures
 
@@ -412,7 +414,7 @@ def _extra_rows(ctx: Context, models: dict[str, torch.nn.Module], reports: dict[
             spec, kwargs = get_attack_spec(attack), extras[attack]
             ctx.log(f"{name}: {spec.display} {budget} (beyond the reference)")
             result = run_attack(model, images, labels, attack=attack, attack_kwargs=kwargs,
-                                batch_size=ctx.settings.batch_size, progress=ctx.progress)
+                                batch_size=ctx.settings.batch_size, progress=ctx.progress, checkpoint=ctx.chunks)
             result.save(ctx.run_dir / kinds[name], f"beyond-{attack}-{budget}")
             rows[(name, spec.display)] = result
             done.append(result)
@@ -429,12 +431,12 @@ def _extra_rows(ctx: Context, models: dict[str, torch.nn.Module], reports: dict[
 
 def _evaluation_task(payload: tuple) -> Any:
     """One model's robustness evaluation in a worker process (top level: spawned workers import it)."""
-    checkpoint, dataset, data_root, n, budgets, eps, batch_size, name, threads = payload
+    checkpoint, dataset, data_root, n, budgets, eps, batch_size, name, threads, chunks = payload
     torch.set_num_threads(threads)
     data = load_data(dataset, split="test", data_root=data_root, n_samples=n)
     return evaluate_robustness(load_model(checkpoint).eval(), data.images, data.labels, epsilon=eps,
                                attacks=list(budgets), budgets=budgets, batch_size=batch_size, model_name=name,
-                               progress=False)
+                               progress=False, checkpoint=chunks)
 
 
 def _evaluations(ctx: Context, infos: dict[str, tuple], images: torch.Tensor, labels: torch.Tensor,
@@ -446,7 +448,7 @@ def _evaluations(ctx: Context, infos: dict[str, tuple], images: torch.Tensor, la
         threads = worker_threads(ctx.workers)
         ctx.log(f"evaluating the {len(infos)} models in {ctx.workers} worker processes, {threads} thread(s) each")
         return _spawned(_evaluation_task, {kind: (info["checkpoint"], dataset, ctx.data_root, len(labels), budgets,
-                                                  eps, ctx.settings.batch_size, names[kind], threads)
+                                                  eps, ctx.settings.batch_size, names[kind], threads, ctx.chunks)
                                            for kind, (_, info) in infos.items()}, ctx.workers)
     device = select_device(ctx.device)
     out = {}
@@ -454,7 +456,7 @@ def _evaluations(ctx: Context, infos: dict[str, tuple], images: torch.Tensor, la
         ctx.log(f"evaluating {names[kind]}")
         out[kind] = evaluate_robustness(model.to(device).eval(), images, labels, epsilon=eps, attacks=list(budgets),
                                         budgets=budgets, batch_size=ctx.settings.batch_size, model_name=names[kind],
-                                        progress=ctx.progress)
+                                        progress=ctx.progress, checkpoint=ctx.chunks)
     return out
 
 
@@ -465,7 +467,7 @@ def _examples(ctx: Context, models: dict[str, torch.nn.Module], images: torch.Te
     rows = []
     for name, model in models.items():
         result = run_attack(model, x, y, attack="ddn", attack_kwargs={"steps": 1000}, batch_size=len(x),
-                            progress=False, keep_adversarials=True)
+                            progress=False, keep_adversarials=True, checkpoint=ctx.chunks)
         rows.append((name, result.adversarials, torch.as_tensor(result.adv_pred)))
     plot_defense_examples(x, rows, y, ctx.run_dir / "fig-A-V-5.png",
                           title=f"Figure A V-5: DDN 1000 adversarials against three models ({dataset}); above each: "
@@ -474,25 +476,37 @@ def _examples(ctx: Context, models: dict[str, torch.nn.Module], images: torch.Te
 
 def _constants_task(payload: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """One model's C&W run with constants (in a worker process or here): per image the best constant, the
-    L2 norm of the returned adversarial, whether it is adversarial; and the seconds it took."""
-    checkpoint, dataset, data_root, n, kwargs, batch_size, threads, device = payload
+    L2 norm of the returned adversarial, whether it is adversarial; and the seconds it took. Each finished
+    batch is saved in the ``chunks`` folder and read back by a resumed run."""
+    checkpoint, dataset, data_root, n, kwargs, batch_size, threads, device, chunks = payload
     if threads:
         torch.set_num_threads(threads)
     dev = select_device(device)
     model = load_model(checkpoint).to(dev).eval()
     data = load_data(dataset, split="test", data_root=data_root, n_samples=n)
-    constants, norms, adversarial = [], [], []
-    tic = time.perf_counter()
+    store = ChunkStore(chunks) if chunks is not None else None
+    run_key = ChunkStore.run_key(attack="cw-constants", kwargs=kwargs, model=model_sha256(model))
+    parts: dict[str, list[np.ndarray]] = {"c": [], "l2": [], "adversarial": []}
+    seconds = 0.0
     for start in range(0, len(data.labels), batch_size):
         x = data.images[start:start + batch_size].to(dev)
         y = data.labels[start:start + batch_size].to(dev)
-        adv, c = carlini_wagner_l2_with_constants(model, x, y, **kwargs)
-        with torch.no_grad():
-            pred = model(adv).argmax(1)
-        constants.append(c.cpu().numpy())
-        norms.append((adv - x).flatten(1).norm(dim=1).cpu().numpy())
-        adversarial.append((pred != y).cpu().numpy())
-    return np.concatenate(constants), np.concatenate(norms), np.concatenate(adversarial), time.perf_counter() - tic
+        key = ChunkStore.chunk_key(run_key, x, y)
+        saved = store.load(key) if store is not None else None
+        if saved is None:
+            tic = time.perf_counter()
+            adv, c = carlini_wagner_l2_with_constants(model, x, y, **kwargs)
+            with torch.no_grad():
+                pred = model(adv).argmax(1)
+            saved = {"c": c.cpu().numpy(), "l2": (adv - x).flatten(1).norm(dim=1).cpu().numpy(),
+                     "adversarial": (pred != y).cpu().numpy(), "seconds": np.array(time.perf_counter() - tic)}
+            if store is not None:
+                store.save(key, saved)
+        for name in parts:
+            parts[name].append(saved[name])
+        seconds += float(saved["seconds"])
+    return (np.concatenate(parts["c"]), np.concatenate(parts["l2"]), np.concatenate(parts["adversarial"]),
+            seconds)
 
 
 def cw_constants(ctx: Context) -> Outcome:
@@ -504,16 +518,17 @@ def cw_constants(ctx: Context) -> Outcome:
     dataset = ctx.settings.dataset
     base = {**DATASETS[dataset]["recipe"](ctx.data_root), **ctx.settings.recipe}
     d = ctx.settings.defense
-    kwargs = _budget_kwargs("cw", ctx.settings.budget, dataset)
+    kwargs = _constants_kwargs(ctx.settings)
     names = {"baseline": "Baseline", "madry": "Madry", "ddn": "DDN-trained"}
     checkpoints = {k: defense_model(dataset, k, d, base, data_root=ctx.data_root, progress=ctx.progress,
                                     log=ctx.log)[1]["checkpoint"] for k in ctx.settings.models}
     n = len(_data(ctx, dataset, ctx.settings.n_samples)[1])
-    payloads = {k: (str(cp), dataset, ctx.data_root, n, kwargs, ctx.settings.batch_size, 0, ctx.device)
+    payloads = {k: (str(cp), dataset, ctx.data_root, n, kwargs, ctx.settings.batch_size, 0, ctx.device, ctx.chunks)
                 for k, cp in checkpoints.items()}
     if ctx.workers > 1:
         threads = worker_threads(min(ctx.workers, len(payloads)))
-        runs = _spawned(_constants_task, {k: p[:6] + (threads, "cpu") for k, p in payloads.items()}, ctx.workers)
+        runs = _spawned(_constants_task, {k: p[:6] + (threads, "cpu", p[8]) for k, p in payloads.items()},
+                        ctx.workers)
     else:
         runs = {}
         for k, p in payloads.items():
@@ -529,7 +544,8 @@ def cw_constants(ctx: Context) -> Outcome:
                                   f"first {n} test images")
     text = [f"# {ctx.entry.id}: {ctx.entry.title}", "",
             f"Data: {dataset}, the first {n} test images; C&W {ctx.settings.budget} (Table A V-9's "
-            f"hyper-parameters: {kwargs}). The defenses as Table A V-5's (section A V-6).", "",
+            f"hyper-parameters" + (f", with {ctx.settings.attack_kwargs}" if ctx.settings.attack_kwargs else "")
+            + f": {kwargs}). The defenses as Table A V-5's (section A V-6).", "",
             "| model | images with a constant | log2 c: min | median | max | seconds |", "|---|---:|---:|---:|---:|---:|"]
     summary = {}
     for k, (c, _, _, seconds) in runs.items():
@@ -573,8 +589,17 @@ def _constant_findings(runs: dict[str, tuple], names: dict[str, str]) -> list[Ve
 
 
 ATTACK_TABLE = Experiment("attack table", attack_table, AttackTableSettings)
-CONSTANTS_FIGURE = Experiment("C&W constants", cw_constants, ConstantsSettings)
+def _constants_kwargs(settings: ConstantsSettings) -> dict[str, Any]:
+    """The C&W keyword arguments of Figure A V-2: the budget's, then ``attack_kwargs`` (checked against the
+    attack's signature; refused before any training)."""
+    budget = _budget_kwargs("cw", settings.budget, settings.dataset)
+    return get_attack_spec("cw").check({**budget, **settings.attack_kwargs}, option="attack_kwargs")
+
+
+CONSTANTS_FIGURE = Experiment("C&W constants", cw_constants, ConstantsSettings, check=_constants_kwargs)
 TARGETED_TABLE = Experiment("targeted attack table", targeted_table, AttackTableSettings)
+
+
 def _check_defense_table(settings: DefenseTableSettings) -> None:
     """Refuse a defense table whose attack hyper-parameters the attacks do not take, before any training."""
     _defense_attacks(settings)

@@ -42,6 +42,10 @@ class Experiment:
     check: Callable[[Any], None] | None = None
 
 
+#: The folder of a run directory that holds its attacks' finished chunks while the run is incomplete.
+CHUNKS = "chunks"
+
+
 @dataclass
 class Context:
     """What an experiment receives: the entry, its settings (the full ones with the ``--quick`` overrides
@@ -57,6 +61,12 @@ class Context:
     progress: bool = True
     log: Callable[[str], None] = print
     workers: int = 1
+
+    @property
+    def chunks(self) -> Path:
+        """Where the attacks save their finished chunks (``run_attack``'s ``checkpoint``): what
+        ``advwsl reproduce --resume`` reads back; removed when the run completes."""
+        return self.run_dir / CHUNKS
 
     @property
     def stand_in(self) -> bool:

@@ -1,0 +1,101 @@
+"""``advwsl reproduce --resume``: a run stopped by SIGTERM (a batch system's time limit) records how to
+continue, is never wiped by a rerun, and continues from the attack chunks it had finished."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from advwsl.attacks.chunks import ChunkStore
+from advwsl.cli import main
+from advwsl.errors import ConfigError
+from advwsl.reproduce import Entry, get_entry, register_entry, run_entry
+from advwsl.reproduce.appendix_v import ATTACK_TABLE
+from advwsl.reproduce.registry import _ENTRIES
+
+SETTINGS = {"dataset": "mnist-5k", "n_samples": 20, "batch_size": 2,
+            "rows": [{"attack": "cw", "budget": "1x100"}, {"attack": "ddn", "budget": "1000"}],
+            "recipe": {"epochs": 1, "train_fraction": 0.1}}
+REGISTER = f"""
+import json, sys
+from advwsl.reproduce import Entry, get_entry, register_entry
+from advwsl.reproduce.appendix_v import ATTACK_TABLE
+register_entry(Entry(id="test-resume", title="tiny attack table", section="test", data="mnist-5k",
+                     availability="real", time_cpu="-", time_gpu="-", experiment=ATTACK_TABLE,
+                     settings=json.loads({json.dumps(json.dumps(SETTINGS))}),
+                     reference=get_entry("A-V-1").reference))
+"""
+
+
+@pytest.fixture
+def tiny_entry():
+    namespace: dict = {}
+    exec(REGISTER, namespace)
+    yield "test-resume"
+    _ENTRIES._entries.pop("test-resume", None)
+
+
+def test_sigterm_then_resume(tmp_path, tiny_entry):
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    script = REGISTER + "from advwsl.cli import main\nmain(sys.argv[1:])\n"
+    proc = subprocess.Popen([sys.executable, "-c", script, "reproduce", "test-resume", "--no-progress", "--out",
+                             str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    store = ChunkStore(out / "chunks")
+    deadline = time.monotonic() + 300
+    while store.count() < 12 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()  # (stopped within the DDN row)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert f"advwsl reproduce --resume {out}" in err
+    marker = (out / "INCOMPLETE").read_text()
+    assert "interrupted" in marker and "--resume" in marker
+    done = store.count()
+    assert done >= 12
+
+    # a plain rerun into the same folder is refused, and wipes nothing
+    with pytest.raises(ConfigError, match="never wiped"):
+        run_entry("test-resume", out=str(out), progress=False)
+    assert store.count() == done
+    # --resume takes no new settings
+    res = CliRunner().invoke(main, ["reproduce", "--resume", str(out), "--set", "n_samples=4"])
+    assert res.exit_code == 2 and "drop --set" in res.output
+
+    saved = []
+    real_save = ChunkStore.save
+
+    def counting_save(self, key, arrays):
+        saved.append(key)
+        real_save(self, key, arrays)
+
+    ChunkStore.save = counting_save
+    try:
+        run_dir, outcome = run_entry(None, resume=str(out), progress=False)
+    finally:
+        ChunkStore.save = real_save
+    assert run_dir == out and not (out / "INCOMPLETE").exists() and not (out / "chunks").exists()
+    assert len(saved) == 20 - done  # 10 chunks per row; the finished ones were read back
+    table = (out / "table.csv").read_text()
+    assert "DDN" in table and "C&W" in table
+    config = json.loads((out / "config.json").read_text())
+    assert config["config"]["entry"] == "test-resume" and len(config["resumed"]) == 1
+
+
+def test_resume_refuses_what_it_cannot_continue(tmp_path, tiny_entry):
+    with pytest.raises(ConfigError, match="not an advwsl run directory"):
+        run_entry(None, resume=str(tmp_path))
+    res = CliRunner().invoke(main, ["reproduce", "--resume", str(tmp_path), "--quick"])
+    assert res.exit_code == 2 and "drop --quick" in res.output
+    (tmp_path / "done").mkdir()
+    (tmp_path / "done" / "table.md").write_text("# a finished run\n")
+    with pytest.raises(ConfigError, match="a complete run"):
+        run_entry(None, resume=str(tmp_path / "done"))
