@@ -113,3 +113,19 @@ def test_defense_table_attack_kwargs_are_checked_before_anything_runs(tmp_path):
                                     'attack_kwargs={"cw": {"abort_window_fond": 100}}'])
     assert res.exit_code != 0 and "abort_window_fond" in res.output and "abort_window_found" in res.output
     assert "Traceback" not in res.output and not out.exists()  # refused before the run directory
+
+
+def test_figure_constants_attack_kwargs_are_checked_before_anything_runs(tmp_path):
+    """Figure A V-2 takes C&W keyword arguments (e.g. the fast abort); a misspelt one is refused before the
+    run directory or any model training."""
+    from advwsl.reproduce.appendix_v import _constants_kwargs
+
+    entry = get_entry("fig-A-V-2")
+    fast = entry.resolved(False, {"attack_kwargs": {"abort_window": 300, "abort_window_found": 100}})
+    kwargs = _constants_kwargs(fast)
+    assert kwargs["abort_window"] == 300 and kwargs["abort_window_found"] == 100 and kwargs["steps"] == 10000
+    out = tmp_path / "run"
+    res = CliRunner().invoke(main, ["reproduce", "fig-A-V-2", "--quick", "--no-progress", "--out", str(out), "--set",
+                                    'attack_kwargs={"abort_window_fond": 100}'])
+    assert res.exit_code == 2 and "abort_window_fond" in res.output and "abort_window_found" in res.output
+    assert not out.exists()
