@@ -27,7 +27,8 @@ import torch
 
 from advwsl.config.reproduce import DefenseSettings
 from advwsl.pretrained.trained import train_and_save
-from advwsl.reproduce.appendix_v import DATASETS, defense_model, defense_recipe
+from advwsl.reproduce.appendix_v import DATASETS
+from advwsl.reproduce.appendix_v_defenses import defense_model, defense_recipe
 from advwsl.reproduce.appendix_v_entries import A_V_5_DEFENSE
 from advwsl.training import TrainConfig
 

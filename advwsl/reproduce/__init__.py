@@ -3,7 +3,8 @@
 
 Entries: chapter 2 (:mod:`.chapter2`), chapter 3 (:mod:`.chapter3`), chapter 4 and appendix III
 (:mod:`.chapter4`), all run by the experiment type of :mod:`.wsl` except Table 2.4; appendix V
-(:mod:`.appendix_v`)."""
+(:mod:`.appendix_v`, :mod:`.appendix_v_defenses`, :mod:`.appendix_v_constants`; entries in
+:mod:`.appendix_v_entries`)."""
 
 import json
 import shutil

@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import Departure
-from .appendix_v import ATTACK_TABLE, CONSTANTS_FIGURE, DEFENSE_TABLE, TARGETED_TABLE
+from .appendix_v import ATTACK_TABLE, TARGETED_TABLE
+from .appendix_v_constants import CONSTANTS_FIGURE
+from .appendix_v_defenses import DEFENSE_TABLE
 from .appendix_v_reference import A_V_1, A_V_2, A_V_3, A_V_4, A_V_5, A_V_6
 from .findings import AccuracyGap, FailureShare, NormRatio
 from .registry import Entry, register_entry

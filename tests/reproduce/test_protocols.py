@@ -58,7 +58,7 @@ def test_figure_a_v_2_finding_is_an_exact_sign_test_over_images_both_models_atta
     import numpy as np
     from scipy import stats
 
-    from advwsl.reproduce.appendix_v import _constant_findings
+    from advwsl.reproduce.appendix_v_constants import _constant_findings
 
     inf = np.inf
     base = np.array([1.0, 1.0, 2.0, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, inf])

@@ -118,7 +118,7 @@ def test_defense_table_attack_kwargs_are_checked_before_anything_runs(tmp_path):
 def test_figure_constants_attack_kwargs_are_checked_before_anything_runs(tmp_path):
     """Figure A V-2 takes C&W keyword arguments (e.g. the fast abort); a misspelt one is refused before the
     run directory or any model training."""
-    from advwsl.reproduce.appendix_v import _constants_kwargs
+    from advwsl.reproduce.appendix_v_constants import _constants_kwargs
 
     entry = get_entry("fig-A-V-2")
     fast = entry.resolved(False, {"attack_kwargs": {"abort_window": 300, "abort_window_found": 100}})

@@ -1,0 +1,236 @@
+"""Appendix V, section 7: Tables A V-5 / A V-6 and Figures A V-4 / A V-5 — a baseline, a Madry-trained and a
+DDN-trained model (section A V-6's recipes, :func:`defense_model`) evaluated with C&W 9 x 10 000, DeepFool 100,
+DDN 1 000 and their per-sample best (:func:`defense_table`); the shared helpers are in :mod:`.appendix_v`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+import pandas as pd
+import torch
+
+from ..attacks import combine_results, get_attack_spec, run_attack
+from ..config import DefenseTableSettings
+from ..config.reproduce import DefenseSettings
+from ..evaluation.robustness import evaluate_robustness
+from ..io import atomic_write_text
+from ..models import checkpoint_info, load_model
+from ..jobs.data import load_data
+from ..pretrained.trained import trained_model
+from ..plotting import plot_defense_examples, plot_robustness_curves
+from ..utils import select_device, worker_threads
+from .compare import Measure, side_by_side, side_by_side_markdown
+from .findings import applies, evaluate_findings, findings_markdown
+from .appendix_v import DATASETS, _budget_kwargs, _data, _spawned
+from .registry import Context, Experiment, Outcome
+
+__all__ = ["defense_table", "defense_model", "defense_recipe", "DEFENSE_TABLE"]
+
+DEFENSE = (Measure("success", "Attack success (%)", "share"), Measure("mean_l2", "Mean L2"),
+           Measure("median_l2", "Median L2"), Measure("accuracy", "Accuracy at eps (%)", "share"))
+
+
+def defense_recipe(dataset: str, kind: str, defense: DefenseSettings, base: dict[str, Any]
+                   ) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """The cache name, training recipe and adversarial options of the ``madry`` / ``ddn`` defense of
+    ``dataset`` trained as ``defense`` says (section A V-6), ``base`` being the baseline's recipe."""
+    d = defense
+    recipe = {**base, "epochs": d.epochs, "lr": d.lr, "schedule": "step", "milestones": [d.milestone], "gamma": 0.1}
+    adversarial = {"attack": "ddn" if kind == "ddn" else "pgd", "epsilon": d.epsilon,
+                   "steps": d.ddn_steps if kind == "ddn" else d.pgd_steps, "levels": 256}
+    return f"{base['model']}-{dataset}-{kind}", recipe, adversarial
+
+
+def defense_model(dataset: str, kind: str, defense: DefenseSettings, base: dict[str, Any], *,
+                  data_root: str | None = None, progress: bool = True,
+                  log: Callable[[str], None] | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The ``baseline`` of ``dataset``, or its ``madry`` / ``ddn`` defense trained as ``defense`` says (from
+    scratch or from the baseline; cached, and resumed when a training was interrupted), or the checkpoint
+    ``defense.checkpoints`` names. ``base`` is the baseline's training recipe."""
+    if kind in defense.checkpoints:
+        path = defense.checkpoints[kind]
+        return load_model(path), {**checkpoint_info(path), "checkpoint": path}
+    model, info = trained_model(f"{base['model']}-{dataset}", {**base, "progress": progress}, log=log)
+    if kind == "baseline":
+        return model, info
+    name, recipe, adversarial = defense_recipe(dataset, kind, defense, base)
+    return trained_model(name, {**recipe, "progress": progress}, adversarial=adversarial,
+                         init=None if defense.from_scratch else info["checkpoint"], log=log)
+
+
+def _defense_task(payload: tuple) -> str:
+    """Worker process: train (or find in the cache) one defense; returns its checkpoint."""
+    dataset, kind, defense, base, data_root, threads = payload
+    torch.set_num_threads(threads)
+    return defense_model(dataset, kind, DefenseSettings.from_mapping(defense), base, data_root=data_root,
+                         progress=False)[1]["checkpoint"]
+
+
+def _defended_all(ctx: Context, dataset: str, base: dict[str, Any]) -> dict[str, tuple[torch.nn.Module, dict]]:
+    """The three models of the table; with ``ctx.workers > 1`` the baseline first, then the two defenses
+    trained side by side in worker processes (the cores divided among them)."""
+    d = ctx.settings.defense
+    kinds = ("baseline", "madry", "ddn")
+    pending = [k for k in kinds[1:] if k not in d.checkpoints]
+    if ctx.workers > 1 and len(pending) > 1:
+        defense_model(dataset, "baseline", d, base, data_root=ctx.data_root, progress=ctx.progress, log=ctx.log)
+        threads = worker_threads(min(ctx.workers, len(pending)))
+        ctx.log(f"training the {len(pending)} defenses in {min(ctx.workers, len(pending))} worker processes, "
+                f"{threads} thread(s) each")
+        _spawned(_defense_task, {k: (dataset, k, d.to_dict(), base, ctx.data_root, threads) for k in pending},
+                 ctx.workers)
+    return {k: defense_model(dataset, k, d, base, data_root=ctx.data_root, progress=ctx.progress, log=ctx.log)
+            for k in kinds}
+
+
+def defense_table(ctx: Context) -> Outcome:
+    """Tables A V-5 / A V-6 and Figure A V-4 (see the module docstring). Settings: ``dataset``, ``n_samples``,
+    ``epsilon`` (the accuracy column, 1.5 on MNIST), ``budgets`` (per attack), ``defense`` (``epsilon``:
+    epsilon_max of the training adversarials, ``epochs``, ``lr``, ``milestone``, ``ddn_steps``, ``pgd_steps``)."""
+    dataset = ctx.settings.dataset
+    base = {**DATASETS[dataset]["recipe"](ctx.data_root), **ctx.settings.recipe}
+    device = select_device(ctx.device)
+    images, labels = _data(ctx, dataset, ctx.settings.n_samples)
+    eps = ctx.settings.epsilon
+    budgets, extras = _defense_attacks(ctx.settings)
+    names = {"baseline": "Baseline", "madry": "Madry", "ddn": "Ours"}
+    ours, curves, notes, rows, models = [], {}, [], {}, {}
+    infos = _defended_all(ctx, dataset, base)
+    reports = _evaluations(ctx, infos, images, labels, budgets, eps, dataset)
+    for kind, name in names.items():
+        model, info = infos[kind]
+        models[name] = model = model.to(device).eval()
+        with torch.no_grad():
+            clean = float((model(images.to(device)).argmax(1).cpu() == labels).float().mean())
+        report = reports[kind]
+        report.save(ctx.run_dir / kind)
+        for key, result in report.results.items():
+            rows[(name, key)] = result
+        for row in report.table().to_dict(orient="records"):
+            attack = row["attack"] if row["attack"] == "All" else f"{row['attack']} {row['budget']}"
+            ours.append({"defense": name, "attack": attack, "success": row["success"], "mean_l2": row["mean_l2"],
+                         "median_l2": row["median_l2"], "accuracy": row[f"accuracy_at_{eps:g}"]})
+        curves[name] = report.curves()
+        failed = [c.name for c in report.checks() if not c.passed]
+        notes.append(f"- {name}: clean accuracy {100 * clean:.2f} % on these {len(labels)} images; sanity checks "
+                     + ("all pass" if not failed else f"FAILED: {', '.join(failed)}")
+                     + f"; checkpoint {info.get('checkpoint')}")
+    ours += _extra_rows(ctx, models, reports, rows, images, labels, eps, extras)
+    _examples(ctx, models, images, labels, dataset)
+    reference = [r for r in ctx.entry.reference if r.get("dataset") == DATASETS[dataset]["reference"]]
+    frame = side_by_side(ours, reference, ["defense", "attack"], DEFENSE)
+    atomic_write_text(ctx.run_dir / "table.csv", frame.to_csv(index=False))
+    plot_robustness_curves(curves, ctx.run_dir / "fig-A-V-4.png", epsilon=eps, attacks=("All",),
+                           norms={f"{name} All": rows[(name, "All")].norms for name in names.values()},
+                           title=f"Figure A V-4: accuracy under the best of the attacks ({dataset})")
+    frames = [c.assign(defense=n) for n, c in curves.items()]
+    atomic_write_text(ctx.run_dir / "fig-A-V-4.csv", pd.concat(frames, ignore_index=True).to_csv(index=False))
+    d = ctx.settings.defense
+    text = [f"# {ctx.entry.id}: {ctx.entry.title}", ""]
+    start = "are trained from scratch" if d.from_scratch else "start from the baseline and train"
+    text += [f"Data: {dataset}, the first {len(labels)} test images. Defenses {start}: "
+             f"{d.epochs} epochs (learning rate {d.lr}, x0.1 after {int(100 * d.milestone)} %) on adversarials "
+             f"projected on the L2 ball of epsilon_max = {d.epsilon} (section A V-6): DDN {d.ddn_steps} steps "
+             f"(eq. A V-9), or Madry with PGD-L2 {d.pgd_steps} steps (eq. A V-7). Accuracy at eps <= "
+             f"{eps:g}. Ours / reference (ratio, or difference in points).", "",
+             side_by_side_markdown(frame, ["defense", "attack"], DEFENSE), *notes]
+    verdicts = evaluate_findings(ctx.entry.findings, rows, dataset)
+    text += findings_markdown(verdicts, tuple(c for c in ctx.entry.findings if not applies(c, dataset)))
+    return Outcome("\n".join(text), ["table.csv", "fig-A-V-4.png", "fig-A-V-4.csv", "fig-A-V-5.png"],
+                   {"rows": ours, "findings": [asdict(v) for v in verdicts]})
+
+
+def _defense_attacks(settings: DefenseTableSettings) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The keyword arguments of each attack of a defense table's ``budgets`` and ``extra_budgets`` (its
+    budget, then its ``attack_kwargs``), checked against the attack's signature."""
+    def kwargs(attack: str, budget: str, where: str) -> dict[str, Any]:
+        given = {**_budget_kwargs(attack, budget, settings.dataset), **settings.attack_kwargs.get(attack, {})}
+        return get_attack_spec(attack).check(given, option=f"{where}.{attack}")
+    return ({a: kwargs(a, b, "budgets") for a, b in settings.budgets.items()},
+            {a: kwargs(a, b, "extra_budgets") for a, b in settings.extra_budgets.items()})
+
+
+def _extra_rows(ctx: Context, models: dict[str, torch.nn.Module], reports: dict[str, Any], rows: dict,
+                images: torch.Tensor, labels: torch.Tensor, eps: float,
+                extras: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The attacks of ``extra_budgets`` (e.g. FMN and FAB, which postdate the reference; ``extras``: their
+    checked keyword arguments) on every model, as rows
+    marked "beyond the reference", and the per-sample best over every attack; the reference's "All" row is
+    left as the reference defines it (its three attacks)."""
+    out = []
+    kinds = {"Baseline": "baseline", "Madry": "madry", "Ours": "ddn"}
+    for name, model in models.items():
+        done = []
+        for attack, budget in ctx.settings.extra_budgets.items():
+            spec, kwargs = get_attack_spec(attack), extras[attack]
+            ctx.log(f"{name}: {spec.display} {budget} (beyond the reference)")
+            result = run_attack(model, images, labels, attack=attack, attack_kwargs=kwargs,
+                                batch_size=ctx.settings.batch_size, progress=ctx.progress, checkpoint=ctx.chunks)
+            result.save(ctx.run_dir / kinds[name], f"beyond-{attack}-{budget}")
+            rows[(name, spec.display)] = result
+            done.append(result)
+        if done:
+            best = combine_results([r for k, r in reports[kinds[name]].results.items() if k != "All"] + done)
+            rows[(name, "All beyond")] = best
+            for r, label in [*((r, f"{r.attack} {r.budget} (beyond the reference)") for r in done),
+                             (best, "All, with the attacks beyond the reference")]:
+                s = r.summary()
+                out.append({"defense": name, "attack": label, "success": s["success"], "mean_l2": s["mean_l2"],
+                            "median_l2": s["median_l2"], "accuracy": float(r.accuracy(eps))})
+    return out
+
+
+def _evaluation_task(payload: tuple) -> Any:
+    """One model's robustness evaluation in a worker process (top level: spawned workers import it)."""
+    checkpoint, dataset, data_root, n, budgets, eps, batch_size, name, threads, chunks = payload
+    torch.set_num_threads(threads)
+    data = load_data(dataset, split="test", data_root=data_root, n_samples=n)
+    return evaluate_robustness(load_model(checkpoint).eval(), data.images, data.labels, epsilon=eps,
+                               attacks=list(budgets), budgets=budgets, batch_size=batch_size, model_name=name,
+                               progress=False, checkpoint=chunks)
+
+
+def _evaluations(ctx: Context, infos: dict[str, tuple], images: torch.Tensor, labels: torch.Tensor,
+                 budgets: dict[str, dict[str, Any]], eps: float, dataset: str) -> dict[str, Any]:
+    """The robustness report of each model: one after another, or with ``ctx.workers > 1`` in worker
+    processes side by side (the cores divided among them)."""
+    names = {"baseline": "Baseline", "madry": "Madry", "ddn": "Ours"}
+    if ctx.workers > 1:
+        threads = worker_threads(ctx.workers)
+        ctx.log(f"evaluating the {len(infos)} models in {ctx.workers} worker processes, {threads} thread(s) each")
+        return _spawned(_evaluation_task, {kind: (info["checkpoint"], dataset, ctx.data_root, len(labels), budgets,
+                                                  eps, ctx.settings.batch_size, names[kind], threads, ctx.chunks)
+                                           for kind, (_, info) in infos.items()}, ctx.workers)
+    device = select_device(ctx.device)
+    out = {}
+    for kind, (model, _) in infos.items():
+        ctx.log(f"evaluating {names[kind]}")
+        out[kind] = evaluate_robustness(model.to(device).eval(), images, labels, epsilon=eps, attacks=list(budgets),
+                                        budgets=budgets, batch_size=ctx.settings.batch_size, model_name=names[kind],
+                                        progress=ctx.progress, checkpoint=ctx.chunks)
+    return out
+
+
+def _examples(ctx: Context, models: dict[str, torch.nn.Module], images: torch.Tensor, labels: torch.Tensor,
+              dataset: str) -> None:
+    """Figure A V-5: DDN 1 000 adversarials of the first 10 test images against each model (one row each)."""
+    x, y = images[:10], labels[:10]
+    rows = []
+    for name, model in models.items():
+        result = run_attack(model, x, y, attack="ddn", attack_kwargs={"steps": 1000}, batch_size=len(x),
+                            progress=False, keep_adversarials=True, checkpoint=ctx.chunks)
+        rows.append((name, result.adversarials, torch.as_tensor(result.adv_pred)))
+    plot_defense_examples(x, rows, y, ctx.run_dir / "fig-A-V-5.png",
+                          title=f"Figure A V-5: DDN 1000 adversarials against three models ({dataset}); above each: "
+                                "predicted class and L2 norm")
+
+
+def _check_defense_table(settings: DefenseTableSettings) -> None:
+    """Refuse a defense table whose attack hyper-parameters the attacks do not take, before any training."""
+    _defense_attacks(settings)
+
+
+DEFENSE_TABLE = Experiment("defense table", defense_table, DefenseTableSettings, check=_check_defense_table)
+
