@@ -20,7 +20,7 @@ from advwsl.errors import ConfigError, InputError
 def captured(monkeypatch):
     """The figures the plotting functions write, kept open for inspection."""
     figures = []
-    save = plotting._save
+    save = plotting._base._save
 
     def keep(fig, path, dpi, *, layout=True):
         if layout:  # as _save lays the figure out
@@ -29,7 +29,7 @@ def captured(monkeypatch):
         fig.savefig(path, dpi=dpi)
         return path
 
-    monkeypatch.setattr(plotting, "_save", keep)
+    monkeypatch.setattr(plotting._base, "_save", keep)
     yield figures
     for fig in figures:
         plt.close(fig)
