@@ -20,7 +20,8 @@ from .pgd import pgd_l2
 from .registry import (ATTACK_PRESETS, REFERENCE_ATTACKS, Attack, AttackSpec, expand_attacks, get_attack,
                        get_attack_spec, list_attacks, parse_budgets, register_attack)
 from .result import AttackResult, combine_results, load_result, results_table
-from .runner import CountingModel, counting, run_attack
+from .counting import CountingModel, counting
+from .runner import run_attack
 
 __all__ = ["ATTACK_PRESETS", "REFERENCE_ATTACKS", "Attack", "AttackResult", "AttackSpec", "CountingModel", "apgd", "apgd_t",
            "attack_mode", "cam_ddn", "cam_goal_reached", "carlini_wagner_l2", "check_inputs", "check_labels",
