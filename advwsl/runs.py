@@ -44,11 +44,14 @@ from typing import Any
 from .errors import ConfigError
 from .io import atomic_write_text, write_json
 
-__all__ = ["INCOMPLETE", "RunInterrupted", "check_out", "create_run_dir", "run_directory", "incomplete",
+__all__ = ["INCOMPLETE", "CHUNKS", "RunInterrupted", "check_out", "create_run_dir", "run_directory", "incomplete",
            "incomplete_record", "resumable_run", "mark_complete", "git_sha", "package_versions"]
 
 #: Name of the marker file of a run directory whose job has not finished.
 INCOMPLETE = "INCOMPLETE"
+#: The folder of a run directory where its attacks save their finished chunks (:mod:`advwsl.attacks.chunks`)
+#: while it runs: kept when an interrupted run is continued, removed when it completes.
+CHUNKS = "chunks"
 #: Prefix of the line of ``INCOMPLETE`` that holds the run's record (JSON).
 RECORD_PREFIX = "advwsl-run: "
 
@@ -201,12 +204,8 @@ def _reusable(path: Path, command: str | None, resuming: bool = False) -> str:
     _refuse_live(path, record, "choose another --out (or, once sure that run has stopped, delete the folder "
                                "yourself)")
     mine = record["command"]
-    if resuming:
-        if command is not None and mine != command:
-            raise ConfigError(f"{path} holds an interrupted `advwsl {mine}` run, not one of `advwsl {command}`")
-        return text
     resume = record.get("resume") or (_training_state(path) and f"continue it with `advwsl {mine} --resume {path}`")
-    if resume:
+    if resume and not (resuming and mine == command):
         raise ConfigError(f"{path} holds an interrupted `advwsl {mine}` run, which is never wiped: {resume} "
                           "(or choose a new --out)")
     if command is not None and mine != command:
@@ -433,13 +432,14 @@ def incomplete(run_dir: str | Path, command: str, hint: str) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def run_directory(command: str, out: str | Path | None = None, *, config: dict[str, Any] | None = None,
-                  keep_partial: bool | tuple[str, ...] = False, resume: str | None = None) -> Iterator[Path]:
+                  keep_partial: bool | tuple[str, ...] = False, resume: str | None = None,
+                  hint: str | None = None) -> Iterator[Path]:
     """Create a run directory (:func:`create_run_dir`) for the block; mark it complete when the block ends,
-    or record in ``INCOMPLETE`` what went wrong and how to continue (``resume``, with ``{run_dir}`` standing
-    for the directory; default: rerun with this ``--out``) when it raises or is interrupted (see
-    :func:`incomplete`)."""
+    or record in ``INCOMPLETE`` what went wrong and how to continue (``resume``, or ``hint`` when a rerun
+    with the same ``--out`` continues the run, ``{run_dir}`` standing for the directory; default: rerun with
+    this ``--out`` to start again) when it raises or is interrupted (see :func:`incomplete`)."""
     run_dir = create_run_dir(command, out, config=config, keep_partial=keep_partial, resume=resume)
-    hint = resume.format(run_dir=run_dir) if resume else f"rerun the command with --out {run_dir} to start this run again"
+    hint = (resume or hint or "rerun the command with --out {run_dir} to start this run again").format(run_dir=run_dir)
     with incomplete(run_dir, command, hint):
         yield run_dir
 

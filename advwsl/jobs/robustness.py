@@ -5,6 +5,7 @@ sharded by sample index, and the exact merge of the shards."""
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +17,14 @@ from ..data import get_dataset_spec
 from ..errors import ConfigError
 from ..evaluation.robustness import RobustnessReport, evaluate_robustness, merge_reports
 from ..report_html import write_html_report
-from ..runs import check_out, run_directory
+from ..runs import CHUNKS, check_out, run_directory
 from ..training import init_distributed
 from ..utils import select_device, worker_threads
 from .data import job_data, start
+
+#: How to continue an interrupted evaluation (the attacks' finished chunks are kept for it).
+CONTINUE = ("rerun the same command with --out {run_dir}: the attacks' finished chunks are read back, the rest is "
+            "attacked")
 
 __all__ = ["RobustnessConfig", "RobustnessPlan", "plan_robustness", "robustness_job", "MergeConfig", "merge_job"]
 
@@ -67,25 +72,26 @@ def _settings(config: RobustnessConfig, plan: RobustnessPlan, device: Any, resol
 
 
 def _evaluate(config: RobustnessConfig, plan: RobustnessPlan, model: Any, data: Any, name: str,
-              shard: Any) -> RobustnessReport:
+              shard: Any, chunks: Path | None = None) -> RobustnessReport:
     report = evaluate_robustness(model, data.images, data.labels, epsilon=config.epsilon, attacks=list(plan.budgets),
                                  budgets=plan.budgets, epsilons=config.curve, batch_size=config.batch_size,
                                  levels=plan.levels, shard=shard, seed=config.seed, checks=config.checks,
                                  model_name=name, progress=config.progress, precision=config.precision,
-                                 channels_last=config.channels_last)
+                                 channels_last=config.channels_last, checkpoint=chunks)
     report.config["fingerprint"].update(dataset=data.dataset, dataset_kwargs=data.dataset_kwargs, split=data.split)
     return report
 
 
-def _shard_worker(payload: tuple[dict[str, Any], int, int, str, int]) -> str:
-    """One worker process of ``--workers``: shard ``k`` of ``n`` of the evaluation into ``out``."""
+def _shard_worker(payload: tuple[dict[str, Any], int, int, str, int, str]) -> str:
+    """One worker process of ``--workers``: shard ``k`` of ``n`` of the evaluation into ``out``, its attack
+    chunks in the parent run's folder ``chunks``."""
     import torch
 
-    settings, k, n, out, threads = payload
+    settings, k, n, out, threads, chunks = payload
     torch.set_num_threads(threads)
     config = RobustnessConfig.from_mapping({**settings, "shard": f"{k}/{n}", "out": out, "workers": 1,
                                             "progress": False})
-    robustness_job(config)
+    robustness_job(config, chunks=Path(chunks))
     return out
 
 
@@ -101,7 +107,8 @@ def _in_workers(config: RobustnessConfig, run_dir: Path, say: Callable[[str], No
     outs = [str(run_dir / "shards" / str(k)) for k in range(n)]
     say(f"evaluating in {n} worker processes, {threads} thread{'s' if threads > 1 else ''} each")
     with concurrent.futures.ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn")) as pool:
-        done = list(pool.map(_shard_worker, [(settings, k, n, outs[k], threads) for k in range(n)]))
+        done = list(pool.map(_shard_worker, [(settings, k, n, outs[k], threads, str(run_dir / CHUNKS))
+                                             for k in range(n)]))
     return merge_reports([RobustnessReport.load(d) for d in done], names=done)
 
 
@@ -114,12 +121,16 @@ def _gathered(report: RobustnessReport, rank: int, world: int) -> RobustnessRepo
     return merge_reports(reports, names=[f"rank {r}" for r in range(world)]) if rank == 0 else None
 
 
-def robustness_job(config: RobustnessConfig, *, log: Callable[[str], None] | None = None
-                   ) -> tuple[Path | None, RobustnessReport | None]:
+def robustness_job(config: RobustnessConfig, *, log: Callable[[str], None] | None = None,
+                   chunks: Path | None = None) -> tuple[Path | None, RobustnessReport | None]:
     """Evaluate, save the report (:meth:`RobustnessReport.save`) in a new run directory and return both.
     With ``workers`` the shards run in worker processes and are merged here; under ``torchrun`` every rank
     evaluates its shard and rank 0 merges them and writes the run directory (the other ranks return
-    ``(None, None)``). Either way the records equal one process's at the same threads per process."""
+    ``(None, None)``). Either way the records equal one process's at the same threads per process.
+
+    The attacks save their finished chunks in ``RUN_DIR/chunks`` (or ``chunks``): the same command rerun with
+    the same ``--out`` after an interruption reads them back (:mod:`advwsl.attacks.chunks`, keyed by
+    everything the records depend on) and attacks only the rest."""
     say = log or (lambda message: None)
     plan = plan_robustness(config)
     for message in plan.notices:
@@ -140,14 +151,15 @@ def robustness_job(config: RobustnessConfig, *, log: Callable[[str], None] | Non
             merged.save(run_dir)
             write_html_report(run_dir, f"advwsl evaluate-robustness: {resolved.name} on {data.description}")
         return run_dir, merged
-    with run_directory("evaluate-robustness", config.out,
-                       config=_settings(config, plan, device, resolved, data)) as run_dir:
+    with run_directory("evaluate-robustness", config.out, config=_settings(config, plan, device, resolved, data),
+                       keep_partial=(CHUNKS,), hint=CONTINUE) as run_dir:
         if config.workers > 1:
             report = _in_workers(config, run_dir, say)
         else:
-            report = _evaluate(config, plan, model, data, resolved.name, config.shard)
+            report = _evaluate(config, plan, model, data, resolved.name, config.shard, chunks or run_dir / CHUNKS)
         report.save(run_dir)
         write_html_report(run_dir, f"advwsl evaluate-robustness: {resolved.name} on {data.description}")
+        shutil.rmtree(run_dir / CHUNKS, ignore_errors=True)  # the report holds every record now
     return run_dir, report
 
 

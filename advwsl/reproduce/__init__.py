@@ -15,10 +15,10 @@ from ..errors import ConfigError
 from ..io import atomic_write_text, to_jsonable, write_json
 from ..report_html import write_html_report
 from ..attacks.chunks import ChunkStore
-from ..runs import INCOMPLETE, check_out, run_directory
+from ..runs import CHUNKS, INCOMPLETE, check_out, run_directory
 from ..utils import select_device
 from . import appendix_v_entries, chapter2, chapter3, chapter4  # noqa: F401  (they register their entries)
-from .registry import AVAILABILITY, CHUNKS, Context, Entry, Experiment, Outcome, get_entry, list_entries, register_entry
+from .registry import AVAILABILITY, Context, Entry, Experiment, Outcome, get_entry, list_entries, register_entry
 
 __all__ = ["AVAILABILITY", "Context", "Entry", "Experiment", "Outcome", "get_entry", "list_entries", "register_entry",
            "run_entry", "describe_entries", "departures_markdown"]

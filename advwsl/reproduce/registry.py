@@ -19,6 +19,7 @@ from typing import Any
 from ..config import Config, Departure, set_path
 from ..errors import ConfigError
 from ..registry import Registry
+from ..runs import CHUNKS
 
 __all__ = ["AVAILABILITY", "Context", "Entry", "Experiment", "Outcome", "register_entry", "get_entry",
            "list_entries"]
@@ -40,10 +41,6 @@ class Experiment:
     run: Callable[[Context], Outcome]
     settings: type[Config]
     check: Callable[[Any], None] | None = None
-
-
-#: The folder of a run directory that holds its attacks' finished chunks while the run is incomplete.
-CHUNKS = "chunks"
 
 
 @dataclass

@@ -89,6 +89,41 @@ def test_evaluate_shards_and_merge_equal_single_run(tmp_path):
                                       check_exact=True)
     assert (tmp_path / "single" / "robustness_curves.png").is_file()
 
+    # interrupted (as by Ctrl-C or SIGTERM) after 3 attack chunks, then the same command with the same --out:
+    # the 3 chunks are read back, the rest attacked, and the report is the uninterrupted one
+    import advwsl.evaluation.robustness as robustness
+    from advwsl.attacks.chunks import ChunkStore
+
+    real, calls = robustness.run_attack, {"n": 0}
+
+    def stopping(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    robustness.run_attack = stopping
+    try:
+        stopped = CliRunner().invoke(main, [str(a) for a in (*common, "--out", tmp_path / "again")])
+    finally:
+        robustness.run_attack = real
+    assert stopped.exit_code == 130 and "rerun the same command with --out" in stopped.output
+    assert ChunkStore(tmp_path / "again" / "chunks").count() == 3
+    saves = []
+    real_save = ChunkStore.save
+    ChunkStore.save = lambda self, key, arrays: (saves.append(key), real_save(self, key, arrays))[1]
+    try:
+        again = _invoke(*common, "--out", tmp_path / "again")
+    finally:
+        ChunkStore.save = real_save
+    assert again.exit_code == 0, again.output
+    assert len(saves) == 6 - 3  # 3 batches x 2 attacks, minus the 3 read back
+    assert not (tmp_path / "again" / "chunks").exists() and not (tmp_path / "again" / "INCOMPLETE").exists()
+    assert len(json.loads((tmp_path / "again" / "config.json").read_text())["resumed"]) == 1
+    for name in ("attack-ddn.csv", "attack-deepfool.csv", "table.csv", "robustness_curves.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "again" / name), pd.read_csv(tmp_path / "single" / name),
+                                      check_exact=True)
+
 
 def test_cli_errors_are_actionable(tmp_path):
     r = CliRunner().invoke(main, ["evaluate-robustness", "--model", "cw-mnist", "--epsilon", "1"])
