@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from ..attacks import combine_results, get_attack_spec, run_attack
+from ..attacks import AttackResult, combine_results, get_attack_spec, run_attack
 from ..config import DefenseTableSettings
 from ..config.reproduce import DefenseSettings
 from ..evaluation.robustness import evaluate_robustness
@@ -95,10 +95,11 @@ def defense_table(ctx: Context) -> Outcome:
     images, labels = _data(ctx, dataset, ctx.settings.n_samples)
     eps = ctx.settings.epsilon
     budgets, extras = _defense_attacks(ctx.settings)
-    names = {"baseline": "Baseline", "madry": "Madry", "ddn": "Ours"}
+    names = NAMES
     ours, curves, notes, rows, models = [], {}, [], {}, {}
     infos = _defended_all(ctx, dataset, base)
-    reports = _evaluations(ctx, infos, images, labels, budgets, eps, dataset)
+    attacked = _evaluations(ctx, infos, images, labels, budgets, extras, eps, dataset)
+    reports = {kind: report for kind, (report, _) in attacked.items()}
     for kind, name in names.items():
         model, info = infos[kind]
         models[name] = model = model.to(device).eval()
@@ -117,7 +118,7 @@ def defense_table(ctx: Context) -> Outcome:
         notes.append(f"- {name}: clean accuracy {100 * clean:.2f} % on these {len(labels)} images; sanity checks "
                      + ("all pass" if not failed else f"FAILED: {', '.join(failed)}")
                      + f"; checkpoint {info.get('checkpoint')}")
-    ours += _extra_rows(ctx, models, reports, rows, images, labels, eps, extras)
+    ours += _extra_rows(ctx, reports, {kind: extra for kind, (_, extra) in attacked.items()}, rows, eps)
     _examples(ctx, models, images, labels, dataset)
     reference = [r for r in ctx.entry.reference if r.get("dataset") == DATASETS[dataset]["reference"]]
     frame = side_by_side(ours, reference, ["defense", "attack"], DEFENSE)
@@ -152,27 +153,21 @@ def _defense_attacks(settings: DefenseTableSettings) -> tuple[dict[str, dict[str
             {a: kwargs(a, b, "extra_budgets") for a, b in settings.extra_budgets.items()})
 
 
-def _extra_rows(ctx: Context, models: dict[str, torch.nn.Module], reports: dict[str, Any], rows: dict,
-                images: torch.Tensor, labels: torch.Tensor, eps: float,
-                extras: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """The attacks of ``extra_budgets`` (e.g. FMN and FAB, which postdate the reference; ``extras``: their
-    checked keyword arguments) on every model, as rows
-    marked "beyond the reference", and the per-sample best over every attack; the reference's "All" row is
-    left as the reference defines it (its three attacks)."""
+def _extra_rows(ctx: Context, reports: dict[str, Any], beyond: dict[str, dict[str, AttackResult]], rows: dict,
+                eps: float) -> list[dict[str, Any]]:
+    """The attacks of ``extra_budgets`` (e.g. FMN and FAB, which postdate the reference; ``beyond``: their
+    results per model) as rows marked "beyond the reference", and the per-sample best over every attack; the
+    reference's "All" row is left as the reference defines it (its three attacks)."""
     out = []
-    kinds = {"Baseline": "baseline", "Madry": "madry", "Ours": "ddn"}
-    for name, model in models.items():
+    for kind, name in NAMES.items():
         done = []
         for attack, budget in ctx.settings.extra_budgets.items():
-            spec, kwargs = get_attack_spec(attack), extras[attack]
-            ctx.log(f"{name}: {spec.display} {budget} (beyond the reference)")
-            result = run_attack(model, images, labels, attack=attack, attack_kwargs=kwargs,
-                                batch_size=ctx.settings.batch_size, progress=ctx.progress, checkpoint=ctx.chunks)
-            result.save(ctx.run_dir / kinds[name], f"beyond-{attack}-{budget}")
-            rows[(name, spec.display)] = result
+            result = beyond[kind][attack]
+            result.save(ctx.run_dir / kind, f"beyond-{attack}-{budget}")
+            rows[(name, get_attack_spec(attack).display)] = result
             done.append(result)
         if done:
-            best = combine_results([r for k, r in reports[kinds[name]].results.items() if k != "All"] + done)
+            best = combine_results([r for k, r in reports[kind].results.items() if k != "All"] + done)
             rows[(name, "All beyond")] = best
             for r, label in [*((r, f"{r.attack} {r.budget} (beyond the reference)") for r in done),
                              (best, "All, with the attacks beyond the reference")]:
@@ -182,34 +177,55 @@ def _extra_rows(ctx: Context, models: dict[str, torch.nn.Module], reports: dict[
     return out
 
 
+#: How the table names the three models.
+NAMES = {"baseline": "Baseline", "madry": "Madry", "ddn": "Ours"}
+
+
+def _model_attacks(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, *, kind: str,
+                   budgets: dict[str, dict[str, Any]], extras: dict[str, dict[str, Any]], eps: float,
+                   batch_size: int, chunks: Any, progress: bool, log: Callable[[str], None]
+                   ) -> tuple[Any, dict[str, AttackResult]]:
+    """One model's robustness evaluation (the reference's attacks, their best and the checks) and the
+    attacks beyond the reference (``extras``: checked keyword arguments per attack)."""
+    report = evaluate_robustness(model, images, labels, epsilon=eps, attacks=list(budgets), budgets=budgets,
+                                 batch_size=batch_size, model_name=NAMES[kind], progress=progress, checkpoint=chunks)
+    beyond = {}
+    for attack, kwargs in extras.items():
+        spec = get_attack_spec(attack)
+        log(f"{NAMES[kind]}: {spec.display} {spec.budget_label(kwargs)} (beyond the reference)")
+        beyond[attack] = run_attack(model, images, labels, attack=attack, attack_kwargs=kwargs, batch_size=batch_size,
+                                    progress=progress, checkpoint=chunks)
+    return report, beyond
+
+
 def _evaluation_task(payload: tuple) -> Any:
-    """One model's robustness evaluation in a worker process (top level: spawned workers import it)."""
-    checkpoint, dataset, data_root, n, budgets, eps, batch_size, name, threads, chunks = payload
+    """One model's attacks (:func:`_model_attacks`) in a worker process (top level: spawned workers import it)."""
+    checkpoint, dataset, data_root, n, threads, options = payload
     torch.set_num_threads(threads)
     data = load_data(dataset, split="test", data_root=data_root, n_samples=n)
-    return evaluate_robustness(load_model(checkpoint).eval(), data.images, data.labels, epsilon=eps,
-                               attacks=list(budgets), budgets=budgets, batch_size=batch_size, model_name=name,
-                               progress=False, checkpoint=chunks)
+    return _model_attacks(load_model(checkpoint).eval(), data.images, data.labels, progress=False,
+                          log=lambda message: None, **options)
 
 
 def _evaluations(ctx: Context, infos: dict[str, tuple], images: torch.Tensor, labels: torch.Tensor,
-                 budgets: dict[str, dict[str, Any]], eps: float, dataset: str) -> dict[str, Any]:
-    """The robustness report of each model: one after another, or with ``ctx.workers > 1`` in worker
-    processes side by side (the cores divided among them)."""
-    names = {"baseline": "Baseline", "madry": "Madry", "ddn": "Ours"}
+                 budgets: dict[str, dict[str, Any]], extras: dict[str, dict[str, Any]], eps: float, dataset: str
+                 ) -> dict[str, tuple[Any, dict[str, AttackResult]]]:
+    """Each model's robustness report and attacks beyond the reference: one model after another, or with
+    ``ctx.workers > 1`` in worker processes side by side (the cores divided among them)."""
+    options = {"budgets": budgets, "extras": extras, "eps": eps, "batch_size": ctx.settings.batch_size,
+               "chunks": ctx.chunks}
     if ctx.workers > 1:
         threads = worker_threads(ctx.workers)
         ctx.log(f"evaluating the {len(infos)} models in {ctx.workers} worker processes, {threads} thread(s) each")
-        return _spawned(_evaluation_task, {kind: (info["checkpoint"], dataset, ctx.data_root, len(labels), budgets,
-                                                  eps, ctx.settings.batch_size, names[kind], threads, ctx.chunks)
+        return _spawned(_evaluation_task, {kind: (info["checkpoint"], dataset, ctx.data_root, len(labels), threads,
+                                                  {**options, "kind": kind})
                                            for kind, (_, info) in infos.items()}, ctx.workers)
     device = select_device(ctx.device)
     out = {}
     for kind, (model, _) in infos.items():
-        ctx.log(f"evaluating {names[kind]}")
-        out[kind] = evaluate_robustness(model.to(device).eval(), images, labels, epsilon=eps, attacks=list(budgets),
-                                        budgets=budgets, batch_size=ctx.settings.batch_size, model_name=names[kind],
-                                        progress=ctx.progress, checkpoint=ctx.chunks)
+        ctx.log(f"evaluating {NAMES[kind]}")
+        out[kind] = _model_attacks(model.to(device).eval(), images, labels, kind=kind, progress=ctx.progress,
+                                   log=ctx.log, **options)
     return out
 
 
