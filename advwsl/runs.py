@@ -49,8 +49,8 @@ __all__ = ["INCOMPLETE", "CHUNKS", "RunInterrupted", "check_out", "create_run_di
 
 #: Name of the marker file of a run directory whose job has not finished.
 INCOMPLETE = "INCOMPLETE"
-#: The folder of a run directory where its attacks save their finished chunks (:mod:`advwsl.attacks.chunks`)
-#: while it runs: kept when an interrupted run is continued, removed when it completes.
+#: The folder of a run directory where its attacks save their finished chunks (:mod:`advwsl.attacks.chunks`):
+#: kept when an interrupted run is continued (and, by ``advwsl reproduce``, for ``--reuse``).
 CHUNKS = "chunks"
 #: Prefix of the line of ``INCOMPLETE`` that holds the run's record (JSON).
 RECORD_PREFIX = "advwsl-run: "

@@ -274,13 +274,17 @@ class ReproduceConfig(Config):
     out: str | None = OUT()
     resume: str | None = option(None, "Continue the interrupted run in this directory, with the settings it started "
                                       "with; the attacks' finished chunks are read back, not run again.", metavar="DIR")
+    reuse: tuple[str, ...] = option((), "Read back the attack chunks of an earlier run directory (repeatable): the rows "
+                                        "whose attack, settings, model and images are unchanged are not attacked "
+                                        "again.", multiple=True, metavar="DIR")
     progress: bool = PROGRESS()
 
     def check(self) -> None:
         if self.resume is None:
             return
         given = [flag for flag, value in (("--quick", self.quick), ("--set", self.set_pairs), ("--dataset", self.dataset),
-                                          ("--data-root", self.data_root), ("--out", self.out)) if value]
+                                          ("--data-root", self.data_root), ("--out", self.out),
+                                          ("--reuse", self.reuse)) if value]
         if given:
             raise ConfigError(f"--resume continues a run with the settings it started with; drop {', '.join(given)} "
                               "(or start a new run with --out instead)")

@@ -7,6 +7,7 @@ Entries: chapter 2 (:mod:`.chapter2`), chapter 3 (:mod:`.chapter3`), chapter 4 a
 :mod:`.appendix_v_entries`)."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any, Callable
@@ -70,8 +71,8 @@ def _interrupted_record(folder: str | Path, entry_id: str | None) -> dict[str, A
 def run_entry(entry_id: str | None, *, quick: bool = False, dataset: str | None = None,
               data_root: str | None = None, device: str | None = None, out: str | None = None,
               progress: bool = True, log: Callable[[str], None] | None = None,
-              changes: dict[str, Any] | None = None, workers: int = 1, resume: str | Path | None = None
-              ) -> tuple[Path, Outcome]:
+              changes: dict[str, Any] | None = None, workers: int = 1, resume: str | Path | None = None,
+              reuse: tuple[str | Path, ...] = ()) -> tuple[Path, Outcome]:
     """Run the entry ``entry_id`` (``--quick``: the minutes-long smoke version) into a new run directory:
     ``table.md`` (its departures from the reference first, then ours beside the reference's numbers),
     ``table.csv``, figures, ``summary.json`` and the exact configuration in ``config.json``. ``dataset``
@@ -83,7 +84,10 @@ def run_entry(entry_id: str | None, *, quick: bool = False, dataset: str | None 
     ``resume`` continues the interrupted run in that folder with the settings it started with (its
     ``config.json``; ``quick``, ``dataset``, ``data_root``, ``changes`` and ``out`` are not given then): the
     attacks read back the chunks they had finished (:mod:`advwsl.attacks.chunks`) and the outputs are those
-    of an uninterrupted run. ``config.json`` keeps the first start and lists each resumption."""
+    of an uninterrupted run. ``config.json`` keeps the first start and lists each resumption.
+
+    The chunks stay in ``RUN_DIR/chunks`` after the run: ``reuse`` (run directories of earlier runs) reads
+    theirs back, so a run that changes one row of a table (e.g. an attack's option) attacks that row only."""
     say = log or (lambda message: None)
     first = None
     if resume is not None:
@@ -111,16 +115,23 @@ def run_entry(entry_id: str | None, *, quick: bool = False, dataset: str | None 
     if entry.availability == "data-root" and data_root is None:
         raise ConfigError(f"{entry.id} needs its dataset: {entry.data}")
     select_device(device)
+    for folder in reuse:
+        if not (Path(folder) / CHUNKS).is_dir():
+            raise ConfigError(f"--reuse {folder}: no attack chunks there ({Path(folder) / CHUNKS}); give the run "
+                              "directory of an earlier advwsl reproduce run")
     check_out(out, command=f"reproduce-{entry.id}", resuming=first is not None)
     record = {"entry": entry.id, "title": entry.title, "quick": quick, "changed": changes,
               "settings": settings.to_dict(), "departures": [d.to_dict() for d in entry.departures],
-              "data_root": data_root, "device": device, "workers": workers}
+              "data_root": data_root, "device": device, "workers": workers,
+              "reused": [str(r) for r in reuse] or (first or {}).get("reused", [])}
     hint = ("continue it with `advwsl reproduce --resume {run_dir}` (the attacks' finished chunks are read back), "
             "or choose a new --out to start again")
     with run_directory(f"reproduce-{entry.id}", out, config=record, keep_partial=(CHUNKS,) if first else False,
                        resume=hint) as run_dir:
         if first is not None:
             say(f"continuing {run_dir}: {_chunk_count(run_dir)} finished chunk(s) of its attacks are read back")
+        for folder in reuse:
+            say(f"reusing {_link_chunks(Path(folder) / CHUNKS, run_dir / CHUNKS)} attack chunk(s) of {folder}")
         context = Context(entry, settings, quick, data_root, device, run_dir, progress, say, workers)
         outcome = entry.experiment.run(context)
         head, _, body = outcome.markdown.partition("\n")
@@ -133,8 +144,22 @@ def run_entry(entry_id: str | None, *, quick: bool = False, dataset: str | None 
                                               "departures": [d.to_dict() for d in entry.departures],
                                               **outcome.summary})
         write_html_report(run_dir, f"advwsl reproduce {entry.id}: {entry.title}")
-        shutil.rmtree(run_dir / CHUNKS, ignore_errors=True)  # the outputs hold every record now
     return run_dir, outcome
+
+
+def _link_chunks(source: Path, target: Path) -> int:
+    """Hard-link (or copy) the chunk files of ``source`` into ``target`` (those it lacks); how many."""
+    target.mkdir(parents=True, exist_ok=True)
+    n = 0
+    for path in sorted(source.glob("*.npz")):
+        if (target / path.name).exists():
+            continue
+        try:
+            os.link(path, target / path.name)
+        except OSError:  # another file system, or no hard links
+            shutil.copy2(path, target / path.name)
+        n += 1
+    return n
 
 
 def _plain(value: Any) -> Any:

@@ -62,7 +62,7 @@ class Context:
     @property
     def chunks(self) -> Path:
         """Where the attacks save their finished chunks (``run_attack``'s ``checkpoint``): what
-        ``advwsl reproduce --resume`` reads back; removed when the run completes."""
+        ``advwsl reproduce --resume`` and ``--reuse`` read back."""
         return self.run_dir / CHUNKS
 
     @property

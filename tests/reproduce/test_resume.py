@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -82,15 +83,43 @@ def test_sigterm_then_resume(tmp_path, tiny_entry):
         run_dir, outcome = run_entry(None, resume=str(out), progress=False)
     finally:
         ChunkStore.save = real_save
-    assert run_dir == out and not (out / "INCOMPLETE").exists() and not (out / "chunks").exists()
+    assert run_dir == out and not (out / "INCOMPLETE").exists() and store.count() == 20  # (kept for --reuse)
     assert len(saved) == 20 - done  # 10 chunks per row; the finished ones were read back
     table = (out / "table.csv").read_text()
     assert "DDN" in table and "C&W" in table
     config = json.loads((out / "config.json").read_text())
     assert config["config"]["entry"] == "test-resume" and len(config["resumed"]) == 1
 
+    # a new run reusing this one's chunks attacks nothing (same rows); one with a changed row attacks that row
+    saved.clear()
+    ChunkStore.save = counting_save
+    try:
+        same, _ = run_entry("test-resume", out=str(tmp_path / "same"), progress=False, reuse=(str(out),))
+        changed, _ = run_entry("test-resume", out=str(tmp_path / "changed"), progress=False, reuse=(str(out),),
+                               changes={"rows.0.budget": "1x50"})
+    finally:
+        ChunkStore.save = real_save
+    assert len(saved) == 10  # the C&W row only (10 chunks of 2 images)
+    assert _same_rows(same / "table.csv", out / "table.csv")
+    assert _same_rows(changed / "table.csv", out / "table.csv", "DDN")
+
+
+def _same_rows(a, b, attack=None):
+    """Whether two table.csv files hold the same rows (of ``attack``), run-times left out."""
+    frames = []
+    for path in (a, b):
+        frame = pd.read_csv(path)
+        frame = frame[[c for c in frame.columns if not c.startswith("seconds")]]
+        frames.append((frame[frame.attack == attack] if attack else frame).reset_index(drop=True))
+    pd.testing.assert_frame_equal(*frames, check_exact=True)
+    return True
+
 
 def test_resume_refuses_what_it_cannot_continue(tmp_path, tiny_entry):
+    with pytest.raises(ConfigError, match="no attack chunks"):
+        run_entry("test-resume", out=str(tmp_path / "x"), reuse=(str(tmp_path),))
+    res = CliRunner().invoke(main, ["reproduce", "--resume", str(tmp_path), "--reuse", str(tmp_path)])
+    assert res.exit_code == 2 and "drop --reuse" in res.output
     with pytest.raises(ConfigError, match="not an advwsl run directory"):
         run_entry(None, resume=str(tmp_path))
     res = CliRunner().invoke(main, ["reproduce", "--resume", str(tmp_path), "--quick"])
