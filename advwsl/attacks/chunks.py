@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from .. import __version__
+from ..io import atomic_path
 
 __all__ = ["ChunkStore", "tensors_sha256", "model_sha256"]
 
@@ -85,14 +86,10 @@ class ChunkStore:
 
     def save(self, key: str, arrays: dict[str, np.ndarray]) -> None:
         """Save ``arrays`` under ``key``, atomically (a temporary file renamed into place)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self._path(key)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
+        with atomic_path(self._path(key), overwrite=True) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, key=np.array(key), **arrays)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
 
     def count(self) -> int:
         """Chunks saved in the folder."""
