@@ -358,13 +358,15 @@ def create_run_dir(command: str, out: str | Path | None = None, *, root: str | P
         _claim(path, marker(path), None, expect_empty=True)
     meta = {"command": command, "created": record["started"], "git_sha": git_sha(), "argv": sys.argv}
     content: dict[str, Any] = {"run": meta, "config": config or {}}
-    if keep_partial and (path / "config.json").is_file():  # a continued run: its first start stays the record
+    continued = bool(keep_partial) and (path / "config.json").is_file()
+    if continued:  # its first start stays the record; each continuation is listed with its package versions
         with contextlib.suppress(OSError, ValueError):
             first = json.loads((path / "config.json").read_text())
             content = {"run": first.get("run", meta), "config": config or {},
-                       "resumed": [*first.get("resumed", []), meta]}
-    write_json(path / "config.json", content, overwrite=keep_partial)
-    write_json(path / "versions.json", package_versions(), overwrite=keep_partial)
+                       "resumed": [*first.get("resumed", []), {**meta, "versions": package_versions()}]}
+    write_json(path / "config.json", content, overwrite=bool(keep_partial))
+    if not (continued and (path / "versions.json").is_file()):
+        write_json(path / "versions.json", package_versions(), overwrite=bool(keep_partial))
     return path
 
 

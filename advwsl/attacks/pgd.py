@@ -35,7 +35,8 @@ def _check_hyper_parameters(epsilon: float, steps: int, step_size: float | None,
 
 def pgd_l2(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, targeted: bool = False,
            epsilon: float, steps: int = 40, step_size: float | None = None, random_start: bool = True,
-           levels: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+           levels: int | None = None, generator: torch.Generator | None = None, seed: int | None = None
+           ) -> torch.Tensor:
     """PGD with an L2 budget: the inner maximization of the Madry defense (eq. A V-7, region
     ``S = {||delta||_2 <= epsilon}``), the budget form of eq. A V-2.
 
@@ -67,6 +68,9 @@ def pgd_l2(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, targ
         Quantize the result to this many values per pixel (256 for 8-bit images), never leaving the ball
     generator : torch.Generator, optional
         Source of the random start, for reproducible attacks.
+    seed : int, optional
+        Without a ``generator``: the random start drawn from a generator seeded with it (each call the same
+        draws, as :func:`advwsl.attacks.run_attack` passes its seed); without either, torch's global stream.
 
     Returns
     -------
@@ -80,6 +84,8 @@ def pgd_l2(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, targ
     x = inputs.detach()
     labels = labels.long()
     sign = -1.0 if targeted else 1.0
+    if generator is None and seed is not None:
+        generator = torch.Generator(device=x.device).manual_seed(int(seed))
     with frozen(model):
         if random_start:
             delta = random_l2_ball(x, epsilon, generator)
@@ -110,5 +116,5 @@ def pgd_l2(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, targ
 
 register_attack(AttackSpec(
     "pgd", pgd_l2, "PGD", "PGD-L2 within a fixed radius epsilon (eq. A V-7; pass epsilon), not minimal-norm",
-    reference_budget="40", quick_budget="20", minimal_norm=False, runner_params=("levels",),
+    reference_budget="40", quick_budget="20", minimal_norm=False, runner_params=("levels", "seed"),
     check_hyper_parameters=_check_hyper_parameters))

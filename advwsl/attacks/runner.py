@@ -38,7 +38,7 @@ from ..models.cams import require_cams
 from ..utils import Timer, model_device
 from ._checks import attack_mode, check_inputs, check_labels, check_logits, check_model
 from .precision import precision_context, repair, wrap
-from .chunks import ChunkStore, model_sha256
+from .chunks import ChunkStore, function_sha256, module_sha256
 from .counting import BAR, CountingModel, Ticks, counting, expected_forwards, total_records
 from .registry import AttackSpec, get_attack_spec
 from .result import COLUMNS, AttackResult
@@ -182,12 +182,17 @@ def run_attack(model: nn.Module, data: torch.Tensor | Iterable[Any], labels: tor
     run = _Run(spec, model, counting(wrap(model, precision, channels_last)), kwargs, tuple(float(b) for b in bounds),
                used_levels, targeted, precision != "fp32" or channels_last, Timer(model_device(model)))
     if checkpoint is not None:
+        if "generator" in kwargs:
+            raise InputError("a checkpoint keeps chunks that must not depend on each other, and a generator in "
+                             "attack_kwargs carries its random stream from chunk to chunk: pass the attack's seed "
+                             "instead (run_attack's seed) or drop checkpoint")
         run.store = ChunkStore(checkpoint)
+        fn = spec.fn
         run.run_key = ChunkStore.run_key(
-            attack=spec.name, fn=f"{getattr(spec.fn, '__module__', '')}.{getattr(spec.fn, '__qualname__', spec.fn)}",
-            kwargs={k: v for k, v in kwargs.items() if k != "generator"}, targeted=targeted, levels=used_levels,
-            bounds=run.bounds, precision=precision, channels_last=channels_last, keep=keep_adversarials,
-            model=model_sha256(model))
+            attack=spec.name, fn=f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', fn)}",
+            code=function_sha256(fn), kwargs=kwargs, targeted=targeted, levels=used_levels, bounds=run.bounds,
+            precision=precision, channels_last=channels_last, keep=keep_adversarials, model=module_sha256(model),
+            device=model_device(model).type)
     records = _Records(keep_adversarials)
     bar = tqdm(desc=f"{display} {spec.budget_label(kwargs)}", unit="img", disable=not progress,
                total=total_records(data, targeted, target), bar_format=BAR)

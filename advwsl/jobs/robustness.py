@@ -4,7 +4,6 @@ sharded by sample index, and the exact merge of the shards."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from ..evaluation.robustness import RobustnessReport, evaluate_robustness, merge
 from ..report_html import write_html_report
 from ..runs import CHUNKS, check_out, run_directory
 from ..training import init_distributed
-from ..utils import select_device, worker_threads
+from ..utils import process_pool, select_device, worker_threads
 from .data import job_data, start
 
 #: How to continue an interrupted evaluation (the attacks' finished chunks are kept for it).
@@ -98,15 +97,12 @@ def _shard_worker(payload: tuple[dict[str, Any], int, int, str, int, str]) -> st
 def _in_workers(config: RobustnessConfig, run_dir: Path, say: Callable[[str], None]) -> RobustnessReport:
     """Run ``config.workers`` shards side by side in worker processes (each with an equal share of the cores)
     into ``run_dir/shards/<k>`` and merge them."""
-    import concurrent.futures
-    import multiprocessing
-
     n = config.workers
     threads = worker_threads(n)
     settings = {k: v for k, v in config.to_dict().items() if k not in ("shard", "out", "workers")}
     outs = [str(run_dir / "shards" / str(k)) for k in range(n)]
     say(f"evaluating in {n} worker processes, {threads} thread{'s' if threads > 1 else ''} each")
-    with concurrent.futures.ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with process_pool(n) as pool:
         done = list(pool.map(_shard_worker, [(settings, k, n, outs[k], threads, str(run_dir / CHUNKS))
                                              for k in range(n)]))
     return merge_reports([RobustnessReport.load(d) for d in done], names=done)

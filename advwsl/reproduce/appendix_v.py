@@ -21,6 +21,7 @@ numbers.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from typing import Any
@@ -39,7 +40,7 @@ from ..pretrained.mnist import mnist_recipe
 from ..jobs.data import load_data
 from ..pretrained.trained import trained_model
 from ..plotting import plot_robustness_curves
-from ..utils import select_device, worker_threads
+from ..utils import process_pool, select_device, worker_threads
 from .compare import Measure, side_by_side, side_by_side_markdown
 from .findings import applies, evaluate_findings, findings_markdown, same_images_l2
 from .registry import Context, Experiment, Outcome
@@ -138,48 +139,44 @@ def _attack_rows(ctx: Context, model: torch.nn.Module, images: torch.Tensor, lab
         kwargs = get_attack_spec(row.attack).check({**_budget_kwargs(row.attack, row.budget, dataset), **row.kwargs},
                                                    option=f"row {row.attack} {row.budget}")
         plans.append((row, k, kwargs))
-    pending = _in_workers(ctx, plans, dataset, targeted, checkpoint) if ctx.workers > 1 and checkpoint else None
-    for i, (row, k, kwargs) in enumerate(plans):
-        what = f"{row.attack} {row.budget} on {k} images"
-        ctx.log(f"targeted {what} x every other class" if targeted else what)
-        if pending is not None:
-            result = pending[i].result()
-        else:
-            result = run_attack(model, images[:k], labels[:k], attack=row.attack, attack_kwargs=kwargs,
-                                targeted=targeted, batch_size=ctx.settings.batch_size, progress=ctx.progress,
-                                checkpoint=ctx.chunks)
-        stem = f"{'targeted-' if targeted else ''}{row.attack}-{(row.label or row.budget).replace(' ', '-')}"
-        result.save(ctx.run_dir, stem)
-        files += [f"{stem}.csv", f"{stem}.json"]
-        yield row, k, result
+    with contextlib.ExitStack() as stack:  # (the worker pool, terminated if the run is interrupted)
+        pending = None
+        if ctx.workers > 1 and checkpoint:
+            pending = _in_workers(ctx, stack.enter_context(process_pool(ctx.workers)), plans, dataset, targeted,
+                                  checkpoint)
+        for i, (row, k, kwargs) in enumerate(plans):
+            what = f"{row.attack} {row.budget} on {k} images"
+            ctx.log(f"targeted {what} x every other class" if targeted else what)
+            if pending is not None:
+                result = pending[i].result()
+            else:
+                result = run_attack(model, images[:k], labels[:k], attack=row.attack, attack_kwargs=kwargs,
+                                    targeted=targeted, batch_size=ctx.settings.batch_size, progress=ctx.progress,
+                                    checkpoint=ctx.chunks)
+            stem = f"{'targeted-' if targeted else ''}{row.attack}-{(row.label or row.budget).replace(' ', '-')}"
+            result.save(ctx.run_dir, stem)
+            files += [f"{stem}.csv", f"{stem}.json"]
+            yield row, k, result
 
 
 def _spawned(task: Callable[[tuple], Any], payloads: dict[str, tuple], workers: int) -> dict[str, Any]:
     """``task(payload)`` for every payload, in up to ``workers`` spawned processes (one per payload at most);
     the results under the payloads' keys."""
-    import concurrent.futures
-    import multiprocessing
-
-    with concurrent.futures.ProcessPoolExecutor(min(workers, len(payloads)),
-                                                mp_context=multiprocessing.get_context("spawn")) as pool:
+    with process_pool(min(workers, len(payloads))) as pool:
         futures = {key: pool.submit(task, payload) for key, payload in payloads.items()}
         return {key: future.result() for key, future in futures.items()}
 
 
-def _in_workers(ctx: Context, plans: list, dataset: str, targeted: bool, checkpoint: str) -> list:
-    """Submit every row to a pool of ``ctx.workers`` processes (the costliest first); the futures, in order."""
-    import concurrent.futures
-    import multiprocessing
-
+def _in_workers(ctx: Context, pool: Any, plans: list, dataset: str, targeted: bool, checkpoint: str) -> list:
+    """Submit every row to the ``pool`` of ``ctx.workers`` processes (the costliest first); the futures, in
+    order."""
     threads = worker_threads(ctx.workers)
     ctx.log(f"rows in {ctx.workers} worker processes, {threads} thread{'s' if threads > 1 else ''} each")
-    pool = concurrent.futures.ProcessPoolExecutor(ctx.workers, mp_context=multiprocessing.get_context("spawn"))
     futures: list = [None] * len(plans)
     for i in sorted(range(len(plans)), key=lambda j: -_cost(plans[j][2]) * plans[j][1]):
         row, k, kwargs = plans[i]
         futures[i] = pool.submit(_row_task, (checkpoint, dataset, ctx.data_root, k, row.attack, kwargs, targeted,
                                              ctx.settings.batch_size, threads, ctx.chunks))
-    pool.shutdown(wait=False)
     return futures
 
 

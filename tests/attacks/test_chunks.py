@@ -135,3 +135,50 @@ def test_interrupted_evaluation_resumes_with_the_same_report(setup, tmp_path):
     for key in full.results:
         same_records(full.results[key], resumed.results[key])
     assert full.table().equals(resumed.table())
+
+
+def test_pgd_chunks_are_independent_so_a_resumed_run_is_exact(setup, tmp_path):
+    """PGD's random start comes from run_attack's seed per call, not torch's global stream shared between
+    chunks: chunks lost (deleted) and attacked again give the records of the uninterrupted run."""
+    model, x, y = setup
+    options = dict(attack="pgd", attack_kwargs={"epsilon": 0.5, "steps": 5}, batch_size=4, progress=False)
+    torch.manual_seed(1)
+    full = run_attack(model, x, y, checkpoint=tmp_path / "chunks", **options)
+    for path in sorted((tmp_path / "chunks").glob("*.npz"))[:2]:
+        path.unlink()
+    torch.manual_seed(2)  # another global state: must not matter
+    again = run_attack(model, x, y, checkpoint=tmp_path / "chunks", **options)
+    same_records(full, again)
+
+
+def test_what_the_key_holds(setup, tmp_path):
+    from advwsl.attacks.chunks import function_sha256, module_sha256
+
+    model, x, y = setup
+    with pytest.raises(Exception, match="generator"):
+        run_attack(model, x, y, attack="ddn", attack_kwargs={"steps": 5, "generator": torch.Generator()},
+                   progress=False, checkpoint=tmp_path / "c")
+    big = torch.zeros(2000)
+    other = big.clone()
+    other[1234] = 1.0  # (repr would print both the same, abbreviated)
+    assert ChunkStore.run_key(kwargs={"start": big}) != ChunkStore.run_key(kwargs={"start": other})
+
+    def attack_a(model, inputs, labels, **kwargs):
+        return inputs
+
+    def attack_b(model, inputs, labels, **kwargs):
+        return inputs.clone()
+
+    assert function_sha256(attack_a) != function_sha256(attack_b)
+    assert function_sha256(get_attack_spec("ddn").fn) == function_sha256(get_attack_spec("cw").fn)  # advwsl's code
+
+    class Pool(torch.nn.Module):
+        def __init__(self, q):
+            super().__init__()
+            self.q = q
+
+        def extra_repr(self):
+            return f"q={self.q}"
+
+    assert module_sha256(Pool(1.0)) != module_sha256(Pool(2.0))  # a setting outside the weights
+    assert module_sha256(model) == module_sha256(model)
