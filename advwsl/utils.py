@@ -1,6 +1,10 @@
 """Small helpers shared across the package: device selection, seeding, and putting a model in a frozen
 evaluation state that is restored exactly afterwards."""
 
+# This module is part of the code every cached trained model is keyed by (advwsl/pretrained/cache.py,
+# TRAINING_CODE): a change to its code trains every built-in model again. Helpers that training does not use
+# belong elsewhere (e.g. advwsl/workers.py).
+
 from __future__ import annotations
 
 import contextlib
@@ -9,7 +13,6 @@ import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -156,27 +159,3 @@ def worker_threads(workers: int) -> int:
     import torch
 
     return max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) // max(1, workers)))
-
-
-@contextlib.contextmanager
-def process_pool(workers: int) -> Iterator[Any]:
-    """A pool of ``workers`` spawned processes for the block. When the block is interrupted or fails (Ctrl-C,
-    SIGTERM, an error), the workers are terminated and the pending work cancelled, instead of the pool
-    finishing every submitted task first; otherwise the block's end waits for the tasks, as usual."""
-    import concurrent.futures
-    import multiprocessing
-
-    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-    try:
-        yield pool
-    except BaseException:
-        processes = list((getattr(pool, "_processes", None) or {}).values())
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.join(timeout=5)
-            if process.is_alive():
-                process.kill()
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)

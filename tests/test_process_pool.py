@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from advwsl.utils import process_pool
+from advwsl.workers import process_pool
 
 
 def _running(pid: int) -> bool:

@@ -18,7 +18,8 @@ from ..evaluation.robustness import RobustnessReport, evaluate_robustness, merge
 from ..report_html import write_html_report
 from ..runs import CHUNKS, check_out, run_directory
 from ..training import init_distributed
-from ..utils import process_pool, select_device, worker_threads
+from ..utils import select_device, worker_threads
+from ..workers import process_pool
 from .data import job_data, start
 
 #: How to continue an interrupted evaluation (the attacks' finished chunks are kept for it).

@@ -40,7 +40,8 @@ from ..pretrained.mnist import mnist_recipe
 from ..jobs.data import load_data
 from ..pretrained.trained import trained_model
 from ..plotting import plot_robustness_curves
-from ..utils import process_pool, select_device, worker_threads
+from ..utils import select_device, worker_threads
+from ..workers import process_pool
 from .compare import Measure, side_by_side, side_by_side_markdown
 from .findings import applies, evaluate_findings, findings_markdown, same_images_l2
 from .registry import Context, Experiment, Outcome
