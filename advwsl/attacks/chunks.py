@@ -1,8 +1,8 @@
 """Resumable attack runs: every chunk of records :func:`advwsl.attacks.run_attack` finishes is saved in a
-folder, under a key that hashes what its records depend on: the attack (for advwsl's attacks the code of
-``advwsl/attacks`` and ``advwsl/models``, syntax trees without docstrings; for a user's function its
-source), its keyword arguments (tensors by their bytes), the runner's options, the model (class, structure
-and weights), the device type, the torch and advwsl versions, and the chunk's images, labels, targets and
+folder, under a key that hashes what its records depend on: the attack's code (for advwsl's attacks the
+syntax trees, docstrings left out, of the attack's module and of every advwsl module it imports, directly or
+not; for a user's function its source), its keyword arguments (tensors by their bytes), the runner's
+options, the model (class, structure, the code of advwsl's layers in it, weights), the device type, the torch and advwsl versions, and the chunk's images, labels, targets and
 sample positions. A run given the same folder again reads those chunks back instead of attacking them, so
 an interrupted run (a killed job, a machine restart, the end of a session) loses at most the chunk in
 progress, and its records are those of an uninterrupted run on the same device at the same thread count
@@ -17,6 +17,8 @@ file that cannot be read (torn by a full disk) or holds another key counts as mi
 
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
 import inspect
 import json
@@ -32,7 +34,7 @@ import torch
 from .. import __version__
 from ..io import atomic_path
 
-__all__ = ["ChunkStore", "tensors_sha256", "model_sha256", "module_sha256", "function_sha256"]
+__all__ = ["ChunkStore", "tensors_sha256", "model_sha256", "module_sha256", "function_sha256", "code_closure"]
 
 
 def tensors_sha256(*tensors: torch.Tensor) -> str:
@@ -57,21 +59,64 @@ def model_sha256(model: torch.nn.Module) -> str:
 
 def module_sha256(model: torch.nn.Module) -> str:
     """SHA-256 of a model as an attack sees it: its class, its structure and settings as ``repr`` prints
-    them (e.g. a pooling's exponent), and its weights and buffers (:func:`model_sha256`)."""
+    them (e.g. a pooling's exponent), the code of every advwsl module its layers come from (their import
+    closures), and its weights and buffers (:func:`model_sha256`)."""
+    from ..pretrained.cache import code_fingerprint
+
     cls = type(model)
     text = re.sub(r" at 0x[0-9a-fA-F]+", "", repr(model))  # (a function's repr carries its address)
-    return hashlib.sha256(f"{cls.__module__}.{cls.__qualname__}\n{text}\n{model_sha256(model)}".encode()).hexdigest()
+    modules = sorted({type(m).__module__ for m in model.modules() if type(m).__module__.startswith("advwsl.")})
+    code = code_fingerprint(tuple(sorted({f for m in modules for f in code_closure(m)}))) if modules else ""
+    return hashlib.sha256(f"{cls.__module__}.{cls.__qualname__}\n{text}\n{code}\n{model_sha256(model)}".encode()
+                          ).hexdigest()
+
+
+@functools.cache
+def code_closure(module: str) -> tuple[str, ...]:
+    """The files of advwsl's module ``module`` (dotted name) and of every advwsl module it imports at module
+    level, directly or through others (its import closure; settings types left out), relative to the folder
+    holding the ``advwsl`` package."""
+    root = Path(__file__).resolve().parents[2]
+    seen: set[str] = set()
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        parts = name.split(".")
+        path = root.joinpath(*parts).with_suffix(".py")
+        if not path.is_file():
+            path = root.joinpath(*parts, "__init__.py")
+        rel = str(path.relative_to(root))
+        if not path.is_file() or rel in seen:
+            continue
+        seen.add(rel)
+        package = parts if path.name == "__init__.py" else parts[:-1]
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:  # (module-level imports)
+            if isinstance(node, ast.ImportFrom):
+                base = package[:len(package) - node.level + 1] if node.level else []
+                target = [*base, *(node.module.split(".") if node.module else [])]
+                todo += [".".join(target)] + [".".join([*target, alias.name]) for alias in node.names]
+            elif isinstance(node, ast.Import):
+                todo += [alias.name for alias in node.names]
+        todo = [t for t in todo if t.split(".")[0] == "advwsl" and t != "advwsl"
+                and not (t == _SETTINGS or t.startswith(_SETTINGS + "."))]
+    return tuple(sorted(seen))
+
+
+#: What an attack imports that computes nothing it returns: the settings types (the values that matter are
+#: in the key); the package itself (its version is in the key) is left out too.
+_SETTINGS = "advwsl.config"
 
 
 def function_sha256(fn: Any) -> str:
-    """What an attack function's records depend on in code: for advwsl's own, the fingerprint of
-    ``advwsl/attacks`` and ``advwsl/models`` (computed once per process); for another function, its source
-    (or bytecode and constants when the source is not available)."""
+    """What an attack function's records depend on in code: for advwsl's own, the fingerprint (syntax trees
+    without docstrings) of its module's import closure within advwsl and of the runner's, which verifies and
+    records what the attack returns (:func:`code_closure`); for another
+    function, its source (or bytecode and constants when the source is not available)."""
     module = getattr(fn, "__module__", "") or ""
     if module.startswith("advwsl."):
         from ..pretrained.cache import code_fingerprint
 
-        return code_fingerprint(("advwsl/attacks", "advwsl/models"))
+        return code_fingerprint(tuple(sorted({*code_closure(module), *code_closure("advwsl.attacks.runner")})))
     target = getattr(fn, "func", fn)  # a functools.partial: its function (its arguments are in the kwargs)
     try:
         text = inspect.getsource(target)

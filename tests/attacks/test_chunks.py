@@ -170,7 +170,14 @@ def test_what_the_key_holds(setup, tmp_path):
         return inputs.clone()
 
     assert function_sha256(attack_a) != function_sha256(attack_b)
-    assert function_sha256(get_attack_spec("ddn").fn) == function_sha256(get_attack_spec("cw").fn)  # advwsl's code
+    # advwsl's attacks: the code of the attack's module and of what it imports, directly or not, and the runner's
+    assert function_sha256(get_attack_spec("ddn").fn) != function_sha256(get_attack_spec("cw").fn)
+    from advwsl.attacks.chunks import code_closure
+
+    closure = code_closure("advwsl.attacks.cam_ddn")
+    assert {"advwsl/attacks/cam_ddn.py", "advwsl/attacks/_ops.py", "advwsl/models/cams.py"} <= set(closure)
+    assert "advwsl/attacks/fab.py" not in closure and not any(p.startswith("advwsl/config") for p in closure)
+    assert "advwsl/attacks/runner.py" in code_closure("advwsl.attacks.runner")
 
     class Pool(torch.nn.Module):
         def __init__(self, q):
