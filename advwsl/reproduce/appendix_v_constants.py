@@ -14,6 +14,7 @@ import torch
 from scipy import stats
 
 from ..attacks import get_attack_spec
+from ..attacks import carlini_wagner
 from ..attacks.carlini_wagner import carlini_wagner_l2_with_constants
 from ..attacks.chunks import ChunkStore, function_sha256, module_sha256
 from ..config import ConstantsSettings
@@ -41,8 +42,9 @@ def _constants_task(payload: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     model = load_model(checkpoint).to(dev).eval()
     data = load_data(dataset, split="test", data_root=data_root, n_samples=n)
     store = ChunkStore(chunks) if chunks is not None else None
-    run_key = ChunkStore.run_key(attack="cw-constants", code=function_sha256(carlini_wagner_l2_with_constants),
-                                 kwargs=kwargs, model=module_sha256(model), device=dev.type)
+    code = function_sha256(carlini_wagner.carlini_wagner_l2_with_constants)
+    run_key = ChunkStore.run_key(attack="cw-constants", code=code, kwargs=kwargs, model=module_sha256(model),
+                                 device=dev.type)
     parts: dict[str, list[np.ndarray]] = {"c": [], "l2": [], "adversarial": []}
     seconds = 0.0
     for start in range(0, len(data.labels), batch_size):

@@ -128,3 +128,28 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path, tiny_entry):
     (tmp_path / "done" / "table.md").write_text("# a finished run\n")
     with pytest.raises(ConfigError, match="a complete run"):
         run_entry(None, resume=str(tmp_path / "done"))
+
+
+def test_figure_constants_read_back_their_chunks(tmp_path, monkeypatch):
+    """Figure A V-2's C&W with constants saves each batch; a second run with the folder attacks nothing and
+    returns the same constants, norms and successes."""
+    import numpy as np
+
+    import advwsl.reproduce.appendix_v_constants as constants
+    from advwsl.models import create_model, save_model
+
+    torch_model = create_model("cw-mnist", num_classes=10)
+    save_model(torch_model, tmp_path / "model", metadata={"classes": [str(i) for i in range(10)]})
+    kwargs = {"binary_search_steps": 2, "steps": 10, "stepsize": 0.01, "initial_const": 0.01}
+    payload = (str(tmp_path / "model"), "mnist-5k", None, 6, kwargs, 3, 1, "cpu", tmp_path / "chunks")
+    first = constants._constants_task(payload)
+    assert ChunkStore(tmp_path / "chunks").count() == 2
+
+    def never(*args, **kwargs):
+        raise AssertionError("attacked again")
+
+    monkeypatch.setattr(constants, "carlini_wagner_l2_with_constants", never)
+    again = constants._constants_task(payload)
+    for a, b in zip(first[:3], again[:3]):
+        np.testing.assert_array_equal(a, b)
+    assert again[3] == pytest.approx(first[3])
