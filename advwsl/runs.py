@@ -170,15 +170,16 @@ def _running(record: dict[str, Any]) -> bool | None:
     return now is not None and record.get("process_start") in (None, now)
 
 
-def _refuse_live(path: Path, record: dict[str, Any], other_host: str) -> None:
-    """Raise :class:`ConfigError` when the process of ``record`` may still be writing ``path``."""
+def _refuse_live(path: Path, record: dict[str, Any], other_host: str, take_over: bool = False) -> None:
+    """Raise :class:`ConfigError` when the process of ``record`` may still be writing ``path`` (``take_over``:
+    the caller vouches that a run started on another machine has stopped)."""
     running = _running(record)
     who = (f"`advwsl {record['command']}` (pid {record['pid']} on {record.get('host')}, started "
            f"{record.get('started')})")
     if running:
         raise ConfigError(f"{path} is the run directory of {who}, which is still running; wait for it to end or "
                           "choose another --out")
-    if running is None:
+    if running is None and not take_over:
         raise ConfigError(f"{path} is the run directory of {who}, started on another machine: advwsl cannot tell "
                           f"from here whether it still runs, so it leaves the folder alone; {other_host}")
 
@@ -188,7 +189,7 @@ def _training_state(path: Path) -> bool:
     return (path / "state").is_dir() or any(p.is_dir() for p in path.glob("*/state"))
 
 
-def _reusable(path: Path, command: str | None, resuming: bool = False) -> str:
+def _reusable(path: Path, command: str | None, resuming: bool = False, take_over: bool = False) -> str:
     """The ``INCOMPLETE`` text of the ended run of ``command`` that the non-empty folder ``path`` holds, which
     may be started again (``resuming``: continued, its files kept); otherwise a :class:`ConfigError` saying
     why not and what to do."""
@@ -201,8 +202,9 @@ def _reusable(path: Path, command: str | None, resuming: bool = False) -> str:
         raise ConfigError(f"output folder {path} holds a file {INCOMPLETE} that advwsl did not write (it names no "
                           "advwsl run), so nothing in it is removed; choose a new --out, or delete the folder "
                           "yourself if it is an old run you no longer need")
-    _refuse_live(path, record, "choose another --out (or, once sure that run has stopped, delete the folder "
-                               "yourself)")
+    _refuse_live(path, record, "if that run has stopped (a crashed job, a lost node), continue it from here with "
+                               "--take-over" if resuming else "choose another --out (or, once sure that run has "
+                               "stopped, delete the folder yourself)", take_over)
     mine = record["command"]
     resume = record.get("resume") or (_training_state(path) and f"continue it with `advwsl {mine} --resume {path}`")
     if resume and not (resuming and mine == command):
@@ -218,7 +220,7 @@ def _reusable(path: Path, command: str | None, resuming: bool = False) -> str:
     return text
 
 
-def _inspect(path: Path, command: str | None, resuming: bool = False) -> str | None:
+def _inspect(path: Path, command: str | None, resuming: bool = False, take_over: bool = False) -> str | None:
     """Check that ``path`` can become a run directory of ``command``: None when it is absent or empty, the
     ``INCOMPLETE`` text of a run that may be started again (see :func:`_reusable`), else a ConfigError."""
     if path.is_symlink() and not path.exists():
@@ -226,7 +228,7 @@ def _inspect(path: Path, command: str | None, resuming: bool = False) -> str | N
     if path.exists() and not path.is_dir():
         raise ConfigError(f"--out {path} is an existing file; give a folder path (a new run directory)")
     try:
-        previous = _reusable(path, command, resuming) if path.is_dir() and any(path.iterdir()) else None
+        previous = _reusable(path, command, resuming, take_over) if path.is_dir() and any(path.iterdir()) else None
     except OSError as exc:  # an unreadable folder
         raise ConfigError(f"cannot use --out {path} ({exc.strerror or exc}); choose a folder you can read and "
                           "write") from None
@@ -239,7 +241,8 @@ def _inspect(path: Path, command: str | None, resuming: bool = False) -> str | N
     return previous
 
 
-def check_out(out: str | Path | None, *, command: str | None = None, resuming: bool = False) -> Path | None:
+def check_out(out: str | Path | None, *, command: str | None = None, resuming: bool = False,
+              take_over: bool = False) -> Path | None:
     """Check, before any work, that ``out`` can become a run directory (of ``command`` when given): absent,
     empty, or an ended run that may be started again (``resuming``: continued; see the module docstring), in
     a writable folder. Returns it as a path (None stays None); refusals are :class:`ConfigError` saying what
@@ -247,7 +250,7 @@ def check_out(out: str | Path | None, *, command: str | None = None, resuming: b
     if out is None:
         return None
     path = Path(out)
-    _inspect(path, command, resuming)
+    _inspect(path, command, resuming, take_over)
     return path
 
 
@@ -326,7 +329,7 @@ def _clear(path: Path, keep: tuple[str, ...] = ()) -> None:
 
 def create_run_dir(command: str, out: str | Path | None = None, *, root: str | Path = "runs",
                    config: dict[str, Any] | None = None, keep_partial: bool | tuple[str, ...] = False,
-                   resume: str | None = None) -> Path:
+                   resume: str | None = None, take_over: bool = False) -> Path:
     """Create a fresh run directory, mark it incomplete (with the run's record) and write ``config.json``
     and ``versions.json``.
 
@@ -336,7 +339,8 @@ def create_run_dir(command: str, out: str | Path | None = None, *, root: str | P
     that name is taken. ``keep_partial`` continues the ended run of ``command`` in ``out`` (its files kept, also
     when its record says it is never wiped; a tuple of names keeps those and ``config.json`` only). ``resume`` (how to continue the run, ``{run_dir}`` standing for
     the directory) goes into the record: a rerun with the same ``--out`` is then refused with it instead of
-    wiping the partial files.
+    wiping the partial files. ``take_over`` continues a run started on another machine, whose process cannot
+    be checked from here, on the caller's word that it has stopped.
     """
     record = _new_record(command)
     keep = tuple(keep_partial) if not isinstance(keep_partial, bool) else ()
@@ -348,7 +352,7 @@ def create_run_dir(command: str, out: str | Path | None = None, *, root: str | P
 
     if out is not None:
         path = Path(out)
-        previous = _inspect(path, command, resuming=keep_partial)
+        previous = _inspect(path, command, resuming=bool(keep_partial), take_over=take_over)
         _mkdir(path, exist_ok=True)
         _claim(path, marker(path), previous, expect_empty=previous is None)
         if previous is not None and (keep or not keep_partial):
@@ -435,12 +439,13 @@ def incomplete(run_dir: str | Path, command: str, hint: str) -> Iterator[Path]:
 @contextlib.contextmanager
 def run_directory(command: str, out: str | Path | None = None, *, config: dict[str, Any] | None = None,
                   keep_partial: bool | tuple[str, ...] = False, resume: str | None = None,
-                  hint: str | None = None) -> Iterator[Path]:
+                  hint: str | None = None, take_over: bool = False) -> Iterator[Path]:
     """Create a run directory (:func:`create_run_dir`) for the block; mark it complete when the block ends,
     or record in ``INCOMPLETE`` what went wrong and how to continue (``resume``, or ``hint`` when a rerun
     with the same ``--out`` continues the run, ``{run_dir}`` standing for the directory; default: rerun with
     this ``--out`` to start again) when it raises or is interrupted (see :func:`incomplete`)."""
-    run_dir = create_run_dir(command, out, config=config, keep_partial=keep_partial, resume=resume)
+    run_dir = create_run_dir(command, out, config=config, keep_partial=keep_partial, resume=resume,
+                             take_over=take_over)
     hint = (resume or hint or "rerun the command with --out {run_dir} to start this run again").format(run_dir=run_dir)
     with incomplete(run_dir, command, hint):
         yield run_dir

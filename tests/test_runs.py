@@ -225,7 +225,7 @@ def test_a_run_that_finished_between_the_check_and_the_claim_is_not_marked(tmp_p
     out = tmp_path / "run"
     runs.mark_complete(create_run_dir("attack", out))
     before = _files(out)
-    monkeypatch.setattr(runs, "_inspect", lambda path, command, resuming=False: None)  # the check saw an empty folder
+    monkeypatch.setattr(runs, "_inspect", lambda path, command, resuming=False, take_over=False: None)  # the check saw an empty folder
     with pytest.raises(ConfigError, match="not empty"):
         create_run_dir("attack", out)
     assert _files(out) == before

@@ -31,7 +31,7 @@ def reproduce(entry_id: str | None, **params: Any) -> None:
                                  data_root=config.data_root, device=config.device, out=config.out,
                                  progress=config.progress, log=echo_err, workers=config.workers,
                                  changes=parse_set_pairs(config.set_pairs) if config.set_pairs else None,
-                                 resume=config.resume, reuse=config.reuse)
+                                 resume=config.resume, reuse=config.reuse, take_over=config.take_over)
     click.echo(outcome.markdown)
     click.echo(f"\nrun directory: {run_dir}")
 

@@ -274,12 +274,17 @@ class ReproduceConfig(Config):
     out: str | None = OUT()
     resume: str | None = option(None, "Continue the interrupted run in this directory, with the settings it started "
                                       "with; the attacks' finished chunks are read back, not run again.", metavar="DIR")
+    take_over: bool = option(False, "With --resume: continue a run started on another machine, whose process advwsl "
+                                     "cannot check from here (a crashed job, a lost node); only once sure it has "
+                                     "stopped.", short_flag=True)
     reuse: tuple[str, ...] = option((), "Read back the attack chunks of an earlier run directory (repeatable): the rows "
                                         "whose attack, settings, model and images are unchanged are not attacked "
                                         "again.", multiple=True, metavar="DIR")
     progress: bool = PROGRESS()
 
     def check(self) -> None:
+        if self.take_over and self.resume is None:
+            raise ConfigError("--take-over continues a run of another machine: give it with --resume DIR")
         if self.resume is None:
             return
         given = [flag for flag, value in (("--quick", self.quick), ("--set", self.set_pairs), ("--dataset", self.dataset),

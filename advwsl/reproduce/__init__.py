@@ -72,7 +72,7 @@ def run_entry(entry_id: str | None, *, quick: bool = False, dataset: str | None 
               data_root: str | None = None, device: str | None = None, out: str | None = None,
               progress: bool = True, log: Callable[[str], None] | None = None,
               changes: dict[str, Any] | None = None, workers: int = 1, resume: str | Path | None = None,
-              reuse: tuple[str | Path, ...] = ()) -> tuple[Path, Outcome]:
+              reuse: tuple[str | Path, ...] = (), take_over: bool = False) -> tuple[Path, Outcome]:
     """Run the entry ``entry_id`` (``--quick``: the minutes-long smoke version) into a new run directory:
     ``table.md`` (its departures from the reference first, then ours beside the reference's numbers),
     ``table.csv``, figures, ``summary.json`` and the exact configuration in ``config.json``. ``dataset``
@@ -84,7 +84,9 @@ def run_entry(entry_id: str | None, *, quick: bool = False, dataset: str | None 
     ``resume`` continues the interrupted run in that folder with the settings it started with (its
     ``config.json``; ``quick``, ``dataset``, ``data_root``, ``changes`` and ``out`` are not given then): the
     attacks read back the chunks they had finished (:mod:`advwsl.attacks.chunks`) and the outputs are those
-    of an uninterrupted run. ``config.json`` keeps the first start and lists each resumption.
+    of an uninterrupted run. ``config.json`` keeps the first start and lists each resumption. ``take_over``
+    continues a run started on another machine whose process cannot be checked from here (a crashed job,
+    a lost node), on the caller's word that it has stopped.
 
     The chunks stay in ``RUN_DIR/chunks`` after the run: ``reuse`` (run directories of earlier runs) reads
     theirs back, so a run that changes one row of a table (e.g. an attack's option) attacks that row only."""
@@ -119,7 +121,7 @@ def run_entry(entry_id: str | None, *, quick: bool = False, dataset: str | None 
         if not (Path(folder) / CHUNKS).is_dir():
             raise ConfigError(f"--reuse {folder}: no attack chunks there ({Path(folder) / CHUNKS}); give the run "
                               "directory of an earlier advwsl reproduce run")
-    check_out(out, command=f"reproduce-{entry.id}", resuming=first is not None)
+    check_out(out, command=f"reproduce-{entry.id}", resuming=first is not None, take_over=take_over)
     record = {"entry": entry.id, "title": entry.title, "quick": quick, "changed": changes,
               "settings": settings.to_dict(), "departures": [d.to_dict() for d in entry.departures],
               "data_root": data_root, "device": device, "workers": workers,
@@ -127,7 +129,7 @@ def run_entry(entry_id: str | None, *, quick: bool = False, dataset: str | None 
     hint = ("continue it with `advwsl reproduce --resume {run_dir}` (the attacks' finished chunks are read back), "
             "or choose a new --out to start again")
     with run_directory(f"reproduce-{entry.id}", out, config=record, keep_partial=(CHUNKS,) if first else False,
-                       resume=hint) as run_dir:
+                       resume=hint, take_over=take_over) as run_dir:
         if first is not None:
             say(f"continuing {run_dir}: {_chunk_count(run_dir)} finished chunk(s) of its attacks are read back")
         for folder in reuse:

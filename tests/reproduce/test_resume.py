@@ -153,3 +153,35 @@ def test_figure_constants_read_back_their_chunks(tmp_path, monkeypatch):
     for a, b in zip(first[:3], again[:3]):
         np.testing.assert_array_equal(a, b)
     assert again[3] == pytest.approx(first[3])
+
+
+def test_a_run_of_another_machine_is_taken_over_only_when_asked(tmp_path):
+    """A run whose process died without a word on another node (a crash, a lost node) cannot be checked from
+    here: --resume refuses it and says how to take it over; --take-over continues it, its chunks kept."""
+    from advwsl.config import AttackTableSettings
+    from advwsl.reproduce import Experiment, Outcome
+    from advwsl.runs import INCOMPLETE, RECORD_PREFIX, create_run_dir
+
+    ran = []
+    experiment = Experiment("trivial", lambda ctx: ran.append(ctx.chunks) or Outcome("# done"), AttackTableSettings)
+    register_entry(Entry(id="test-take-over", title="t", section="test", data="-", availability="real",
+                         time_cpu="-", time_gpu="-", experiment=experiment,
+                         settings={"dataset": "mnist-5k", "rows": [{"attack": "ddn", "budget": "10"}]}))
+    try:
+        first, _ = run_entry("test-take-over", out=str(tmp_path / "done"), progress=False)
+        out = tmp_path / "run"
+        create_run_dir("reproduce-test-take-over", out, config=json.loads((first / "config.json").read_text())["config"])
+        record = {"command": "reproduce-test-take-over", "pid": 12345, "host": "another-node",
+                  "started": "2026-01-01T00:00:00"}
+        (out / INCOMPLETE).write_text(f"advwsl reproduce is running\n\n{RECORD_PREFIX}{json.dumps(record)}\n")
+        (out / "chunks").mkdir()
+        (out / "chunks" / "x.npz").write_bytes(b"")
+        with pytest.raises(ConfigError, match="--take-over"):
+            run_entry(None, resume=str(out), progress=False)
+        res = CliRunner().invoke(main, ["reproduce", "test-take-over", "--take-over"])
+        assert res.exit_code == 2 and "--resume" in res.output
+        run_dir, outcome = run_entry(None, resume=str(out), progress=False, take_over=True)
+    finally:
+        _ENTRIES._entries.pop("test-take-over", None)
+    assert run_dir == out and (out / "chunks" / "x.npz").exists() and not (out / INCOMPLETE).exists()
+    assert ran[-1] == out / "chunks"
