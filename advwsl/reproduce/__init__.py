@@ -82,7 +82,8 @@ def run_entry(entry_id: str | None, *, quick: bool = False, dataset: str | None 
     records them.
 
     ``resume`` continues the interrupted run in that folder with the settings it started with (its
-    ``config.json``; ``quick``, ``dataset``, ``data_root``, ``changes`` and ``out`` are not given then): the
+    ``config.json``; ``quick``, ``dataset``, ``data_root``, ``changes`` and ``out`` are not given then, and
+    ``device`` and ``workers`` are the run's own unless given): the
     attacks read back the chunks they had finished (:mod:`advwsl.attacks.chunks`) and the outputs are those
     of an uninterrupted run. ``config.json`` keeps the first start and lists each resumption. ``take_over``
     continues a run started on another machine whose process cannot be checked from here (a crashed job,
@@ -96,6 +97,7 @@ def run_entry(entry_id: str | None, *, quick: bool = False, dataset: str | None 
         first = _interrupted_record(resume, entry_id)
         entry_id, quick, changes, data_root = first["entry"], first["quick"], first["changed"], first["data_root"]
         device = device if device is not None else first.get("device")
+        workers = workers if workers > 1 else int(first.get("workers") or 1)  # (the run's own, unless given)
         dataset, out = None, str(resume)
     if entry_id is None:
         raise ConfigError("give the ID of a table or figure, e.g. advwsl reproduce A-V-1 --quick")
