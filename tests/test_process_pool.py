@@ -3,7 +3,6 @@ workers at once instead of letting them finish every submitted task."""
 
 from __future__ import annotations
 
-import concurrent.futures
 import time
 from pathlib import Path
 
@@ -35,8 +34,6 @@ def test_an_interrupted_pool_terminates_its_workers():
             time.sleep(0.05)
         assert not _running(process.pid), process
     assert time.monotonic() - tic < 30  # not the 2 x 60 s the tasks would take
-    concurrent.futures.wait(futures, timeout=20)  # (the pool marks the tasks of killed workers broken)
-    assert all(f.cancelled() or f.done() for f in futures)
 
 
 def test_a_pool_that_ends_normally_returns_every_result():
