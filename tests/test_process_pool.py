@@ -24,7 +24,8 @@ def test_an_interrupted_pool_terminates_its_workers():
     tic = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         with process_pool(2) as pool:
-            futures = [pool.submit(time.sleep, 60) for _ in range(4)]
+            for _ in range(4):
+                pool.submit(time.sleep, 60)
             time.sleep(0.2)
             processes = list(pool._processes.values())
             raise KeyboardInterrupt
