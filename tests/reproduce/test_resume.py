@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -17,8 +18,7 @@ from click.testing import CliRunner
 from advwsl.attacks.chunks import ChunkStore
 from advwsl.cli import main
 from advwsl.errors import ConfigError
-from advwsl.reproduce import Entry, get_entry, register_entry, run_entry
-from advwsl.reproduce.appendix_v import ATTACK_TABLE
+from advwsl.reproduce import Entry, register_entry, run_entry
 from advwsl.reproduce.registry import _ENTRIES
 
 SETTINGS = {"dataset": "mnist-5k", "n_samples": 20, "batch_size": 2,
@@ -185,3 +185,46 @@ def test_a_run_of_another_machine_is_taken_over_only_when_asked(tmp_path):
         _ENTRIES._entries.pop("test-take-over", None)
     assert run_dir == out and (out / "chunks" / "x.npz").exists() and not (out / INCOMPLETE).exists()
     assert ran[-1] == out / "chunks"
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(stat.parent.name))
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table in /proc")
+def test_sigterm_stops_the_worker_processes_too(tmp_path, tiny_entry):
+    """With --workers, SIGTERM to the command stops its worker processes with it (a pool would otherwise
+    finish every row first) and the run can be continued."""
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    script = REGISTER + "from advwsl.cli import main\nmain(sys.argv[1:])\n"
+    proc = subprocess.Popen([sys.executable, "-c", script, "reproduce", "test-resume", "--no-progress", "--workers",
+                             "2", "--out", str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    store = ChunkStore(out / "chunks")
+    deadline = time.monotonic() + 300
+    while (store.count() < 2 or len(_children(proc.pid)) < 2) and proc.poll() is None and \
+            time.monotonic() < deadline:
+        time.sleep(0.05)
+    workers = _children(proc.pid)
+    assert proc.poll() is None and len(workers) >= 2, proc.communicate()
+    at_kill, tic = store.count(), time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    # stopped with the run: not after the ~18 chunks left (a pool that finished its rows first would save them)
+    assert time.monotonic() - tic < 10 and store.count() <= at_kill + 2, (time.monotonic() - tic, store.count())
+    deadline = time.monotonic() + 20
+    while any(Path(f"/proc/{p}").exists() for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(Path(f"/proc/{p}").exists() for p in workers)
+    assert "--resume" in (out / "INCOMPLETE").read_text()
