@@ -99,23 +99,7 @@ def run_entry(entry_id: str | None, *, quick: bool = False, dataset: str | None 
         device = device if device is not None else first.get("device")
         workers = workers if workers > 1 else int(first.get("workers") or 1)  # (the run's own, unless given)
         dataset, out = None, str(resume)
-    if entry_id is None:
-        raise ConfigError("give the ID of a table or figure, e.g. advwsl reproduce A-V-1 --quick")
-    entry = get_entry(entry_id)
-    if entry.experiment is None:
-        raise ConfigError(f"{entry.id} is listed but cannot run: {entry.note}")
-    changes = dict(changes or {})
-    if dataset is not None:
-        if "dataset" not in entry.settings.keys():
-            raise ConfigError(f"{entry.id} has no --dataset choice")
-        changes = {"dataset": dataset, **changes}
-    settings = entry.resolved(quick, changes)
-    if first is not None and _plain(settings.to_dict()) != _plain(first["settings"]):
-        raise ConfigError(f"--resume {resume}: the settings of {entry.id} are no longer those the run started with "
-                          "(advwsl was updated since?); its finished chunks would not match: start it again in a new "
-                          "--out")
-    if entry.experiment.check is not None:
-        entry.experiment.check(settings)
+    entry, changes, settings = _resolved(entry_id, quick, dataset, changes, first, resume)
     if entry.availability == "data-root" and data_root is None:
         raise ConfigError(f"{entry.id} needs its dataset: {entry.data}")
     select_device(device)
@@ -136,19 +120,47 @@ def run_entry(entry_id: str | None, *, quick: bool = False, dataset: str | None 
             say(f"continuing {run_dir}: {_chunk_count(run_dir)} finished chunk(s) of its attacks are read back")
         for folder in reuse:
             say(f"reusing {_link_chunks(Path(folder) / CHUNKS, run_dir / CHUNKS)} attack chunk(s) of {folder}")
-        context = Context(entry, settings, quick, data_root, device, run_dir, progress, say, workers)
-        outcome = entry.experiment.run(context)
-        head, _, body = outcome.markdown.partition("\n")
-        departures = "\n".join(departures_markdown(entry, changes, quick))
-        if departures:
-            outcome.markdown = f"{head}\n\n{departures}{body}" if head.startswith("#") else \
-                f"{departures}\n{outcome.markdown}"
-        atomic_write_text(run_dir / "table.md", outcome.markdown + "\n")
-        write_json(run_dir / "summary.json", {"entry": entry.id, "quick": quick, "changed": changes,
-                                              "departures": [d.to_dict() for d in entry.departures],
-                                              **outcome.summary})
-        write_html_report(run_dir, f"advwsl reproduce {entry.id}: {entry.title}")
+        outcome = entry.experiment.run(Context(entry, settings, quick, data_root, device, run_dir, progress, say,
+                                               workers))
+        _write_outputs(run_dir, entry, outcome, changes, quick)
     return run_dir, outcome
+
+
+def _resolved(entry_id: str | None, quick: bool, dataset: str | None, changes: dict[str, Any] | None,
+              first: dict[str, Any] | None, resume: Any) -> tuple[Entry, dict[str, Any], Any]:
+    """The entry, the ``--set`` changes (with ``--dataset``) and the checked settings of a run; for a
+    continued run (``first``: its record) the settings must be those it started with."""
+    if entry_id is None:
+        raise ConfigError("give the ID of a table or figure, e.g. advwsl reproduce A-V-1 --quick")
+    entry = get_entry(entry_id)
+    if entry.experiment is None:
+        raise ConfigError(f"{entry.id} is listed but cannot run: {entry.note}")
+    changes = dict(changes or {})
+    if dataset is not None:
+        if "dataset" not in entry.settings.keys():
+            raise ConfigError(f"{entry.id} has no --dataset choice")
+        changes = {"dataset": dataset, **changes}
+    settings = entry.resolved(quick, changes)
+    if first is not None and _plain(settings.to_dict()) != _plain(first["settings"]):
+        raise ConfigError(f"--resume {resume}: the settings of {entry.id} are no longer those the run started with "
+                          "(advwsl was updated since?); its finished chunks would not match: start it again in a new "
+                          "--out")
+    if entry.experiment.check is not None:
+        entry.experiment.check(settings)
+    return entry, changes, settings
+
+
+def _write_outputs(run_dir: Path, entry: Entry, outcome: Outcome, changes: dict[str, Any], quick: bool) -> None:
+    """``table.md`` (the departures first), ``summary.json`` and ``report.html`` of a finished run."""
+    head, _, body = outcome.markdown.partition("\n")
+    departures = "\n".join(departures_markdown(entry, changes, quick))
+    if departures:
+        outcome.markdown = f"{head}\n\n{departures}{body}" if head.startswith("#") else \
+            f"{departures}\n{outcome.markdown}"
+    atomic_write_text(run_dir / "table.md", outcome.markdown + "\n")
+    write_json(run_dir / "summary.json", {"entry": entry.id, "quick": quick, "changed": changes,
+                                          "departures": [d.to_dict() for d in entry.departures], **outcome.summary})
+    write_html_report(run_dir, f"advwsl reproduce {entry.id}: {entry.title}")
 
 
 def _link_chunks(source: Path, target: Path) -> int:
