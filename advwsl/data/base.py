@@ -8,8 +8,6 @@ split as sample dicts ``{"image": float32 (3, H, W) in [0, 1], "label": int, "ma
 
 from __future__ import annotations
 
-from typing import Any
-
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
