@@ -251,18 +251,24 @@ TARGETED = (Measure("avg_success", "Average success (%)", "share"), Measure("avg
 def targeted_table(ctx: Context) -> Outcome:
     """Tables A V-2 to A V-4 (see the module docstring); settings as :func:`attack_table`."""
     dataset, model, info, n, images, labels = _setup(ctx)
-    ours, files = [], []
+    ours, results, files = [], {}, []
     for row, k, result in _attack_rows(ctx, model, images, labels, dataset, n, files, targeted=True,
                                        checkpoint=info.get("checkpoint")):
+        results[row.key] = result
         s = result.summary()
+        counted = int(np.unique(result.index[result.originally_correct]).size)
         ours.append({"attack": get_attack_spec(row.attack).display, "budget": row.budget, "images": k,
-                     "avg_success": s["average"]["success"], "avg_mean_l2": s["average"]["mean_l2"],
-                     "ll_success": s["least_likely"]["success"], "ll_mean_l2": s["least_likely"]["mean_l2"],
-                     "seconds": s["seconds"]})
+                     "counted": counted, "avg_success": s["average"]["success"],
+                     "avg_mean_l2": s["average"]["mean_l2"], "ll_success": s["least_likely"]["success"],
+                     "ll_mean_l2": s["least_likely"]["mean_l2"], "seconds": s["seconds"]})
     text = _table(ctx, dataset, info, ours, TARGETED,
                   "Targeted towards each of the 9 other classes; average over all targets, and per image the worst "
-                  "target (least likely). Ours / reference (ratio, or difference in points).")
-    return Outcome("\n".join(text), files + ["table.csv"], {"rows": ours, "model": info.get("checkpoint")})
+                  "target (least likely). Ours / reference (ratio, or difference in points); 'images' attacked, "
+                  "'counted' of them correctly classified (success and norms are over their pairs).")
+    verdicts = evaluate_findings(ctx.entry.findings, results, dataset)
+    text += findings_markdown(verdicts, tuple(c for c in ctx.entry.findings if not applies(c, dataset)))
+    return Outcome("\n".join(text), files + ["table.csv"], {"rows": ours, "model": info.get("checkpoint"),
+                                                            "findings": [asdict(v) for v in verdicts]})
 
 
 ATTACK_TABLE = Experiment("attack table", attack_table, AttackTableSettings)
