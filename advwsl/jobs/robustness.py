@@ -5,6 +5,7 @@ sharded by sample index, and the exact merge of the shards."""
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,8 +64,12 @@ def plan_robustness(config: RobustnessConfig) -> RobustnessPlan:
     given = parse_budgets(list(config.budget), names)
     budgets = {n: get_attack_spec(n).check(get_attack_spec(n).kwargs(b), option="--budget") for n, b in given.items()}
     select_device(config.device)
-    return RobustnessPlan(budgets, check_levels(config.levels), check_out(config.out, command="evaluate-robustness"),
-                          notices)
+    # under torchrun only rank 0 checks --out: it claims the folder before the ranks evaluate, so a rank
+    # checking after that claim would find it running (and a rerun on another host could not tell that the
+    # interrupted run there had stopped)
+    out = check_out(config.out, command="evaluate-robustness") if int(os.environ.get("RANK", "0")) == 0 \
+        else (Path(config.out) if config.out is not None else None)
+    return RobustnessPlan(budgets, check_levels(config.levels), out, notices)
 
 
 def _settings(config: RobustnessConfig, plan: RobustnessPlan, device: Any, resolved: Any, data: Any) -> dict[str, Any]:
@@ -144,11 +149,15 @@ def robustness_job(config: RobustnessConfig, *, log: Callable[[str], None] | Non
     with contextlib.ExitStack() as stack:
         run_dir = None
         if rank == 0:
-            run_dir = _open(stack, config, _settings(config, plan, device, resolved, data), world)
+            run_dir = _open(stack, config, lambda: _settings(config, plan, device, resolved, data), world)
         if world > 1:
             run_dir = _shared_path(run_dir, rank)
-            merged = _gathered(_evaluate(config, plan, model, data, resolved.name, (rank, world), run_dir / CHUNKS),
-                               rank, world)
+            shared = run_dir / CHUNKS
+            if not shared.is_dir():  # (rank 0 created it: this rank does not see rank 0's filesystem)
+                say(f"rank {rank} cannot see rank 0's run directory {run_dir} (no shared filesystem?): its attacks "
+                    "save no chunks, so an interrupted run attacks its batches again")
+                shared = None
+            merged = _gathered(_evaluate(config, plan, model, data, resolved.name, (rank, world), shared), rank, world)
             if rank != 0:
                 return None, None
             _finish(run_dir, merged, resolved.name, data)
@@ -161,12 +170,17 @@ def robustness_job(config: RobustnessConfig, *, log: Callable[[str], None] | Non
     return run_dir, report
 
 
-def _open(stack: contextlib.ExitStack, config: RobustnessConfig, settings: dict[str, Any], world: int) -> Path:
+def _open(stack: contextlib.ExitStack, config: RobustnessConfig, settings: Callable[[], dict[str, Any]],
+          world: int) -> Path:
     """The run directory, created or continued (its chunks kept) and held until ``stack`` closes; under
-    ``torchrun`` (on rank 0) the other ranks learn its path, or that it could not be opened."""
+    ``torchrun`` (on rank 0) with its chunks folder created, for the other ranks to learn its path -- or
+    that it could not be opened."""
     try:
-        return stack.enter_context(run_directory("evaluate-robustness", config.out, config=settings,
-                                                 keep_partial=(CHUNKS,), hint=CONTINUE))
+        run_dir = stack.enter_context(run_directory("evaluate-robustness", config.out, config=settings(),
+                                                    keep_partial=(CHUNKS,), hint=CONTINUE))
+        if world > 1:
+            (run_dir / CHUNKS).mkdir(exist_ok=True)
+        return run_dir
     except BaseException as exc:
         if world > 1:  # (the other ranks wait for the path)
             _broadcast([None, f"{type(exc).__name__}: {exc}"])
@@ -175,8 +189,9 @@ def _open(stack: contextlib.ExitStack, config: RobustnessConfig, settings: dict[
 
 def _shared_path(run_dir: Path | None, rank: int) -> Path:
     """Under ``torchrun``: rank 0's run directory on every rank (the attacks' chunks are shared there, each
-    rank writing its own batches' chunks, so that a rerun continues every rank)."""
-    holder = _broadcast([str(run_dir), None] if rank == 0 else [None, None])
+    rank writing its own batches' chunks, so that a rerun continues every rank; ranks on other machines
+    need it on a shared filesystem)."""
+    holder = _broadcast([str(run_dir.resolve()), None] if rank == 0 else [None, None])
     if holder[0] is None:
         raise ConfigError(f"rank 0 could not open the run directory ({holder[1]}); fix that and rerun")
     return Path(holder[0])

@@ -208,9 +208,9 @@ class TargetedNormRatio:
             v = verdict(supports=r.low > self.above, against=r.high < self.above)
         bound = f"< {self.below:g}" if self.below is not None else f"> {self.above:g}"
         pairs = int(per["pairs"].sum())
+        over = f"{pairs} pairs of {r.n} images" if self.scenario == "average" else f"{r.n} images"
         return Verdict(self.claim, v, f"mean-L2 ratio {r.ratio:.3f} [{r.low:.3f}, {r.high:.3f}] over "
-                                      f"{_SCENARIO[self.scenario]}: {pairs} pairs of {r.n} images, bootstrap over "
-                                      f"images (claim: {bound})",
+                                      f"{_SCENARIO[self.scenario]}: {over}, bootstrap over images (claim: {bound})",
                        {"ratio": r.ratio, "low": r.low, "high": r.high, "n": r.n, "pairs": pairs})
 
 

@@ -17,7 +17,8 @@ import torch.multiprocessing as mp
 
 from advwsl.config import RobustnessConfig
 from advwsl.evaluation.robustness import RobustnessReport
-from advwsl.jobs.robustness import robustness_job
+from advwsl.errors import ConfigError
+from advwsl.jobs.robustness import plan_robustness, robustness_job
 from advwsl.runs import CHUNKS, run_directory
 
 FILES = ("attack-ddn.csv", "attack-deepfool.csv", "table.csv", "robustness_curves.csv")
@@ -74,3 +75,15 @@ def test_workers_and_torchrun_write_the_single_process_records(digits_model, tmp
     _same(single, tmp_path / "resumed")
     report = RobustnessReport.load(tmp_path / "resumed")
     assert all(report.results[name].seconds >= 1000 for name in ("ddn", "deepfool"))  # read back, not attacked
+
+
+def test_under_torchrun_only_rank_0_checks_the_run_directory(tmp_path, monkeypatch):
+    """Rank 0 claims --out before the ranks evaluate: a rank checking it after that claim would find a live
+    run there and stop, so the other ranks take rank 0's word for it."""
+    config = RobustnessConfig(**COMMON, out=str(tmp_path / "run"))
+    with run_directory("evaluate-robustness", tmp_path / "run", keep_partial=(CHUNKS,)):
+        monkeypatch.setenv("RANK", "1")
+        assert plan_robustness(config).out == tmp_path / "run"
+        monkeypatch.setenv("RANK", "0")
+        with pytest.raises(ConfigError, match="running"):
+            plan_robustness(config)
