@@ -4,6 +4,8 @@ DDN 1 000 and their per-sample best (:func:`defense_table`); the shared helpers 
 
 from __future__ import annotations
 
+import json
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
@@ -14,6 +16,7 @@ import torch
 from ..attacks import AttackResult, combine_results, get_attack_spec, run_attack
 from ..config import DefenseTableSettings
 from ..config.reproduce import DefenseSettings
+from ..errors import AdvwslWarning, ConfigError
 from ..evaluation.robustness import evaluate_robustness
 from ..io import atomic_write_text
 from ..models import checkpoint_info, load_model
@@ -244,8 +247,50 @@ def _examples(ctx: Context, models: dict[str, torch.nn.Module], images: torch.Te
 
 
 def _check_defense_table(settings: DefenseTableSettings) -> None:
-    """Refuse a defense table whose attack hyper-parameters the attacks do not take, before any training."""
+    """Refuse a defense table whose attack hyper-parameters the attacks do not take, or whose
+    ``defense.checkpoints`` were trained otherwise than its ``defense`` settings say, before any training."""
     _defense_attacks(settings)
+    for kind, path in settings.defense.checkpoints.items():
+        _check_trained_as_said(kind, path, settings)
+
+
+def _check_trained_as_said(kind: str, path: str, settings: DefenseTableSettings) -> None:
+    """The checkpoint of the ``kind`` defense was trained as ``settings.defense`` says (its sidecar records
+    the training recipe, the adversarial options and the epoch reached), so that the table's departures
+    describe the models it evaluates: a checkpoint trained otherwise is refused with the ``--set`` that
+    declares it; one whose sidecar records no training (trained elsewhere) gets a warning."""
+    info = checkpoint_info(path)
+    training, adversarial = info.get("training"), info.get("adversarial")
+    if not isinstance(training, dict) or not isinstance(adversarial, dict):
+        warnings.warn(f"defense.checkpoints.{kind} = {path} records no advwsl adversarial training: the table cannot "
+                      "check that it was trained as its defense settings (section A V-6's recipe unless --set) say",
+                      AdvwslWarning, stacklevel=2)
+        return
+    d = settings.defense
+    wanted = {"epochs": d.epochs, "lr": d.lr, "from_scratch": d.from_scratch, "epsilon": d.epsilon,
+              "ddn_steps" if kind == "ddn" else "pgd_steps": d.ddn_steps if kind == "ddn" else d.pgd_steps}
+    milestones = training.get("milestones") or [None]
+    found = {"epochs": training.get("epochs"), "lr": training.get("lr"), "from_scratch": info.get("init") is None,
+             "epsilon": adversarial.get("epsilon"),
+             "ddn_steps" if kind == "ddn" else "pgd_steps": adversarial.get("steps")}
+    differ = [k for k in wanted if found[k] != wanted[k]]
+    if milestones[0] != d.milestone:
+        differ.append("milestone")
+        found["milestone"], wanted["milestone"] = milestones[0], d.milestone
+    attack = "ddn" if kind == "ddn" else "pgd"
+    problems = [f"{k} {found[k]!r} (the settings say {wanted[k]!r})" for k in differ]
+    if adversarial.get("attack") != attack:
+        problems.append(f"adversarials from {adversarial.get('attack')!r}, not {attack!r}")
+    if training.get("dataset") != settings.dataset:
+        problems.append(f"dataset {training.get('dataset')!r}, not {settings.dataset!r}")
+    if problems:
+        fix = " ".join(f"--set defense.{k}={json.dumps(found[k])}" for k in differ)
+        raise ConfigError(f"defense.checkpoints.{kind} = {path} was trained with " + "; ".join(problems)
+                          + (f": pass {fix} so that the table declares it" if fix else "")
+                          + ", or give the checkpoint trained as the settings say")
+    if info.get("epoch") != d.epochs:
+        raise ConfigError(f"defense.checkpoints.{kind} = {path} is the model of epoch {info.get('epoch')} of its "
+                          f"{d.epochs}: its training has not finished (rerun it to resume)")
 
 
 DEFENSE_TABLE = Experiment("defense table", defense_table, DefenseTableSettings, check=_check_defense_table)
