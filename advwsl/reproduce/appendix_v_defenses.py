@@ -29,7 +29,7 @@ from .findings import applies, evaluate_findings, findings_markdown
 from .appendix_v import DATASETS, _budget_kwargs, _data, _spawned
 from .registry import Context, Experiment, Outcome
 
-__all__ = ["defense_table", "defense_model", "defense_recipe", "DEFENSE_TABLE"]
+__all__ = ["defense_table", "defense_model", "defense_recipe", "check_defense_checkpoints", "DEFENSE_TABLE"]
 
 DEFENSE = (Measure("success", "Attack success (%)", "share"), Measure("mean_l2", "Mean L2"),
            Measure("median_l2", "Median L2"), Measure("accuracy", "Accuracy at eps (%)", "share"))
@@ -250,11 +250,17 @@ def _check_defense_table(settings: DefenseTableSettings) -> None:
     """Refuse a defense table whose attack hyper-parameters the attacks do not take, or whose
     ``defense.checkpoints`` were trained otherwise than its ``defense`` settings say, before any training."""
     _defense_attacks(settings)
+    check_defense_checkpoints(settings)
+
+
+def check_defense_checkpoints(settings: Any) -> None:
+    """Every checkpoint of ``settings.defense.checkpoints`` trained as ``settings.defense`` says, on
+    ``settings.dataset`` (:func:`_check_trained_as_said`): Table A V-5's and Figure A V-2's check."""
     for kind, path in settings.defense.checkpoints.items():
         _check_trained_as_said(kind, path, settings)
 
 
-def _check_trained_as_said(kind: str, path: str, settings: DefenseTableSettings) -> None:
+def _check_trained_as_said(kind: str, path: str, settings: Any) -> None:
     """The checkpoint of the ``kind`` defense was trained as ``settings.defense`` says (its sidecar records
     the training recipe, the adversarial options and the epoch reached), so that the table's departures
     describe the models it evaluates: a checkpoint trained otherwise is refused with the ``--set`` that

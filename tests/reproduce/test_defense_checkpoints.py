@@ -56,3 +56,11 @@ def test_a_checkpoint_trained_elsewhere_is_evaluated_with_a_warning(tmp_path):
 def test_a_missing_checkpoint_is_refused_before_any_work(tmp_path):
     with pytest.raises(Exception, match="missing"):
         _check_defense_table(_settings(**{"defense.checkpoints.ddn": str(tmp_path / "nowhere")}))
+
+
+def test_figure_a_v_2_checks_its_defenses_too(tmp_path):
+    from advwsl.reproduce.appendix_v_constants import CONSTANTS_FIGURE
+
+    settings = get_entry("fig-A-V-2").resolved(False, {"defense.checkpoints.ddn": _defense(tmp_path / "d", epoch=3)})
+    with pytest.raises(ConfigError, match="has not finished"):
+        CONSTANTS_FIGURE.check(settings)
