@@ -273,16 +273,13 @@ def _check_trained_as_said(kind: str, path: str, settings: Any) -> None:
                       AdvwslWarning, stacklevel=2)
         return
     d = settings.defense
+    steps = "ddn_steps" if kind == "ddn" else "pgd_steps"
     wanted = {"epochs": d.epochs, "lr": d.lr, "from_scratch": d.from_scratch, "epsilon": d.epsilon,
-              "ddn_steps" if kind == "ddn" else "pgd_steps": d.ddn_steps if kind == "ddn" else d.pgd_steps}
-    milestones = training.get("milestones") or [None]
+              steps: getattr(d, steps), "milestone": d.milestone}
     found = {"epochs": training.get("epochs"), "lr": training.get("lr"), "from_scratch": info.get("init") is None,
-             "epsilon": adversarial.get("epsilon"),
-             "ddn_steps" if kind == "ddn" else "pgd_steps": adversarial.get("steps")}
+             "epsilon": adversarial.get("epsilon"), steps: adversarial.get("steps"),
+             "milestone": (training.get("milestones") or [None])[0]}
     differ = [k for k in wanted if found[k] != wanted[k]]
-    if milestones[0] != d.milestone:
-        differ.append("milestone")
-        found["milestone"], wanted["milestone"] = milestones[0], d.milestone
     attack = "ddn" if kind == "ddn" else "pgd"
     problems = [f"{k} {found[k]!r} (the settings say {wanted[k]!r})" for k in differ]
     if adversarial.get("attack") != attack:
