@@ -23,7 +23,7 @@ from ..data.camelyon16 import ProtocolConfig, prepare_camelyon16
 from ..data.camelyon16.toy import make_toy_slide
 from ..io import atomic_write_text
 from .compare import Measure, side_by_side, side_by_side_markdown
-from ..config import PatchCountSettings
+from ..config import Departure, PatchCountSettings
 from .registry import Context, Entry, Experiment, Outcome, register_entry
 from .wsl import WSL_TABLE, ref
 
@@ -123,17 +123,20 @@ def patch_counts(ctx: Context) -> Outcome:
                          measures)
     atomic_write_text(ctx.run_dir / "table.csv", frame.to_csv(index=False))
     lines = [f"# {ctx.entry.id}: {ctx.entry.title}", ""]
+    departures = []
     if ctx.stand_in:
-        lines += [f"**Stand-in**: no `--data-root`; {sum(s.toy_slides)} toy slides of {s.toy_size[0]} x "
-                  f"{s.toy_size[1]} pixels (advwsl.data.camelyon16.toy) with patches of "
-                  f"{', '.join(map(str, sizes))} pixels standing in for {', '.join(map(str, s.patch_sizes))}; the "
-                  "counts show the protocol at work, not CAMELYON16's.", ""]
+        departures.append(Departure(
+            f"{sum(s.toy_slides)} toy slides of {s.toy_size[0]} x {s.toy_size[1]} pixels "
+            f"(advwsl.data.camelyon16.toy) instead of CAMELYON16, with patches of {', '.join(map(str, sizes))} "
+            f"pixels standing in for {', '.join(map(str, s.patch_sizes))}",
+            "CAMELYON16 cannot be downloaded here (give --data-root DIR for it); the counts show the protocol "
+            "at work, not CAMELYON16's.", settings=("toy_slides", "toy_size")))
     lines += ["Protocol of section 2.1.2.3: p_0 = 20 %, p_1 = 50 %, p_t = 10 %, p_n = 1 %, bins of 0.05, "
               "non-overlapping patches. Ours / reference (ratio).", "",
               side_by_side_markdown(frame, ["patch size"], measures),
               "Note: the reference's counts after calibration keep 9,523 category-2 patches for 14,912 category-1 "
               "ones at 512 (64 %), which is not the p_n = 1 % its text states; ours follow the text."]
-    return Outcome("\n".join(lines), ["table.csv"], {"rows": ours, "stand_in": ctx.stand_in})
+    return Outcome("\n".join(lines), ["table.csv"], {"rows": ours, "stand_in": ctx.stand_in}, departures)
 
 
 PATCH_COUNTS = Experiment("patch counts", patch_counts, PatchCountSettings)

@@ -75,11 +75,13 @@ class Context:
 @dataclass
 class Outcome:
     """What an experiment produced: the printed report (Markdown, ours beside the reference's numbers),
-    the files it wrote, and a JSON-ready summary."""
+    the files it wrote, a JSON-ready summary, and the departures only the run itself knows (a synthetic
+    stand-in and its recipe, when no ``--data-root`` was given), listed with the entry's."""
 
     markdown: str
     files: list[str] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    departures: list[Departure] = field(default_factory=list)
 
 
 def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
