@@ -112,10 +112,11 @@ def defense_table(ctx: Context) -> Outcome:
         report.save(ctx.run_dir / kind)
         for key, result in report.results.items():
             rows[(name, key)] = result
-        for row in report.table().to_dict(orient="records"):
+        for result, row in zip(report.results.values(), report.table().to_dict(orient="records")):
             attack = row["attack"] if row["attack"] == "All" else f"{row['attack']} {row['budget']}"
-            ours.append({"defense": name, "attack": attack, "success": row["success"], "mean_l2": row["mean_l2"],
-                         "median_l2": row["median_l2"], "accuracy": row[f"accuracy_at_{eps:g}"]})
+            ours.append({"defense": name, "attack": attack, **_counts(result), "success": row["success"],
+                         "mean_l2": row["mean_l2"], "median_l2": row["median_l2"],
+                         "accuracy": row[f"accuracy_at_{eps:g}"]})
         curves[name] = report.curves()
         failed = [c.name for c in report.checks() if not c.passed]
         notes.append(f"- {name}: clean accuracy {100 * clean:.2f} % on these {len(labels)} images; sanity checks "
@@ -124,7 +125,7 @@ def defense_table(ctx: Context) -> Outcome:
     ours += _extra_rows(ctx, reports, {kind: extra for kind, (_, extra) in attacked.items()}, rows, eps)
     _examples(ctx, models, images, labels, dataset)
     reference = [r for r in ctx.entry.reference if r.get("dataset") == DATASETS[dataset]["reference"]]
-    frame = side_by_side(ours, reference, ["defense", "attack"], DEFENSE)
+    frame = side_by_side(ours, reference, ["defense", "attack"], DEFENSE, extra=["images", "counted"])
     atomic_write_text(ctx.run_dir / "table.csv", frame.to_csv(index=False))
     plot_robustness_curves(curves, ctx.run_dir / "fig-A-V-4.png", epsilon=eps, attacks=("All",),
                            norms={f"{name} All": rows[(name, "All")].norms for name in names.values()},
@@ -138,8 +139,9 @@ def defense_table(ctx: Context) -> Outcome:
              f"{d.epochs} epochs (learning rate {d.lr}, x0.1 after {int(100 * d.milestone)} %) on adversarials "
              f"projected on the L2 ball of epsilon_max = {d.epsilon} (section A V-6): DDN {d.ddn_steps} steps "
              f"(eq. A V-9), or Madry with PGD-L2 {d.pgd_steps} steps (eq. A V-7). Accuracy at eps <= "
-             f"{eps:g}. Ours / reference (ratio, or difference in points).", "",
-             side_by_side_markdown(frame, ["defense", "attack"], DEFENSE), *notes]
+             f"{eps:g}. Ours / reference (ratio, or difference in points); 'counted': the images the model "
+             "classifies correctly, over which success and norms are taken (the accuracy is over every image).", "",
+             side_by_side_markdown(frame, ["defense", "attack", "images", "counted"], DEFENSE), *notes]
     verdicts = evaluate_findings(ctx.entry.findings, rows, dataset)
     text += findings_markdown(verdicts, tuple(c for c in ctx.entry.findings if not applies(c, dataset)))
     return Outcome("\n".join(text), ["table.csv", "fig-A-V-4.png", "fig-A-V-4.csv", "fig-A-V-5.png"],
@@ -175,9 +177,15 @@ def _extra_rows(ctx: Context, reports: dict[str, Any], beyond: dict[str, dict[st
             for r, label in [*((r, f"{r.attack} {r.budget} (beyond the reference)") for r in done),
                              (best, "All, with the attacks beyond the reference")]:
                 s = r.summary()
-                out.append({"defense": name, "attack": label, "success": s["success"], "mean_l2": s["mean_l2"],
-                            "median_l2": s["median_l2"], "accuracy": float(r.accuracy(eps))})
+                out.append({"defense": name, "attack": label, **_counts(r), "success": s["success"],
+                            "mean_l2": s["mean_l2"], "median_l2": s["median_l2"], "accuracy": float(r.accuracy(eps))})
     return out
+
+
+def _counts(result: AttackResult) -> dict[str, int]:
+    """A row's ``images`` (attacked) and ``counted`` (correctly classified: success and norms are over those;
+    the accuracy is over every image)."""
+    return {"images": len(result.originally_correct), "counted": int(result.originally_correct.sum())}
 
 
 #: How the table names the three models.
