@@ -38,6 +38,7 @@ import copy
 import json
 import math
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ from ..plotting import plot_sweep
 from ..training import PRESETS, TrainConfig, evaluate
 from ..utils import select_device
 from .compare import Measure, side_by_side, side_by_side_markdown
+from .findings import findings_markdown
 from ..config import Departure, WslGroup, WslRow, WslTableSettings
 from .registry import Context, Experiment, Outcome
 
@@ -283,7 +285,10 @@ def wsl_table(ctx: Context) -> Outcome:
         files += ["figure.csv", "figure.png"]
     seconds = sum(r["seconds"] for r in per_fold)
     text.append(f"\n{len(per_fold)} models, {seconds:.0f} s (training, or the cache, and evaluation).")
-    summary = {"stand_in": ctx.stand_in, "folds": folds, "rows": ours, "seconds": seconds}
+    verdicts = [claim.evaluate(per_fold) for claim in ctx.entry.findings]
+    text += findings_markdown(verdicts)
+    summary = {"stand_in": ctx.stand_in, "folds": folds, "rows": ours, "seconds": seconds,
+               "findings": [asdict(v) for v in verdicts]}
     return Outcome("\n".join(text), files, summary, stand_in_departures(ctx) if ctx.stand_in else [])
 
 
