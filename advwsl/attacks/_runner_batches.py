@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import AdvwslWarning, InputError, ModelError, VerificationError
+from ..logs import LOGGER
 from ..utils import Timer, model_device
 from ._checks import check_inputs, check_labels, check_logits, check_model
 from .chunks import ChunkStore
@@ -70,6 +71,8 @@ class Run:
     num_classes: int | None = None
     store: ChunkStore | None = None  # where finished chunks are saved and read back (``checkpoint``)
     run_key: str = ""
+    label: str = ""  # the attack and its budget, as the heartbeat names them
+    total: int | None = None  # records the run will attack, when known
 
 
 @dataclass
@@ -89,6 +92,11 @@ class Records:
             self.columns[key].append(values[key].detach().cpu().numpy())
         if self.keep_adversarials:
             self.adversarials.append(adversarials.cpu())
+
+    @property
+    def done(self) -> int:
+        """Records attacked or read back so far."""
+        return sum(len(c) for c in self.columns["index"])
 
     def last(self) -> dict[str, np.ndarray]:
         """The columns (and adversarials, when kept) of the chunk added last, as arrays."""
@@ -192,10 +200,13 @@ def attack_batch(run: Run, records: Records, images: torch.Tensor, labels: Any, 
         finally:
             run.counter.on_forward = None
         ticks.finish()
+        seconds = run.timer.seconds - before[0]
         if key is not None:
-            run.store.save(key, {**records.last(), "seconds": np.array(run.timer.seconds - before[0]),
+            run.store.save(key, {**records.last(), "seconds": np.array(seconds),
                                  "repaired": np.array(records.n_repaired - before[1]),
                                  "non_finite": np.array(records.n_non_finite - before[2])})
+        LOGGER.info("%s: %d%s records done (the last %d in %.0f s)", run.label, records.done,
+                    f" of {run.total}" if run.total else "", len(r), seconds)
 
 
 def _restored(run: Run, records: Records, key: str) -> bool:

@@ -162,8 +162,8 @@ def run_attack(model: nn.Module, data: torch.Tensor | Iterable[Any], labels: tor
             precision=precision, channels_last=channels_last, keep=keep_adversarials, model=module_sha256(model),
             device=model_device(model).type)
     records = Records(keep_adversarials)
-    bar = tqdm(desc=f"{display} {spec.budget_label(kwargs)}", unit="img", disable=not progress,
-               total=total_records(data, targeted, target), bar_format=BAR)
+    run.label, run.total = f"{display} {spec.budget_label(kwargs)}", total_records(data, targeted, target)
+    bar = tqdm(desc=run.label, unit="img", disable=not progress, total=run.total, bar_format=BAR)
     with attack_mode(model), precision_context(model, precision, channels_last):
         for images, batch_labels in iter_batches(data, labels, batch_size):
             attack_batch(run, records, images, batch_labels, target, batch_size, bar)

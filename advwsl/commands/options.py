@@ -231,6 +231,21 @@ def _renamed(old: str, new: str, *, flag: bool = False) -> Decorator:
     return click.option(old, name, hidden=True, expose_value=False, callback=refuse, multiple=True)
 
 
+def _with_heartbeat(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` run with the heartbeat (:mod:`advwsl.logs`) on when its progress bars are off: ``--no-progress``
+    prints a time-stamped line per finished chunk of work to stderr instead of nothing until the end."""
+    import functools
+
+    from ..logs import heartbeat
+
+    @functools.wraps(fn)
+    def run(*args: Any, **params: Any) -> Any:
+        with heartbeat(params.get("progress") is False):
+            return fn(*args, **params)
+
+    return run
+
+
 def config_options(cls: type, *, exclude: tuple[str, ...] = (), only: tuple[str, ...] | None = None,
                    overrides: bool = False, defaults: dict[str, Any] | None = None,
                    helps: dict[str, str] | None = None) -> Decorator:
@@ -267,6 +282,7 @@ def config_options(cls: type, *, exclude: tuple[str, ...] = (), only: tuple[str,
         decorators += [_renamed(old, flag, flag=True) for old in opt.renamed_flags]
 
     def apply(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn = _with_heartbeat(fn)
         for decorator in reversed(decorators):
             fn = decorator(fn)
         return fn
