@@ -1,6 +1,7 @@
 """The ``advwsl`` logger and its heartbeat: with progress bars off (``--no-progress``: a log file, a batch job),
-a long run says what it finished as it goes, one time-stamped line per finished chunk of an attack, instead
-of nothing until its table."""
+a long run says what it finished as it goes, instead of nothing until its table: one time-stamped line per
+finished chunk of an attack (``batch_size`` images: a run of 1,000 images in one batch says it once, at its
+end) and per finished batch of a robustness evaluation (naming the model)."""
 
 from __future__ import annotations
 
@@ -41,13 +42,14 @@ def heartbeat(enabled: bool = True) -> Iterator[None]:
     if not enabled or heartbeat_enabled():
         yield
         return
-    level = LOGGER.level
+    level, propagate = LOGGER.level, LOGGER.propagate
     handler = _start()
     try:
         yield
     finally:
         LOGGER.removeHandler(handler)
         LOGGER.setLevel(level)
+        LOGGER.propagate = propagate
 
 
 def start_worker(enabled: bool) -> None:
@@ -65,4 +67,5 @@ def _start() -> logging.Handler:
     handler.setFormatter(formatter)
     LOGGER.addHandler(handler)
     LOGGER.setLevel(logging.INFO)
+    LOGGER.propagate = False  # a root logger configured by the caller would print every line twice
     return handler

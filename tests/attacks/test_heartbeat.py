@@ -38,7 +38,7 @@ def test_one_line_per_finished_chunk_only_while_on(capsys, tmp_path):
         "DDN 5: 4 of 10 records done (the last 4 in N s)", "DDN 5: 8 of 10 records done (the last 4 in N s)",
         "DDN 5: 10 of 10 records done (the last 2 in N s)"]
     assert all(re.match(STAMP + " ", line) for line in lines)
-    assert not heartbeat_enabled() and LOGGER.level == 0
+    assert not heartbeat_enabled() and LOGGER.level == 0 and LOGGER.propagate
     with heartbeat():
         _attack(tmp_path / "chunks")  # every chunk read back: nothing was attacked, nothing to say
     assert capsys.readouterr().err == ""
