@@ -83,7 +83,7 @@ VOCABULARY = {
     "--resume": "continue an interrupted run directory",
     "--tensorboard": "write every epoch's metrics as TensorBoard event files",
     "--retrain": "train a built-in model again",
-    "--progress/--no-progress": "show or hide progress bars",
+    "--progress/--no-progress": "progress bars, or a time-stamped line per finished batch",
 }
 
 
@@ -178,7 +178,7 @@ out = click.option("--out", type=click.Path(), default=None,
                    help="Run directory to create (default runs/<command>-<timestamp>; never overwritten).")
 resume = click.option("--resume", type=click.Path(file_okay=False, exists=True), default=None,
                       help="Continue the interrupted run in this directory.")
-progress = click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
+progress = click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars; --no-progress prints a time-stamped line per finished batch instead.")
 precision = click.option("--precision", type=click.Choice(["fp32", "tf32", "bf16"]), default="fp32", show_default=True,
                          help="Precision the attacks run in; every result is verified (and, if needed, repaired) in "
                               "fp32. tf32 matters on CUDA only.")
