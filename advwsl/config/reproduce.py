@@ -25,8 +25,8 @@ __all__ = ["Departure", "AttackRow", "AttackTableSettings", "DefenseSettings", "
 
 @dataclass(frozen=True)
 class Departure(Config):
-    """One way a run departs from the reference's protocol: ``what`` (in the reference's terms), ``why``,
-    its ``effect`` where it was measured (e.g. "median L2 +13.6 % with the abort, 200 digits"), and the
+    """One way a run departs from the reference's protocol: ``what`` (in the reference's terms), ``why``
+    (empty for a stand-in's note on how it is built, listed as it is), its ``effect`` where it was measured (e.g. "median L2 +13.6 % with the abort, 200 digits"), and the
     ``settings`` (dotted paths) whose values it explains — a setting that differs from the reference's
     recorded protocol must be named by one departure."""
 

@@ -251,7 +251,7 @@ def scan(root: str | Path, *, table: str | None = None, classes: Sequence[str] |
 
 def split_table(root: str | Path, *, fold: int = 0, n_folds: int = 5, seed: int = 0, test_fraction: float = 0.2,
                 table: str | None = None, classes: Sequence[str] | None = None, size: Any = None) -> pd.DataFrame:
-    """The split table of fold ``fold`` (see the module docstring): a seeded ``test_fraction`` of each class
+    """The split table of fold ``fold`` (see :mod:`advwsl.data.folder`): a seeded ``test_fraction`` of each class
     is the test set, fold ``fold`` of ``n_folds`` class-stratified folds of the rest the validation set."""
     if not 0 <= fold < n_folds:
         raise InputError(f"fold must be in 0..{n_folds - 1}, got {fold}")

@@ -159,7 +159,7 @@ class SyntheticHistology(Dataset):
         for p in positions:
             rng = np.random.default_rng([self.seed, _POOLS[self.pool], int(self.indices[p]), self.size])
             layouts.append(tile_layout(rng, self.size, self.patterns[int(self.labels[p])], self.roi_fraction,
-                                   self.scale))
+                                       self.scale))
         return render_tiles(layouts, self.scale)
 
     def _key(self, p: int) -> tuple:

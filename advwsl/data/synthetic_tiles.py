@@ -13,6 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+__all__ = ["tile_layout", "render_tiles"]
+
 _SMALL = ((1.0, 1.0, 0.0), (1.25, 1.25, 0.0), (1.5, 1.5, 0.0))           # (semi-axis a, b, angle)
 _LARGE = ((2.4, 2.4, 0.0), (3.0, 3.0, 0.0), (3.4, 3.4, 0.0), (3.6, 2.5, 0.0), (3.6, 2.5, 45.0),
           (3.6, 2.5, 90.0), (3.6, 2.5, 135.0))

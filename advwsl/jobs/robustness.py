@@ -4,6 +4,8 @@ sharded by sample index, and the exact merge of the shards."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,8 +64,12 @@ def plan_robustness(config: RobustnessConfig) -> RobustnessPlan:
     given = parse_budgets(list(config.budget), names)
     budgets = {n: get_attack_spec(n).check(get_attack_spec(n).kwargs(b), option="--budget") for n, b in given.items()}
     select_device(config.device)
-    return RobustnessPlan(budgets, check_levels(config.levels), check_out(config.out, command="evaluate-robustness"),
-                          notices)
+    # under torchrun only rank 0 checks --out: it claims the folder before the ranks evaluate, so a rank
+    # checking after that claim would find it running (and a rerun on another host could not tell that the
+    # interrupted run there had stopped)
+    out = check_out(config.out, command="evaluate-robustness") if int(os.environ.get("RANK", "0")) == 0 \
+        else (Path(config.out) if config.out is not None else None)
+    return RobustnessPlan(budgets, check_levels(config.levels), out, notices)
 
 
 def _settings(config: RobustnessConfig, plan: RobustnessPlan, device: Any, resolved: Any, data: Any) -> dict[str, Any]:
@@ -125,9 +131,10 @@ def robustness_job(config: RobustnessConfig, *, log: Callable[[str], None] | Non
     evaluates its shard and rank 0 merges them and writes the run directory (the other ranks return
     ``(None, None)``). Either way the records equal one process's at the same threads per process.
 
-    The attacks save their finished chunks in ``RUN_DIR/chunks`` (or ``chunks``): the same command rerun with
-    the same ``--out`` after an interruption reads them back (:mod:`advwsl.attacks.chunks`, keyed by
-    everything the records depend on) and attacks only the rest."""
+    The attacks save their finished chunks in ``RUN_DIR/chunks`` (or ``chunks``; under ``torchrun`` every
+    rank in rank 0's run directory): the same command rerun with the same ``--out`` after an interruption
+    reads them back (:mod:`advwsl.attacks.chunks`, keyed by everything the records depend on) and attacks
+    only the rest."""
     say = log or (lambda message: None)
     plan = plan_robustness(config)
     for message in plan.notices:
@@ -139,25 +146,69 @@ def robustness_job(config: RobustnessConfig, *, log: Callable[[str], None] | Non
     data = job_data(config, resolved)
     config = config.replace(epsilon=config.epsilon or (get_dataset_spec(data.dataset).table_epsilon,))
     model = resolved.model.to(device).eval()
-    if world > 1:
-        merged = _gathered(_evaluate(config, plan, model, data, resolved.name, (rank, world)), rank, world)
-        if rank != 0:
-            return None, None
-        with run_directory("evaluate-robustness", config.out, config=_settings(config, plan, device, resolved,
-                                                                              data)) as run_dir:
-            merged.save(run_dir)
-            write_html_report(run_dir, f"advwsl evaluate-robustness: {resolved.name} on {data.description}")
-        return run_dir, merged
-    with run_directory("evaluate-robustness", config.out, config=_settings(config, plan, device, resolved, data),
-                       keep_partial=(CHUNKS,), hint=CONTINUE) as run_dir:
+    with contextlib.ExitStack() as stack:
+        run_dir = None
+        if rank == 0:
+            run_dir = _open(stack, config, lambda: _settings(config, plan, device, resolved, data), world)
+        if world > 1:
+            run_dir = _shared_path(run_dir, rank)
+            shared = run_dir / CHUNKS
+            if not shared.is_dir():  # (rank 0 created it: this rank does not see rank 0's filesystem)
+                say(f"rank {rank} cannot see rank 0's run directory {run_dir} (no shared filesystem?): its attacks "
+                    "save no chunks, so an interrupted run attacks its batches again")
+                shared = None
+            merged = _gathered(_evaluate(config, plan, model, data, resolved.name, (rank, world), shared), rank, world)
+            if rank != 0:
+                return None, None
+            _finish(run_dir, merged, resolved.name, data)
+            return run_dir, merged
         if config.workers > 1:
             report = _in_workers(config, run_dir, say)
         else:
             report = _evaluate(config, plan, model, data, resolved.name, config.shard, chunks or run_dir / CHUNKS)
-        report.save(run_dir)
-        write_html_report(run_dir, f"advwsl evaluate-robustness: {resolved.name} on {data.description}")
-        shutil.rmtree(run_dir / CHUNKS, ignore_errors=True)  # the report holds every record now
+        _finish(run_dir, report, resolved.name, data)
     return run_dir, report
+
+
+def _open(stack: contextlib.ExitStack, config: RobustnessConfig, settings: Callable[[], dict[str, Any]],
+          world: int) -> Path:
+    """The run directory, created or continued (its chunks kept) and held until ``stack`` closes; under
+    ``torchrun`` (on rank 0) with its chunks folder created, for the other ranks to learn its path -- or
+    that it could not be opened."""
+    try:
+        run_dir = stack.enter_context(run_directory("evaluate-robustness", config.out, config=settings(),
+                                                    keep_partial=(CHUNKS,), hint=CONTINUE))
+        if world > 1:
+            (run_dir / CHUNKS).mkdir(exist_ok=True)
+        return run_dir
+    except BaseException as exc:
+        if world > 1:  # (the other ranks wait for the path)
+            _broadcast([None, f"{type(exc).__name__}: {exc}"])
+        raise
+
+
+def _shared_path(run_dir: Path | None, rank: int) -> Path:
+    """Under ``torchrun``: rank 0's run directory on every rank (the attacks' chunks are shared there, each
+    rank writing its own batches' chunks, so that a rerun continues every rank; ranks on other machines
+    need it on a shared filesystem)."""
+    holder = _broadcast([str(run_dir.resolve()), None] if rank == 0 else [None, None])
+    if holder[0] is None:
+        raise ConfigError(f"rank 0 could not open the run directory ({holder[1]}); fix that and rerun")
+    return Path(holder[0])
+
+
+def _broadcast(holder: list[Any]) -> list[Any]:
+    import torch.distributed as dist
+
+    dist.broadcast_object_list(holder, src=0)
+    return holder
+
+
+def _finish(run_dir: Path, report: RobustnessReport, name: str, data: Any) -> None:
+    """Save the report and its HTML page in ``run_dir``; the chunks go (the report holds every record now)."""
+    report.save(run_dir)
+    write_html_report(run_dir, f"advwsl evaluate-robustness: {name} on {data.description}")
+    shutil.rmtree(run_dir / CHUNKS, ignore_errors=True)
 
 
 def merge_job(config: MergeConfig) -> tuple[Path, RobustnessReport]:

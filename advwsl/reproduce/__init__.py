@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable
 
+from ..config import Departure
 from ..errors import ConfigError
 from ..io import atomic_write_text, to_jsonable, write_json
 from ..report_html import write_html_report
@@ -20,9 +21,10 @@ from ..runs import CHUNKS, INCOMPLETE, check_out, run_directory
 from ..utils import select_device
 from . import appendix_v_entries, chapter2, chapter3, chapter4  # noqa: F401  (they register their entries)
 from .registry import AVAILABILITY, Context, Entry, Experiment, Outcome, get_entry, list_entries, register_entry
+from .set_departures import set_departures
 
 __all__ = ["AVAILABILITY", "Context", "Entry", "Experiment", "Outcome", "get_entry", "list_entries", "register_entry",
-           "run_entry", "describe_entries", "departures_markdown"]
+           "run_entry", "describe_entries", "departures_markdown", "run_departures"]
 
 
 def describe_entries() -> list[dict[str, str]]:
@@ -32,18 +34,26 @@ def describe_entries() -> list[dict[str, str]]:
              "GPU time": e.time_gpu} for e in list_entries()]
 
 
-def departures_markdown(entry: Entry, changes: dict[str, Any] | None, quick: bool) -> list[str]:
-    """The departures of a run from the reference's protocol, as the Markdown list every output starts
-    with: the entry's declared ones, the ``--quick`` version, and every ``--set`` change."""
+def run_departures(entry: Entry, changes: dict[str, Any] | None, quick: bool,
+                   outcome: Outcome | None = None) -> list[Departure]:
+    """Every departure of a run from the reference's protocol: the entry's declared ones (but those about
+    its dataset when ``--dataset`` chose another), those the run found (``outcome``'s: a stand-in and its
+    recipe) and every ``--set`` change."""
+    own = [d for d in entry.departures if not ("dataset" in (changes or {}) and "dataset" in d.settings)]
+    return [*own, *(outcome.departures if outcome is not None else ()), *set_departures(entry, changes, quick)]
+
+
+def departures_markdown(entry: Entry, changes: dict[str, Any] | None, quick: bool,
+                        outcome: Outcome | None = None) -> list[str]:
+    """The departures of a run from the reference's protocol (:func:`run_departures`, after the ``--quick``
+    version), as the Markdown list every output starts with."""
     lines = ["## Departures from the reference", ""]
     if quick:
         lines.append("- **Quick run** (`--quick`): fewer images, epochs and steps than the full experiment; a smoke "
                      "test of the pipeline, not a result.")
-    for d in entry.departures:
-        lines.append(f"- **{d.what}** — {d.why}" + (f" Measured effect: {d.effect}" if d.effect else ""))
-    for path, value in (changes or {}).items():
-        lines.append(f"- **`--set {path}={json.dumps(value)}`**: changed from the {'quick' if quick else 'full'} "
-                     "experiment for this run.")
+    for d in run_departures(entry, changes, quick, outcome):
+        lines.append(f"- **{d.what}** — {d.why}" + (f" Measured effect: {d.effect}" if d.effect else "") if d.why
+                     else f"- {d.what}")  # a note on how a stand-in is built
     return lines + [""] if len(lines) > 2 else []
 
 
@@ -109,7 +119,7 @@ def run_entry(entry_id: str | None, *, quick: bool = False, dataset: str | None 
                               "directory of an earlier advwsl reproduce run")
     check_out(out, command=f"reproduce-{entry.id}", resuming=first is not None, take_over=take_over)
     record = {"entry": entry.id, "title": entry.title, "quick": quick, "changed": changes,
-              "settings": settings.to_dict(), "departures": [d.to_dict() for d in entry.departures],
+              "settings": settings.to_dict(), "departures": [d.to_dict() for d in run_departures(entry, changes, quick)],
               "data_root": data_root, "device": device, "workers": workers,
               "reused": [str(r) for r in reuse] or (first or {}).get("reused", [])}
     hint = ("continue it with `advwsl reproduce --resume {run_dir}` (the attacks' finished chunks are read back), "
@@ -153,13 +163,15 @@ def _resolved(entry_id: str | None, quick: bool, dataset: str | None, changes: d
 def _write_outputs(run_dir: Path, entry: Entry, outcome: Outcome, changes: dict[str, Any], quick: bool) -> None:
     """``table.md`` (the departures first), ``summary.json`` and ``report.html`` of a finished run."""
     head, _, body = outcome.markdown.partition("\n")
-    departures = "\n".join(departures_markdown(entry, changes, quick))
+    departures = "\n".join(departures_markdown(entry, changes, quick, outcome))
     if departures:
         outcome.markdown = f"{head}\n\n{departures}{body}" if head.startswith("#") else \
             f"{departures}\n{outcome.markdown}"
     atomic_write_text(run_dir / "table.md", outcome.markdown + "\n")
     write_json(run_dir / "summary.json", {"entry": entry.id, "quick": quick, "changed": changes,
-                                          "departures": [d.to_dict() for d in entry.departures], **outcome.summary})
+                                          "departures": [d.to_dict() for d in run_departures(entry, changes, quick,
+                                                                                             outcome)],
+                                          **outcome.summary})
     write_html_report(run_dir, f"advwsl reproduce {entry.id}: {entry.title}")
 
 

@@ -182,14 +182,14 @@ def _in_workers(ctx: Context, pool: Any, plans: list, dataset: str, targeted: bo
 
 
 def _table(ctx: Context, dataset: str, info: dict[str, Any], ours: list[dict[str, Any]],
-           measures: tuple[Measure, ...], caption: str) -> list[str]:
+           measures: tuple[Measure, ...], caption: str, extra: tuple[str, ...] = ()) -> list[str]:
     """Our rows beside the reference's, written to ``table.csv``; returns the report: the header, ``caption``
-    and the Markdown table."""
+    and the Markdown table (``extra``: columns of ours after the counts, e.g. the "same images" one)."""
     frame = side_by_side(ours, _reference_rows(ctx, dataset), ["attack", "budget"], measures,
-                         extra=["images", "counted"])
+                         extra=["images", "counted", *extra])
     atomic_write_text(ctx.run_dir / "table.csv", frame.to_csv(index=False))
     return _header(ctx, dataset, info) + [caption, "", side_by_side_markdown(
-        frame, ["attack", "budget", "images", "counted"], measures)]
+        frame, ["attack", "budget", "images", "counted", *extra], measures)]
 
 
 UNTARGETED = (Measure("success", "Success (%)", "share"), Measure("mean_l2", "Mean L2"),
@@ -201,16 +201,24 @@ def attack_table(ctx: Context) -> Outcome:
     """Table A V-1 (see the module docstring). Settings: ``dataset``, ``n_samples``, ``rows`` (dicts with
     ``attack``, ``budget`` and optionally ``n_samples`` for a row run on fewer images), ``batch_size``."""
     dataset, model, info, n, images, labels = _setup(ctx)
-    ours, results, files = [], {}, []
+    ours, results, files, in_order = [], {}, [], []
     for row, k, result in _attack_rows(ctx, model, images, labels, dataset, n, files,
                                        checkpoint=info.get("checkpoint")):
         results[row.key] = result
+        in_order.append(result)
         ours.append(_result_row(result, row.attack, row.label or row.budget, k))
-    text = _table(ctx, dataset, info, ours, UNTARGETED,
-                  "Ours / reference (ratio, or difference in points for the success rate); 'images' attacked, "
-                  "'counted' of them correctly classified (success and norms are over those); run-times are not "
-                  "comparable (the reference used a GTX 1080 Ti and batches of 1,000).")
-    text += _same_images(results)
+    caption = ("Ours / reference (ratio, or difference in points for the success rate); 'images' attacked, "
+               "'counted' of them correctly classified (success and norms are over those); run-times are not "
+               "comparable (the reference used a GTX 1080 Ti and batches of 1,000).")
+    columns = []
+    for (attack, budget), small in _fewer(results).items():
+        column = f"{SAME_IMAGES} as {get_attack_spec(attack).display} {budget}"
+        columns.append(column)
+        for row, result in zip(ours, in_order):
+            row[column] = round(same_images_l2(small, result), 4)
+        caption += (f" '{column}': each row's mean L2 on the {len(small.label)} images of that row, where both "
+                    "made the image adversarial.")
+    text = _table(ctx, dataset, info, ours, UNTARGETED, caption, extra=tuple(columns))
     verdicts = evaluate_findings(ctx.entry.findings, results, dataset)
     text += findings_markdown(verdicts, tuple(c for c in ctx.entry.findings if not applies(c, dataset)))
     figure_rows = [tuple(fr) for fr in ctx.settings.figure_rows]
@@ -229,18 +237,14 @@ def attack_table(ctx: Context) -> Outcome:
                                                             "findings": [asdict(v) for v in verdicts]})
 
 
-def _same_images(results: dict[tuple[str, str], AttackResult]) -> list[str]:
-    """For each row run on fewer images than the others, every row's mean L2 on those images (where both
-    made the image adversarial), so that its norms compare on the same images."""
+#: The columns of an attack table that compare every row on the images of a row run on fewer images.
+SAME_IMAGES = "same images"
+
+
+def _fewer(results: dict[tuple[str, str], AttackResult]) -> dict[tuple[str, str], AttackResult]:
+    """The rows run on fewer images than another row (C&W 9x10000), each getting a "same images" column."""
     full = max(len(r.label) for r in results.values())
-    lines = []
-    for (attack, budget), small in results.items():
-        if len(small.label) == full:
-            continue
-        cells = [f"{get_attack_spec(a).display} {b}: {same_images_l2(small, r):.4f}" for (a, b), r in results.items()]
-        lines.append(f"- On the {len(small.label)} images of {get_attack_spec(attack).display} {budget} "
-                     f"(mean L2 there {same_images_l2(small, small):.4f}): " + "; ".join(cells))
-    return ["", "Same images:", *lines] if lines else []
+    return {key: r for key, r in results.items() if len(r.label) < full}
 
 
 TARGETED = (Measure("avg_success", "Average success (%)", "share"), Measure("avg_mean_l2", "Average mean L2"),
@@ -251,18 +255,24 @@ TARGETED = (Measure("avg_success", "Average success (%)", "share"), Measure("avg
 def targeted_table(ctx: Context) -> Outcome:
     """Tables A V-2 to A V-4 (see the module docstring); settings as :func:`attack_table`."""
     dataset, model, info, n, images, labels = _setup(ctx)
-    ours, files = [], []
+    ours, results, files = [], {}, []
     for row, k, result in _attack_rows(ctx, model, images, labels, dataset, n, files, targeted=True,
                                        checkpoint=info.get("checkpoint")):
+        results[row.key] = result
         s = result.summary()
+        counted = int(np.unique(result.index[result.originally_correct]).size)
         ours.append({"attack": get_attack_spec(row.attack).display, "budget": row.budget, "images": k,
-                     "avg_success": s["average"]["success"], "avg_mean_l2": s["average"]["mean_l2"],
-                     "ll_success": s["least_likely"]["success"], "ll_mean_l2": s["least_likely"]["mean_l2"],
-                     "seconds": s["seconds"]})
+                     "counted": counted, "avg_success": s["average"]["success"],
+                     "avg_mean_l2": s["average"]["mean_l2"], "ll_success": s["least_likely"]["success"],
+                     "ll_mean_l2": s["least_likely"]["mean_l2"], "seconds": s["seconds"]})
     text = _table(ctx, dataset, info, ours, TARGETED,
                   "Targeted towards each of the 9 other classes; average over all targets, and per image the worst "
-                  "target (least likely). Ours / reference (ratio, or difference in points).")
-    return Outcome("\n".join(text), files + ["table.csv"], {"rows": ours, "model": info.get("checkpoint")})
+                  "target (least likely). Ours / reference (ratio, or difference in points); 'images' attacked, "
+                  "'counted' of them correctly classified (success and norms are over their pairs).")
+    verdicts = evaluate_findings(ctx.entry.findings, results, dataset)
+    text += findings_markdown(verdicts, tuple(c for c in ctx.entry.findings if not applies(c, dataset)))
+    return Outcome("\n".join(text), files + ["table.csv"], {"rows": ours, "model": info.get("checkpoint"),
+                                                            "findings": [asdict(v) for v in verdicts]})
 
 
 ATTACK_TABLE = Experiment("attack table", attack_table, AttackTableSettings)

@@ -26,7 +26,7 @@ from ..plotting import plot_constant_histogram
 from ..utils import select_device, worker_threads
 from .findings import Verdict, findings_markdown
 from .appendix_v import DATASETS, _budget_kwargs, _data, _spawned
-from .appendix_v_defenses import defense_model
+from .appendix_v_defenses import check_defense_checkpoints, defense_model
 from .registry import Context, Experiment, Outcome
 
 __all__ = ["cw_constants", "CONSTANTS_FIGURE"]
@@ -152,7 +152,8 @@ def _constant_findings(runs: dict[str, tuple], names: dict[str, str]) -> list[Ve
 
 def _constants_kwargs(settings: ConstantsSettings) -> dict[str, Any]:
     """The C&W keyword arguments of Figure A V-2: the budget's, then ``attack_kwargs`` (checked against the
-    attack's signature; refused before any training)."""
+    attack's signature; refused before any training), once the defenses it names are checked."""
+    check_defense_checkpoints(settings)
     budget = _budget_kwargs("cw", settings.budget, settings.dataset)
     return get_attack_spec("cw").check({**budget, **settings.attack_kwargs}, option="attack_kwargs")
 

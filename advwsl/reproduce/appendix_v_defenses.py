@@ -4,6 +4,8 @@ DDN 1 000 and their per-sample best (:func:`defense_table`); the shared helpers 
 
 from __future__ import annotations
 
+import json
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
@@ -14,6 +16,7 @@ import torch
 from ..attacks import AttackResult, combine_results, get_attack_spec, run_attack
 from ..config import DefenseTableSettings
 from ..config.reproduce import DefenseSettings
+from ..errors import AdvwslWarning, ConfigError
 from ..evaluation.robustness import evaluate_robustness
 from ..io import atomic_write_text
 from ..models import checkpoint_info, load_model
@@ -26,7 +29,7 @@ from .findings import applies, evaluate_findings, findings_markdown
 from .appendix_v import DATASETS, _budget_kwargs, _data, _spawned
 from .registry import Context, Experiment, Outcome
 
-__all__ = ["defense_table", "defense_model", "defense_recipe", "DEFENSE_TABLE"]
+__all__ = ["defense_table", "defense_model", "defense_recipe", "check_defense_checkpoints", "DEFENSE_TABLE"]
 
 DEFENSE = (Measure("success", "Attack success (%)", "share"), Measure("mean_l2", "Mean L2"),
            Measure("median_l2", "Median L2"), Measure("accuracy", "Accuracy at eps (%)", "share"))
@@ -109,10 +112,11 @@ def defense_table(ctx: Context) -> Outcome:
         report.save(ctx.run_dir / kind)
         for key, result in report.results.items():
             rows[(name, key)] = result
-        for row in report.table().to_dict(orient="records"):
+        for result, row in zip(report.results.values(), report.table().to_dict(orient="records")):
             attack = row["attack"] if row["attack"] == "All" else f"{row['attack']} {row['budget']}"
-            ours.append({"defense": name, "attack": attack, "success": row["success"], "mean_l2": row["mean_l2"],
-                         "median_l2": row["median_l2"], "accuracy": row[f"accuracy_at_{eps:g}"]})
+            ours.append({"defense": name, "attack": attack, **_counts(result), "success": row["success"],
+                         "mean_l2": row["mean_l2"], "median_l2": row["median_l2"],
+                         "accuracy": row[f"accuracy_at_{eps:g}"]})
         curves[name] = report.curves()
         failed = [c.name for c in report.checks() if not c.passed]
         notes.append(f"- {name}: clean accuracy {100 * clean:.2f} % on these {len(labels)} images; sanity checks "
@@ -121,7 +125,7 @@ def defense_table(ctx: Context) -> Outcome:
     ours += _extra_rows(ctx, reports, {kind: extra for kind, (_, extra) in attacked.items()}, rows, eps)
     _examples(ctx, models, images, labels, dataset)
     reference = [r for r in ctx.entry.reference if r.get("dataset") == DATASETS[dataset]["reference"]]
-    frame = side_by_side(ours, reference, ["defense", "attack"], DEFENSE)
+    frame = side_by_side(ours, reference, ["defense", "attack"], DEFENSE, extra=["images", "counted"])
     atomic_write_text(ctx.run_dir / "table.csv", frame.to_csv(index=False))
     plot_robustness_curves(curves, ctx.run_dir / "fig-A-V-4.png", epsilon=eps, attacks=("All",),
                            norms={f"{name} All": rows[(name, "All")].norms for name in names.values()},
@@ -135,8 +139,9 @@ def defense_table(ctx: Context) -> Outcome:
              f"{d.epochs} epochs (learning rate {d.lr}, x0.1 after {int(100 * d.milestone)} %) on adversarials "
              f"projected on the L2 ball of epsilon_max = {d.epsilon} (section A V-6): DDN {d.ddn_steps} steps "
              f"(eq. A V-9), or Madry with PGD-L2 {d.pgd_steps} steps (eq. A V-7). Accuracy at eps <= "
-             f"{eps:g}. Ours / reference (ratio, or difference in points).", "",
-             side_by_side_markdown(frame, ["defense", "attack"], DEFENSE), *notes]
+             f"{eps:g}. Ours / reference (ratio, or difference in points); 'counted': the images the model "
+             "classifies correctly, over which success and norms are taken (the accuracy is over every image).", "",
+             side_by_side_markdown(frame, ["defense", "attack", "images", "counted"], DEFENSE), *notes]
     verdicts = evaluate_findings(ctx.entry.findings, rows, dataset)
     text += findings_markdown(verdicts, tuple(c for c in ctx.entry.findings if not applies(c, dataset)))
     return Outcome("\n".join(text), ["table.csv", "fig-A-V-4.png", "fig-A-V-4.csv", "fig-A-V-5.png"],
@@ -172,9 +177,15 @@ def _extra_rows(ctx: Context, reports: dict[str, Any], beyond: dict[str, dict[st
             for r, label in [*((r, f"{r.attack} {r.budget} (beyond the reference)") for r in done),
                              (best, "All, with the attacks beyond the reference")]:
                 s = r.summary()
-                out.append({"defense": name, "attack": label, "success": s["success"], "mean_l2": s["mean_l2"],
-                            "median_l2": s["median_l2"], "accuracy": float(r.accuracy(eps))})
+                out.append({"defense": name, "attack": label, **_counts(r), "success": s["success"],
+                            "mean_l2": s["mean_l2"], "median_l2": s["median_l2"], "accuracy": float(r.accuracy(eps))})
     return out
+
+
+def _counts(result: AttackResult) -> dict[str, int]:
+    """A row's ``images`` (attacked) and ``counted`` (correctly classified: success and norms are over those;
+    the accuracy is over every image)."""
+    return {"images": len(result.originally_correct), "counted": int(result.originally_correct.sum())}
 
 
 #: How the table names the three models.
@@ -244,8 +255,53 @@ def _examples(ctx: Context, models: dict[str, torch.nn.Module], images: torch.Te
 
 
 def _check_defense_table(settings: DefenseTableSettings) -> None:
-    """Refuse a defense table whose attack hyper-parameters the attacks do not take, before any training."""
+    """Refuse a defense table whose attack hyper-parameters the attacks do not take, or whose
+    ``defense.checkpoints`` were trained otherwise than its ``defense`` settings say, before any training."""
     _defense_attacks(settings)
+    check_defense_checkpoints(settings)
+
+
+def check_defense_checkpoints(settings: Any) -> None:
+    """Every checkpoint of ``settings.defense.checkpoints`` trained as ``settings.defense`` says, on
+    ``settings.dataset`` (:func:`_check_trained_as_said`): Table A V-5's and Figure A V-2's check."""
+    for kind, path in settings.defense.checkpoints.items():
+        _check_trained_as_said(kind, path, settings)
+
+
+def _check_trained_as_said(kind: str, path: str, settings: Any) -> None:
+    """The checkpoint of the ``kind`` defense was trained as ``settings.defense`` says (its sidecar records
+    the training recipe, the adversarial options and the epoch reached), so that the table's departures
+    describe the models it evaluates: a checkpoint trained otherwise is refused with the ``--set`` that
+    declares it; one whose sidecar records no training (trained elsewhere) gets a warning."""
+    info = checkpoint_info(path)
+    training, adversarial = info.get("training"), info.get("adversarial")
+    if not isinstance(training, dict) or not isinstance(adversarial, dict):
+        warnings.warn(f"defense.checkpoints.{kind} = {path} records no advwsl adversarial training: the table cannot "
+                      "check that it was trained as its defense settings (section A V-6's recipe unless --set) say",
+                      AdvwslWarning, stacklevel=2)
+        return
+    d = settings.defense
+    steps = "ddn_steps" if kind == "ddn" else "pgd_steps"
+    wanted = {"epochs": d.epochs, "lr": d.lr, "from_scratch": d.from_scratch, "epsilon": d.epsilon,
+              steps: getattr(d, steps), "milestone": d.milestone}
+    found = {"epochs": training.get("epochs"), "lr": training.get("lr"), "from_scratch": info.get("init") is None,
+             "epsilon": adversarial.get("epsilon"), steps: adversarial.get("steps"),
+             "milestone": (training.get("milestones") or [None])[0]}
+    differ = [k for k in wanted if found[k] != wanted[k]]
+    attack = "ddn" if kind == "ddn" else "pgd"
+    problems = [f"{k} {found[k]!r} (the settings say {wanted[k]!r})" for k in differ]
+    if adversarial.get("attack") != attack:
+        problems.append(f"adversarials from {adversarial.get('attack')!r}, not {attack!r}")
+    if training.get("dataset") != settings.dataset:
+        problems.append(f"dataset {training.get('dataset')!r}, not {settings.dataset!r}")
+    if problems:
+        fix = " ".join(f"--set defense.{k}={json.dumps(found[k])}" for k in differ)
+        raise ConfigError(f"defense.checkpoints.{kind} = {path} was trained with " + "; ".join(problems)
+                          + (f": pass {fix} so that the table declares it" if fix else "")
+                          + ", or give the checkpoint trained as the settings say")
+    if info.get("epoch") != d.epochs:
+        raise ConfigError(f"defense.checkpoints.{kind} = {path} is the model of epoch {info.get('epoch')} of its "
+                          f"{d.epochs}: its training has not finished (rerun it to resume)")
 
 
 DEFENSE_TABLE = Experiment("defense table", defense_table, DefenseTableSettings, check=_check_defense_table)

@@ -7,6 +7,12 @@ never by eye.
 * :class:`FailureShare` — an attack fails on a sizeable share of the images (exact binomial interval).
 * :class:`AccuracyGap` — one model more accurate than another at radii epsilon under the "All" attack, on the
   same images (exact McNemar test, Holm-adjusted over the radii).
+* :class:`TargetedNormRatio` — targeted tables (A V-2 to A V-4): one attack's mean L2 against another's on the
+  (image, target) pairs both made adversarial (the "average" columns) or, per image, on its worst target
+  (the "least likely" columns); the interval comes from a bootstrap over images, whose targets are not
+  independent.
+* :class:`SuccessGap` — targeted tables: one attack reaches every target of fewer images than another (the
+  "least likely" success), exact McNemar test on the images.
 
 Each claim names rows of the run (``(attack, budget)`` for attack tables, ``(model, attack)`` for defense
 tables); :func:`evaluate_findings` gives a :class:`Verdict` per claim, and :func:`findings_markdown` the list
@@ -20,13 +26,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 from ..attacks import AttackResult
 from ..evaluation.statistics import (CONTRADICTED, HOLDS, UNDECIDED, holm, mcnemar_exact, paired_ratio_interval,
                                      verdict)
 
-__all__ = ["NormRatio", "FailureShare", "AccuracyGap", "Verdict", "evaluate_findings", "findings_markdown", "applies",
+__all__ = ["NormRatio", "FailureShare", "AccuracyGap", "TargetedNormRatio", "SuccessGap", "Verdict", "evaluate_findings", "findings_markdown", "applies",
            "same_images_l2"]
 
 Key = tuple[str, str]
@@ -72,6 +79,12 @@ class NormRatio:
     above: float | None = None
     dataset: str = "mnist"
 
+    def _judged(self, r: Any) -> tuple[str, str]:
+        """The verdict of the ratio interval ``r`` against the claim's bound, and the bound as text."""
+        if self.below is not None:
+            return (verdict(supports=r.high < self.below, against=r.low > self.below), f"< {self.below:g}")
+        return verdict(supports=r.low > self.above, against=r.high < self.above), f"> {self.above:g}"
+
     def evaluate(self, rows: Mapping[Key, AttackResult]) -> Verdict:
         if self.numerator not in rows or self.denominator not in rows:
             return Verdict(self.claim, UNDECIDED, "a row it needs did not run", {})
@@ -79,11 +92,7 @@ class NormRatio:
         if a.size < 2:
             return Verdict(self.claim, UNDECIDED, f"{a.size} images both attacks made adversarial", {})
         r = paired_ratio_interval(a, b)
-        if self.below is not None:
-            v = verdict(supports=r.high < self.below, against=r.low > self.below)
-        else:
-            v = verdict(supports=r.low > self.above, against=r.high < self.above)
-        bound = f"< {self.below:g}" if self.below is not None else f"> {self.above:g}"
+        v, bound = self._judged(r)
         return Verdict(self.claim, v, f"mean-L2 ratio {r} (claim: {bound})",
                        {"ratio": r.ratio, "low": r.low, "high": r.high, "n": r.n})
 
@@ -143,7 +152,86 @@ class AccuracyGap:
                         "p_adjusted": adjusted})
 
 
-Claim = NormRatio | FailureShare | AccuracyGap
+def _targeted_pairs(a: AttackResult, b: AttackResult) -> pd.DataFrame:
+    """The records of two targeted runs on the same (image, target) pairs of the images ``a`` classified
+    correctly: columns ``index``, ``l2_a``, ``l2_b``, ``ok_a``, ``ok_b`` (success)."""
+    def frame(r: AttackResult, side: str) -> pd.DataFrame:
+        keep = r.originally_correct
+        return pd.DataFrame({"index": r.index[keep], "target": r.target[keep], f"l2_{side}": r.l2[keep],
+                             f"ok_{side}": r.success[keep]})
+
+    return frame(a, "a").merge(frame(b, "b"), on=["index", "target"], how="inner")
+
+
+def _per_image(pairs: pd.DataFrame, scenario: str) -> pd.DataFrame:
+    """Per image: ``l2_a``, ``l2_b`` (the sums over the pairs both made adversarial for ``"average"``; the
+    largest norm over the image's targets for ``"least_likely"``) and ``ok_a``, ``ok_b`` (every target
+    reached), with ``pairs`` the number of pairs counted."""
+    if scenario == "average":
+        both = pairs[pairs["ok_a"] & pairs["ok_b"]]
+        out = both.groupby("index").agg(l2_a=("l2_a", "sum"), l2_b=("l2_b", "sum"), pairs=("l2_a", "size"))
+        return out.assign(ok_a=True, ok_b=True)
+    out = pairs.groupby("index").agg(l2_a=("l2_a", "max"), l2_b=("l2_b", "max"), ok_a=("ok_a", "all"),
+                                     ok_b=("ok_b", "all"), pairs=("l2_a", "size"))
+    return out
+
+
+_SCENARIO = {"average": "the (image, target) pairs both reached", "least_likely": "each image's worst target"}
+
+
+@dataclass(frozen=True)
+class TargetedNormRatio(NormRatio):
+    """Targeted tables: ``mean L2 (numerator) / mean L2 (denominator)`` over ``scenario`` -- ``"average"``:
+    the (image, target) pairs both attacks made adversarial; ``"least_likely"``: per image, its largest norm
+    over the targets, on the images both attacks took to every target. The 95 % interval is a paired
+    bootstrap over images (each image's pairs resampled together: its targets are not independent); the
+    verdict as :class:`NormRatio`'s."""
+
+    scenario: str = "average"
+
+    def evaluate(self, rows: Mapping[Key, AttackResult]) -> Verdict:
+        if self.numerator not in rows or self.denominator not in rows:
+            return Verdict(self.claim, UNDECIDED, "a row it needs did not run", {})
+        per = _per_image(_targeted_pairs(rows[self.numerator], rows[self.denominator]), self.scenario)
+        per = per[per["ok_a"] & per["ok_b"]]
+        if len(per) < 2:
+            return Verdict(self.claim, UNDECIDED, f"{len(per)} images both attacks made adversarial", {})
+        r = paired_ratio_interval(per["l2_a"].to_numpy(), per["l2_b"].to_numpy())
+        v, bound = self._judged(r)
+        pairs = int(per["pairs"].sum())
+        over = f"{pairs} pairs of {r.n} images" if self.scenario == "average" else f"{r.n} images"
+        return Verdict(self.claim, v, f"mean-L2 ratio {r.ratio:.3f} [{r.low:.3f}, {r.high:.3f}] over "
+                                      f"{_SCENARIO[self.scenario]}: {over}, bootstrap over images (claim: {bound})",
+                       {"ratio": r.ratio, "low": r.low, "high": r.high, "n": r.n, "pairs": pairs})
+
+
+@dataclass(frozen=True)
+class SuccessGap:
+    """Targeted tables: ``worse`` takes fewer images to every one of their targets (the "least likely"
+    success) than ``better``, on the images both ran on: an exact McNemar test; holds when p < 0.05 favours
+    ``better``, contradicted when p < 0.05 favours ``worse``."""
+
+    claim: str
+    worse: Key
+    better: Key
+    dataset: str = "mnist"
+
+    def evaluate(self, rows: Mapping[Key, AttackResult]) -> Verdict:
+        if self.worse not in rows or self.better not in rows:
+            return Verdict(self.claim, UNDECIDED, "a row it needs did not run", {})
+        per = _per_image(_targeted_pairs(rows[self.better], rows[self.worse]), "least_likely")
+        if per.empty:
+            return Verdict(self.claim, UNDECIDED, "no correctly classified image", {})
+        t = mcnemar_exact(per["ok_a"].to_numpy(), per["ok_b"].to_numpy())
+        v = verdict(supports=t.p < 0.05 and t.difference > 0, against=t.p < 0.05 and t.difference < 0)
+        share = (100 * per["ok_b"].mean(), 100 * per["ok_a"].mean())
+        return Verdict(self.claim, v, f"every target reached on {share[0]:.1f} % against {share[1]:.1f} % of {t.n} "
+                                      f"images ({t.only_b} vs {t.only_a} images, exact McNemar p = {t.p:.2g})",
+                       {"worse": share[0] / 100, "better": share[1] / 100, "only_worse": t.only_b,
+                        "only_better": t.only_a, "n": t.n, "p": t.p})
+
+
+Claim = NormRatio | FailureShare | AccuracyGap | SuccessGap  # (TargetedNormRatio is a NormRatio)
 
 
 def evaluate_findings(claims: tuple[Claim, ...], rows: Mapping[Key, AttackResult],

@@ -24,9 +24,10 @@ from ..runs import CHUNKS
 __all__ = ["AVAILABILITY", "Context", "Entry", "Experiment", "Outcome", "register_entry", "get_entry",
            "list_entries"]
 
-#: How an entry runs here: on real data available offline, on the synthetic stand-in (real data with
-#: ``--data-root``), or only with ``--data-root``.
-AVAILABILITY = {"real": "real data available offline", "stand-in": "synthetic stand-in (real data with --data-root)",
+#: How an entry runs here: on real data available offline at reduced scale (mnist-5k: 5,000 real MNIST
+#: digits, a declared departure in every output), on the synthetic stand-in (real data with ``--data-root``),
+#: or only with ``--data-root``.
+AVAILABILITY = {"real": "real digits offline at reduced scale (mnist-5k; full MNIST with --data-root)", "stand-in": "synthetic stand-in (real data with --data-root)",
                 "data-root": "needs --data-root"}
 
 
@@ -74,11 +75,13 @@ class Context:
 @dataclass
 class Outcome:
     """What an experiment produced: the printed report (Markdown, ours beside the reference's numbers),
-    the files it wrote, and a JSON-ready summary."""
+    the files it wrote, a JSON-ready summary, and the departures only the run itself knows (a synthetic
+    stand-in and its recipe, when no ``--data-root`` was given), listed with the entry's."""
 
     markdown: str
     files: list[str] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    departures: list[Departure] = field(default_factory=list)
 
 
 def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

@@ -38,6 +38,7 @@ import copy
 import json
 import math
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,8 @@ from ..plotting import plot_sweep
 from ..training import PRESETS, TrainConfig, evaluate
 from ..utils import select_device
 from .compare import Measure, side_by_side, side_by_side_markdown
-from ..config import WslGroup, WslRow, WslTableSettings
+from .findings import findings_markdown
+from ..config import Departure, WslGroup, WslRow, WslTableSettings
 from .registry import Context, Experiment, Outcome
 
 __all__ = ["MEASURES", "wsl_table", "recipe_for", "merge", "ref", "WSL_TABLE"]
@@ -165,8 +167,10 @@ def _shown(value: Any) -> str:
     return "none" if value is None else json.dumps(value) if isinstance(value, dict) else str(value)
 
 
-def _differences(ctx: Context) -> list[str]:
-    """The stand-in settings that differ from the reference's recipe, as Markdown bullets."""
+def stand_in_departures(ctx: Context) -> list[Departure]:
+    """The departures of a stand-in run (no ``--data-root``): the synthetic data itself, the recipe's
+    settings that differ from the reference's (computed from the two, so none goes unsaid), the U-Net's, and
+    the entry's notes on how its stand-in is built (listed as they are, without a reason of their own)."""
     s = ctx.settings
     stand_in = merge(_stand_in_base(s, False), s.overrides, s.stand_in_overrides)
     real = merge(TrainConfig().to_dict(), PRESETS[s.preset])
@@ -177,27 +181,34 @@ def _differences(ctx: Context) -> list[str]:
     if len(folds) != len(s.folds):
         diffs.append(f"{len(folds)} fold{'s' if len(folds) > 1 else ''} (reference: {len(s.folds)})")
     data = stand_in.get("dataset_kwargs", {})
-    lines = [f"- data: synthetic stand-in, {data.get('size', 64)} x {data.get('size', 64)} tiles, "
-             f"{data.get('n_trainval', 1280)} train+valid / {data.get('n_test', 256)} test tiles, "
-             f"options `{json.dumps(data)}`"]
-    lines.append("- recipe: " + "; ".join(diffs))
+    out = [Departure(f"a synthetic stand-in for {s.dataset_label}",
+                     f"{s.dataset_label} cannot be downloaded here (give --data-root DIR for the real data); the "
+                     "reference's numbers are beside ours for orientation only: different data, network and budget. "
+                     f"Its data: {data.get('size', 64)} x {data.get('size', 64)} tiles, "
+                     f"{data.get('n_trainval', 1280)} train+valid / {data.get('n_test', 256)} test tiles, options "
+                     f"`{json.dumps(data)}`.", settings=("stand_in_data",)),
+           Departure(f"the stand-in's training recipe: {'; '.join(diffs)}",
+                     "a small network trained from scratch, so that the table trains in minutes on a CPU.",
+                     settings=("overrides", "stand_in_overrides", "stand_in_folds"))]
     if any(r.unet for r in s.rows):
         unet = merge(PRESETS["synthetic-unet"], s.overrides)
-        real = PRESETS[s.unet_preset or "glas-unet"]
-        lines.append(f"- U-Net: base width {unet['model_kwargs']['base_width']}, depth {unet['model_kwargs']['depth']} "
-                     f"(reference: Ronneberger et al.'s 64 and 4), loss {unet['loss']} ({real['loss']}), "
-                     f"{unet['epochs']} epochs {unet['schedule']} lr {unet['lr']} ({real['epochs']} epochs, lr "
-                     f"{real['lr']} / 10 at 1/3 and 2/3), batch {unet['batch_size']} ({real['batch_size']})")
-    return lines + [f"- {note}" for note in s.stand_in_notes]
+        ref = PRESETS[s.unet_preset or "glas-unet"]
+        out.append(Departure(
+            f"the U-Net of base width {unet['model_kwargs']['base_width']}, depth {unet['model_kwargs']['depth']} "
+            f"(reference: Ronneberger et al.'s 64 and 4), loss {unet['loss']} ({ref['loss']}), {unet['epochs']} "
+            f"epochs {unet['schedule']} lr {unet['lr']} ({ref['epochs']} epochs, lr {ref['lr']} / 10 at 1/3 and "
+            f"2/3), batch {unet['batch_size']} ({ref['batch_size']})",
+            "the fully supervised bound, as small as the heads' network so that it trains on a CPU as well."))
+    return out + [Departure(note, "") for note in s.stand_in_notes]
 
 
 def _header(ctx: Context, folds: list[int]) -> list[str]:
     s = ctx.settings
     lines = [f"# {ctx.entry.id}: {ctx.entry.title}", ""]
     if ctx.stand_in:
-        lines += [f"**Stand-in**: no `--data-root`, so the synthetic set stands in for {s.dataset_label}; the "
-                  "reference's numbers are beside ours for orientation only (different data, network and "
-                  "budget). Settings that differ from the reference:", "", *_differences(ctx), ""]
+        lines += [f"**Stand-in**: no `--data-root`, so a synthetic set stands in for {s.dataset_label} (its "
+                  "departures from the reference are listed above); the reference's numbers are beside ours for "
+                  "orientation only.", ""]
     else:
         lines += [f"Data: {s.dataset_label} from {ctx.data_root}; recipe: preset `{s.preset}` (the "
                   f"reference's), folds {folds}.", ""]
@@ -274,8 +285,11 @@ def wsl_table(ctx: Context) -> Outcome:
         files += ["figure.csv", "figure.png"]
     seconds = sum(r["seconds"] for r in per_fold)
     text.append(f"\n{len(per_fold)} models, {seconds:.0f} s (training, or the cache, and evaluation).")
-    summary = {"stand_in": ctx.stand_in, "folds": folds, "rows": ours, "seconds": seconds}
-    return Outcome("\n".join(text), files, summary)
+    verdicts = [claim.evaluate(per_fold) for claim in ctx.entry.findings]
+    text += findings_markdown(verdicts)
+    summary = {"stand_in": ctx.stand_in, "folds": folds, "rows": ours, "seconds": seconds,
+               "findings": [asdict(v) for v in verdicts]}
+    return Outcome("\n".join(text), files, summary, stand_in_departures(ctx) if ctx.stand_in else [])
 
 
 WSL_TABLE = Experiment("weakly supervised table", wsl_table, WslTableSettings)

@@ -12,7 +12,7 @@ import pytest
 
 from advwsl.config import WslGroup, WslRow
 from advwsl.errors import ConfigError
-from advwsl.reproduce import Context, get_entry, list_entries, run_entry
+from advwsl.reproduce import Context, departures_markdown, get_entry, list_entries, run_entry
 from advwsl.reproduce.chapter2 import patch_counts
 from advwsl.reproduce.compare import Measure, side_by_side, side_by_side_markdown
 from advwsl.reproduce.wsl import merge, recipe_for, wsl_table
@@ -104,7 +104,16 @@ def test_glas_table_on_a_tiny_stand_in(tmp_path):
                                                    if r.method in ("CAM - Average", "GradCAM", "U-Net")))
     outcome = wsl_table(ctx)
     text = outcome.markdown
-    assert "**Stand-in**" in text and "lesions_only" in text and "2 folds (reference: 5)" in text
+    assert "**Stand-in**" in text
+    stand_in, recipe, unet, grades = outcome.departures  # typed, listed at the top of every output
+    assert stand_in.what == "a synthetic stand-in for GlaS" and "lesions_only" in stand_in.why
+    assert "2 folds (reference: 5)" in recipe.what and "epochs 1 (reference: 160)" in recipe.what
+    assert unet.what.startswith("the U-Net of base width") and "Ronneberger et al.'s 64 and 4" in unet.what
+    assert "fully supervised bound" in unet.why
+    assert grades.what.startswith("GlaS stand-in: two lesion grades") and grades.why == ""  # a note, as it is
+    listed = departures_markdown(get_entry("2.7"), None, False, outcome)
+    assert listed[2].startswith("- **a synthetic stand-in for GlaS** — GlaS cannot be downloaded here")
+    assert listed[-2] == "- " + grades.what
     folds = pd.read_csv(ctx.run_dir / "folds.csv")
     assert len(folds) == 6 and set(folds["method"]) == {"CAM - Average", "GradCAM", "U-Net"}
     cam, grad = (folds[folds["method"] == m].sort_values("fold") for m in ("CAM - Average", "GradCAM"))
@@ -156,5 +165,6 @@ def test_table_2_4_on_toy_slides(tmp_path):
     (row,) = outcome.summary["rows"]
     assert row["patch size"] == "512" and row["before_total"] == row["before_category1"] + row["before_category2"]
     assert row["before_total"] > 0 and row["after_total"] <= row["before_total"]
-    assert "**Stand-in**" in outcome.markdown and "toy slides" in outcome.markdown
+    (toy,) = outcome.departures
+    assert toy.what.startswith("4 toy slides of 768 x 512 pixels") and "CAMELYON16 cannot be downloaded" in toy.why
     assert json.loads((ctx.run_dir / "patches-64" / "summary.json").read_text())["config"]["patch_size"] == 64

@@ -125,3 +125,7 @@ def test_cifar10_defense_and_targeted_tables_quick(foolbox_cifar10, tmp_path, en
         assert np.isfinite(ours.avg_mean_l2).all()
         ddn = table[(table.attack == "DDN") & (table.budget == "100")].iloc[0]
         assert ddn.avg_mean_l2_reference == 0.2925  # CIFAR-10's targeted average
+        assert ours.counted.between(0, 2).all()  # the images counted: the correctly classified ones
+        findings = json.loads((run_dir / "summary.json").read_text())["findings"]
+        assert len(findings) == 6 and "0.2925 / 0.2798" in findings[0]["claim"]  # CIFAR-10's claims
+        assert "## The reference's findings on this run" in (run_dir / "table.md").read_text()

@@ -38,6 +38,10 @@ def test_defense_table_rows_equal_in_workers_and_resumed(tmp_path, tiny):
     table = pd.read_csv(one / "table.csv")
     ours = table.dropna(subset=["success"])
     assert set(ours.defense) == {"Baseline", "Madry", "Ours"}
+    assert (ours.images == 8).all() and (ours.counted <= 8).all()  # every row says what it attacked and counted
+    for name, sub in ours.groupby("defense"):
+        assert sub.counted.nunique() == 1, name  # one model: the same correctly classified images in every row
+    assert "| defense | attack | images | counted |" in outcome.markdown
     beyond = ours[ours.attack.str.contains("beyond the reference")]
     assert len(beyond) == 6  # FMN and "All, with the attacks beyond the reference", for each model
     for kind in ("baseline", "madry", "ddn"):

@@ -93,6 +93,52 @@ def test_every_transcribed_number_is_in_its_table(entry):
             measures = [k for k in group[0] if k not in KEYS and not k.endswith("_std")]
             found = all(any(_subsequence([float(r[m]) for r in group], _numbers(line)) for line in block)
                         for m in measures)
-        else:
-            found = any(_subsequence(needle, _numbers(line)) for line in block)
+        else:  # a row named by its attack, budget or defense: on the line those name (cells filled down)
+            found = any(_names_row(row_keys, group[0]) and _subsequence(needle, _numbers(line))
+                        for row_keys, line in _keyed_lines(block))
         assert found, f"{entry.id}: {key}: {needle} is not on the reference's line of that row"
+
+
+def _norm(text: str) -> str:
+    text = re.sub(r"<[^>]+>|\*", "", text).replace("×", "x").lower()
+    return re.sub(r"(?<=\d) (?=\d{3}\b)", "", text).strip()
+
+
+def _keyed_lines(block: list[str]) -> list[tuple[list[str], str]]:
+    """Each line of a table with its key cells (those before the first measured value, one with a decimal
+    point), an empty key cell taking the value of the line above (the reference leaves repeated names blank)."""
+    out, above = [], []
+    for line in block:
+        cells = line.split("\t")
+        n = next((i for i, c in enumerate(cells) if re.search(r"\d\.\d", c)), len(cells))
+        keys = [_norm(c) or (above[i] if i < len(above) else "") for i, c in enumerate(cells[:n])]
+        above = keys
+        out.append((keys, line))
+    return out
+
+
+def _names_row(keys: list[str], row: dict) -> bool:
+    """Whether a line's key cells name the row: its attack, budget and defense (each a whole cell or part of
+    one, e.g. "C&W 9x10000" or "Madry et al.")."""
+    text = " ".join(keys)
+    for key in ("attack", "budget", "defense"):
+        if key in row and not re.search(rf"(?<![\w.]){re.escape(_norm(str(row[key])))}(?![\w.])", text):
+            return False
+    return True
+
+
+@pytest.mark.skipif(not REFERENCE.is_file(), reason=f"the reference text is not at {REFERENCE}")
+@pytest.mark.parametrize("entry_id, row, swap", [("A-V-1", 5, {"budget": "1000"}),  # DDN 300's numbers as 1000's
+                                                 ("A-V-5", 0, {"defense": "Madry"}),
+                                                 ("A-V-2", 3, {"attack": "C&W"})])
+def test_a_row_under_another_row_s_name_is_not_found(entry_id, row, swap):
+    from advwsl.reproduce import get_entry
+
+    block = _block(REFERENCE.read_text(), _caption(entry_id))
+    right = dict(get_entry(entry_id).reference[row])
+    wrong = {**right, **swap}
+
+    def found(r):
+        return any(_names_row(keys, r) and _subsequence(_values(r), _numbers(line)) for keys, line in _keyed_lines(block))
+
+    assert found(right) and not found(wrong)

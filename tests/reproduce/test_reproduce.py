@@ -57,7 +57,8 @@ def test_attack_table_runs_end_to_end(tmp_path):
     entry = Entry(id="test-A-V-1", title="tiny attack table", section="test", data="mnist-5k", availability="real",
                   time_cpu="-", time_gpu="-", experiment=ATTACK_TABLE,
                   settings={"dataset": "mnist-5k", "n_samples": 12, "batch_size": 12,
-                            "rows": [{"attack": "ddn", "budget": "100"}, {"attack": "cw", "budget": "4x25"}],
+                            "rows": [{"attack": "ddn", "budget": "100"}, {"attack": "cw", "budget": "4x25"},
+                                     {"attack": "ddn", "budget": "300", "n_samples": 4}],
                             "figure_rows": [("ddn", "100"), ("cw", "4x25")], "recipe": {"epochs": 1}},
                   reference=get_entry("A-V-1").reference, findings=get_entry("A-V-1").findings)
     register_entry(entry)
@@ -71,7 +72,18 @@ def test_attack_table_runs_end_to_end(tmp_path):
     assert ddn.success == 1.0 and ddn.success_reference == 100.0 and ddn.median_l2_reference == 1.4506
     assert ddn.median_l2_ratio == pytest.approx(ddn.median_l2 / 1.4506)
     assert "| DDN | 100 | 8 |" in outcome.markdown and "1.4506" in outcome.markdown
-    assert "**`--set n_samples=8`**: changed from the full experiment" in outcome.markdown
+    # DDN 300 ran on the first 4 images: every row's mean L2 on those (where both succeeded) in its own column
+    assert "| attack | budget | images | counted | same images as DDN 300 |" in outcome.markdown
+    few = pd.read_csv(run_dir / "ddn-300.csv")
+    mine = pd.read_csv(run_dir / "ddn-100.csv").set_index("index").loc[few["index"]]
+    both = few["success"].to_numpy() & mine["success"].to_numpy() & few["originally_correct"].to_numpy()
+    if both.any():  # (a one-epoch model may classify none of the 4 correctly: then the cell is empty)
+        assert ddn["same images as DDN 300"] == pytest.approx(mine["l2"].to_numpy()[both].mean(), abs=1e-4)
+    else:
+        assert math.isnan(ddn["same images as DDN 300"])
+    assert "- **8 images (`--set n_samples=8`)** — fewer images" in outcome.markdown
+    recorded = json.loads((run_dir / "summary.json").read_text())["departures"]
+    assert {"what": "8 images (`--set n_samples=8`)", "settings": ["n_samples"]}.items() <= recorded[-2].items()
     assert outcome.markdown.index("Departures from the reference") < outcome.markdown.index("| DDN | 100 | 8 |")
     assert "The reference's findings on this run" in outcome.markdown
     assert "C&W 4x25 (100 gradients) is worse than DDN 100" in outcome.markdown  # both rows ran: a verdict
@@ -129,3 +141,15 @@ def test_figure_constants_attack_kwargs_are_checked_before_anything_runs(tmp_pat
                                     'attack_kwargs={"abort_window_fond": 100}'])
     assert res.exit_code == 2 and "abort_window_fond" in res.output and "abort_window_found" in res.output
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_every_quick_row_of_table_a_v_1_means_something(tmp_path):
+    """``--quick`` is a smoke test, but each of its rows must attack for real: every row makes most correctly
+    classified digits adversarial (C&W's constant search reaches a scale that succeeds), none at 0 %."""
+    run_dir, outcome = run_entry("A-V-1", quick=True, out=str(tmp_path / "quick"), progress=False)
+    table = pd.read_csv(run_dir / "table.csv").dropna(subset=["success"])
+    assert len(table) == 5, table
+    for row in table.itertuples():
+        assert row.success >= 0.5, (row.attack, row.budget, row.success)
+    assert "**Quick run**" in outcome.markdown
