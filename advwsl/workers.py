@@ -13,11 +13,15 @@ __all__ = ["process_pool"]
 def process_pool(workers: int) -> Iterator[Any]:
     """A pool of ``workers`` spawned processes for the block. When the block is interrupted or fails (Ctrl-C,
     SIGTERM, an error), the workers are terminated and the pending work cancelled, instead of the pool
-    finishing every submitted task first; otherwise the block's end waits for the tasks, as usual."""
+    finishing every submitted task first; otherwise the block's end waits for the tasks, as usual. The workers
+    print the heartbeat (:mod:`advwsl.logs`) when the caller does."""
     import concurrent.futures
     import multiprocessing
 
-    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    from .logs import heartbeat_enabled, start_worker
+
+    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                                  initializer=start_worker, initargs=(heartbeat_enabled(),))
     try:
         yield pool
     except BaseException:

@@ -185,7 +185,7 @@ class cw_search_marks:
     def __enter__(self) -> None:
         import foolbox.attacks.carlini_wagner as fb_cw
 
-        import advwsl.attacks.carlini_wagner as cw
+        import advwsl.attacks.cw_search as cw
 
         self.modules, self.saved = (cw, fb_cw), (cw._adam_step, fb_cw.AdamOptimizer)
         adam_step, adam, counter, marks = *self.saved, self.counter, self.marks

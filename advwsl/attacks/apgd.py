@@ -41,7 +41,6 @@ Each step costs one forward and one backward pass, plus one of each at the rando
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
 
 import torch

@@ -83,7 +83,7 @@ VOCABULARY = {
     "--resume": "continue an interrupted run directory",
     "--tensorboard": "write every epoch's metrics as TensorBoard event files",
     "--retrain": "train a built-in model again",
-    "--progress/--no-progress": "show or hide progress bars",
+    "--progress/--no-progress": "progress bars, or a time-stamped line per finished batch",
 }
 
 
@@ -178,7 +178,7 @@ out = click.option("--out", type=click.Path(), default=None,
                    help="Run directory to create (default runs/<command>-<timestamp>; never overwritten).")
 resume = click.option("--resume", type=click.Path(file_okay=False, exists=True), default=None,
                       help="Continue the interrupted run in this directory.")
-progress = click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
+progress = click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars; --no-progress prints a time-stamped line per finished batch instead.")
 precision = click.option("--precision", type=click.Choice(["fp32", "tf32", "bf16"]), default="fp32", show_default=True,
                          help="Precision the attacks run in; every result is verified (and, if needed, repaired) in "
                               "fp32. tf32 matters on CUDA only.")
@@ -231,6 +231,21 @@ def _renamed(old: str, new: str, *, flag: bool = False) -> Decorator:
     return click.option(old, name, hidden=True, expose_value=False, callback=refuse, multiple=True)
 
 
+def _with_heartbeat(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` run with the heartbeat (:mod:`advwsl.logs`) on when its progress bars are off: ``--no-progress``
+    prints a time-stamped line per finished chunk of work to stderr instead of nothing until the end."""
+    import functools
+
+    from ..logs import heartbeat
+
+    @functools.wraps(fn)
+    def run(*args: Any, **params: Any) -> Any:
+        with heartbeat(params.get("progress") is False):
+            return fn(*args, **params)
+
+    return run
+
+
 def config_options(cls: type, *, exclude: tuple[str, ...] = (), only: tuple[str, ...] | None = None,
                    overrides: bool = False, defaults: dict[str, Any] | None = None,
                    helps: dict[str, str] | None = None) -> Decorator:
@@ -267,6 +282,7 @@ def config_options(cls: type, *, exclude: tuple[str, ...] = (), only: tuple[str,
         decorators += [_renamed(old, flag, flag=True) for old in opt.renamed_flags]
 
     def apply(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn = _with_heartbeat(fn)
         for decorator in reversed(decorators):
             fn = decorator(fn)
         return fn

@@ -102,7 +102,7 @@ def RESUME() -> Any:
 
 
 def PROGRESS() -> Any:
-    return option(True, "Show progress bars.")
+    return option(True, "Show progress bars; --no-progress prints a time-stamped line per finished batch instead.")
 
 
 def PRECISION() -> Any:

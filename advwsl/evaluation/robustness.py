@@ -30,6 +30,7 @@ from ..config.vocabulary import BudgetPreset
 from ..attacks import AttackResult, combine_results, get_attack_spec, pgd_l2, run_attack
 from ..attacks.chunks import model_sha256, tensors_sha256
 from ..errors import AdvwslWarning, ConfigError, InputError
+from ..logs import LOGGER
 from ..utils import frozen, model_device
 from . import sanity
 from .robustness_report import RobustnessReport, concat_results, merge_reports
@@ -286,10 +287,13 @@ def evaluate_robustness(model: nn.Module, inputs: torch.Tensor, labels: torch.Te
     tic = time.perf_counter()
     k, n_shards = plan.shard
     with frozen(model):
-        for b in tqdm(plan.batches, desc=f"robustness {k}/{n_shards}", unit="batch", disable=not progress):
+        for i, b in enumerate(tqdm(plan.batches, desc=f"robustness {k}/{n_shards}", unit="batch",
+                                   disable=not progress)):
             start = b * batch_size
             _evaluate_batch(model, plan, inputs[start:start + batch_size], labels[start:start + batch_size], b,
                             records, checkpoint)
+            LOGGER.info("robustness of %s: batch %d of %d done (%.0f s so far)", model_name, i + 1,
+                        len(plan.batches), time.perf_counter() - tic)
     results = {name: concat_results(records.attacks[name]) for name in plan.attacks}
     results["All"] = combine_results(list(results.values()))
     config = {"model_name": model_name, "attacks": list(plan.attacks), "budgets": plan.budgets, "preset": preset,

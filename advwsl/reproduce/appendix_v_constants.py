@@ -20,6 +20,7 @@ from ..attacks.chunks import ChunkStore, function_sha256, module_sha256
 from ..config import ConstantsSettings
 from ..models import load_model
 from ..jobs.data import load_data
+from ..logs import LOGGER
 from ..evaluation.statistics import holm, verdict
 from ..plotting import plot_constant_histogram
 from ..utils import select_device, worker_threads
@@ -61,6 +62,8 @@ def _constants_task(payload: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray,
                      "adversarial": (pred != y).cpu().numpy(), "seconds": np.array(time.perf_counter() - tic)}
             if store is not None:
                 store.save(key, saved)
+            LOGGER.info("C&W with constants on %s: images %d-%d done in %.0f s", checkpoint, start,
+                        start + len(y) - 1, float(saved["seconds"]))
         for name in parts:
             parts[name].append(saved[name])
         seconds += float(saved["seconds"])

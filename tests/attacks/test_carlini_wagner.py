@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-import advwsl.attacks.carlini_wagner as cw_module
+import advwsl.attacks.cw_search as cw_search
 from advwsl.attacks import carlini_wagner_l2, get_attack_spec
 from advwsl.attacks.carlini_wagner import carlini_wagner_l2_with_constants, cw_budget
 from advwsl.errors import InputError
@@ -82,7 +82,7 @@ def test_binary_search_on_c_is_the_originals(steps):
     for search in range(steps):
         tried.append(const)
         found = const >= thresholds
-        const, lower, upper = cw_module._next_const(found, const, lower, upper, torch.full_like(const, search + 1),
+        const, lower, upper = cw_search._next_const(found, const, lower, upper, torch.full_like(const, search + 1),
                                                     steps)
     got = torch.stack(tried, 1)
     for i, threshold in enumerate(thresholds.tolist()):

@@ -4,12 +4,14 @@ bad options with a one-line error."""
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 from advwsl.cli import main
+from advwsl.logs import heartbeat_enabled
 
 
 def invoke(*args):
@@ -109,3 +111,19 @@ def test_fixed_radius_attacks_run_at_each_epsilon_and_give_robust_accuracy(digit
         assert set(worst.index) == {"DDN 10", "PGD 10", "worst case"}
         assert worst["worst case"] <= min(worst["DDN 10"], worst["PGD 10"]) + 1e-12
     assert "Robust accuracy" in res.output or "robust accuracy" in res.output.lower()
+
+
+def test_no_progress_on_the_command_line_turns_it_on(digits_model, tmp_path):
+    """With progress bars off the run prints a UTC-stamped heartbeat per finished chunk on stderr (nothing
+    on stdout, whose table stays as it was); with them on, none; and none after the command."""
+    def run(*flags):
+        return CliRunner().invoke(main, ["attack", "--budget", "3", "--n-samples", "4", "--batch-size", "2",
+                                         "--out", str(tmp_path / flags[0][2:]), *flags], catch_exceptions=False)
+
+    quiet = run("--no-progress")
+    assert quiet.exit_code == 0, quiet.output
+    assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ DDN 3: 2 of 4 records done", quiet.stderr)
+    assert "records done" not in quiet.stdout  # the table on stdout stays as it was
+    shown = run("--progress")
+    assert "records done" not in shown.stderr
+    assert not heartbeat_enabled()
