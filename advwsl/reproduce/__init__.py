@@ -39,7 +39,9 @@ def run_departures(entry: Entry, changes: dict[str, Any] | None, quick: bool,
     """Every departure of a run from the reference's protocol: the entry's declared ones (but those about
     its dataset when ``--dataset`` chose another), those the run found (``outcome``'s: a stand-in and its
     recipe) and every ``--set`` change."""
-    own = [d for d in entry.departures if not ("dataset" in (changes or {}) and "dataset" in d.settings)]
+    default = entry.settings.to_dict().get("dataset")
+    other_data = (changes or {}).get("dataset", default) != default
+    own = [d for d in entry.departures if not (other_data and "dataset" in d.settings)]
     return [*own, *(outcome.departures if outcome is not None else ()), *set_departures(entry, changes, quick)]
 
 

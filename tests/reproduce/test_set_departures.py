@@ -57,6 +57,8 @@ def test_the_reference_s_dataset_is_no_departure_and_drops_the_stand_in_one():
     on_mnist = run_departures(entry, {"dataset": "mnist"}, False)
     assert not any("mnist-5k" in d.what or "dataset" in d.settings for d in on_mnist)
     assert any("mnist-5k" in d.what for d in run_departures(entry, None, False))
+    assert any("mnist-5k" in d.what for d in run_departures(entry, {"dataset": "mnist-5k"}, False))
+    assert not any("dataset" in d.settings for d in run_departures(entry, {"dataset": "cifar10"}, False))
 
 
 def test_every_output_lists_them_after_the_entry_s_own():
