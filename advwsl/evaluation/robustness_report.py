@@ -278,10 +278,11 @@ def merge_reports(reports: Sequence[RobustnessReport], names: Sequence[str] | No
                     f"{name} and {names[0]} are shards of different evaluations: their {what} ({key}) differ "
                     f"({_short(other.get(key))} vs {_short(reference.get(key))}); merge only the shards of one "
                     "evaluation (same model, data, attacks, budgets, --epsilon, --levels, --seed)")
-    key = {k: v for k, v in first.config.items() if k not in ("shard", "seconds")}
+    timing = ("shard", "seconds", "attack_seconds")
+    key = {k: v for k, v in first.config.items() if k not in timing}
     n_shards = first.config["shard"][1]
     for name, r in zip(names[1:], reports[1:]):
-        other = {k: v for k, v in r.config.items() if k not in ("shard", "seconds")}
+        other = {k: v for k, v in r.config.items() if k not in timing}
         if _plain(other) != _plain(key) or r.attacks != first.attacks or r.epsilons != first.epsilons \
                 or r.config["shard"][1] != n_shards:
             diff = sorted(k for k in set(key) | set(other) if _plain(key.get(k)) != _plain(other.get(k)))
@@ -299,4 +300,8 @@ def merge_reports(reports: Sequence[RobustnessReport], names: Sequence[str] | No
     noise = None
     if first.noise is not None:
         noise = pd.concat([r.noise for r in reports]).sort_values("index", kind="stable").reset_index(drop=True)
-    return RobustnessReport(results, first.epsilon, first.epsilons, {**key, "shard": [0, 1]}, pgd, more, noise)
+    # the shards' times add up
+    seconds = sum(float(r.config.get("seconds", 0.0)) for r in reports)
+    attack_seconds = {name: float(results[name].seconds) for name in first.attacks}
+    config = {**key, "shard": [0, 1], "seconds": seconds, "attack_seconds": attack_seconds}
+    return RobustnessReport(results, first.epsilon, first.epsilons, config, pgd, more, noise)
