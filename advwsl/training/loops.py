@@ -131,7 +131,8 @@ def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.O
                     desc: str = "train") -> dict[str, float]:
     """One pass over ``loader`` in train mode; returns the epoch's metrics (averaged over all ranks):
     ``loss`` and the loss parts (``cls``, ``size``, ``entropy``, ``alpha``, ``scale`` when present),
-    ``accuracy`` of the training predictions, ``lr`` at the end, ``images``, ``seconds``,
+    ``accuracy`` of the training predictions, ``lr`` the epoch's last step used (with a per-iteration
+    ``scheduler``, the lr after that step belongs to the next epoch), ``images``, ``seconds``,
     ``images_per_s``, and the hook's ``perturb.stats()``.
 
     ``model`` may be wrapped in DistributedDataParallel (around :class:`WithCams` when ``criterion`` needs
@@ -149,8 +150,10 @@ def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.O
     tally = _Tally()
     start = time.perf_counter()
     bar = _progress(progress, desc, len(loader) if hasattr(loader, "__len__") else None)
+    lr = optimizer.param_groups[0]["lr"]
     try:
         for batch in loader:
+            lr = optimizer.param_groups[0]["lr"]
             loss, parts, logits, y = _train_step(model, base, batch, optimizer, criterion, scheduler, perturb,
                                                  size_annotator, amp=amp, channels_last=channels_last, desc=desc)
             tally.add(loss, parts, logits, y)
@@ -160,7 +163,7 @@ def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.O
     finally:
         if bar is not None:
             bar.close()
-    out = tally.reduce(time.perf_counter() - start, lr=optimizer.param_groups[0]["lr"])
+    out = tally.reduce(time.perf_counter() - start, lr=lr)
     if isinstance(perturb, PerturbWithStats):
         out.update(reduce_over_ranks({k: float(v) for k, v in perturb.stats().items()},
                                      vars(type(perturb)).get("stats_reduction")))
