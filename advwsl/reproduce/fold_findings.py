@@ -41,17 +41,22 @@ class FoldDifference:
             d = _paired(frame, a, b, self.measure)
             if d.size < 2:
                 return Verdict(self.claim, UNDECIDED, f"{d.size} fold(s) with both {a} and {b}: no interval", {})
-            mean = float(d.mean())
-            half = float(stats.t.ppf(0.975, d.size - 1) * d.std(ddof=1) / math.sqrt(d.size))
+            mean, sd = float(d.mean()), float(d.std(ddof=1))
+            half = float(stats.t.ppf(0.975, d.size - 1) * sd / math.sqrt(d.size))
             low, high = mean - half, mean + half
             supports.append(self._inside(low, high))
             against.append(self._outside(low, high))
-            parts.append(f"{a} against {b}: {mean:+.1f} [{low:+.1f}, {high:+.1f}] points ({d.size} folds)")
+            parts.append(f"{a} against {b}: {mean:+.1f} [{low:+.1f}, {high:+.1f}] points, "
+                         f"{_p_value(d, self._bound())} ({d.size} folds: {', '.join(f'{v:+.1f}' for v in d)})")
         bound = (f"> {self.above:g}" if self.above is not None else f"< {self.below:g}" if self.below is not None
                  else f"within ±{self.within:g}")
         return Verdict(self.claim, verdict(supports=all(supports), against=any(against)),
                        "; ".join(parts) + f" (paired t over folds; claim: {bound})",
                        {"pairs": [list(p) for p in self.pairs]})
+
+    def _bound(self) -> float:
+        """The difference the p-value tests against: the claim's bound (0 for "within")."""
+        return self.above if self.above is not None else self.below if self.below is not None else 0.0
 
     def _inside(self, low: float, high: float) -> bool:
         if self.above is not None:
@@ -66,6 +71,15 @@ class FoldDifference:
         if self.below is not None:
             return low > self.below
         return high < -self.within or low > self.within
+
+
+def _p_value(d: pd.Series, bound: float) -> str:
+    """Two-sided paired t test of a mean difference equal to ``bound`` (the 95 % interval's dual: p < 0.05
+    exactly when the interval excludes it); unadjusted over a claim's pairs."""
+    if float(d.std(ddof=1)) == 0.0:
+        return "p undefined (the same difference on every fold)"
+    p = float(stats.ttest_1samp(d, bound).pvalue)
+    return f"p = {p:.2g} against {bound:g}"
 
 
 def _paired(frame: pd.DataFrame, a: str, b: str, measure: str) -> pd.Series:

@@ -17,7 +17,7 @@ RESULTS = Path(__file__).resolve().parents[2] / "experiments" / "results"
 
 
 @pytest.mark.parametrize("entry_id, verdicts", [("2.7", [HOLDS, CONTRADICTED, CONTRADICTED]),
-                                                ("4.1", [HOLDS, UNDECIDED, UNDECIDED]),
+                                                ("4.1", [HOLDS, UNDECIDED, UNDECIDED, UNDECIDED]),
                                                 ("4.2", [UNDECIDED])])
 def test_the_committed_stand_ins_give_the_readme_s_verdicts(entry_id, verdicts):
     folds = pd.read_csv(RESULTS / entry_id / "folds.csv").to_dict("records")
@@ -47,3 +47,15 @@ def test_one_fold_or_a_missing_method_decides_nothing():
     assert claim.evaluate(_folds([60], [50])).verdict == UNDECIDED
     assert "0 fold(s) with both A and C" in FoldDifference("A above C", (("A", "C"),), "dice", above=0).evaluate(
         _folds([60, 61], [50, 51])).evidence
+
+
+@pytest.mark.parametrize("a, b, bound", [([60, 61, 62], [50, 50.5, 51], 0), ([60, 40, 55], [50, 50, 50], 0),
+                                         ([52, 53.5, 52.2], [50, 50, 50], 2)])
+def test_the_p_value_agrees_with_the_interval(a, b, bound):
+    """Each pair's evidence carries the paired t test's p against the claim's bound, its folds' differences,
+    and p < 0.05 exactly when the 95 % interval leaves the bound out."""
+    v = FoldDifference("A against B", (("A", "B"),), "dice", above=bound).evaluate(_folds(a, b))
+    p = float(v.evidence.split("p = ")[1].split()[0])
+    low, high = (float(t) for t in v.evidence.split("[")[1].split("]")[0].split(","))
+    assert (p < 0.05) == (not low <= bound <= high), v.evidence
+    assert f"against {bound:g}" in v.evidence and "3 folds: " in v.evidence
