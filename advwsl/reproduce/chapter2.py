@@ -177,7 +177,7 @@ _T25 = [("CAM - Average", [(92.19, 3.54, 97.80, 2.30), (89.64, 2.93, 98.10, 0.91
                       (85.98, 2.28, 96.29, 0.85)])]
 TABLE_2_5 = _per_group(_T25, MAGNIFICATIONS, "accuracy", "ap")
 _register("2.5", "Evaluation A on BreakHis: accuracy and AP of the pooling heads per magnification",
-          "section 2.2.1", DATA["breakhis"], "stand-in ~12 min (5 heads x 3 folds x 6 epochs), quick ~1 min",
+          "section 2.2.1", DATA["breakhis"], "stand-in ~4 CPU-min (5 heads x 3 folds x 6 epochs), quick ~1 min",
           "real data: ~4 GPU-hours (5 heads x 4 magnifications x 5 folds x 80 epochs; estimate)",
           _settings("BreakHis", "breakhis", HEADS, ["accuracy", "ap"], groups=MAGNIFICATIONS,
                     stand_in_groups=[{"group": "40×"}], stand_in_notes=[ONE_MAGNIFICATION_NOTE]), TABLE_2_5)
@@ -189,7 +189,7 @@ TABLE_2_6 = [ref(m, accuracy=a, map=p) for m, a, p in (
     ("Deep MIL (adapted)", (83.30, 3.90), (92.68, 2.71)))]
 BACH_STAND_IN = {"stand_in_data": {"num_classes": 4}}
 _register("2.6", "Evaluation A on BACH: accuracy and mAP of the pooling heads", "section 2.2.1", DATA["bach"],
-          "stand-in ~12 min (5 heads x 3 folds x 6 epochs), quick ~1 min",
+          "stand-in ~4 CPU-min (5 heads x 3 folds x 6 epochs), quick ~1 min",
           "real data: ~1 GPU-hour (5 heads x 5 folds x 20 epochs; estimate)",
           _settings("BACH (part A)", "bach", BACH_HEADS, ["accuracy", "map"], **BACH_STAND_IN,
                     stand_in_notes=["4 synthetic classes (normal, gland, duct, carcinoma lesions) stand in for "
@@ -211,7 +211,7 @@ TABLE_2_7_FINDINGS = (
     FoldDifference("Deep MIL localizes best among the heads (reference: 72.13 against 65.61-68.62)",
                    tuple(("Deep MIL (adapted)", h) for h in _GLAS_HEADS[:4]), "dice", above=0))
 _register("2.7", "Evaluation A and B on GlaS: Dice and accuracy of the pooling heads, Grad-CAM and U-Net",
-          "section 2.2.2", DATA["glas"], "stand-in ~15 min (6 models x 3 folds x 6 epochs), quick ~2 min",
+          "section 2.2.2", DATA["glas"], "stand-in ~6 CPU-min (6 models x 3 folds x 6 epochs), quick ~2 min",
           "real data: ~2 GPU-hours (160 epochs per head, 960 for the U-Net, 5 folds; estimate)",
           _settings("GlaS", "glas", GLAS_HEADS, ["dice", "accuracy", "dice_combined"], unet_preset="glas-unet",
                     **GLAS_STAND_IN, stand_in_notes=GLAS_STAND_IN_NOTES,
@@ -238,13 +238,13 @@ TABLE_2_9 = _per_group(_T29, PATCH_SIZES, "dice_pixels", "mdice_positive")
 CAMELYON = dict(groups=PATCH_SIZES, stand_in_groups=STAND_IN_PATCHES, unet_preset="camelyon16-unet",
                 **CAMELYON_STAND_IN, notes=CAMELYON_NOTES, stand_in_notes=CAMELYON_STAND_IN_NOTES)
 _register("2.8", "Evaluation A on CAMELYON16: accuracy and AP of the pooling heads per patch size",
-          "section 2.2.1", DATA["camelyon16"], "stand-in ~12 min (5 heads x 3 folds; shared with 2.9), quick ~1 min",
+          "section 2.2.1", DATA["camelyon16"], "stand-in ~4 CPU-min (5 heads x 3 folds; shared with 2.9), quick ~1 min",
           "real data: ~1-2 GPU-days (5 heads x 3 sizes x 5 folds x 20 epochs; estimate)",
           _settings("CAMELYON16", "camelyon16", HEADS, ["accuracy", "ap"], **CAMELYON), TABLE_2_8,
           note="trains the models of Table 2.9 (cached)")
 _register("2.9", "Evaluation B on CAMELYON16: Dice over pixels and over metastatic images per patch size",
           "section 2.2.2", DATA["camelyon16"],
-          "stand-in ~15 min (5 heads + U-Net x 3 folds; ~3 min after 2.8), quick ~2 min",
+          "stand-in ~6 CPU-min (5 heads + U-Net x 3 folds; ~3 after 2.8), quick ~2 min",
           "real data: ~2 GPU-days with the U-Net (90 epochs; estimate)",
           _settings("CAMELYON16", "camelyon16", [HEADS[0], GRADCAM, *HEADS[1:], UNET],
                     ["dice_pixels", "mdice_positive", "dice"], **CAMELYON), TABLE_2_9,
@@ -259,7 +259,7 @@ def _fractions(values: list[float], panel: str | None = None, real: dict[str, An
 
 BACH_FRACTIONS = [0.1, 0.25, 0.5, 0.75, 1.0]
 _register("fig-2.8", "Influence of the training set size on BACH (accuracy of each head)", "section 2.2.1",
-          DATA["bach"], "stand-in ~15 min (5 heads x 5 fractions x 2 folds; 100 % shared with 2.6), quick ~2 min",
+          DATA["bach"], "stand-in ~6 CPU-min (5 heads x 5 fractions x 2 folds; 100 % shared with 2.6), quick ~2 min",
           "real data: ~1 GPU-hour (estimate)",
           _settings("BACH (part A)", "bach", BACH_HEADS, ["accuracy", "map"], groups=_fractions(BACH_FRACTIONS),
                     stand_in_folds=[0, 1], **BACH_STAND_IN,
@@ -270,7 +270,7 @@ _register("fig-2.8", "Influence of the training set size on BACH (accuracy of ea
                            "training set"]), [])
 BREAKHIS_FRACTIONS = [0.04, 0.1, 0.25, 0.5, 0.75, 1.0]
 _register("fig-2.9", "Influence of the training set size on BreakHis per magnification", "section 2.2.1",
-          DATA["breakhis"], "stand-in ~15 min (5 heads x 6 fractions x 1 fold), quick ~2 min",
+          DATA["breakhis"], "stand-in ~4 CPU-min (5 heads x 6 fractions x 1 fold), quick ~2 min",
           "real data: ~10 GPU-hours (estimate)",
           _settings("BreakHis", "breakhis", HEADS, ["accuracy", "ap"],
                     groups=[g for m in (40, 100, 200, 400) for g in _fractions(

@@ -61,7 +61,7 @@ TABLE_4_1 = [ref(m, accuracy=a, dice_combined=d) for m, a, d in (
 register_entry(Entry(
     id="4.1", title="GlaS with sigma_s = 0: accuracy and Dice of image-label, size-supervised and fully supervised "
     "training", section="section 4.4.5", data=DATA["glas"], availability="stand-in",
-    time_cpu="stand-in ~20 min (7 models x 3 folds x 6 epochs), quick ~2 min",
+    time_cpu="stand-in ~9 CPU-min (7 models x 3 folds x 6 epochs; ~4 after 2.7), quick ~2 min",
     time_gpu="real data: ~3 GPU-hours (estimate)",
     experiment=WSL_TABLE, settings={**GLAS, "rows": [*IMAGE_ROWS, GLAS_UNET, *SIZE_ROWS],
                          "measures": ["accuracy", "dice_combined", "dice_pixels"], "notes": GLAS_SIZE_NOTES,
@@ -92,7 +92,7 @@ TABLE_4_2 = [ref(f"sigma_s = {s:g}", g["group"], accuracy=a, dice_pixels=d) for 
 register_entry(Entry(
     id="4.2", title="CAMELYON16: accuracy and Dice of the adaptive size loss for growing size noise sigma_s",
     section="section 4.4.5", data=DATA["camelyon16"], availability="stand-in",
-    time_cpu="stand-in ~15 min (4 noise levels x 3 folds; U-Net shared with 2.9), quick ~2 min",
+    time_cpu="stand-in ~6 CPU-min (4 noise levels x 3 folds; U-Net shared with 2.9), quick ~2 min",
     time_gpu="real data: ~3 GPU-hours per model and size (section 4.4.3; ~2 GPU-days in all)", experiment=WSL_TABLE,
     settings={"dataset_label": "CAMELYON16", "preset": "camelyon16-size", "unet_preset": "camelyon16-unet",
               "rows": [{"method": f"sigma_s = {s:g}", "model": "cam",
@@ -119,7 +119,7 @@ register_entry(Entry(
     id="fig-4.2", title="Accuracy and Dice on GlaS for lambda_s from 0 to 100 (lambda_e = 0, sigma_s = 0)",
     section="section 4.4.5",
     data=DATA["glas"], availability="stand-in",
-    time_cpu="stand-in ~25 min (3 losses x 8 values x 1 fold), quick ~3 min",
+    time_cpu="stand-in ~6 CPU-min (3 losses x 8 values x 1 fold), quick ~3 min",
     time_gpu="real data: ~1 GPU-hour per fold (24 trainings of ~3 min, section 4.4.4)", experiment=WSL_TABLE,
     settings={**GLAS, "rows": [{"method": name, "model": "cam", "train": {"loss": loss}} for name, loss in LOSSES],
               "groups": [{"group": f"lambda_s = {v:g}", "x": v,
@@ -135,7 +135,7 @@ SIGMAS_GLAS = [0.0, 0.001, 0.01, 0.03, 0.1]
 register_entry(Entry(
     id="fig-4.3", title="Accuracy and Dice on GlaS for growing size noise sigma_s (adaptive loss)",
     section="section 4.4.5",
-    data=DATA["glas"], availability="stand-in", time_cpu="stand-in ~10 min (5 noise levels x 1 fold), quick ~2 min",
+    data=DATA["glas"], availability="stand-in", time_cpu="stand-in ~2 CPU-min (5 noise levels x 1 fold), quick ~2 min",
     time_gpu="real data: ~1 GPU-hour (estimate)", experiment=WSL_TABLE,
     settings={**GLAS, "rows": [{"method": "Ours - Adaptive", "model": "cam", "train": {"loss": "size-adaptive"}}],
               "groups": [{"group": f"sigma_s = {v:g}", "x": v, "train": {"size_noise": v}} for v in SIGMAS_GLAS],
@@ -164,7 +164,7 @@ TABLE_A_III_1 = [ref(f"{name} lambda_s = {ls:g}, lambda_e = {le:g}", accuracy=(a
 register_entry(Entry(
     id="A-III-1", title="Grid search of lambda_s and lambda_e for the size losses on GlaS: accuracy and Dice",
     section="appendix III", data=DATA["glas"], availability="stand-in",
-    time_cpu="stand-in ~40 min (36 models x 1 fold), quick ~3 min",
+    time_cpu="stand-in ~10 CPU-min (36 models x 1 fold), quick ~3 min",
     time_gpu="real data: ~9 GPU-hours (36 settings x 5 folds x ~3 min)", experiment=WSL_TABLE,
     settings={**GLAS, "rows": [{"method": f"{name} lambda_s = {ls:g}, lambda_e = {le:g}", "model": "cam",
                                 "train": {"loss": loss, "loss_kwargs": {"lambda_size": ls, "lambda_entropy": le}}}
