@@ -165,6 +165,9 @@ def test_table_2_4_on_toy_slides(tmp_path):
     (row,) = outcome.summary["rows"]
     assert row["patch size"] == "512" and row["before_total"] == row["before_category1"] + row["before_category2"]
     assert row["before_total"] > 0 and row["after_total"] <= row["before_total"]
+    # toy-slide counts are shown alone, not as ratios to CAMELYON16's
+    table_rows = [line for line in outcome.markdown.splitlines() if line.startswith("| 512 |")]
+    assert table_rows and " / " not in table_rows[0] and "×" not in table_rows[0]
     (toy,) = outcome.departures
     assert toy.what.startswith("4 toy slides of 768 x 512 pixels") and "CAMELYON16 cannot be downloaded" in toy.why
     assert json.loads((ctx.run_dir / "patches-64" / "summary.json").read_text())["config"]["patch_size"] == 64
