@@ -88,13 +88,17 @@ def _with_std(value: str, std: Any, digits: int, scale: float = 1.0) -> str:
 
 def side_by_side_markdown(frame: pd.DataFrame, keys: Sequence[str], measures: Sequence[Measure]) -> str:
     """The frame of :func:`side_by_side` as Markdown: per measure ``ours / reference (ratio or ±points)``,
-    means ± standard deviations where the rows give them."""
+    or ours alone where the reference has no number, means ± standard deviations where the rows give them."""
     header = [*keys] + [m.label for m in measures]
     rows = []
     for r in frame.to_dict(orient="records"):
         cells = [_key_cell(r[k]) for k in keys]
         for m in measures:
-            if m.kind == "plain":
+            if m.kind != "plain" and math.isnan(_num(r.get(f"{m.name}_reference"))):
+                # no reference number for this cell (a stand-in's extra row, a figure given as plots): ours alone
+                scale, digits = (100, 2 if f"{m.name}_std" in r else 1) if m.kind == "share" else (1, m.digits)
+                cells.append(_with_std(_fmt(scale * _num(r[m.name]), digits), r.get(f"{m.name}_std"), digits, scale))
+            elif m.kind == "plain":
                 cells.append(_fmt(r[m.name], m.digits))
             elif m.kind == "share" and (f"{m.name}_std" in r or f"{m.name}_std_reference" in r):
                 diff = r[f"{m.name}_diff_points"]

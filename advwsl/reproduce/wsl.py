@@ -214,7 +214,7 @@ def _header(ctx: Context, folds: list[int]) -> list[str]:
                   f"reference's), folds {folds}.", ""]
     lines += [f"- {note}" for note in s.notes]
     lines += ["- Models are kept at their last epoch; values are test-split means ± std over folds (%); each "
-              "cell reads ours / reference (difference in points).", ""]
+              "cell reads ours / reference (difference in points), or ours alone where the reference gives no number.", ""]
     return lines
 
 

@@ -31,16 +31,19 @@ def test_appendix_v_entries_are_listed_with_what_they_need():
 
 
 def test_side_by_side_ratios_and_points():
-    ours = [{"attack": "DDN", "budget": "100", "success": 0.99, "mean_l2": 1.5}]
+    ours = [{"attack": "DDN", "budget": "100", "success": 0.99, "mean_l2": 1.5},
+            {"attack": "FMN", "budget": "100", "success": 0.98, "mean_l2": 1.1}]  # a row the reference lacks
     reference = [{"attack": "DDN", "budget": "100", "success": 100.0, "mean_l2": 1.2},
                  {"attack": "C&W", "budget": "4x25", "success": 96.0, "mean_l2": 2.0}]
     measures = [Measure("success", "Success (%)", "share"), Measure("mean_l2", "Mean L2")]
     frame = side_by_side(ours, reference, ["attack", "budget"], measures)
     assert frame.loc[0, "success_diff_points"] == pytest.approx(-1.0)
     assert frame.loc[0, "mean_l2_ratio"] == pytest.approx(1.25)
-    assert math.isnan(frame.loc[1, "mean_l2"]) and frame.loc[1, "mean_l2_reference"] == 2.0  # reference-only row
+    cw = frame[frame["attack"] == "C&W"].iloc[0]
+    assert math.isnan(cw["mean_l2"]) and cw["mean_l2_reference"] == 2.0  # reference-only row
     text = side_by_side_markdown(frame, ["attack", "budget"], measures)
     assert "| DDN | 100 | 99.0 / 100.0 (-1.0) | 1.5000 / 1.2000 (×1.25) |" in text
+    assert "| FMN | 100 | 98.0 | 1.1000 |" in text  # ours alone, not "98.0 / - (-)"
 
 
 def test_entries_that_need_data_say_so():
