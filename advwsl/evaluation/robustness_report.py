@@ -278,7 +278,7 @@ def merge_reports(reports: Sequence[RobustnessReport], names: Sequence[str] | No
                     f"{name} and {names[0]} are shards of different evaluations: their {what} ({key}) differ "
                     f"({_short(other.get(key))} vs {_short(reference.get(key))}); merge only the shards of one "
                     "evaluation (same model, data, attacks, budgets, --epsilon, --levels, --seed)")
-    timing = ("shard", "seconds", "attack_seconds")
+    timing = ("shard", "seconds")
     key = {k: v for k, v in first.config.items() if k not in timing}
     n_shards = first.config["shard"][1]
     for name, r in zip(names[1:], reports[1:]):
@@ -301,7 +301,5 @@ def merge_reports(reports: Sequence[RobustnessReport], names: Sequence[str] | No
     if first.noise is not None:
         noise = pd.concat([r.noise for r in reports]).sort_values("index", kind="stable").reset_index(drop=True)
     # the shards' times add up
-    seconds = sum(float(r.config.get("seconds", 0.0)) for r in reports)
-    attack_seconds = {name: float(results[name].seconds) for name in first.attacks}
-    config = {**key, "shard": [0, 1], "seconds": seconds, "attack_seconds": attack_seconds}
+    config = {**key, "shard": [0, 1], "seconds": sum(float(r.config.get("seconds", 0.0)) for r in reports)}
     return RobustnessReport(results, first.epsilon, first.epsilons, config, pgd, more, noise)

@@ -132,9 +132,8 @@ def test_interrupted_evaluation_resumes_with_the_same_report(setup, tmp_path):
     assert ChunkStore(tmp_path / "chunks").count() == 3
     earlier = sum(float(np.load(p)["seconds"]) for p in (tmp_path / "chunks").glob("*.npz"))
     resumed = evaluate_robustness(model, x, y, checkpoint=tmp_path / "chunks", **options)
-    # the time of the first start is not lost: attack_seconds counts the restored chunks too
-    assert resumed.config["attack_seconds"] == {name: resumed.results[name].seconds for name in options["attacks"]}
-    assert sum(resumed.config["attack_seconds"].values()) >= earlier > 0
+    # the time of the first start is not lost: the results' seconds count the restored chunks too
+    assert sum(resumed.results[name].seconds for name in options["attacks"]) >= earlier > 0
     assert full.results.keys() == resumed.results.keys()
     for key in full.results:
         same_records(full.results[key], resumed.results[key])

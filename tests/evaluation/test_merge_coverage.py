@@ -51,8 +51,11 @@ def copies(shards, tmp_path):
 
 
 def test_intact_shards_merge_into_every_sample(shards):
-    merged = merge_reports(_load(shards))
+    parts = _load(shards)
+    merged = merge_reports(parts)
     assert list(merged.results["ddn"].index) == list(range(N))
+    total = sum(p.config["seconds"] for p in parts)  # the shards' times add up
+    assert total > 0 and merged.config["seconds"] == pytest.approx(total)
     assert list(merged.noise["index"]) == list(range(N))
     assert sorted(merged.pgd) and all(list(r.index) == list(range(N)) for r in merged.pgd.values())
 
